@@ -1,0 +1,148 @@
+"""The `cbdc` command: run a network, demo it, audit it, and use wallets from the shell."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from cbdc.console import audit_table, console
+from cbdc.settings import NetworkConfig, Settings, network_file
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="A two-tier central bank digital currency simulator on PostgreSQL.",
+)
+wallet_app = typer.Typer(no_args_is_help=True, help="Customer wallets (keys kept locally).")
+app.add_typer(wallet_app, name="wallet")
+
+DataDir = Annotated[
+    Path | None, typer.Option("--data-dir", help="network data directory (default .cbdc)")
+]
+
+
+def _settings(data_dir: Path | None, **overrides: Any) -> Settings:
+    settings = Settings()
+    if data_dir is not None:
+        settings.data_dir = data_dir
+    for name, value in overrides.items():
+        if value is not None:
+            setattr(settings, name, value)
+    return settings
+
+
+def _network(data_dir: Path | None) -> NetworkConfig:
+    settings = _settings(data_dir)
+    path = network_file(settings.data_dir.resolve())
+    if not path.exists():
+        console.print(f"[red]No network at {path}.[/] Start one with [bold]cbdc up[/].")
+        raise typer.Exit(2)
+    return NetworkConfig.load(path)
+
+
+def _print_network(config: NetworkConfig) -> None:
+    table = Table(title="CBDC network on 127.0.0.1")
+    table.add_column("service")
+    table.add_column("URL")
+    table.add_column("API docs")
+    table.add_row("central bank", config.central_bank.url, f"{config.central_bank.url}/docs")
+    for node in config.operators:
+        table.add_row(f"operator {node.code} ({node.name})", node.url, f"{node.url}/docs")
+    console.print(table)
+
+
+@app.command()
+def up(
+    operators: Annotated[int | None, typer.Option(help="number of operators (default 2)")] = None,
+    port: Annotated[int | None, typer.Option(help="central bank port; operators follow")] = None,
+    workers: Annotated[int | None, typer.Option(help="uvicorn workers per service")] = None,
+    fresh: Annotated[bool, typer.Option(help="wipe the data directory first")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Start PostgreSQL, the central bank and the operators; Ctrl-C stops everything."""
+    from cbdc.network import Network
+
+    settings = _settings(data_dir, operators=operators, port=port, workers=workers)
+    network = Network(settings)
+    if fresh:
+        network.reset()
+    with console.status("starting PostgreSQL, migrating, starting services..."):
+        try:
+            network.prepare()
+            config = network.start()
+        except Exception:
+            network.stop()
+            raise
+    _print_network(config)
+    console.print(f"network file: {network_file(network.data_dir)}   logs: {network.data_dir}/logs")
+    console.print("Press [bold]Ctrl-C[/] to stop.")
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    try:
+        while not stopped.wait(0.5):
+            for name, process in network.processes:
+                if process.poll() is not None:
+                    console.print(f"[red]{name} exited with {process.returncode}[/]")
+                    stopped.set()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        with console.status("stopping..."):
+            network.stop()
+        console.print("stopped.")
+
+
+@app.command()
+def demo(
+    data_dir: DataDir = None,
+    port: Annotated[int | None, typer.Option(help="central bank port")] = None,
+) -> None:
+    """Run the narrated end-to-end flow on a fresh network, finishing with the audit."""
+    from cbdc.demo import run_demo
+
+    settings = _settings(data_dir or Path(".cbdc/demo"), port=port)
+    raise typer.Exit(run_demo(settings))
+
+
+@app.command()
+def audit(
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    drain_timeout: Annotated[float, typer.Option(help="seconds to let money in flight land")] = 30,
+    data_dir: DataDir = None,
+) -> None:
+    """Check the cross-tier invariants of a running network; exit 1 on any violation."""
+    from cbdc.audit import run_audit
+
+    config = _network(data_dir)
+    report = run_audit(config, drain_timeout=drain_timeout)
+    if as_json:
+        print(json.dumps(report, indent=2))
+    else:
+        console.print(audit_table(report, config.currency_decimals))
+        console.print(
+            "[bold green]all invariants hold[/]"
+            if report["ok"]
+            else "[bold red]INVARIANT VIOLATED[/]"
+        )
+    raise typer.Exit(0 if report["ok"] else 1)
+
+
+# ------------------------------------------------------------------ wallets
+
+from cbdc import cli_wallet  # noqa: E402  (registers the wallet commands)
+
+cli_wallet.register(wallet_app, _network)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,208 @@
+"""`cbdc demo`: a narrated end-to-end flow on a fresh network, over real HTTP.
+
+issue -> open wallets of two classes at two operators -> fund deposits -> load -> pay within
+and across operators -> hit a class limit (clear error) -> a payment the payee's operator must
+return -> unload -> redeem -> history -> the cross-tier audit.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+
+from cbdc.audit import run_audit
+from cbdc.console import audit_table, console
+from cbdc.crypto import SigningKey
+from cbdc.http import RemoteError, SignedClient
+from cbdc.money import format_amount
+from cbdc.network import Network
+from cbdc.settings import NetworkConfig, Settings
+from wallets.certs import verify_wallet_chain
+from wallets.client import OperatorClient, WalletClient
+
+
+class Narrator:
+    def __init__(self, config: NetworkConfig) -> None:
+        self.config = config
+        self.step_no = 0
+
+    def m(self, minor: int | None) -> str:
+        if minor is None:
+            return "unlimited"
+        return format_amount(minor, self.config.currency_decimals, self.config.currency)
+
+    def step(self, title: str) -> None:
+        self.step_no += 1
+        console.rule(f"[bold cyan]{self.step_no}. {title}")
+
+    def say(self, text: str) -> None:
+        console.print("   " + text)
+
+
+def _staff(config: NetworkConfig, code: str) -> SignedClient:
+    node = config.operator(code)
+    return SignedClient(
+        OperatorClient.connect(node.url).http,
+        key=SigningKey.load(Path(node.key_file)),
+        key_id=f"operator:{code}",
+    )
+
+
+def _wait_for_status(
+    wallet: WalletClient, payment_id: str, wanted: set[str], timeout: float = 15
+) -> str:
+    deadline = time.time() + timeout
+    status = ""
+    while time.time() < deadline:
+        status = wallet.payment(payment_id).status
+        if status in wanted:
+            return status
+        time.sleep(0.2)
+    return status
+
+
+def run_demo(settings: Settings) -> int:
+    network = Network(settings)
+    network.reset()
+    with console.status("starting a fresh network (PostgreSQL, central bank, 2 operators)..."):
+        network.prepare()
+        config = network.start()
+    try:
+        return _narrate(config, network)
+    finally:
+        with console.status("shutting the network down..."):
+            network.stop()
+
+
+def _narrate(config: NetworkConfig, network: Network) -> int:
+    n = Narrator(config)
+    a, b = config.operators[0], config.operators[1]
+    admin = network.admin_client()
+
+    n.step("Two tiers: a central bank and two operators")
+    for node in (config.central_bank, *config.operators):
+        n.say(
+            f"{getattr(node, 'code', 'central bank'):>12}  {node.url}  (API docs: {node.url}/docs)"
+        )
+    for node in config.operators:
+        n.say(
+            f"{node.code} registered with an Ed25519 certificate and reserves of "
+            f"{n.m(node.reserves)} at the central bank"
+        )
+
+    n.step("Issuance: operators obtain digital currency against 100% reserves")
+    for node in config.operators:
+        staff = _staff(config, node.code)
+        result = staff.request("POST", "/v1/admin/vault/issue", {"amount": 200_000_00})
+        vault = staff.request("GET", "/v1/admin/vault")
+        n.say(
+            f"{node.code} issuance {result['status']}: vault float "
+            f"{n.m(vault['accounts']['vault_float'])} in "
+            f"{vault['tokens'].get('held_count', 0)} signed tokens"
+        )
+    supply = admin.request("GET", "/v1/stats/money-supply")
+    n.say(
+        f"central bank: digital currency outstanding {n.m(supply['digital_currency_outstanding'])}"
+        f", reserves {n.m(supply['reserves_total'])}"
+    )
+
+    n.step("Open wallets: anonymous class IV (self-service) and verified class II (at the counter)")
+    op_a, op_b = OperatorClient.connect(a.url), OperatorClient.connect(b.url)
+    alice = op_a.open_wallet(display_name="Alice", phone="+8613800000001")
+    carol = op_a.open_wallet(display_name="Carol's Noodles", phone="+8613800000003")
+    bob = op_b.open_wallet(
+        display_name="Bob",
+        id_number="110101199001010011",
+        wallet_class="II",
+        staff_key=SigningKey.load(Path(b.key_file)),
+    )
+    for label, w in (("Alice", alice), ("Carol (merchant)", carol), ("Bob", bob)):
+        info = w.balance()
+        n.say(
+            f"{label:<17} {w.wallet_id}  class {info.wallet_class:<3} at {info.operator}  "
+            f"cap {n.m(info.limits.balance_cap)}, per payment {n.m(info.limits.single_payment)}"
+        )
+    op_cert = op_a.info()["certificate"]
+    ok = alice.opened is not None and verify_wallet_chain(
+        central_bank_public_key=config.central_bank.public_key,
+        operator_certificate=op_cert,
+        wallet_certificate=alice.opened.certificate,
+    )
+    n.say(f"certificate chain central bank -> {a.code} -> Alice's wallet verifies offline: {ok}")
+
+    n.step("Exchange: customers load wallets from their bank deposits")
+    for w, code, amount in ((alice, a.code, 5_000_00), (bob, b.code, 100_000_00)):
+        info = w.balance()
+        _staff(config, code).request(
+            "POST",
+            f"/v1/admin/customers/{info.customer_id}/deposit",
+            {"amount": amount},
+            idempotency_key=str(uuid.uuid4()),
+        )
+    r = alice.load(3_000_00)
+    n.say(
+        f"Alice loads {n.m(3_000_00)}: wallet {n.m(r.wallet_balance)}, deposit {n.m(r.deposit_balance)}"
+    )
+    r = bob.load(60_000_00)
+    n.say(
+        f"Bob loads {n.m(60_000_00)}: wallet {n.m(r.wallet_balance)}, deposit {n.m(r.deposit_balance)}"
+    )
+
+    n.step("Retail payment within one operator")
+    p = alice.pay(carol.wallet_id, 150_00, memo="noodles")
+    n.say(f"Alice -> Carol {n.m(p.amount)}: {p.route}, {p.status}")
+    seen = carol.history(limit=1).items[0]
+    n.say(f"Carol sees the payer as {seen.counterparty!r}, not Alice's wallet id")
+
+    n.step("Retail payment across operators (RTGS through the central bank)")
+    p = alice.pay(bob.wallet_id, 1_200_00, memo="rent share")
+    n.say(f"Alice@{a.code} -> Bob@{b.code} {n.m(p.amount)}: {p.route}, {p.status}")
+    n.say(f"Bob's balance now {n.m(bob.balance().balance)}")
+
+    n.step("Controllable anonymity: a class IV wallet hits its limit")
+    try:
+        alice.pay(carol.wallet_id, 2_500_00)
+        n.say("[red]unexpectedly accepted[/]")
+    except RemoteError as exc:
+        n.say(
+            f"Alice tries {n.m(2_500_00)} -> refused: [bold]{exc.status} {exc.code}[/]: {exc.detail}"
+        )
+    p = bob.pay(alice.wallet_id, 9_000_00, memo="too much for a class IV wallet")
+    n.say(
+        f"Bob -> Alice {n.m(9_000_00)} (would exceed Alice's cap of {n.m(10_000_00)}): {p.status}"
+    )
+    status = _wait_for_status(bob, p.payment_id, {"returned", "failed"})
+    n.say(
+        f"{a.code} cannot credit it, so it sends the money back through the central bank: "
+        f"Bob's payment is [bold]{status}[/]; Bob's balance {n.m(bob.balance().balance)}"
+    )
+
+    n.step("Unload and redeem")
+    r = alice.unload(1_000_00)
+    n.say(
+        f"Alice unloads {n.m(1_000_00)}: wallet {n.m(r.wallet_balance)}, deposit {n.m(r.deposit_balance)}"
+    )
+    staff_a = _staff(config, a.code)
+    result = staff_a.request("POST", "/v1/admin/vault/redeem", {"amount": 50_000_00})
+    position = admin.request("GET", "/v1/stats/money-supply")
+    n.say(
+        f"{a.code} redeems {n.m(50_000_00)} of vault float: {result['status']}; "
+        f"outstanding now {n.m(position['digital_currency_outstanding'])}"
+    )
+
+    n.step("Alice's history")
+    for item in alice.history(limit=10).items:
+        n.say(
+            f"{item.at[11:19]}  {item.kind:<12} {n.m(item.amount):>16}  "
+            f"{item.counterparty or '':<22} {item.status}"
+        )
+
+    n.step("Audit: conservation of money across both tiers")
+    report = run_audit(config)
+    console.print(audit_table(report))
+    if report["ok"]:
+        console.print("[bold green]Every invariant holds: no money lost or created.[/]")
+        return 0
+    console.print("[bold red]An invariant is violated.[/]")
+    return 1

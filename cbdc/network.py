@@ -1,0 +1,266 @@
+"""Lays out and runs a network on this machine: PostgreSQL (embedded unless a URL is given),
+one database per service migrated to head, keys, the central bank and N operators as uvicorn
+processes on loopback ports, operators registered and funded with reserves.
+
+Used by `cbdc up`, `cbdc demo`, the tests and the benchmarks, so they all run the same thing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from cbdc.crypto import SigningKey
+from cbdc.db import create_database, migrate
+from cbdc.http import RemoteError, SignedClient
+from cbdc.pg import EmbeddedPostgres
+from cbdc.policy import DEFAULT_POLICY_FILE
+from cbdc.settings import (
+    CentralBankNode,
+    NetworkConfig,
+    OperatorNode,
+    Settings,
+    network_file,
+)
+
+
+def operator_codes(count: int) -> list[str]:
+    return [f"BK{chr(ord('A') + i)}1" for i in range(count)]
+
+
+def operator_names(count: int) -> list[str]:
+    names = ["Bank of Aurora", "Bailey Savings", "Civic Trust", "Delta Cooperative"]
+    return [names[i] if i < len(names) else f"Operator {chr(ord('A') + i)}" for i in range(count)]
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+class Network:
+    def __init__(self, settings: Settings, *, db_prefix: str = "cbdc") -> None:
+        self.settings = settings
+        self.data_dir = settings.data_dir.resolve()
+        self.db_prefix = db_prefix
+        self.pg: EmbeddedPostgres | None = None
+        self.processes: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.config: NetworkConfig | None = None
+
+    # ------------------------------------------------------------ layout
+
+    def reset(self) -> None:
+        """Wipe this network's data directory (stopping its embedded server first)."""
+        if (self.data_dir / "pg").exists():
+            EmbeddedPostgres(self.data_dir).stop()
+        if self.data_dir.exists():
+            shutil.rmtree(self.data_dir)
+
+    def server_url(self) -> str:
+        if self.settings.database_url:
+            return self.settings.database_url
+        self.pg = EmbeddedPostgres(self.data_dir)
+        return self.pg.start()
+
+    def _key(self, name: str) -> tuple[Path, SigningKey]:
+        path = self.data_dir / "keys" / f"{name}.key"
+        if not path.exists():
+            SigningKey.generate().save(path)
+        return path, SigningKey.load(path)
+
+    def prepare(self, *, fresh_databases: bool = False) -> NetworkConfig:
+        s = self.settings
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        server = self.server_url()
+
+        def database(name: str, override: str | None) -> str:
+            if override:
+                return override
+            return create_database(
+                server, f"{self.db_prefix}_{name}", drop_existing=fresh_databases
+            )
+
+        cb_db = database("central_bank", s.central_bank_database_url)
+        migrate(cb_db, "central_bank")
+        cb_key_file, cb_key = self._key("central_bank")
+        admin_key_file, admin_key = self._key("admin")
+        host = s.host
+        operators = []
+        for i, (code, name) in enumerate(
+            zip(operator_codes(s.operators), operator_names(s.operators), strict=True)
+        ):
+            template = s.operator_database_url_template
+            db = database(
+                f"operator_{code.lower()}", template.format(code=code) if template else None
+            )
+            migrate(db, "operator")
+            key_file, key = self._key(f"operator_{code}")
+            port = s.port + 1 + i
+            operators.append(
+                OperatorNode(
+                    code=code,
+                    name=name,
+                    url=f"http://{host}:{port}",
+                    port=port,
+                    database_url=db,
+                    key_file=str(key_file),
+                    public_key=key.public_key,
+                    reserves=s.operator_reserves,
+                    quota=s.operator_quota,
+                    vault_low_water=s.vault_low_water,
+                    vault_target=s.vault_target,
+                    vault_high_water=s.vault_high_water,
+                )
+            )
+        self.config = NetworkConfig(
+            currency=s.currency,
+            currency_decimals=s.currency_decimals,
+            settlement_mode=s.settlement_mode,
+            policy_file=str((s.policy_file or DEFAULT_POLICY_FILE).resolve()),
+            max_token_amount=s.max_token_amount,
+            central_bank=CentralBankNode(
+                url=f"http://{host}:{s.port}",
+                port=s.port,
+                database_url=cb_db,
+                key_file=str(cb_key_file),
+                public_key=cb_key.public_key,
+                admin_key_file=str(admin_key_file),
+                admin_public_key=admin_key.public_key,
+            ),
+            operators=operators,
+        )
+        self.config.save(network_file(self.data_dir))
+        return self.config
+
+    # ------------------------------------------------------------ processes
+
+    def _spawn(self, name: str, factory: str, port: int, extra_env: dict[str, str]) -> None:
+        if not port_is_free(port):
+            raise RuntimeError(
+                f"port {port} on 127.0.0.1 is in use (another `cbdc up`?); set CBDC_PORT"
+            )
+        logs = self.data_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "CBDC_NETWORK_FILE": str(network_file(self.data_dir)), **extra_env}
+        cmd = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            factory,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(self.settings.workers),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ]
+        log_file = open(logs / f"{name}.log", "ab")  # noqa: SIM115 - owned by the process
+        process = subprocess.Popen(
+            cmd, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        self.processes.append((name, process))
+
+    def _wait_healthy(self, name: str, url: str, timeout: float = 60) -> None:
+        deadline = time.time() + timeout
+        process = dict(self.processes)[name]
+        while time.time() < deadline:
+            if process.poll() is not None:
+                log = (self.data_dir / "logs" / f"{name}.log").read_text()[-3000:]
+                raise RuntimeError(f"{name} exited during start-up:\n{log}")
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"{name} did not become healthy at {url}")
+
+    def admin_client(self) -> SignedClient:
+        assert self.config is not None
+        cb = self.config.central_bank
+        return SignedClient(
+            httpx.Client(base_url=cb.url, timeout=30),
+            key=SigningKey.load(Path(cb.admin_key_file)),
+            key_id="admin",
+            server_public_key=cb.public_key,
+        )
+
+    def register_operators(self) -> None:
+        assert self.config is not None
+        admin = self.admin_client()
+        for node in self.config.operators:
+            try:
+                admin.request(
+                    "POST",
+                    "/v1/admin/operators",
+                    {
+                        "code": node.code,
+                        "name": node.name,
+                        "public_key": node.public_key,
+                        "quota": node.quota,
+                    },
+                )
+            except RemoteError as exc:
+                if exc.code != "operator_exists":
+                    raise
+            admin.request(
+                "POST",
+                f"/v1/admin/operators/{node.code}/reserves",
+                {"amount": node.reserves},
+                idempotency_key=f"initial-reserves-{node.code}",
+            )
+
+    def start(self) -> NetworkConfig:
+        config = self.config or self.prepare()
+        cb = config.central_bank
+        self._spawn("central_bank", "central_bank.app:app_from_env", cb.port, {})
+        self._wait_healthy("central_bank", cb.url)
+        self.register_operators()
+        for node in config.operators:
+            self._spawn(
+                f"operator_{node.code}",
+                "operators.app:app_from_env",
+                node.port,
+                {"CBDC_OPERATOR_CODE": node.code},
+            )
+        for node in config.operators:
+            self._wait_healthy(f"operator_{node.code}", node.url)
+        return config
+
+    def stop(self, *, stop_database: bool = True) -> None:
+        for _, process in reversed(self.processes):
+            if process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGTERM)
+        for _, process in self.processes:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+        self.processes.clear()
+        if stop_database and self.pg is not None:
+            self.pg.stop()
+
+    def __enter__(self) -> Network:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,100 @@
+"""Configuration from the environment (prefix `CBDC_`) and the network file.
+
+`Settings` is what a person configures (`CBDC_DATABASE_URL`, ports, number of operators...).
+`NetworkConfig` is what `cbdc up` writes to `<data_dir>/network.json` once the network is laid
+out: URLs, database URLs, key files, reserves. Services, the CLI and `cbdc audit` all read it,
+so everyone agrees on the topology without a central directory service.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SettlementMode = Literal["rtgs", "deferred_net"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CBDC_", env_file=".env", extra="ignore")
+
+    # A server-level URL (postgresql+psycopg://user:pw@host:port/postgres). When unset, an
+    # embedded PostgreSQL is started under `data_dir`.
+    database_url: str | None = None
+    # Per-service overrides; `{code}` in the operator template is the operator's routing code.
+    central_bank_database_url: str | None = None
+    operator_database_url_template: str | None = None
+
+    data_dir: Path = Path(".cbdc")
+    host: str = "127.0.0.1"
+    port: int = 8700  # central bank; operators take the next ports
+    operators: int = Field(default=2, ge=1, le=26)
+    workers: int = Field(default=1, ge=1, le=16)
+    currency: str = "CNY"
+    currency_decimals: int = Field(default=2, ge=0, le=8)
+    settlement_mode: SettlementMode = "rtgs"
+    policy_file: Path | None = None
+
+    # Operator defaults, in minor units.
+    operator_reserves: int = 1_000_000_000_00
+    operator_quota: int = 500_000_000_00
+    vault_low_water: int = 1_000_000_00
+    vault_target: int = 5_000_000_00
+    vault_high_water: int = 20_000_000_00
+    max_token_amount: int = 1_000_000_00
+
+
+class CentralBankNode(BaseModel):
+    url: str
+    port: int
+    database_url: str
+    key_file: str
+    public_key: str
+    admin_key_file: str
+    admin_public_key: str
+
+
+class OperatorNode(BaseModel):
+    code: str
+    name: str
+    url: str
+    port: int
+    database_url: str
+    key_file: str
+    public_key: str
+    reserves: int
+    quota: int
+    vault_low_water: int
+    vault_target: int
+    vault_high_water: int
+
+
+class NetworkConfig(BaseModel):
+    currency: str
+    currency_decimals: int
+    settlement_mode: SettlementMode
+    policy_file: str
+    max_token_amount: int
+    central_bank: CentralBankNode
+    operators: list[OperatorNode]
+
+    def operator(self, code: str) -> OperatorNode:
+        for node in self.operators:
+            if node.code == code:
+                return node
+        raise KeyError(code)
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.model_dump(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> NetworkConfig:
+        return cls.model_validate_json(path.read_text())
+
+
+def network_file(data_dir: Path) -> Path:
+    return data_dir / "network.json"

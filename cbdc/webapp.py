@@ -1,0 +1,42 @@
+"""What every FastAPI service of the network shares: problem handlers and signed responses."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Request, Response
+
+from cbdc.crypto import SigningKey
+from cbdc.envelope import H_NONCE, H_RESPONSE_SIG, response_signing_string
+from cbdc.errors import install_problem_handlers
+
+
+def base_app(title: str, description: str, version: str = "0.1.0") -> FastAPI:
+    app = FastAPI(title=title, description=description, version=version)
+    install_problem_handlers(app)
+    return app
+
+
+def sign_responses(app: FastAPI, key: SigningKey) -> None:
+    """Sign the body of every response to a signed request (CBDC-Response-Signature)."""
+
+    @app.middleware("http")
+    async def _sign(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        nonce = request.headers.get(H_NONCE)
+        if nonce is None:
+            return response
+        body = b"".join([chunk async for chunk in response.body_iterator])  # type: ignore[attr-defined]
+        headers = dict(response.headers)
+        headers.pop("content-length", None)
+        headers[H_RESPONSE_SIG] = key.sign(
+            response_signing_string(response.status_code, nonce, body)
+        )
+        return Response(
+            content=body,
+            status_code=response.status_code,
+            headers=headers,
+            media_type=response.media_type,
+        )

@@ -1,0 +1,1 @@
+"""Tier 1: the central bank service (issuance, certification, registration, analysis)."""

@@ -1,0 +1,225 @@
+"""HTTP routes of the central bank. Routes only: auth, parse, call the service, return."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Request
+
+from cbdc.auth import Principal, require_role
+from cbdc.crypto import sha256_hex
+from central_bank import service
+from central_bank.schemas import (
+    FundReserves,
+    Info,
+    IssueRequest,
+    OperatorOut,
+    RedeemRequest,
+    RegisterOperator,
+    SetQuota,
+    SettleRequest,
+    SplitRequest,
+)
+from central_bank.state import CentralBankState, get_state
+
+router = APIRouter()
+State = Annotated[CentralBankState, Depends(get_state)]
+
+
+async def _auth(request: Request) -> Principal:
+    return await request.app.state.cb.auth(request)  # type: ignore[no-any-return]
+
+
+Caller = Annotated[Principal, Depends(_auth)]
+IdemKey = Annotated[str, Header(alias="Idempotency-Key", min_length=8, max_length=100)]
+
+
+async def _request_hash(request: Request) -> str:
+    return sha256_hex(request.method.encode() + request.url.path.encode() + await request.body())
+
+
+RequestHash = Annotated[str, Depends(_request_hash)]
+
+
+@router.get("/health", tags=["public"])
+def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/v1/info", response_model=Info, tags=["public"])
+def info(state: State) -> Info:
+    return Info(
+        currency=state.cb.currency,
+        currency_decimals=state.decimals,
+        public_key=state.cb.key.public_key,
+    )
+
+
+# ------------------------------------------------------------------ certification (admin)
+
+
+@router.post("/v1/admin/operators", status_code=201, response_model=OperatorOut, tags=["admin"])
+def register_operator(body: RegisterOperator, caller: Caller, state: State) -> Any:
+    require_role(caller, "admin")
+    return state.uow.run(
+        caller,
+        lambda s: OperatorOut.model_validate(
+            service.register_operator(s, state.cb, **body.model_dump()), from_attributes=True
+        ),
+    )
+
+
+@router.put("/v1/admin/operators/{code}/quota", response_model=OperatorOut, tags=["admin"])
+def set_quota(code: str, body: SetQuota, caller: Caller, state: State) -> Any:
+    require_role(caller, "admin")
+    return state.uow.run(
+        caller,
+        lambda s: OperatorOut.model_validate(
+            service.set_quota(s, code=code, quota=body.quota), from_attributes=True
+        ),
+    )
+
+
+@router.post("/v1/admin/operators/{code}/reserves", tags=["admin"])
+def fund_reserves(
+    code: str, body: FundReserves, caller: Caller, state: State, key: IdemKey, h: RequestHash
+) -> Any:
+    require_role(caller, "admin")
+    return state.uow.run(
+        caller,
+        lambda s: service.fund_reserves(
+            s,
+            state.cb,
+            operator=service.require_operator(s, code),
+            amount=body.amount,
+            idem=service.Idempotency(key, h),
+        ),
+    )
+
+
+@router.get("/v1/admin/audit", tags=["admin"])
+def audit(caller: Caller, state: State) -> Any:
+    require_role(caller, "admin")
+    return state.uow.run(caller, service.audit)
+
+
+@router.get("/v1/operators", response_model=list[OperatorOut], tags=["certification"])
+def list_operators(caller: Caller, state: State) -> Any:
+    """The directory of operator certificates (any authenticated party)."""
+    from central_bank import repository
+
+    return state.uow.run(
+        caller,
+        lambda s: [
+            OperatorOut.model_validate(o, from_attributes=True)
+            for o in repository.list_operators(s)
+        ],
+    )
+
+
+@router.get("/v1/operators/me", tags=["operator"])
+def my_position(caller: Caller, state: State) -> Any:
+    require_role(caller, "operator")
+    return state.uow.run(
+        caller,
+        lambda s: service.operator_position(s, service.require_operator(s, caller.subject)),
+    )
+
+
+# ------------------------------------------------------------------ issuance (operator)
+
+
+@router.post("/v1/issuance", status_code=201, tags=["operator"])
+def issue(body: IssueRequest, caller: Caller, state: State, key: IdemKey, h: RequestHash) -> Any:
+    require_role(caller, "operator")
+    return state.uow.run(
+        caller,
+        lambda s: service.issue_tokens(
+            s,
+            state.cb,
+            operator=service.require_operator(s, caller.subject),
+            amount=body.amount,
+            idem=service.Idempotency(key, h),
+        ),
+    )
+
+
+@router.post("/v1/redemption", tags=["operator"])
+def redeem(body: RedeemRequest, caller: Caller, state: State, key: IdemKey, h: RequestHash) -> Any:
+    require_role(caller, "operator")
+    return state.uow.run(
+        caller,
+        lambda s: service.redeem_tokens(
+            s,
+            state.cb,
+            operator=service.require_operator(s, caller.subject),
+            serials=body.serials,
+            amount=body.amount,
+            idem=service.Idempotency(key, h),
+        ),
+    )
+
+
+@router.post("/v1/tokens/split", tags=["operator"])
+def split(body: SplitRequest, caller: Caller, state: State, key: IdemKey, h: RequestHash) -> Any:
+    require_role(caller, "operator")
+    if any(amount <= 0 for amount in body.outputs):
+        from cbdc.errors import ValidationFailed
+
+        raise ValidationFailed("outputs: every output must be positive")
+    return state.uow.run(
+        caller,
+        lambda s: service.split_tokens(
+            s,
+            state.cb,
+            operator=service.require_operator(s, caller.subject),
+            serials=body.serials,
+            outputs=body.outputs,
+            idem=service.Idempotency(key, h),
+        ),
+    )
+
+
+@router.get("/v1/tokens/{serial}", tags=["registration"])
+def token_status(serial: str, caller: Caller, state: State) -> Any:
+    require_role(caller, "operator", "admin")
+    return state.uow.run(
+        caller,
+        lambda s: service.token_status(
+            s,
+            serial=serial,
+            operator=service.require_operator(s, caller.subject)
+            if caller.role == "operator"
+            else None,
+        ),
+    )
+
+
+# ------------------------------------------------------------------ registration / settlement
+
+
+@router.post("/v1/settlements", status_code=201, tags=["registration"])
+def settle(body: SettleRequest, caller: Caller, state: State, key: IdemKey, h: RequestHash) -> Any:
+    require_role(caller, "operator")
+    return state.uow.run(
+        caller,
+        lambda s: service.settle(
+            s,
+            state.cb,
+            operator=service.require_operator(s, caller.subject),
+            payee_code=body.payee_operator,
+            amount=body.amount,
+            serials=body.serials,
+            reference=body.reference,
+            idem=service.Idempotency(key, h),
+        ),
+    )
+
+
+# ------------------------------------------------------------------ analysis centre
+
+
+@router.get("/v1/stats/money-supply", tags=["analysis"])
+def money_supply(caller: Caller, state: State) -> Any:
+    require_role(caller, "admin", "operator", "regulator")
+    return state.uow.run(caller, service.money_supply)

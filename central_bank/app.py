@@ -1,0 +1,50 @@
+"""The central bank FastAPI application.
+
+`create_app(config)` for tests and embedding; `app_from_env()` is the uvicorn factory used by
+`cbdc up`, reading the network file named by CBDC_NETWORK_FILE.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from cbdc.crypto import SigningKey
+from cbdc.settings import NetworkConfig
+from cbdc.webapp import base_app, sign_responses
+from central_bank.api import router
+from central_bank.state import CentralBankConfig, CentralBankState
+
+DESCRIPTION = """Tier 1 of the two-tier CBDC: the **issuance database** of signed tokens and the
+three centres: **certification** (operators and their keys), **registration** (who owns each
+token; double spends refused; RTGS settlement between operators with signed receipts) and
+**analysis** (money supply). Every request except `/health` and `/v1/info` must be signed
+(CBDC-Key-Id, CBDC-Timestamp, CBDC-Nonce, CBDC-Signature); responses to signed requests carry
+CBDC-Response-Signature."""
+
+
+def create_app(config: CentralBankConfig) -> FastAPI:
+    app = base_app("CBDC central bank", DESCRIPTION)
+    app.state.cb = CentralBankState(config)
+    app.include_router(router)
+    sign_responses(app, config.key)
+    return app
+
+
+def config_from_network(network: NetworkConfig) -> CentralBankConfig:
+    node = network.central_bank
+    return CentralBankConfig(
+        database_url=node.database_url,
+        key=SigningKey.load(Path(node.key_file)),
+        admin_public_key=node.admin_public_key,
+        currency=network.currency,
+        currency_decimals=network.currency_decimals,
+        max_token_amount=network.max_token_amount,
+    )
+
+
+def app_from_env() -> FastAPI:
+    network = NetworkConfig.load(Path(os.environ["CBDC_NETWORK_FILE"]))
+    return create_app(config_from_network(network))

@@ -1,0 +1,124 @@
+"""All SQL of the central bank service."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.orm import Session
+
+from central_bank.models import Operation, Operator, Token
+
+
+def operator_by_code(session: Session, code: str) -> Operator | None:
+    return session.scalars(select(Operator).where(Operator.code == code)).first()
+
+
+def operator_by_id(session: Session, operator_id: int) -> Operator | None:
+    return session.get(Operator, operator_id)
+
+
+def operator_exists(session: Session, *, code: str, public_key: str) -> bool:
+    found = session.scalar(
+        select(func.count())
+        .select_from(Operator)
+        .where((Operator.code == code) | (Operator.public_key == public_key))
+    )
+    return bool(found)
+
+
+def list_operators(session: Session) -> Sequence[Operator]:
+    return session.scalars(select(Operator).order_by(Operator.code)).all()
+
+
+def lock_idempotency_key(session: Session, operator_id: int, key: str) -> None:
+    """Serialise concurrent requests with the same idempotency key (transaction-scoped)."""
+    session.execute(
+        text("SELECT pg_advisory_xact_lock(:op, hashtext(:key))"), {"op": operator_id, "key": key}
+    )
+
+
+def find_operation(session: Session, operator_id: int, key: str) -> Operation | None:
+    return session.scalars(
+        select(Operation).where(
+            Operation.operator_id == operator_id, Operation.idempotency_key == key
+        )
+    ).first()
+
+
+def add_operation(session: Session, operation: Operation) -> None:
+    session.add(operation)
+    session.flush()
+
+
+def lock_tokens(session: Session, serials: Sequence[uuid.UUID]) -> list[Token]:
+    """Lock the named tokens in ascending serial order (deadlock-free)."""
+    return list(
+        session.scalars(
+            select(Token)
+            .where(Token.serial.in_(sorted(serials)))
+            .order_by(Token.serial)
+            .with_for_update()
+        ).all()
+    )
+
+
+def add_tokens(session: Session, tokens: Sequence[Token]) -> None:
+    session.add_all(tokens)
+    session.flush()
+
+
+def mark_tokens(
+    session: Session, serials: Sequence[uuid.UUID], *, status: str, by: uuid.UUID, at: datetime
+) -> None:
+    session.execute(
+        update(Token)
+        .where(Token.serial.in_(serials), Token.status == "live")
+        .values(status=status, spent_by=by, spent_at=at)
+    )
+
+
+def get_token(session: Session, serial: uuid.UUID) -> Token | None:
+    return session.get(Token, serial)
+
+
+def live_value_by_operator(session: Session) -> dict[int, int]:
+    rows = session.execute(
+        select(Token.owner_operator_id, func.coalesce(func.sum(Token.amount), 0))
+        .where(Token.status == "live")
+        .group_by(Token.owner_operator_id)
+    ).all()
+    return {int(op): int(total) for op, total in rows}
+
+
+def live_token_count(session: Session) -> int:
+    return int(session.scalar(select(func.count()).where(Token.status == "live")) or 0)
+
+
+def account_balances(session: Session) -> dict[str, int]:
+    rows = session.execute(text("SELECT code, balance FROM accounts")).all()
+    return {str(r.code): int(r.balance) for r in rows}
+
+
+def postings_total_by_kind(session: Session, account_prefix: str) -> dict[str, int]:
+    """Sum of postings on accounts whose code starts with `account_prefix`, per entry kind."""
+    rows = session.execute(
+        text(
+            "SELECT j.kind, sum(p.amount) AS total FROM postings p "
+            "JOIN journal_entries j ON j.id = p.entry_id JOIN accounts a ON a.id = p.account_id "
+            "WHERE a.code LIKE :prefix GROUP BY j.kind"
+        ),
+        {"prefix": account_prefix + "%"},
+    ).all()
+    return {str(r.kind): int(r.total) for r in rows}
+
+
+def operations_summary(session: Session) -> dict[str, tuple[int, int]]:
+    rows = session.execute(
+        select(Operation.kind, func.count(), func.coalesce(func.sum(Operation.amount), 0)).group_by(
+            Operation.kind
+        )
+    ).all()
+    return {str(kind): (int(n), int(total)) for kind, n, total in rows}

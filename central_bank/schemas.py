@@ -1,0 +1,65 @@
+"""Wire types of the central bank API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Amount = Field(gt=0, le=10**15, description="minor units (e.g. fen)")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RegisterOperator(Strict):
+    code: str = Field(pattern=r"^[A-Z0-9]{4}$", description="routing code, 4 of A-Z0-9")
+    name: str = Field(min_length=1, max_length=200)
+    public_key: str = Field(min_length=40, max_length=60, description="Ed25519, base64url")
+    quota: int = Field(ge=0, le=10**15)
+
+
+class SetQuota(Strict):
+    quota: int = Field(ge=0, le=10**15)
+
+
+class FundReserves(Strict):
+    amount: int = Amount
+
+
+class IssueRequest(Strict):
+    amount: int = Amount
+
+
+class RedeemRequest(Strict):
+    serials: list[str] = Field(min_length=1, max_length=1000)
+    amount: int = Amount
+
+
+class SplitRequest(Strict):
+    serials: list[str] = Field(min_length=1, max_length=1000)
+    outputs: list[int] = Field(min_length=1, max_length=100)
+
+
+class SettleRequest(Strict):
+    payee_operator: str = Field(pattern=r"^[A-Z0-9]{4}$")
+    amount: int = Amount
+    serials: list[str] = Field(min_length=1, max_length=1000)
+    reference: str = Field(min_length=1, max_length=100)
+
+
+class OperatorOut(BaseModel):
+    code: str
+    name: str
+    public_key: str
+    status: str
+    certificate: dict[str, Any]
+    certificate_signature: str
+
+
+class Info(BaseModel):
+    service: str = "central_bank"
+    currency: str
+    currency_decimals: int
+    public_key: str

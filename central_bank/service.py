@@ -1,0 +1,588 @@
+"""Domain logic of the central bank: certification, issuance, redemption, splitting,
+registration of ownership with double-spend refusal, RTGS settlement, statistics, audit.
+
+The central bank's own ledger has, per operator, a `reserve:<code>` account (the operator's
+reserves, never negative) and a `circulation:<code>` account (value of the live tokens registered
+to it). Reserves come from `reserve_funding`, the only account allowed to go negative.
+
+    issuance    reserve:A -X      circulation:A +X     (+ tokens minted, owned by A)
+    redemption  circulation:A -X  reserve:A +X         (tokens marked redeemed)
+    settlement  circulation:A -X  circulation:B +X     (inputs spent, output minted for B)
+
+so at every moment: value of live tokens of A == balance of circulation:A, and the sum of all
+circulation == issued - redeemed == reserves debited for issuance - reserves credited back.
+Every operator request is idempotent: a retry with the same Idempotency-Key and body gets the
+stored answer; with a different body it is refused.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from cbdc import ledger
+from cbdc.clock import iso, utcnow
+from cbdc.crypto import SigningKey
+from cbdc.errors import IdempotencyMismatch, ValidationFailed
+from cbdc.tokens import sign_document, sign_token, token_body
+from central_bank import repository as repo
+from central_bank.errors import (
+    AmountMismatch,
+    InsufficientReserves,
+    OperatorExists,
+    OperatorSuspended,
+    QuotaExceeded,
+    TokenAlreadySpent,
+    TokenNotOwned,
+    UnknownOperator,
+    UnknownToken,
+)
+from central_bank.models import Operation, Operator, Token
+
+RESERVE_FUNDING = "reserve_funding"
+
+
+@dataclass(frozen=True)
+class CentralBank:
+    """What the service functions need besides a session."""
+
+    key: SigningKey
+    currency: str
+    max_token_amount: int
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    key: str
+    request_hash: str
+
+
+def reserve_code(code: str) -> str:
+    return f"reserve:{code}"
+
+
+def circulation_code(code: str) -> str:
+    return f"circulation:{code}"
+
+
+def bootstrap(session: Session) -> None:
+    ledger.ensure_account(session, code=RESERVE_FUNDING, kind="funding", allow_negative=True)
+
+
+# ---------------------------------------------------------------- certification centre
+
+
+def register_operator(
+    session: Session, cb: CentralBank, *, code: str, name: str, public_key: str, quota: int
+) -> Operator:
+    if repo.operator_exists(session, code=code, public_key=public_key):
+        raise OperatorExists(f"operator {code} or its key is already registered")
+    certificate = {
+        "type": "operator-certificate",
+        "operator": code,
+        "name": name,
+        "public_key": public_key,
+        "issued_at": iso(utcnow()),
+        "issuer": "central_bank",
+    }
+    operator = Operator(
+        code=code,
+        name=name,
+        public_key=public_key,
+        certificate=certificate,
+        certificate_signature=cb.key.sign_json(certificate),
+        quota=quota,
+        status="active",
+    )
+    session.add(operator)
+    session.flush()
+    ledger.ensure_account(session, code=reserve_code(code), kind="reserve", operator_id=operator.id)
+    ledger.ensure_account(
+        session, code=circulation_code(code), kind="circulation", operator_id=operator.id
+    )
+    return operator
+
+
+def require_operator(session: Session, code: str) -> Operator:
+    operator = repo.operator_by_code(session, code)
+    if operator is None:
+        raise UnknownOperator(f"no operator {code}")
+    return operator
+
+
+def set_quota(session: Session, *, code: str, quota: int) -> Operator:
+    operator = require_operator(session, code)
+    operator.quota = quota
+    session.flush()
+    return operator
+
+
+def operator_position(session: Session, operator: Operator) -> dict[str, Any]:
+    balances = repo.account_balances(session)
+    live = repo.live_value_by_operator(session).get(operator.id, 0)
+    return {
+        "operator": operator.code,
+        "name": operator.name,
+        "status": operator.status,
+        "reserves": balances.get(reserve_code(operator.code), 0),
+        "circulation": balances.get(circulation_code(operator.code), 0),
+        "live_token_value": live,
+        "quota": operator.quota,
+    }
+
+
+# ---------------------------------------------------------------- idempotent operations
+
+
+def _mint(
+    cb: CentralBank, *, owner: Operator, amount: int, operation_id: uuid.UUID, chunked: bool
+) -> tuple[list[Token], list[dict[str, Any]]]:
+    amounts: list[int] = []
+    remaining = amount
+    while remaining > 0:
+        part = min(remaining, cb.max_token_amount) if chunked else remaining
+        amounts.append(part)
+        remaining -= part
+    now = utcnow()
+    rows, wire = [], []
+    for part in amounts:
+        serial = uuid.uuid4()
+        signed = sign_token(cb.key, token_body(str(serial), part, cb.currency, iso(now)))
+        rows.append(
+            Token(
+                serial=serial,
+                amount=part,
+                owner_operator_id=owner.id,
+                status="live",
+                issued_at=now,
+                signature=signed["signature"],
+                created_by=operation_id,
+            )
+        )
+        wire.append(signed)
+    return rows, wire
+
+
+def _spend_inputs(
+    session: Session, operator: Operator, serials: Sequence[str]
+) -> tuple[list[Token], int]:
+    if not serials:
+        raise ValidationFailed("at least one input token is needed")
+    try:
+        wanted = [uuid.UUID(s) for s in serials]
+    except ValueError:
+        raise ValidationFailed("token serials must be UUIDs") from None
+    if len(set(wanted)) != len(wanted):
+        raise ValidationFailed("a token is named twice")
+    tokens = repo.lock_tokens(session, wanted)
+    found = {t.serial for t in tokens}
+    missing = [str(s) for s in wanted if s not in found]
+    if missing:
+        raise UnknownToken(f"unknown token(s): {', '.join(missing[:5])}")
+    for token in tokens:
+        if token.owner_operator_id != operator.id:
+            raise TokenNotOwned(f"token {token.serial} is not registered to {operator.code}")
+        if token.status != "live":
+            raise TokenAlreadySpent(f"token {token.serial} is already {token.status}")
+    return tokens, sum(t.amount for t in tokens)
+
+
+def fund_reserves(
+    session: Session, cb: CentralBank, *, operator: Operator, amount: int, idem: Idempotency
+) -> dict[str, Any]:
+    """Credit an operator's reserve account (the operator deposits reserves, e.g. by transfer)."""
+
+    def run(op_id: uuid.UUID) -> tuple[Operation, dict[str, Any]]:
+        funding = ledger.account_id(session, RESERVE_FUNDING)
+        reserve = ledger.account_id(session, reserve_code(operator.code))
+        assert funding is not None and reserve is not None
+        entry = ledger.post(
+            session,
+            kind="reserve_funding",
+            reference=str(op_id),
+            legs=[(funding, -amount), (reserve, amount)],
+        )
+        doc = {
+            "kind": "reserve_funding",
+            "operation_id": str(op_id),
+            "operator": operator.code,
+            "amount": amount,
+            "at": iso(utcnow()),
+        }
+        op = _new_operation(
+            session, op_id, operator, idem, kind="reserve_funding", amount=amount, entry_id=entry
+        )
+        return op, {
+            "operation_id": str(op_id),
+            "amount": amount,
+            "receipt": sign_document(cb.key, doc),
+        }
+
+    return _idempotent(session, operator, idem, run)
+
+
+# ---------------------------------------------------------------- issuance and redemption
+
+
+def issue_tokens(
+    session: Session, cb: CentralBank, *, operator: Operator, amount: int, idem: Idempotency
+) -> dict[str, Any]:
+    """Debit the operator's reserves by `amount` and mint tokens worth `amount` owned by it."""
+
+    def run(op_id: uuid.UUID) -> tuple[Operation, dict[str, Any]]:
+        reserve = ledger.account_id(session, reserve_code(operator.code))
+        circulation = ledger.account_id(session, circulation_code(operator.code))
+        assert reserve is not None and circulation is not None
+        balances = ledger.lock_accounts(session, [reserve, circulation])
+        if balances[reserve] < amount:
+            raise InsufficientReserves(
+                f"reserves {balances[reserve]} do not cover issuance of {amount}"
+            )
+        if balances[circulation] + amount > operator.quota:
+            raise QuotaExceeded(
+                f"outstanding {balances[circulation]} + {amount} exceeds quota {operator.quota}"
+            )
+        entry = ledger.post(
+            session,
+            kind="issuance",
+            reference=str(op_id),
+            legs=[(reserve, -amount), (circulation, amount)],
+        )
+        rows, wire = _mint(cb, owner=operator, amount=amount, operation_id=op_id, chunked=True)
+        op = _new_operation(
+            session, op_id, operator, idem, kind="issuance", amount=amount, entry_id=entry
+        )
+        repo.add_tokens(session, rows)
+        doc = {
+            "kind": "issuance",
+            "operation_id": str(op_id),
+            "operator": operator.code,
+            "amount": amount,
+            "serials": [t["serial"] for t in wire],
+            "at": iso(utcnow()),
+        }
+        return op, {
+            "operation_id": str(op_id),
+            "amount": amount,
+            "tokens": wire,
+            "receipt": sign_document(cb.key, doc),
+        }
+
+    return _idempotent(session, operator, idem, run)
+
+
+def _idempotent(
+    session: Session,
+    operator: Operator,
+    idem: Idempotency,
+    run: Callable[[uuid.UUID], tuple[Operation, dict[str, Any]]],
+) -> dict[str, Any]:
+    """Run an operator request once per Idempotency-Key.
+
+    `run` adds its Operation row (tokens it mints reference it) and returns the response, which
+    is stored with the operation: a retry with the same key and body gets it back unchanged;
+    the same key with another body is refused."""
+    if operator.status != "active":
+        raise OperatorSuspended(f"operator {operator.code} is {operator.status}")
+    repo.lock_idempotency_key(session, operator.id, idem.key)
+    previous = repo.find_operation(session, operator.id, idem.key)
+    if previous is not None:
+        if previous.request_hash != idem.request_hash:
+            raise IdempotencyMismatch(f"Idempotency-Key {idem.key!r} was used for another request")
+        return {**previous.response, "replayed": True}
+    operation, response = run(uuid.uuid4())
+    operation.response = response
+    session.flush()
+    return {**response, "replayed": False}
+
+
+def _new_operation(
+    session: Session, op_id: uuid.UUID, operator: Operator, idem: Idempotency, **values: Any
+) -> Operation:
+    op = Operation(
+        id=op_id,
+        operator_id=operator.id,
+        idempotency_key=idem.key,
+        request_hash=idem.request_hash,
+        response={},
+        **values,
+    )
+    session.add(op)
+    session.flush()
+    return op
+
+
+def redeem_tokens(
+    session: Session,
+    cb: CentralBank,
+    *,
+    operator: Operator,
+    serials: Sequence[str],
+    amount: int,
+    idem: Idempotency,
+) -> dict[str, Any]:
+    """Redeem `amount` out of the named tokens; any remainder comes back as a change token."""
+
+    def run(op_id: uuid.UUID) -> tuple[Operation, dict[str, Any]]:
+        tokens, total = _spend_inputs(session, operator, serials)
+        if total < amount:
+            raise AmountMismatch(f"tokens worth {total} cannot redeem {amount}")
+        reserve = ledger.account_id(session, reserve_code(operator.code))
+        circulation = ledger.account_id(session, circulation_code(operator.code))
+        assert reserve is not None and circulation is not None
+        ledger.lock_accounts(session, [reserve, circulation])
+        entry = ledger.post(
+            session,
+            kind="redemption",
+            reference=str(op_id),
+            legs=[(circulation, -amount), (reserve, amount)],
+        )
+        op = _new_operation(
+            session, op_id, operator, idem, kind="redemption", amount=amount, entry_id=entry
+        )
+        now = utcnow()
+        repo.mark_tokens(session, [t.serial for t in tokens], status="redeemed", by=op_id, at=now)
+        change_wire: list[dict[str, Any]] = []
+        if total > amount:
+            # The change is a fresh token: the inputs are gone for good, redeemed in full, and
+            # the change's value is re-minted without touching reserves (it never left).
+            rows, change_wire = _mint(
+                cb, owner=operator, amount=total - amount, operation_id=op_id, chunked=False
+            )
+            repo.add_tokens(session, rows)
+        doc = {
+            "kind": "redemption",
+            "operation_id": str(op_id),
+            "operator": operator.code,
+            "amount": amount,
+            "inputs": [str(t.serial) for t in tokens],
+            "change": [t["serial"] for t in change_wire],
+            "at": iso(now),
+        }
+        return op, {
+            "operation_id": str(op_id),
+            "amount": amount,
+            "change": change_wire,
+            "receipt": sign_document(cb.key, doc),
+        }
+
+    return _idempotent(session, operator, idem, run)
+
+
+def split_tokens(
+    session: Session,
+    cb: CentralBank,
+    *,
+    operator: Operator,
+    serials: Sequence[str],
+    outputs: Sequence[int],
+    idem: Idempotency,
+) -> dict[str, Any]:
+    """Spend the inputs and mint outputs of the given amounts (same total, same owner)."""
+
+    def run(op_id: uuid.UUID) -> tuple[Operation, dict[str, Any]]:
+        tokens, total = _spend_inputs(session, operator, serials)
+        if sum(outputs) != total:
+            raise AmountMismatch(f"outputs sum to {sum(outputs)}, inputs to {total}")
+        op = _new_operation(session, op_id, operator, idem, kind="split", amount=total)
+        now = utcnow()
+        repo.mark_tokens(session, [t.serial for t in tokens], status="spent", by=op_id, at=now)
+        wire: list[dict[str, Any]] = []
+        for part in outputs:
+            rows, minted = _mint(cb, owner=operator, amount=part, operation_id=op_id, chunked=False)
+            repo.add_tokens(session, rows)
+            wire += minted
+        doc = {
+            "kind": "split",
+            "operation_id": str(op_id),
+            "operator": operator.code,
+            "inputs": [str(t.serial) for t in tokens],
+            "outputs": [t["serial"] for t in wire],
+            "at": iso(now),
+        }
+        return op, {
+            "operation_id": str(op_id),
+            "tokens": wire,
+            "receipt": sign_document(cb.key, doc),
+        }
+
+    return _idempotent(session, operator, idem, run)
+
+
+# ---------------------------------------------------------------- registration centre
+
+
+def settle(
+    session: Session,
+    cb: CentralBank,
+    *,
+    operator: Operator,
+    payee_code: str,
+    amount: int,
+    serials: Sequence[str],
+    reference: str,
+    idem: Idempotency,
+) -> dict[str, Any]:
+    """RTGS: move `amount` of token value from the requesting operator to `payee_code` now.
+
+    The inputs are spent; a token of `amount` is minted to the payee operator and the change
+    (if any) back to the payer operator; the receipt is signed so the payee's operator can credit
+    its customer on the strength of it.
+    """
+
+    def run(op_id: uuid.UUID) -> tuple[Operation, dict[str, Any]]:
+        payee = require_operator(session, payee_code)
+        if payee.id == operator.id:
+            raise ValidationFailed("settlement needs two different operators")
+        if payee.status != "active":
+            raise OperatorSuspended(f"payee operator {payee.code} is {payee.status}")
+        tokens, total = _spend_inputs(session, operator, serials)
+        if total < amount:
+            raise AmountMismatch(f"tokens worth {total} cannot settle {amount}")
+        payer_acc = ledger.account_id(session, circulation_code(operator.code))
+        payee_acc = ledger.account_id(session, circulation_code(payee.code))
+        assert payer_acc is not None and payee_acc is not None
+        ledger.lock_accounts(session, [payer_acc, payee_acc])
+        entry = ledger.post(
+            session,
+            kind="settlement",
+            reference=reference,
+            legs=[(payer_acc, -amount), (payee_acc, amount)],
+        )
+        op = _new_operation(
+            session,
+            op_id,
+            operator,
+            idem,
+            kind="settlement",
+            amount=amount,
+            counterparty_id=payee.id,
+            reference=reference,
+            entry_id=entry,
+        )
+        now = utcnow()
+        repo.mark_tokens(session, [t.serial for t in tokens], status="spent", by=op_id, at=now)
+        payee_rows, payee_wire = _mint(
+            cb, owner=payee, amount=amount, operation_id=op_id, chunked=False
+        )
+        repo.add_tokens(session, payee_rows)
+        change_wire: list[dict[str, Any]] = []
+        if total > amount:
+            rows, change_wire = _mint(
+                cb, owner=operator, amount=total - amount, operation_id=op_id, chunked=False
+            )
+            repo.add_tokens(session, rows)
+        receipt = {
+            "kind": "settlement",
+            "mode": "rtgs",
+            "settlement_id": str(op_id),
+            "reference": reference,
+            "payer_operator": operator.code,
+            "payee_operator": payee.code,
+            "amount": amount,
+            "inputs": [str(t.serial) for t in tokens],
+            "payee_tokens": [t["serial"] for t in payee_wire],
+            "change_tokens": [t["serial"] for t in change_wire],
+            "settled_at": iso(now),
+        }
+        return op, {
+            "settlement_id": str(op_id),
+            "receipt": sign_document(cb.key, receipt),
+            "payee_tokens": payee_wire,
+            "change": change_wire,
+        }
+
+    return _idempotent(session, operator, idem, run)
+
+
+def token_status(session: Session, *, serial: str, operator: Operator | None) -> dict[str, Any]:
+    try:
+        token = repo.get_token(session, uuid.UUID(serial))
+    except ValueError:
+        raise ValidationFailed("serial must be a UUID") from None
+    if token is None:
+        raise UnknownToken(f"no token {serial}")
+    if operator is not None and token.owner_operator_id != operator.id:
+        raise TokenNotOwned("token is registered to another operator")
+    owner = repo.operator_by_id(session, token.owner_operator_id)
+    return {
+        "serial": str(token.serial),
+        "amount": token.amount,
+        "status": token.status,
+        "owner": owner.code if owner else None,
+        "issued_at": iso(token.issued_at),
+    }
+
+
+# ---------------------------------------------------------------- analysis centre and audit
+
+
+def money_supply(session: Session) -> dict[str, Any]:
+    operators = repo.list_operators(session)
+    balances = repo.account_balances(session)
+    ops = repo.operations_summary(session)
+    by_operator = [
+        {
+            "operator": o.code,
+            "circulation": balances.get(circulation_code(o.code), 0),
+            "reserves": balances.get(reserve_code(o.code), 0),
+        }
+        for o in operators
+    ]
+    return {
+        "digital_currency_outstanding": sum(o["circulation"] for o in by_operator),
+        "reserves_total": sum(o["reserves"] for o in by_operator),
+        "live_tokens": repo.live_token_count(session),
+        "operations": {k: {"count": n, "amount": a} for k, (n, a) in ops.items()},
+        "by_operator": by_operator,
+    }
+
+
+def audit(session: Session) -> dict[str, Any]:
+    """The central bank's side of the cross-tier invariants."""
+    operators = repo.list_operators(session)
+    balances = repo.account_balances(session)
+    live = repo.live_value_by_operator(session)
+    flows = repo.postings_total_by_kind(session, "circulation:")
+    reserve_flows = repo.postings_total_by_kind(session, "reserve:")
+    issued = flows.get("issuance", 0)
+    redeemed = -flows.get("redemption", 0)
+    live_total = sum(live.values())
+    checks = []
+
+    def check(name: str, left: int, right: int) -> None:
+        checks.append({"name": name, "left": left, "right": right, "ok": left == right})
+
+    check("live tokens == issued - redeemed", live_total, issued - redeemed)
+    check(
+        "issued - redeemed == reserves debited - reserves credited",
+        issued - redeemed,
+        -reserve_flows.get("issuance", 0) - reserve_flows.get("redemption", 0),
+    )
+    check("settlements net to zero", flows.get("settlement", 0), 0)
+    per_operator = {}
+    for o in operators:
+        circulation = balances.get(circulation_code(o.code), 0)
+        check(f"{o.code}: live tokens == circulation account", live.get(o.id, 0), circulation)
+        per_operator[o.code] = {
+            "live_token_value": live.get(o.id, 0),
+            "circulation": circulation,
+            "reserves": balances.get(reserve_code(o.code), 0),
+        }
+    integrity = ledger.ledger_integrity(session)
+    check("ledger: unbalanced entries", integrity["unbalanced_entries"], 0)
+    check("ledger: balances equal postings", integrity["balance_drift_accounts"], 0)
+    check("ledger: no negative balances", integrity["negative_balances"], 0)
+    check("ledger: all balances sum to zero", integrity["sum_of_all_balances"], 0)
+    return {
+        "issued": issued,
+        "redeemed": redeemed,
+        "live_token_value": live_total,
+        "operators": per_operator,
+        "checks": checks,
+        "ok": all(c["ok"] for c in checks),
+    }

@@ -1,0 +1,75 @@
+"""The central bank service's process-wide state (engine, keys, auth), built by `app.py`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from fastapi import Request
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from cbdc.auth import ResolvedKey, SignedRequestAuth, UnitOfWork
+from cbdc.crypto import SigningKey
+from cbdc.db import make_engine, session_factory, transaction
+from central_bank import service
+from central_bank.models import Operator
+
+
+@dataclass
+class CentralBankConfig:
+    database_url: str
+    key: SigningKey
+    admin_public_key: str
+    currency: str = "CNY"
+    currency_decimals: int = 2
+    max_token_amount: int = 1_000_000_00
+    regulator_public_key: str | None = None
+    pool_size: int = 8
+
+
+@dataclass
+class CentralBankState:
+    config: CentralBankConfig
+    engine: Engine = field(init=False)
+    cb: service.CentralBank = field(init=False)
+    uow: UnitOfWork = field(init=False)
+    auth: SignedRequestAuth = field(init=False)
+    _operator_keys: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        c = self.config
+        self.engine = make_engine(c.database_url, pool_size=c.pool_size)
+        self.factory = session_factory(self.engine)
+        self.cb = service.CentralBank(
+            key=c.key, currency=c.currency, max_token_amount=c.max_token_amount
+        )
+        self.uow = UnitOfWork(self.factory)
+        self.auth = SignedRequestAuth(self.resolve_key)
+        transaction(self.factory, service.bootstrap)
+
+    @property
+    def decimals(self) -> int:
+        return self.config.currency_decimals
+
+    def resolve_key(self, key_id: str, _body: bytes) -> ResolvedKey | None:
+        if key_id == "admin":
+            return ResolvedKey("admin", "admin", self.config.admin_public_key)
+        if key_id == "regulator" and self.config.regulator_public_key:
+            return ResolvedKey("regulator", "regulator", self.config.regulator_public_key)
+        if key_id.startswith("operator:"):
+            code = key_id.split(":", 1)[1]
+            public_key = self._operator_keys.get(code)
+            if public_key is None:
+                with self.factory() as session:
+                    public_key = session.scalar(
+                        select(Operator.public_key).where(Operator.code == code)
+                    )
+                if public_key is None:
+                    return None
+                self._operator_keys[code] = public_key
+            return ResolvedKey("operator", code, public_key)
+        return None
+
+
+def get_state(request: Request) -> CentralBankState:
+    return request.app.state.cb  # type: ignore[no-any-return]

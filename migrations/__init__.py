@@ -1,0 +1,1 @@
+"""Alembic migrations, one script location per database: `central_bank/` and `operator/`."""

@@ -1,0 +1,318 @@
+"""HTTP routes of an operator service. Routes only: auth, parse, call the service, return."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+
+from cbdc.auth import Principal, require_role
+from cbdc.crypto import sha256_hex
+from cbdc.errors import Forbidden, ValidationFailed
+from cbdc.policy import WalletClass
+from operators import repository as repo
+from operators import service, settlement, vault
+from operators.schemas import (
+    CashLoad,
+    DepositCredit,
+    InboundSettlementIn,
+    OpenWallet,
+    SignedLoad,
+    SignedPayment,
+    SignedUnload,
+)
+from operators.state import OperatorState, get_state
+
+router = APIRouter()
+State = Annotated[OperatorState, Depends(get_state)]
+
+
+async def _auth(request: Request) -> Principal:
+    return await request.app.state.operator.auth(request)  # type: ignore[no-any-return]
+
+
+Caller = Annotated[Principal, Depends(_auth)]
+IdemKey = Annotated[str, Header(alias="Idempotency-Key", min_length=8, max_length=100)]
+
+
+async def _request_hash(request: Request) -> str:
+    return sha256_hex(request.method.encode() + request.url.path.encode() + await request.body())
+
+
+RequestHash = Annotated[str, Depends(_request_hash)]
+
+
+def _wallet_or_staff(caller: Principal, wallet_id: str) -> None:
+    if caller.role == "staff":
+        return
+    if caller.role == "wallet" and caller.subject == wallet_id:
+        return
+    raise Forbidden("only the wallet's own key or operator staff may do this")
+
+
+@router.get("/health", tags=["public"])
+def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/v1/info", tags=["public"])
+def info(state: State) -> dict[str, Any]:
+    ctx = state.ctx
+    return {
+        "service": "operator",
+        "operator": ctx.code,
+        "name": ctx.name,
+        "public_key": ctx.key.public_key,
+        "certificate": state.certificate(),
+        "central_bank_public_key": ctx.central_bank_public_key,
+        "currency": ctx.currency,
+        "currency_decimals": ctx.decimals,
+        "settlement_mode": ctx.settlement_mode,
+        "wallet_classes": {
+            c.name: {
+                "identification": lim.identification,
+                "balance_cap": lim.balance_cap,
+                "single_payment": lim.single_payment,
+                "daily": lim.daily,
+                "annual": lim.annual,
+            }
+            for c, lim in ctx.policy.classes.items()
+        },
+    }
+
+
+# ------------------------------------------------------------------ wallets
+
+
+@router.post("/v1/wallets", status_code=201, tags=["wallets"])
+def open_wallet(body: OpenWallet, caller: Caller, state: State) -> Any:
+    """Open a wallet. Sign with the new wallet's own key (`CBDC-Key-Id: new-wallet`, class IV,
+    phone number) or with the operator's staff key (any class, identity verified by staff)."""
+    require_role(caller, "new-wallet", "staff")
+    return state.uow.run(
+        caller,
+        lambda s: service.open_wallet(
+            s,
+            state.ctx,
+            public_key=body.public_key,
+            wallet_class=WalletClass.parse(body.wallet_class),
+            customer=body.customer.model_dump() if body.customer else None,
+            customer_id=body.customer_id,
+            by_staff=caller.role == "staff",
+        ),
+    )
+
+
+@router.get("/v1/wallets/{wallet_id}", tags=["wallets"])
+def get_wallet(wallet_id: str, caller: Caller, state: State) -> Any:
+    _wallet_or_staff(caller, wallet_id)
+    return state.uow.run(
+        caller,
+        lambda s: service.wallet_view(
+            s, state.ctx, service.require_wallet(s, state.ctx, wallet_id)
+        ),
+    )
+
+
+@router.get("/v1/wallets/{wallet_id}/history", tags=["wallets"])
+def wallet_history(
+    wallet_id: str,
+    caller: Caller,
+    state: State,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    before: Annotated[int | None, Query(ge=1)] = None,
+) -> Any:
+    _wallet_or_staff(caller, wallet_id)
+    return state.uow.run(
+        caller,
+        lambda s: service.history(s, state.ctx, wallet_id=wallet_id, limit=limit, before=before),
+    )
+
+
+@router.post("/v1/wallets/{wallet_id}/load", tags=["exchange"])
+def load(wallet_id: str, body: SignedLoad, state: State) -> Any:
+    """Deposit -> wallet, authorised by the order's signature (nonce = idempotency key)."""
+    if body.order.wallet != wallet_id:
+        raise ValidationFailed("order.wallet: must match the wallet in the path")
+    order = body.order.model_dump(exclude_unset=True)
+    result = state.with_float(
+        lambda s: service.load(s, state.ctx, order=order, signature=body.signature)
+    )
+    state.wake_worker()
+    return result
+
+
+@router.post("/v1/wallets/{wallet_id}/unload", tags=["exchange"])
+def unload(wallet_id: str, body: SignedUnload, state: State) -> Any:
+    """Wallet -> deposit, authorised by the order's signature (nonce = idempotency key)."""
+    if body.order.wallet != wallet_id:
+        raise ValidationFailed("order.wallet: must match the wallet in the path")
+    order = body.order.model_dump(exclude_unset=True)
+    result = state.uow.run(
+        None, lambda s: service.unload(s, state.ctx, order=order, signature=body.signature)
+    )
+    state.wake_worker()
+    return result
+
+
+# ------------------------------------------------------------------ payments
+
+
+@router.post("/v1/payments", status_code=201, tags=["payments"])
+def pay(body: SignedPayment, state: State) -> Any:
+    """A payment order signed by the payer's wallet key. Same-operator payments complete at
+    once; cross-operator payments settle through the central bank (RTGS: within the request;
+    if the central bank or the payee's operator is unreachable the answer says
+    `pending_settlement` and the outbox finishes the job later)."""
+    order = body.order.model_dump(exclude_unset=True)
+    receipt = state.uow.run(
+        None, lambda s: service.pay(s, state.ctx, order=order, signature=body.signature)
+    )
+    if receipt["route"] == "cross" and receipt["status"] == "pending_settlement":
+        if state.ctx.settlement_mode == "rtgs":
+            state.runner.run_reference(f"pay:{receipt['payment_id']}")
+            refreshed = state.uow.run(
+                None,
+                lambda s: service.payment_status(
+                    s, state.ctx, payment_id=receipt["payment_id"], wallet_id=None
+                ),
+            )
+            receipt = {**refreshed, "replayed": receipt["replayed"]}
+        state.wake_worker()
+    return receipt
+
+
+@router.get("/v1/payments/{payment_id}", tags=["payments"])
+def payment_status(payment_id: str, caller: Caller, state: State) -> Any:
+    require_role(caller, "wallet", "staff")
+    return state.uow.run(
+        caller,
+        lambda s: service.payment_status(
+            s,
+            state.ctx,
+            payment_id=payment_id,
+            wallet_id=caller.subject if caller.role == "wallet" else None,
+        ),
+    )
+
+
+# ------------------------------------------------------------------ interop
+
+
+@router.post("/v1/interop/settlements", tags=["interop"])
+def receive_settlement(body: InboundSettlementIn, caller: Caller, state: State) -> Any:
+    """Another operator delivers a settlement the central bank has signed."""
+    require_role(caller, "operator")
+    result = state.uow.run(
+        caller,
+        lambda s: settlement.receive(
+            s, state.ctx, payer_operator=caller.subject, body=body.model_dump()
+        ),
+    )
+    state.wake_worker()
+    return result
+
+
+# ------------------------------------------------------------------ staff
+
+
+@router.post("/v1/admin/customers/{customer_id}/deposit", tags=["staff"])
+def credit_deposit(
+    customer_id: int,
+    body: DepositCredit,
+    caller: Caller,
+    state: State,
+    key: IdemKey,
+    h: RequestHash,
+) -> Any:
+    """Simulated bank money arriving in a customer's deposit account (salary, transfer...)."""
+    require_role(caller, "staff")
+    return state.uow.run(
+        caller,
+        lambda s: service.credit_deposit(
+            s,
+            state.ctx,
+            customer_id=customer_id,
+            amount=body.amount,
+            key_id=caller.key_id,
+            idem_key=key,
+            request_hash=h,
+        ),
+    )
+
+
+@router.post("/v1/admin/wallets/{wallet_id}/cash-load", tags=["staff"])
+def cash_load(
+    wallet_id: str, body: CashLoad, caller: Caller, state: State, key: IdemKey, h: RequestHash
+) -> Any:
+    """Banknotes handed over the counter, loaded into the wallet."""
+    require_role(caller, "staff")
+    from cbdc.auth import record_nonce
+
+    def work(s: Any) -> Any:
+        record_nonce(s, caller)
+        return service.cash_load(
+            s,
+            state.ctx,
+            wallet_id=wallet_id,
+            amount=body.amount,
+            key_id=caller.key_id,
+            idem_key=key,
+            request_hash=h,
+        )
+
+    return state.with_float(work)
+
+
+@router.get("/v1/admin/audit", tags=["staff"])
+def audit(caller: Caller, state: State) -> Any:
+    """This operator's side of the cross-tier invariants."""
+    require_role(caller, "staff")
+    from operators import audit as audit_mod
+
+    return state.uow.run(caller, lambda s: audit_mod.operator_audit(s, state.ctx))
+
+
+@router.post("/v1/admin/jobs/run", tags=["staff"])
+def run_jobs(caller: Caller, state: State) -> Any:
+    """Run due outbox jobs and the water-mark check now; report what is left."""
+    require_role(caller, "staff")
+    state.uow.run(caller, lambda s: None)
+    if state.worker is not None:
+        state.worker.check_water_marks()
+    ran = 0
+    while True:
+        n = state.runner.run_due()
+        ran += n
+        if n == 0:
+            break
+    counts = state.uow.run(None, repo.outbox_counts)
+    return {"ran": ran, "outbox": counts}
+
+
+@router.post("/v1/admin/vault/issue", tags=["staff"])
+def request_issuance(body: CashLoad, caller: Caller, state: State) -> Any:
+    """Ask the central bank for issuance of `amount` into the vault float now."""
+    require_role(caller, "staff")
+    reference = state.uow.run(caller, lambda s: vault.queue_issuance(s, body.amount))
+    state.runner.run_reference(reference)
+    return state.uow.run(
+        None, lambda s: {"reference": reference, **vault.job_outcome(s, reference)}
+    )
+
+
+@router.post("/v1/admin/vault/redeem", tags=["staff"])
+def request_redemption(body: CashLoad, caller: Caller, state: State) -> Any:
+    """Return `amount` of vault float to the central bank now (reserves are credited back)."""
+    require_role(caller, "staff")
+    reference = state.uow.run(caller, lambda s: vault.queue_redemption(s, body.amount))
+    state.runner.run_reference(reference)
+    return state.uow.run(
+        None, lambda s: {"reference": reference, **vault.job_outcome(s, reference)}
+    )
+
+
+@router.get("/v1/admin/vault", tags=["staff"])
+def vault_position(caller: Caller, state: State) -> Any:
+    require_role(caller, "staff")
+    return state.uow.run(caller, lambda s: vault.vault_position(s, state.ctx))

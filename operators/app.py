@@ -1,0 +1,68 @@
+"""The operator FastAPI application.
+
+`create_app(config)` for tests and embedding; `app_from_env()` is the uvicorn factory used by
+`cbdc up`: it reads the network file (CBDC_NETWORK_FILE) and its own routing code
+(CBDC_OPERATOR_CODE).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from cbdc.crypto import SigningKey
+from cbdc.settings import NetworkConfig
+from cbdc.webapp import base_app
+from operators.api import router
+from operators.context import WaterMarks
+from operators.state import OperatorConfig, OperatorState
+
+DESCRIPTION = """Tier 2 of the two-tier CBDC: an authorised operator. It holds a **vault** of
+central-bank-signed tokens, runs customer **wallets** in classes I-IV of controllable anonymity
+(limits from the policy file), **exchanges** deposits and cash for digital currency, and posts
+**payments** within the operator and, through the central bank's registration centre, across
+operators. Customer money moves only on orders signed by the wallet's Ed25519 key; reads are
+signed envelopes (CBDC-Key-Id `wallet:<id>`); staff use the operator's key."""
+
+
+def create_app(config: OperatorConfig) -> FastAPI:
+    state = OperatorState(config)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        state.start()
+        yield
+        state.stop()
+
+    app = base_app(f"CBDC operator {config.code}", DESCRIPTION)
+    app.router.lifespan_context = lifespan
+    app.state.operator = state
+    app.include_router(router)
+    return app
+
+
+def config_from_network(network: NetworkConfig, code: str) -> OperatorConfig:
+    node = network.operator(code)
+    return OperatorConfig(
+        database_url=node.database_url,
+        code=node.code,
+        name=node.name,
+        key=SigningKey.load(Path(node.key_file)),
+        central_bank_url=network.central_bank.url,
+        central_bank_public_key=network.central_bank.public_key,
+        peers={o.code: o.url for o in network.operators if o.code != code},
+        policy_file=network.policy_file,
+        currency=network.currency,
+        currency_decimals=network.currency_decimals,
+        water_marks=WaterMarks(node.vault_low_water, node.vault_target, node.vault_high_water),
+        settlement_mode=network.settlement_mode,
+    )
+
+
+def app_from_env() -> FastAPI:
+    network = NetworkConfig.load(Path(os.environ["CBDC_NETWORK_FILE"]))
+    return create_app(config_from_network(network, os.environ["CBDC_OPERATOR_CODE"]))

@@ -1,0 +1,52 @@
+"""An operator's side of the cross-tier invariants, for `cbdc audit`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from cbdc import ledger
+from operators import repository as repo
+from operators.context import OperatorContext
+
+
+def operator_audit(session: Session, ctx: OperatorContext) -> dict[str, Any]:
+    kinds = ledger.balances_by_kind(session)
+    accounts = {code: repo.account_balance(session, acc) for code, acc in ctx.accounts.items()}
+    tokens = repo.vault_summary(session)
+    token_value = tokens.get("held_value", 0) + tokens.get("reserved_value", 0)
+    wallets = kinds.get("wallet", 0)
+    in_transit = kinds.get("in_transit", 0)
+    cbdc_total = accounts["vault_float"] + wallets + in_transit
+    integrity = ledger.ledger_integrity(session)
+    checks = []
+
+    def check(name: str, left: int, right: int) -> None:
+        checks.append(
+            {"name": f"{ctx.code}: {name}", "left": left, "right": right, "ok": left == right}
+        )
+
+    check("vault tokens == -tokens_held", token_value, -accounts["tokens_held"])
+    check("vault tokens == float + wallets + in transit", token_value, cbdc_total)
+    check("ledger: unbalanced entries", integrity["unbalanced_entries"], 0)
+    check("ledger: balances equal postings", integrity["balance_drift_accounts"], 0)
+    check("ledger: no negative balances", integrity["negative_balances"], 0)
+    check("ledger: all balances sum to zero", integrity["sum_of_all_balances"], 0)
+    outbox = repo.outbox_counts(session)
+    return {
+        "operator": ctx.code,
+        "vault_token_value": token_value,
+        "vault_float": accounts["vault_float"],
+        "wallets": wallets,
+        "in_transit_out": accounts["in_transit_out"],
+        "returns_pending": accounts["returns_pending"],
+        "redemption_pending": accounts["redemption_pending"],
+        "in_transit_total": in_transit,
+        "deposits": kinds.get("deposit", 0),
+        "wallet_count": repo.wallet_count(session),
+        "outbox": outbox,
+        "failed_jobs": repo.failed_jobs(session),
+        "checks": checks,
+        "ok": all(c["ok"] for c in checks),
+    }

@@ -1,0 +1,91 @@
+"""Everything an operator's service functions need besides a session: identity, keys, policy,
+the central bank and peer clients, and the ids of its system accounts.
+
+System accounts of an operator's ledger (see docs/architecture.md):
+
+    tokens_held         contra (negative): minus the value of the tokens in the vault
+    vault_float         digital currency not allocated to any customer
+    wallet:<id>         one per wallet
+    in_transit_out      paid out to other operators, not yet settled at the central bank
+    returns_pending     received for a payee that cannot take it, being sent back
+    redemption_pending  handed back to the central bank, not yet confirmed
+    deposit:<customer>  simulated bank deposit (commercial bank money, not CBDC)
+    deposits_contra     contra of all deposits
+    cash_on_hand / cash_contra   banknotes taken in over the counter
+
+Invariant: -tokens_held == vault_float + wallets + in_transit_out + returns_pending +
+redemption_pending == value of the live tokens the central bank registers to this operator.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session
+
+from cbdc import ledger
+from cbdc.crypto import SigningKey
+from cbdc.policy import Policy
+from cbdc.settings import SettlementMode
+from operators.clients import CentralBankClient, PeerClients
+
+SYSTEM_ACCOUNTS: dict[str, tuple[str, bool]] = {
+    # code: (kind, allow_negative)
+    "tokens_held": ("tokens_held", True),
+    "vault_float": ("vault_float", False),
+    "in_transit_out": ("in_transit", False),
+    "returns_pending": ("in_transit", False),
+    "redemption_pending": ("in_transit", False),
+    "deposits_contra": ("deposits_contra", True),
+    "cash_on_hand": ("cash", False),
+    "cash_contra": ("cash_contra", True),
+}
+CBDC_KINDS = ("vault_float", "wallet", "in_transit")
+
+
+@dataclass
+class WaterMarks:
+    low: int
+    target: int
+    high: int
+
+
+@dataclass
+class OperatorContext:
+    code: str
+    name: str
+    key: SigningKey
+    policy: Policy
+    currency: str
+    decimals: int
+    central_bank: CentralBankClient
+    central_bank_public_key: str
+    peers: PeerClients
+    water_marks: WaterMarks
+    settlement_mode: SettlementMode = "rtgs"
+    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))
+    accounts: dict[str, int] = field(default_factory=dict)
+    certificate: dict | None = None
+
+    def __post_init__(self) -> None:
+        self._alias_secret = hashlib.sha256(
+            b"cbdc-payer-alias:" + self.key.private_bytes().encode()
+        ).digest()
+
+    def bootstrap(self, session: Session) -> None:
+        for code, (kind, allow_negative) in SYSTEM_ACCOUNTS.items():
+            self.accounts[code] = ledger.ensure_account(
+                session, code=code, kind=kind, allow_negative=allow_negative
+            )
+
+    def account(self, code: str) -> int:
+        return self.accounts[code]
+
+    def payer_alias(self, payer: str, payee: str) -> str:
+        """What a payee sees instead of the payer's wallet id: stable for one payer and one
+        payee, unlinkable across payees without the operator's secret."""
+        digest = hmac.new(self._alias_secret, f"{payer}|{payee}".encode(), hashlib.sha256)
+        return "anon-" + digest.hexdigest()[:16]

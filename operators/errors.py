@@ -1,0 +1,120 @@
+"""Errors of the operator service (stable codes, see cbdc.errors)."""
+
+from cbdc.errors import Conflict, DomainError, NotFound
+
+
+class OperatorError(DomainError):
+    code = "operator_error"
+
+
+class UnknownWallet(NotFound):
+    code = "unknown_wallet"
+    title = "No such wallet"
+
+
+class InvalidWalletId(OperatorError):
+    code = "invalid_wallet_id"
+    status = 422
+    title = "Wallet id is malformed or its check digits are wrong"
+
+
+class UnknownOperator(OperatorError):
+    code = "unknown_payee_operator"
+    status = 422
+    title = "The payee's routing code names no registered operator"
+
+
+class WrongOperator(OperatorError):
+    code = "wrong_operator"
+    status = 422
+    title = "The wallet is not held at this operator"
+
+
+class WalletNotActive(OperatorError):
+    code = "wallet_not_active"
+    status = 403
+    title = "Wallet is frozen or closed"
+
+
+class ClassRequiresStaff(OperatorError):
+    code = "class_requires_verification"
+    status = 403
+    title = "This wallet class needs identity verification by operator staff"
+
+
+class LimitExceeded(OperatorError):
+    status = 422
+    code = "limit_exceeded"
+    title = "A wallet class limit would be exceeded"
+
+
+class SinglePaymentLimit(LimitExceeded):
+    code = "single_payment_limit_exceeded"
+    title = "Amount exceeds the wallet class's single-payment limit"
+
+
+class DailyLimit(LimitExceeded):
+    code = "daily_limit_exceeded"
+    title = "Payment would exceed the wallet class's daily limit"
+
+
+class AnnualLimit(LimitExceeded):
+    code = "annual_limit_exceeded"
+    title = "Payment would exceed the wallet class's annual limit"
+
+
+class BalanceCap(LimitExceeded):
+    code = "balance_cap_exceeded"
+    title = "Wallet balance would exceed its class's balance cap"
+
+
+class PayeeBalanceCap(LimitExceeded):
+    code = "payee_balance_cap_exceeded"
+    title = "Payee wallet's balance would exceed its class's balance cap"
+
+
+class OrderExpired(OperatorError):
+    code = "order_expired"
+    status = 422
+    title = "Order timestamp is too old or in the future"
+
+
+class CurrencyMismatch(OperatorError):
+    code = "currency_mismatch"
+    status = 422
+    title = "Order currency is not this network's currency"
+
+
+class SelfPayment(OperatorError):
+    code = "self_payment"
+    status = 422
+    title = "Payer and payee are the same wallet"
+
+
+class VaultFloatInsufficient(OperatorError):
+    code = "vault_float_insufficient"
+    status = 503
+    title = "Operator cannot obtain digital currency from the central bank right now"
+
+
+class UnknownPayment(NotFound):
+    code = "unknown_payment"
+    title = "No such payment"
+
+
+class SettlementRejected(Conflict):
+    code = "settlement_rejected"
+    title = "Inbound settlement is not acceptable"
+
+
+class UpstreamRefused(OperatorError):
+    """Another party answered 4xx: the request as made will not succeed on retry."""
+
+    code = "upstream_refused"
+    status = 502
+    title = "Another party refused the request"
+
+    def __init__(self, detail: str, *, upstream_code: str, upstream_status: int) -> None:
+        super().__init__(detail)
+        self.upstream_code = upstream_code
+        self.upstream_status = upstream_status

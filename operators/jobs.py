@@ -1,0 +1,174 @@
+"""Carries out outbox jobs: issuance, redemption, settlement and delivery.
+
+Each job is: a short transaction that prepares (reserves tokens, moves money in transit), a call
+to another party outside any transaction (idempotent on the job's reference), and a short
+transaction that applies the signed answer. Failures to reach the other party are retried with
+backoff; refusals are final and undo what was prepared.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from cbdc import ledger
+from cbdc.db import transaction
+from cbdc.http import RemoteError, RemoteUnavailable
+from operators import repository as repo
+from operators import settlement, vault
+from operators.context import OperatorContext
+from operators.models import OutboxJob
+
+log = logging.getLogger(__name__)
+LEASE_SECONDS = 30
+# Refusals that mean our vault disagrees with the registration centre: never auto-refund.
+VAULT_DISAGREES = {"double_spend", "token_not_owned", "unknown_token"}
+
+
+class JobRunner:
+    def __init__(self, factory: sessionmaker[Session], ctx: OperatorContext) -> None:
+        self.factory, self.ctx = factory, ctx
+
+    def tx(self, work: Any) -> Any:
+        return transaction(self.factory, work)
+
+    def run_due(self, limit: int = 20) -> int:
+        jobs = self.tx(lambda s: repo.claim_jobs(s, limit=limit, lease_seconds=LEASE_SECONDS))
+        for job in jobs:
+            self.run(job)
+        return len(jobs)
+
+    def run_reference(self, reference: str) -> bool:
+        """Run the named job now if it is due (RTGS: settle within the request)."""
+        jobs = self.tx(
+            lambda s: repo.claim_jobs(s, limit=5, lease_seconds=LEASE_SECONDS, reference=reference)
+        )
+        for job in sorted(jobs, key=lambda j: j.id):
+            self.run(job)
+        return bool(jobs)
+
+    def run(self, job: OutboxJob) -> None:
+        handler = getattr(self, f"_{job.kind}")
+        try:
+            handler(job)
+        except RemoteUnavailable as exc:
+            self._later(job, min(30.0, 0.25 * 2 ** min(job.attempts, 7)), str(exc))
+        except vault.TokensUnavailable as exc:
+            self._later(job, 0.2, str(exc))
+        except vault.BadCentralBankDocument as exc:
+            log.error("job %s %s: %s", job.kind, job.reference, exc)
+            self._fail(job, str(exc))
+        except Exception as exc:  # keep the worker alive; the job is retried
+            log.exception("job %s %s failed unexpectedly", job.kind, job.reference)
+            self._later(job, 5.0, repr(exc))
+
+    def _later(self, job: OutboxJob, delay: float, error: str) -> None:
+        self.tx(lambda s: repo.retry_job_later(s, job.id, delay_seconds=delay, error=error))
+
+    def _fail(self, job: OutboxJob, error: str) -> None:
+        self.tx(lambda s: repo.finish_job(s, job.id, status="failed", error=error))
+
+    # ------------------------------------------------------------ kinds
+
+    def _issuance(self, job: OutboxJob) -> None:
+        try:
+            response = self.ctx.central_bank.issue(
+                amount=int(job.payload["amount"]), idempotency_key=job.reference
+            )
+        except RemoteError as exc:
+            log.warning("issuance refused: %s", exc)
+            self._fail(job, str(exc))
+            return
+        self.tx(lambda s: vault.apply_issuance(s, self.ctx, job=job, response=response))
+
+    def _redemption(self, job: OutboxJob) -> None:
+        serials = self.tx(lambda s: vault.prepare_redemption(s, self.ctx, job=job))
+        if not serials:
+            return
+        amount = self.tx(lambda s: int(repo.lock_job(s, job.id).payload["amount"]))  # type: ignore[union-attr]
+        try:
+            response = self.ctx.central_bank.redeem(
+                serials=serials, amount=amount, idempotency_key=job.reference
+            )
+        except RemoteError as exc:
+            code = exc.code
+            self.tx(lambda s: vault.cancel_redemption(s, self.ctx, job=job, reason=code))
+            return
+        self.tx(lambda s: vault.apply_redemption(s, self.ctx, job=job, response=response))
+
+    def _settle(self, job: OutboxJob) -> None:
+        serials = self.tx(lambda s: settlement.prepare_settlement(s, job=job))
+        try:
+            response = self.ctx.central_bank.settle(
+                payee_operator=job.payload["payee_operator"],
+                amount=int(job.payload["amount"]),
+                serials=serials,
+                reference=job.reference,
+            )
+        except RemoteError as exc:
+            code = exc.code
+            if code in VAULT_DISAGREES:
+                log.error("settlement %s: vault disagrees with registry: %s", job.reference, exc)
+                self._fail(job, str(exc))
+            else:
+                self.tx(lambda s: settlement.refund_settlement(s, self.ctx, job=job, reason=code))
+            return
+        self.tx(lambda s: settlement.apply_settlement(s, self.ctx, job=job, response=response))
+        self.run_reference(job.reference)  # the deliver job has the same reference
+
+    def _deliver(self, job: OutboxJob) -> None:
+        peer = self.ctx.peers.client(job.payload["payee_operator"])
+        if peer is None:
+            raise RemoteUnavailable(f"no address for operator {job.payload['payee_operator']}")
+        try:
+            answer = peer.request("POST", "/v1/interop/settlements", job.payload["body"])
+        except RemoteError as exc:
+            log.error("delivery %s refused: %s", job.reference, exc)
+            self._fail(job, str(exc))
+            return
+        self.tx(lambda s: settlement.mark_delivered(s, job=job, outcome=answer["outcome"]))
+
+
+class OutboxWorker(threading.Thread):
+    """Background loop: runs due jobs and keeps the vault float between its water marks."""
+
+    def __init__(
+        self, runner: JobRunner, *, interval: float = 0.2, water_mark_every: float = 2.0
+    ) -> None:
+        super().__init__(name=f"outbox-{runner.ctx.code}", daemon=True)
+        self.runner, self.interval, self.water_mark_every = runner, interval, water_mark_every
+        self.stopping = threading.Event()
+        self.wake = threading.Event()
+
+    def check_water_marks(self) -> None:
+        ctx = self.runner.ctx
+
+        def work(s: Session) -> None:
+            account = ctx.account("vault_float")
+            balance = ledger.lock_accounts(s, [account])[account]
+            vault.check_water_marks(s, ctx, float_balance=balance)
+
+        self.runner.tx(work)
+
+    def run(self) -> None:
+        last_check = 0.0
+        while not self.stopping.is_set():
+            try:
+                now = time.monotonic()
+                if now - last_check >= self.water_mark_every:
+                    self.check_water_marks()
+                    last_check = now
+                while self.runner.run_due() and not self.stopping.is_set():
+                    pass
+            except Exception:
+                log.exception("outbox worker loop")
+            self.wake.wait(self.interval)
+            self.wake.clear()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.wake.set()

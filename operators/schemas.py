@@ -1,0 +1,99 @@
+"""Wire types of the operator API.
+
+Customer orders are signed by the wallet key over the canonical JSON of `order` exactly as
+sent (`model_dump(exclude_unset=True)`), so the models are strict: no coercion, no extra
+fields, or the signature would cover something other than what was checked.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+WalletIdField = Field(
+    min_length=20, max_length=20, description="routing code + 14 digits + 2 check"
+)
+AmountField = Field(gt=0, le=10**15, description="minor units")
+NonceField = Field(min_length=8, max_length=64, description="unique per wallet; idempotency key")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class PaymentOrder(Strict):
+    type: Literal["payment"]
+    payer: str = WalletIdField
+    payee: str = WalletIdField
+    amount: int = AmountField
+    currency: str = Field(min_length=3, max_length=3)
+    nonce: str = NonceField
+    created_at: str = Field(description="ISO 8601 with time zone")
+    memo: str | None = Field(default=None, max_length=140)
+
+
+class LoadOrder(Strict):
+    type: Literal["load"]
+    wallet: str = WalletIdField
+    amount: int = AmountField
+    currency: str = Field(min_length=3, max_length=3)
+    nonce: str = NonceField
+    created_at: str
+
+
+class UnloadOrder(Strict):
+    type: Literal["unload"]
+    wallet: str = WalletIdField
+    amount: int = AmountField
+    currency: str = Field(min_length=3, max_length=3)
+    nonce: str = NonceField
+    created_at: str
+
+
+class SignedPayment(Strict):
+    order: PaymentOrder
+    signature: str = Field(min_length=80, max_length=100)
+
+
+class SignedLoad(Strict):
+    order: LoadOrder
+    signature: str = Field(min_length=80, max_length=100)
+
+
+class SignedUnload(Strict):
+    order: UnloadOrder
+    signature: str = Field(min_length=80, max_length=100)
+
+
+class CustomerIn(Strict):
+    display_name: str = Field(min_length=1, max_length=200)
+    phone: str | None = Field(default=None, pattern=r"^\+?[0-9]{6,15}$")
+    id_number: str | None = Field(default=None, min_length=4, max_length=40)
+
+
+class OpenWallet(Strict):
+    public_key: str = Field(min_length=40, max_length=60, description="Ed25519, base64url")
+    wallet_class: Literal["I", "II", "III", "IV"] = "IV"
+    customer: CustomerIn | None = None
+    customer_id: int | None = Field(default=None, description="staff only: existing customer")
+
+
+class CashLoad(Strict):
+    amount: int = AmountField
+
+
+class DepositCredit(Strict):
+    amount: int = AmountField
+
+
+class InboundSettlementIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    receipt: dict[str, Any]
+    payee_tokens: list[dict[str, Any]] = Field(min_length=1, max_length=100)
+    kind: Literal["payment", "return"]
+    reference: str = Field(min_length=1, max_length=100)
+    payee_wallet: str = Field(max_length=40)
+    payer_alias: str | None = Field(default=None, max_length=64)
+    reason: str | None = Field(default=None, max_length=200)

@@ -1,0 +1,658 @@
+"""Retail domain logic of an operator: wallets, limits, exchange (load/unload) and payments.
+
+Every money movement is one balanced journal entry (cbdc.ledger) written in the caller's
+transaction. Accounts are locked in ascending id order before balances are read. Customer
+orders are signed by the wallet's key; their nonce is unique per wallet, which makes a replayed
+order return the original outcome instead of moving money twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from cbdc import ledger
+from cbdc.addresses import is_valid_wallet_id, make_wallet_id, routing_code
+from cbdc.clock import iso, parse_iso, utcnow
+from cbdc.crypto import canonical_json, sha256_hex, verify_json
+from cbdc.errors import (
+    BadSignature,
+    Conflict,
+    Forbidden,
+    IdempotencyMismatch,
+    InsufficientFunds,
+    ValidationFailed,
+)
+from cbdc.money import format_amount
+from cbdc.policy import ClassLimits, WalletClass
+from cbdc.tokens import sign_document
+from operators import repository as repo
+from operators.context import OperatorContext
+from operators.errors import (
+    AnnualLimit,
+    BalanceCap,
+    ClassRequiresStaff,
+    CurrencyMismatch,
+    DailyLimit,
+    InvalidWalletId,
+    OrderExpired,
+    PayeeBalanceCap,
+    SelfPayment,
+    SinglePaymentLimit,
+    UnknownOperator,
+    UnknownPayment,
+    UnknownWallet,
+    WalletNotActive,
+    WrongOperator,
+)
+from operators.models import Customer, Order, Wallet
+
+ORDER_MAX_AGE = timedelta(minutes=10)
+ORDER_MAX_SKEW = timedelta(minutes=5)
+
+
+class VaultShortfall(Exception):
+    """The vault float cannot cover a load right now; the caller replenishes and retries."""
+
+    def __init__(self, needed: int) -> None:
+        super().__init__(f"vault float short by {needed}")
+        self.needed = needed
+
+
+# ------------------------------------------------------------------ wallets
+
+
+def open_wallet(
+    session: Session,
+    ctx: OperatorContext,
+    *,
+    public_key: str,
+    wallet_class: WalletClass,
+    customer: dict[str, Any] | None,
+    customer_id: int | None,
+    by_staff: bool,
+) -> dict[str, Any]:
+    """Open a wallet. Self-service opens class IV on a phone number; other classes need staff
+    (who verified the customer's identity) to sign the request."""
+    if not by_staff and wallet_class != WalletClass.IV:
+        raise ClassRequiresStaff(f"class {wallet_class.name} needs verification by staff")
+    if customer_id is not None and not by_staff:
+        raise Forbidden("only staff may attach a wallet to an existing customer")
+    if repo.public_key_in_use(session, public_key):
+        raise Conflict(
+            "this public key already has a wallet",
+        )
+    if customer_id is not None:
+        holder = repo.get_customer(session, customer_id)
+        if holder is None:
+            raise ValidationFailed(f"customer_id: no customer {customer_id}")
+    else:
+        if customer is None:
+            raise ValidationFailed("customer: required when customer_id is not given")
+        if wallet_class == WalletClass.IV and not customer.get("phone"):
+            raise ValidationFailed("customer.phone: class IV wallets are opened on a phone number")
+        if wallet_class != WalletClass.IV and not customer.get("id_number"):
+            raise ValidationFailed(f"customer.id_number: class {wallet_class.name} needs an ID")
+        deposit = _new_account(session, prefix="deposit", kind="deposit")
+        holder = repo.add_customer(
+            session,
+            Customer(
+                display_name=customer["display_name"],
+                phone=customer.get("phone"),
+                id_number=customer.get("id_number"),
+                deposit_account_id=deposit,
+            ),
+        )
+    account = _new_account(session, prefix="wallet", kind="wallet")
+    wallet_id = make_wallet_id(ctx.code, account)
+    certificate = {
+        "type": "wallet-certificate",
+        "wallet_id": wallet_id,
+        "public_key": public_key,
+        "wallet_class": wallet_class.name,
+        "operator": ctx.code,
+        "issued_at": iso(utcnow()),
+    }
+    wallet = repo.add_wallet(
+        session,
+        Wallet(
+            id=wallet_id,
+            customer_id=holder.id,
+            account_id=account,
+            wallet_class=int(wallet_class),
+            public_key=public_key,
+            certificate=certificate,
+            certificate_signature=ctx.key.sign_json(certificate),
+            status="active",
+        ),
+    )
+    return wallet_view(session, ctx, wallet)
+
+
+def _new_account(session: Session, *, prefix: str, kind: str) -> int:
+    temporary = f"{prefix}:{uuid.uuid4()}"
+    account = ledger.ensure_account(session, code=temporary, kind=kind)
+    from sqlalchemy import text
+
+    session.execute(
+        text("UPDATE accounts SET code = :c WHERE id = :i"),
+        {"c": f"{prefix}:{account}", "i": account},
+    )
+    return account
+
+
+def require_wallet(session: Session, ctx: OperatorContext, wallet_id: str) -> Wallet:
+    if not is_valid_wallet_id(wallet_id):
+        raise InvalidWalletId(f"{wallet_id!r} is not a valid wallet id")
+    if routing_code(wallet_id) != ctx.code:
+        raise WrongOperator(f"wallet {wallet_id} is held at operator {routing_code(wallet_id)}")
+    wallet = repo.get_wallet(session, wallet_id)
+    if wallet is None:
+        raise UnknownWallet(f"no wallet {wallet_id}")
+    return wallet
+
+
+def limits_of(ctx: OperatorContext, wallet: Wallet) -> ClassLimits:
+    return ctx.policy.limits(WalletClass(wallet.wallet_class))
+
+
+def wallet_view(session: Session, ctx: OperatorContext, wallet: Wallet) -> dict[str, Any]:
+    limits = limits_of(ctx, wallet)
+    today, year = _today(ctx)
+    return {
+        "wallet_id": wallet.id,
+        "operator": ctx.code,
+        "wallet_class": WalletClass(wallet.wallet_class).name,
+        "status": wallet.status,
+        "balance": repo.account_balance(session, wallet.account_id),
+        "currency": ctx.currency,
+        "customer_id": wallet.customer_id,
+        "deposit_balance": repo.customer_deposit_balance(session, wallet.customer_id),
+        "limits": {
+            "balance_cap": limits.balance_cap,
+            "single_payment": limits.single_payment,
+            "daily": limits.daily,
+            "annual": limits.annual,
+        },
+        "spent_today": wallet.spent_day_total if wallet.spent_day == today else 0,
+        "spent_this_year": wallet.spent_year_total if wallet.spent_year == year else 0,
+        "certificate": {"document": wallet.certificate, "signature": wallet.certificate_signature},
+        "operator_certificate": ctx.certificate,
+    }
+
+
+def _today(ctx: OperatorContext) -> tuple[Any, int]:
+    now = datetime.now(ctx.timezone)
+    return now.date(), now.year
+
+
+# ------------------------------------------------------------------ order checks
+
+
+def _check_signed_order(wallet: Wallet, order: dict[str, Any], signature: str) -> str:
+    if not verify_json(wallet.public_key, order, signature):
+        raise BadSignature("order signature does not verify against the wallet's key")
+    try:
+        created = parse_iso(order["created_at"])
+    except (ValueError, KeyError):
+        raise ValidationFailed("order.created_at: must be ISO 8601 with a time zone") from None
+    now = utcnow()
+    if created < now - ORDER_MAX_AGE or created > now + ORDER_MAX_SKEW:
+        raise OrderExpired("order.created_at is outside the accepted window")
+    return sha256_hex(canonical_json(order))
+
+
+def _check_currency(ctx: OperatorContext, order: dict[str, Any]) -> None:
+    if order["currency"] != ctx.currency:
+        raise CurrencyMismatch(f"this network's currency is {ctx.currency}")
+
+
+def _replayed(previous: Order, order_hash: str) -> None:
+    if previous.order_hash != order_hash:
+        raise IdempotencyMismatch("this nonce was already used by a different order")
+
+
+def _require_active(wallet: Wallet, role: str = "wallet") -> None:
+    if wallet.status != "active":
+        raise WalletNotActive(f"{role} {wallet.id} is {wallet.status}")
+
+
+def _check_outgoing_limits(ctx: OperatorContext, wallet: Wallet, amount: int) -> tuple[int, int]:
+    limits = limits_of(ctx, wallet)
+    today, year = _today(ctx)
+    day_total = (wallet.spent_day_total if wallet.spent_day == today else 0) + amount
+    year_total = (wallet.spent_year_total if wallet.spent_year == year else 0) + amount
+    name = WalletClass(wallet.wallet_class).name
+    if limits.single_payment is not None and amount > limits.single_payment:
+        raise SinglePaymentLimit(
+            f"class {name} allows at most {_fmt(ctx, limits.single_payment)} per payment",
+            limit=limits.single_payment,
+        )
+    if limits.daily is not None and day_total > limits.daily:
+        raise DailyLimit(
+            f"class {name} allows {_fmt(ctx, limits.daily)} per day; "
+            f"{_fmt(ctx, day_total - amount)} already spent today",
+            limit=limits.daily,
+        )
+    if limits.annual is not None and year_total > limits.annual:
+        raise AnnualLimit(
+            f"class {name} allows {_fmt(ctx, limits.annual)} per year; "
+            f"{_fmt(ctx, year_total - amount)} already spent this year",
+            limit=limits.annual,
+        )
+    return day_total, year_total
+
+
+def _check_cap(
+    ctx: OperatorContext, wallet: Wallet, balance: int, amount: int, *, payee: bool
+) -> None:
+    cap = limits_of(ctx, wallet).balance_cap
+    if cap is not None and balance + amount > cap:
+        error = PayeeBalanceCap if payee else BalanceCap
+        raise error(
+            f"class {WalletClass(wallet.wallet_class).name} balance cap is {_fmt(ctx, cap)}; "
+            f"balance {_fmt(ctx, balance)} + {_fmt(ctx, amount)} would exceed it",
+            limit=cap,
+        )
+
+
+def _fmt(ctx: OperatorContext, minor: int) -> str:
+    return format_amount(minor, ctx.decimals, ctx.currency)
+
+
+# ------------------------------------------------------------------ payments
+
+
+def payment_receipt(ctx: OperatorContext, order: Order) -> dict[str, Any]:
+    document = {
+        "type": "payment-receipt",
+        "payment_id": str(order.id),
+        "operator": ctx.code,
+        "payer": order.wallet_id,
+        "payee": order.counterparty,
+        "amount": order.amount,
+        "currency": ctx.currency,
+        "nonce": order.nonce,
+        "route": "intra" if routing_code(order.counterparty or "") == ctx.code else "cross",
+        "status": order.status,
+        "failure": order.failure,
+        "accepted_at": iso(order.created_at),
+    }
+    return {**document, "receipt": sign_document(ctx.key, document)}
+
+
+def pay(
+    session: Session, ctx: OperatorContext, *, order: dict[str, Any], signature: str
+) -> dict[str, Any]:
+    """Post a signed payment order. Same-operator payments complete here; cross-operator ones
+    move the amount to `in_transit_out` and queue settlement through the central bank."""
+    payer_id, payee_id, amount = order["payer"], order["payee"], order["amount"]
+    _check_currency(ctx, order)
+    if not is_valid_wallet_id(payee_id):
+        raise InvalidWalletId(f"payee {payee_id!r} is not a valid wallet id")
+    if payer_id == payee_id:
+        raise SelfPayment("payer and payee are the same wallet")
+    payer = require_wallet(session, ctx, payer_id)
+    order_hash = _check_signed_order(payer, order, signature)
+    cross = routing_code(payee_id) != ctx.code
+    payee: Wallet | None = None
+    if cross:
+        if ctx.central_bank.operator(routing_code(payee_id)) is None:
+            raise UnknownOperator(f"no operator with routing code {routing_code(payee_id)}")
+        credit_account = ctx.account("in_transit_out")
+    else:
+        payee = repo.get_wallet(session, payee_id)
+        if payee is None:
+            raise UnknownWallet(f"no payee wallet {payee_id}")
+        credit_account = payee.account_id
+
+    balances = ledger.lock_accounts(session, [payer.account_id, credit_account])
+    previous = repo.find_order(session, payer_id, order["nonce"])
+    if previous is not None:
+        _replayed(previous, order_hash)
+        return {**payment_receipt(ctx, previous), "replayed": True}
+    session.refresh(payer)  # spend counters as of the lock
+    _require_active(payer, "payer wallet")
+    day_total, year_total = _check_outgoing_limits(ctx, payer, amount)
+    if balances[payer.account_id] < amount:
+        raise InsufficientFunds(
+            f"payer balance {balances[payer.account_id]} does not cover {amount}"
+        )
+    if payee is not None:
+        _require_active(payee, "payee wallet")
+        _check_cap(ctx, payee, balances[payee.account_id], amount, payee=True)
+    order_id = uuid.uuid4()
+    entry = ledger.post(
+        session,
+        kind="payment" if not cross else "payment_out",
+        reference=str(order_id),
+        legs=[(payer.account_id, -amount), (credit_account, amount)],
+    )
+    today, year = _today(ctx)
+    repo.update_spend_counters(
+        session, payer.id, day=today, day_total=day_total, year=year, year_total=year_total
+    )
+    row = repo.add_order(
+        session,
+        Order(
+            id=order_id,
+            wallet_id=payer.id,
+            nonce=order["nonce"],
+            kind="payment",
+            amount=amount,
+            counterparty=payee_id,
+            body=order,
+            signature=signature,
+            order_hash=order_hash,
+            status="pending_settlement" if cross else "completed",
+            entry_id=entry,
+            created_at=utcnow(),
+        ),
+    )
+    if cross:
+        from operators import settlement
+
+        settlement.queue_payment_settlement(session, ctx, order=row)
+    return {**payment_receipt(ctx, row), "replayed": False}
+
+
+def payment_status(
+    session: Session, ctx: OperatorContext, *, payment_id: str, wallet_id: str | None
+) -> dict[str, Any]:
+    try:
+        order = repo.get_order(session, uuid.UUID(payment_id))
+    except ValueError:
+        raise ValidationFailed("payment_id must be a UUID") from None
+    if order is None or order.kind != "payment":
+        raise UnknownPayment(f"no payment {payment_id}")
+    if wallet_id is not None and wallet_id != order.wallet_id:
+        raise UnknownPayment(f"no payment {payment_id}")  # do not reveal others' payments
+    return payment_receipt(ctx, order)
+
+
+# ------------------------------------------------------------------ exchange
+
+
+def load(
+    session: Session, ctx: OperatorContext, *, order: dict[str, Any], signature: str
+) -> dict[str, Any]:
+    """Deposit -> wallet: the deposit is extinguished and vault float becomes the customer's."""
+    wallet = require_wallet(session, ctx, order["wallet"])
+    _check_currency(ctx, order)
+    order_hash = _check_signed_order(wallet, order, signature)
+    amount = order["amount"]
+    customer = repo.get_customer(session, wallet.customer_id)
+    assert customer is not None
+    accounts = [
+        wallet.account_id,
+        customer.deposit_account_id,
+        ctx.account("vault_float"),
+        ctx.account("deposits_contra"),
+    ]
+    balances = ledger.lock_accounts(session, accounts)
+    previous = repo.find_order(session, wallet.id, order["nonce"])
+    if previous is not None:
+        _replayed(previous, order_hash)
+        return {**_exchange_result(session, ctx, previous, wallet), "replayed": True}
+    _require_active(wallet)
+    if balances[customer.deposit_account_id] < amount:
+        raise InsufficientFunds(
+            f"deposit balance {balances[customer.deposit_account_id]} does not cover {amount}"
+        )
+    _check_cap(ctx, wallet, balances[wallet.account_id], amount, payee=False)
+    if balances[ctx.account("vault_float")] < amount:
+        raise VaultShortfall(amount - balances[ctx.account("vault_float")])
+    order_id = uuid.uuid4()
+    entry = ledger.post(
+        session,
+        kind="load",
+        reference=str(order_id),
+        legs=[
+            (customer.deposit_account_id, -amount),
+            (ctx.account("deposits_contra"), amount),
+            (ctx.account("vault_float"), -amount),
+            (wallet.account_id, amount),
+        ],
+    )
+    row = repo.add_order(
+        session,
+        Order(
+            id=order_id,
+            wallet_id=wallet.id,
+            nonce=order["nonce"],
+            kind="load",
+            amount=amount,
+            counterparty="deposit",
+            body=order,
+            signature=signature,
+            order_hash=order_hash,
+            status="completed",
+            entry_id=entry,
+            created_at=utcnow(),
+        ),
+    )
+    from operators import vault
+
+    vault.check_water_marks(
+        session, ctx, float_balance=balances[ctx.account("vault_float")] - amount
+    )
+    return {**_exchange_result(session, ctx, row, wallet), "replayed": False}
+
+
+def unload(
+    session: Session, ctx: OperatorContext, *, order: dict[str, Any], signature: str
+) -> dict[str, Any]:
+    """Wallet -> deposit: the customer's digital currency returns to the vault float."""
+    wallet = require_wallet(session, ctx, order["wallet"])
+    _check_currency(ctx, order)
+    order_hash = _check_signed_order(wallet, order, signature)
+    amount = order["amount"]
+    customer = repo.get_customer(session, wallet.customer_id)
+    assert customer is not None
+    accounts = [
+        wallet.account_id,
+        customer.deposit_account_id,
+        ctx.account("vault_float"),
+        ctx.account("deposits_contra"),
+    ]
+    balances = ledger.lock_accounts(session, accounts)
+    previous = repo.find_order(session, wallet.id, order["nonce"])
+    if previous is not None:
+        _replayed(previous, order_hash)
+        return {**_exchange_result(session, ctx, previous, wallet), "replayed": True}
+    _require_active(wallet)
+    if balances[wallet.account_id] < amount:
+        raise InsufficientFunds(f"wallet balance {balances[wallet.account_id]} < {amount}")
+    order_id = uuid.uuid4()
+    entry = ledger.post(
+        session,
+        kind="unload",
+        reference=str(order_id),
+        legs=[
+            (wallet.account_id, -amount),
+            (ctx.account("vault_float"), amount),
+            (ctx.account("deposits_contra"), -amount),
+            (customer.deposit_account_id, amount),
+        ],
+    )
+    row = repo.add_order(
+        session,
+        Order(
+            id=order_id,
+            wallet_id=wallet.id,
+            nonce=order["nonce"],
+            kind="unload",
+            amount=amount,
+            counterparty="deposit",
+            body=order,
+            signature=signature,
+            order_hash=order_hash,
+            status="completed",
+            entry_id=entry,
+            created_at=utcnow(),
+        ),
+    )
+    from operators import vault
+
+    vault.check_water_marks(
+        session, ctx, float_balance=balances[ctx.account("vault_float")] + amount
+    )
+    return {**_exchange_result(session, ctx, row, wallet), "replayed": False}
+
+
+def _exchange_result(
+    session: Session, ctx: OperatorContext, order: Order, wallet: Wallet
+) -> dict[str, Any]:
+    return {
+        "order_id": str(order.id),
+        "kind": order.kind,
+        "wallet_id": wallet.id,
+        "amount": order.amount,
+        "status": order.status,
+        "wallet_balance": repo.account_balance(session, wallet.account_id),
+        "deposit_balance": repo.customer_deposit_balance(session, wallet.customer_id),
+    }
+
+
+# ------------------------------------------------------------------ staff operations
+
+
+def _staff_idempotent(
+    session: Session, key_id: str, idem_key: str, request_hash: str, run: Any
+) -> dict[str, Any]:
+    repo.lock_idempotency_key(session, key_id, idem_key)
+    found = repo.find_idempotency(session, key_id, idem_key)
+    if found is not None:
+        if found[0] != request_hash:
+            raise IdempotencyMismatch("Idempotency-Key was used for a different request")
+        return {**found[1], "replayed": True}
+    response = run()
+    repo.save_idempotency(session, key_id, idem_key, request_hash, response)
+    return {**response, "replayed": False}
+
+
+def credit_deposit(
+    session: Session,
+    ctx: OperatorContext,
+    *,
+    customer_id: int,
+    amount: int,
+    key_id: str,
+    idem_key: str,
+    request_hash: str,
+) -> dict[str, Any]:
+    """Simulated commercial-bank money arriving in a customer's deposit account."""
+
+    def run() -> dict[str, Any]:
+        customer = repo.get_customer(session, customer_id)
+        if customer is None:
+            raise ValidationFailed(f"customer_id: no customer {customer_id}")
+        ledger.lock_accounts(session, [customer.deposit_account_id, ctx.account("deposits_contra")])
+        ledger.post(
+            session,
+            kind="deposit_credit",
+            reference=idem_key,
+            legs=[(ctx.account("deposits_contra"), -amount), (customer.deposit_account_id, amount)],
+        )
+        return {
+            "customer_id": customer_id,
+            "amount": amount,
+            "deposit_balance": repo.customer_deposit_balance(session, customer_id),
+        }
+
+    return _staff_idempotent(session, key_id, idem_key, request_hash, run)
+
+
+def cash_load(
+    session: Session,
+    ctx: OperatorContext,
+    *,
+    wallet_id: str,
+    amount: int,
+    key_id: str,
+    idem_key: str,
+    request_hash: str,
+) -> dict[str, Any]:
+    """Banknotes over the counter -> wallet (M0 cash substituted by M0 digital currency)."""
+
+    def run() -> dict[str, Any]:
+        wallet = require_wallet(session, ctx, wallet_id)
+        _require_active(wallet)
+        balances = ledger.lock_accounts(
+            session,
+            [
+                wallet.account_id,
+                ctx.account("vault_float"),
+                ctx.account("cash_on_hand"),
+                ctx.account("cash_contra"),
+            ],
+        )
+        _check_cap(ctx, wallet, balances[wallet.account_id], amount, payee=False)
+        if balances[ctx.account("vault_float")] < amount:
+            raise VaultShortfall(amount - balances[ctx.account("vault_float")])
+        ledger.post(
+            session,
+            kind="cash_load",
+            reference=idem_key,
+            legs=[
+                (ctx.account("cash_contra"), -amount),
+                (ctx.account("cash_on_hand"), amount),
+                (ctx.account("vault_float"), -amount),
+                (wallet.account_id, amount),
+            ],
+        )
+        from operators import vault
+
+        vault.check_water_marks(
+            session, ctx, float_balance=balances[ctx.account("vault_float")] - amount
+        )
+        return {
+            "wallet_id": wallet_id,
+            "amount": amount,
+            "wallet_balance": repo.account_balance(session, wallet.account_id),
+        }
+
+    return _staff_idempotent(session, key_id, idem_key, request_hash, run)
+
+
+# ------------------------------------------------------------------ history
+
+
+def history(
+    session: Session, ctx: OperatorContext, *, wallet_id: str, limit: int, before: int | None
+) -> dict[str, Any]:
+    wallet = require_wallet(session, ctx, wallet_id)
+    rows = repo.wallet_history(
+        session, account_id=wallet.account_id, wallet_id=wallet.id, limit=limit, before=before
+    )
+    items = []
+    for r in rows:
+        counterparty: str | None
+        if r["order_kind"] == "payment":
+            if r["order_wallet"] == wallet.id:
+                counterparty = r["counterparty"]
+            else:
+                counterparty = ctx.payer_alias(r["order_wallet"], wallet.id)
+        elif r["payer_alias"]:
+            counterparty = r["payer_alias"]
+        elif r["order_kind"] in ("load", "unload"):
+            counterparty = "deposit"
+        else:
+            counterparty = None
+        items.append(
+            {
+                "id": r["posting_id"],
+                "at": iso(r["created_at"]),
+                "kind": r["kind"],
+                "amount": int(r["amount"]),
+                "reference": r["reference"],
+                "counterparty": counterparty,
+                "status": r["order_status"] or "completed",
+                "memo": r["memo"],
+            }
+        )
+    next_before = items[-1]["id"] if len(items) == limit else None
+    return {"wallet_id": wallet.id, "items": items, "next_before": next_before}

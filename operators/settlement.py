@@ -1,0 +1,268 @@
+"""Payments across operators, driven by the outbox.
+
+Payer's operator A, payee's operator B, central bank CB:
+
+  1. A, in the payment's transaction: payer wallet -X, in_transit_out +X; outbox `settle`.
+  2. `settle` job: reserve vault tokens worth >= X; ask CB to settle (idempotent on the
+     payment); CB spends the inputs, mints X to B and the change to A, signs a receipt.
+  3. A applies the receipt: inputs gone, change kept, in_transit_out -X, tokens_held +X;
+     outbox `deliver`.
+  4. `deliver` job: A sends B the receipt and B's new tokens. B verifies the CB's signatures,
+     and credits the payee (tokens_held -X, wallet +X), deduplicated by the settlement id.
+     If the payee cannot take the money (unknown, frozen, over its cap) B holds it in
+     `returns_pending` and sends it back the same way (kind "return"); A refunds the payer.
+
+Each step is idempotent, so a crash or an outage at any point delays money but never loses or
+duplicates it. RTGS runs the jobs at once in the request; the background worker retries.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from cbdc import ledger
+from cbdc.addresses import is_valid_wallet_id, routing_code
+from cbdc.clock import utcnow
+from cbdc.policy import WalletClass
+from cbdc.tokens import verify_document
+from operators import repository as repo
+from operators.context import OperatorContext
+from operators.errors import SettlementRejected
+from operators.models import InboundSettlement, Order, OutboxJob
+from operators.vault import BadCentralBankDocument, reserve_for, verified_tokens
+
+log = logging.getLogger(__name__)
+
+
+def queue_payment_settlement(session: Session, ctx: OperatorContext, *, order: Order) -> None:
+    payee = order.counterparty or ""
+    repo.enqueue(
+        session,
+        kind="settle",
+        reference=f"pay:{order.id}",
+        payload={
+            "source": "in_transit_out",
+            "payee_operator": routing_code(payee),
+            "amount": order.amount,
+            "order_id": str(order.id),
+            "delivery": {
+                "kind": "payment",
+                "reference": str(order.id),
+                "payee_wallet": payee,
+                "payer_alias": ctx.payer_alias(order.wallet_id, payee),
+                "reason": None,
+            },
+        },
+    )
+
+
+def prepare_settlement(session: Session, *, job: OutboxJob) -> list[str]:
+    return reserve_for(session, amount=int(job.payload["amount"]), reference=job.reference)
+
+
+def apply_settlement(
+    session: Session, ctx: OperatorContext, *, job: OutboxJob, response: dict[str, Any]
+) -> None:
+    locked = repo.lock_job(session, job.id)
+    if locked is None or locked.status != "pending":
+        return
+    payload = locked.payload
+    receipt = response["receipt"]
+    document = receipt.get("document", {})
+    amount = int(payload["amount"])
+    if not verify_document(ctx.central_bank_public_key, receipt) or (
+        document.get("amount") != amount
+        or document.get("payee_operator") != payload["payee_operator"]
+        or document.get("payer_operator") != ctx.code
+    ):
+        raise BadCentralBankDocument("settlement receipt does not verify or does not match")
+    change = verified_tokens(ctx, response.get("change", []))
+    repo.tokens_gone(session, document["inputs"], utcnow())
+    repo.add_vault_tokens(session, change, via=f"settlement-change:{document['settlement_id']}")
+    source = ctx.account(payload["source"])
+    ledger.lock_accounts(session, [source, ctx.account("tokens_held")])
+    ledger.post(
+        session,
+        kind="settlement_out",
+        reference=document["settlement_id"],
+        legs=[(source, -amount), (ctx.account("tokens_held"), amount)],
+    )
+    if payload.get("order_id"):
+        repo.set_order_status(session, uuid.UUID(payload["order_id"]), "settled")
+    repo.enqueue(
+        session,
+        kind="deliver",
+        reference=job.reference,
+        payload={
+            "payee_operator": payload["payee_operator"],
+            "order_id": payload.get("order_id"),
+            "body": {
+                **payload["delivery"],
+                "receipt": receipt,
+                "payee_tokens": response["payee_tokens"],
+            },
+        },
+    )
+    repo.finish_job(session, job.id)
+
+
+def refund_settlement(
+    session: Session, ctx: OperatorContext, *, job: OutboxJob, reason: str
+) -> None:
+    """The central bank refused the settlement for good: give the payer its money back."""
+    locked = repo.lock_job(session, job.id)
+    if locked is None or locked.status != "pending":
+        return
+    repo.release_tokens(session, job.reference)
+    payload = locked.payload
+    order_id = payload.get("order_id")
+    if not order_id:
+        repo.finish_job(session, job.id, status="failed", error=reason)
+        return
+    order = repo.get_order(session, uuid.UUID(order_id), lock=True)
+    assert order is not None
+    wallet = repo.get_wallet(session, order.wallet_id)
+    assert wallet is not None
+    amount = int(payload["amount"])
+    source = ctx.account(payload["source"])
+    ledger.lock_accounts(session, [source, wallet.account_id])
+    ledger.post(
+        session,
+        kind="payment_refund",
+        reference=order_id,
+        legs=[(source, -amount), (wallet.account_id, amount)],
+    )
+    repo.set_order_status(session, order.id, "failed", failure=reason)
+    repo.finish_job(session, job.id, status="failed", error=reason)
+
+
+def mark_delivered(session: Session, *, job: OutboxJob, outcome: str) -> None:
+    locked = repo.lock_job(session, job.id)
+    if locked is None or locked.status != "pending":
+        return
+    order_id = locked.payload.get("order_id")
+    if order_id and outcome == "credited":
+        order = repo.get_order(session, uuid.UUID(order_id), lock=True)
+        if order is not None and order.status == "settled":
+            repo.set_order_status(session, order.id, "delivered")
+    repo.finish_job(session, job.id)
+
+
+# ------------------------------------------------------------------ the payee's side
+
+
+def receive(
+    session: Session, ctx: OperatorContext, *, payer_operator: str, body: dict[str, Any]
+) -> dict[str, Any]:
+    """Accept a settlement another operator delivers: credit the payee, or hold and return."""
+    receipt = body["receipt"]
+    document = receipt.get("document", {}) if isinstance(receipt, dict) else {}
+    if not verify_document(ctx.central_bank_public_key, receipt):
+        raise SettlementRejected("the receipt is not signed by the central bank")
+    if document.get("kind") != "settlement" or document.get("payee_operator") != ctx.code:
+        raise SettlementRejected("the receipt does not settle to this operator")
+    if document.get("payer_operator") != payer_operator:
+        raise SettlementRejected("the receipt was settled by another operator")
+    amount = int(document["amount"])
+    tokens = body["payee_tokens"]
+    try:
+        verified_tokens(ctx, tokens)
+    except BadCentralBankDocument as exc:
+        raise SettlementRejected(str(exc)) from None
+    if (
+        sorted(t["serial"] for t in tokens) != sorted(document.get("payee_tokens", []))
+        or sum(int(t["amount"]) for t in tokens) != amount
+    ):
+        raise SettlementRejected("the tokens are not the ones the receipt names")
+    settlement_id = document["settlement_id"]
+    repo.lock_inbound_key(session, settlement_id)
+    existing = repo.get_inbound(session, uuid.UUID(settlement_id))
+    if existing is not None:
+        return {"settlement_id": settlement_id, "outcome": existing.outcome, "replayed": True}
+
+    repo.add_vault_tokens(session, tokens, via=f"settlement:{settlement_id}")
+    kind = body["kind"]
+    if kind == "return":
+        outcome, credit = _refund_target(session, body["reference"])
+        reason = body.get("reason") or "returned by payee's operator"
+    else:
+        outcome, credit, reason = _payee_target(session, ctx, body["payee_wallet"], amount)
+    target = credit if credit is not None else ctx.account("returns_pending")
+    ledger.lock_accounts(session, [ctx.account("tokens_held"), target])
+    entry = ledger.post(
+        session,
+        kind="settlement_in",
+        reference=settlement_id,
+        legs=[(ctx.account("tokens_held"), -amount), (target, amount)],
+    )
+    repo.add_inbound(
+        session,
+        InboundSettlement(
+            settlement_id=uuid.UUID(settlement_id),
+            payer_operator=payer_operator,
+            reference=body["reference"],
+            kind=kind,
+            payee_wallet=body["payee_wallet"],
+            payer_alias=body.get("payer_alias"),
+            amount=amount,
+            outcome=outcome,
+            receipt=receipt,
+            entry_id=entry,
+        ),
+    )
+    if kind == "return" and outcome == "refunded":
+        repo.set_order_status(session, uuid.UUID(body["reference"]), "returned", failure=reason)
+    if outcome == "returning":
+        repo.enqueue(
+            session,
+            kind="settle",
+            reference=f"return:{settlement_id}",
+            payload={
+                "source": "returns_pending",
+                "payee_operator": payer_operator,
+                "amount": amount,
+                "order_id": None,
+                "delivery": {
+                    "kind": "return",
+                    "reference": body["reference"],
+                    "payee_wallet": body["payee_wallet"],
+                    "payer_alias": None,
+                    "reason": reason,
+                },
+            },
+        )
+    return {"settlement_id": settlement_id, "outcome": outcome, "reason": reason, "replayed": False}
+
+
+def _payee_target(
+    session: Session, ctx: OperatorContext, wallet_id: str, amount: int
+) -> tuple[str, int | None, str | None]:
+    if not is_valid_wallet_id(wallet_id) or routing_code(wallet_id) != ctx.code:
+        return "returning", None, "invalid_wallet_id"
+    wallet = repo.get_wallet(session, wallet_id)
+    if wallet is None:
+        return "returning", None, "unknown_wallet"
+    if wallet.status != "active":
+        return "returning", None, "wallet_not_active"
+    balance = ledger.lock_accounts(session, [wallet.account_id])[wallet.account_id]
+    cap = ctx.policy.limits(WalletClass(wallet.wallet_class)).balance_cap
+    if cap is not None and balance + amount > cap:
+        return "returning", None, "payee_balance_cap_exceeded"
+    return "credited", wallet.account_id, None
+
+
+def _refund_target(session: Session, reference: str) -> tuple[str, int | None]:
+    """A return of one of our payments: refund its payer (even over a cap: it is a refund)."""
+    try:
+        order = repo.get_order(session, uuid.UUID(reference), lock=True)
+    except ValueError:
+        order = None
+    if order is None or order.kind != "payment":
+        raise SettlementRejected(f"no outbound payment {reference} to return")
+    wallet = repo.get_wallet(session, order.wallet_id)
+    assert wallet is not None
+    return "refunded", wallet.account_id

@@ -1,0 +1,174 @@
+"""An operator service's process-wide state: engine, context, auth, job runner, worker."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import Request
+from sqlalchemy.orm import Session
+
+from cbdc.auth import ResolvedKey, SignedRequestAuth, UnitOfWork
+from cbdc.crypto import SigningKey
+from cbdc.db import make_engine, session_factory, transaction
+from cbdc.policy import load_policy
+from cbdc.settings import SettlementMode
+from operators import repository as repo
+from operators import service, vault
+from operators.clients import CentralBankClient, PeerClients
+from operators.context import OperatorContext, WaterMarks
+from operators.errors import VaultFloatInsufficient
+from operators.jobs import JobRunner, OutboxWorker
+
+
+@dataclass
+class OperatorConfig:
+    database_url: str
+    code: str
+    name: str
+    key: SigningKey
+    central_bank_url: str
+    central_bank_public_key: str
+    peers: dict[str, str] = field(default_factory=dict)
+    policy_file: str | None = None
+    currency: str = "CNY"
+    currency_decimals: int = 2
+    water_marks: WaterMarks = field(default_factory=lambda: WaterMarks(10**8, 5 * 10**8, 2 * 10**9))
+    settlement_mode: SettlementMode = "rtgs"
+    run_worker: bool = True
+    pool_size: int = 8
+    # Tests inject in-process transports here.
+    central_bank_http: httpx.Client | None = None
+    peer_http_factory: Callable[[str], httpx.Client] | None = None
+
+
+class OperatorState:
+    def __init__(self, config: OperatorConfig) -> None:
+        self.config = config
+        self.engine = make_engine(config.database_url, pool_size=config.pool_size)
+        self.factory = session_factory(self.engine)
+        cb_http = config.central_bank_http or httpx.Client(
+            base_url=config.central_bank_url, timeout=10
+        )
+        self.ctx = OperatorContext(
+            code=config.code,
+            name=config.name,
+            key=config.key,
+            policy=load_policy(config.policy_file, config.currency_decimals),
+            currency=config.currency,
+            decimals=config.currency_decimals,
+            central_bank=CentralBankClient(
+                cb_http,
+                code=config.code,
+                key=config.key,
+                central_bank_public_key=config.central_bank_public_key,
+            ),
+            central_bank_public_key=config.central_bank_public_key,
+            peers=PeerClients(
+                code=config.code,
+                key=config.key,
+                url_for=config.peers.get,
+                http_factory=config.peer_http_factory,
+            ),
+            water_marks=config.water_marks,
+            settlement_mode=config.settlement_mode,
+        )
+        transaction(self.factory, self.ctx.bootstrap)
+        self.uow = UnitOfWork(self.factory)
+        self.auth = SignedRequestAuth(self.resolve_key)
+        self.runner = JobRunner(self.factory, self.ctx)
+        self.worker: OutboxWorker | None = None
+        self._wallet_keys: dict[str, str] = {}
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        if self.config.run_worker and self.worker is None:
+            self.worker = OutboxWorker(self.runner)
+            self.worker.start()
+
+    def stop(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+            self.worker.join(timeout=5)
+            self.worker = None
+        self.engine.dispose()
+
+    def wake_worker(self) -> None:
+        if self.worker is not None:
+            self.worker.wake.set()
+
+    def certificate(self) -> dict[str, Any] | None:
+        if self.ctx.certificate is None:
+            try:
+                entry = self.ctx.central_bank.operator(self.ctx.code)
+            except Exception:
+                return None
+            if entry:
+                self.ctx.certificate = {
+                    "document": entry["certificate"],
+                    "signature": entry["certificate_signature"],
+                }
+        return self.ctx.certificate
+
+    # ------------------------------------------------------------ auth
+
+    def resolve_key(self, key_id: str, body: bytes) -> ResolvedKey | None:
+        if key_id == f"operator:{self.ctx.code}":
+            return ResolvedKey("staff", self.ctx.code, self.ctx.key.public_key)
+        if key_id.startswith("operator:"):
+            code = key_id.split(":", 1)[1]
+            entry = self.ctx.central_bank.operator(code) or self.ctx.central_bank.operator(
+                code, refresh=True
+            )
+            if entry is None or entry.get("status") != "active":
+                return None
+            return ResolvedKey("operator", code, entry["public_key"])
+        if key_id.startswith("wallet:"):
+            wallet_id = key_id.split(":", 1)[1]
+            public_key = self._wallet_keys.get(wallet_id)
+            if public_key is None:
+                with self.factory() as session:
+                    public_key = repo.wallet_public_key(session, wallet_id)
+                if public_key is None:
+                    return None
+                self._wallet_keys[wallet_id] = public_key
+            return ResolvedKey("wallet", wallet_id, public_key)
+        if key_id == "new-wallet":
+            try:
+                public_key = json.loads(body or b"{}").get("public_key")
+            except ValueError:
+                return None
+            if not isinstance(public_key, str):
+                return None
+            return ResolvedKey("new-wallet", "", public_key)
+        return None
+
+    # ------------------------------------------------------------ exchange with replenishment
+
+    def with_float(self, work: Callable[[Session], Any]) -> Any:
+        """Run a load; if the vault float is short, obtain issuance at once and retry."""
+        for attempt in range(3):
+            try:
+                return self.uow.run(None, work)
+            except service.VaultShortfall as shortfall:
+                if attempt == 2:
+                    break
+                amount = max(shortfall.needed, self.ctx.water_marks.target)
+                reference = transaction(
+                    self.factory, lambda s, amount=amount: vault.queue_issuance(s, amount)
+                )
+                self.runner.run_reference(reference)
+        raise VaultFloatInsufficient("the central bank did not issue enough to cover this load")
+
+
+def get_state(request: Request) -> OperatorState:
+    return request.app.state.operator  # type: ignore[no-any-return]
+
+
+def policy_path(path: str | None) -> Path | None:
+    return Path(path) if path else None

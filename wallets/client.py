@@ -1,0 +1,227 @@
+"""A typed Python client for the operator API, signing as the wallet.
+
+op = OperatorClient.connect("http://127.0.0.1:8701")
+wallet = op.open_wallet(phone="+8613800000000", display_name="Alice")   # class IV
+wallet.load(10_000)            # from the linked deposit account, minor units
+receipt = wallet.pay("BKB1...", 2_500, memo="coffee")
+wallet.balance().balance, wallet.history().items
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, ConfigDict
+
+from cbdc.crypto import SigningKey
+from cbdc.http import RemoteError, RemoteUnavailable, SignedClient
+from wallets.orders import load_order, payment_order, sign_order, unload_order
+
+__all__ = ["OperatorClient", "RemoteError", "RemoteUnavailable", "WalletClient"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class Limits(_Model):
+    balance_cap: int | None
+    single_payment: int | None
+    daily: int | None
+    annual: int | None
+
+
+class WalletInfo(_Model):
+    wallet_id: str
+    operator: str
+    wallet_class: str
+    status: str
+    balance: int
+    currency: str
+    customer_id: int
+    deposit_balance: int
+    limits: Limits
+    spent_today: int
+    spent_this_year: int
+    certificate: dict[str, Any]
+
+
+class PaymentReceipt(_Model):
+    payment_id: str
+    payer: str
+    payee: str
+    amount: int
+    currency: str
+    route: str
+    status: str
+    failure: str | None = None
+    replayed: bool = False
+    receipt: dict[str, Any]
+
+
+class ExchangeResult(_Model):
+    order_id: str
+    kind: str
+    wallet_id: str
+    amount: int
+    status: str
+    wallet_balance: int
+    deposit_balance: int
+    replayed: bool = False
+
+
+class HistoryItem(_Model):
+    id: int
+    at: str
+    kind: str
+    amount: int
+    reference: str | None
+    counterparty: str | None
+    status: str
+    memo: str | None = None
+
+
+class History(_Model):
+    wallet_id: str
+    items: list[HistoryItem]
+    next_before: int | None
+
+
+class OperatorClient:
+    """An operator's public face: info and wallet opening."""
+
+    def __init__(self, http: httpx.Client) -> None:
+        self.http = http
+        self.client = SignedClient(http)
+        self._info: dict[str, Any] | None = None
+
+    @classmethod
+    def connect(cls, url: str, *, timeout: float = 30) -> OperatorClient:
+        return cls(httpx.Client(base_url=url, timeout=timeout))
+
+    def info(self) -> dict[str, Any]:
+        if self._info is None:
+            self._info = self.client.request("GET", "/v1/info", signed=False)
+        return self._info
+
+    @property
+    def currency(self) -> str:
+        return str(self.info()["currency"])
+
+    def open_wallet(
+        self,
+        *,
+        display_name: str,
+        phone: str | None = None,
+        id_number: str | None = None,
+        wallet_class: str = "IV",
+        key: SigningKey | None = None,
+        staff_key: SigningKey | None = None,
+        customer_id: int | None = None,
+    ) -> WalletClient:
+        """Self-service (class IV) signs with the new wallet key; other classes need the
+        operator's staff key (identity checked at the counter)."""
+        key = key or SigningKey.generate()
+        body: dict[str, Any] = {"public_key": key.public_key, "wallet_class": wallet_class}
+        if customer_id is not None:
+            body["customer_id"] = customer_id
+        else:
+            customer: dict[str, Any] = {"display_name": display_name}
+            if phone:
+                customer["phone"] = phone
+            if id_number:
+                customer["id_number"] = id_number
+            body["customer"] = customer
+        if staff_key is not None:
+            data = self.client.request(
+                "POST",
+                "/v1/wallets",
+                body,
+                key=staff_key,
+                key_id=f"operator:{self.info()['operator']}",
+            )
+        else:
+            data = self.client.request("POST", "/v1/wallets", body, key=key, key_id="new-wallet")
+        return WalletClient(self, data["wallet_id"], key, info=WalletInfo.model_validate(data))
+
+    def wallet(self, wallet_id: str, key: SigningKey) -> WalletClient:
+        return WalletClient(self, wallet_id, key)
+
+
+class WalletClient:
+    """Everything a wallet holder does, each call signed with the wallet key."""
+
+    def __init__(
+        self,
+        operator: OperatorClient,
+        wallet_id: str,
+        key: SigningKey,
+        info: WalletInfo | None = None,
+    ) -> None:
+        self.operator, self.wallet_id, self.key = operator, wallet_id, key
+        self.opened = info
+        self.client = SignedClient(operator.http, key=key, key_id=f"wallet:{wallet_id}")
+
+    def balance(self) -> WalletInfo:
+        return WalletInfo.model_validate(
+            self.client.request("GET", f"/v1/wallets/{self.wallet_id}")
+        )
+
+    def history(self, *, limit: int = 50, before: int | None = None) -> History:
+        return History.model_validate(
+            self.client.request(
+                "GET",
+                f"/v1/wallets/{self.wallet_id}/history",
+                params={"limit": limit, "before": before},
+            )
+        )
+
+    def load(self, amount: int, *, nonce: str | None = None) -> ExchangeResult:
+        order = load_order(
+            wallet=self.wallet_id, amount=amount, currency=self.operator.currency, nonce=nonce
+        )
+        return ExchangeResult.model_validate(
+            self.client.request(
+                "POST",
+                f"/v1/wallets/{self.wallet_id}/load",
+                sign_order(self.key, order),
+                signed=False,
+            )
+        )
+
+    def unload(self, amount: int, *, nonce: str | None = None) -> ExchangeResult:
+        order = unload_order(
+            wallet=self.wallet_id, amount=amount, currency=self.operator.currency, nonce=nonce
+        )
+        return ExchangeResult.model_validate(
+            self.client.request(
+                "POST",
+                f"/v1/wallets/{self.wallet_id}/unload",
+                sign_order(self.key, order),
+                signed=False,
+            )
+        )
+
+    def pay(
+        self, payee: str, amount: int, *, memo: str | None = None, nonce: str | None = None
+    ) -> PaymentReceipt:
+        order = payment_order(
+            payer=self.wallet_id,
+            payee=payee,
+            amount=amount,
+            currency=self.operator.currency,
+            memo=memo,
+            nonce=nonce,
+        )
+        return self.submit(sign_order(self.key, order))
+
+    def submit(self, signed_order: dict[str, Any]) -> PaymentReceipt:
+        return PaymentReceipt.model_validate(
+            self.client.request("POST", "/v1/payments", signed_order, signed=False)
+        )
+
+    def payment(self, payment_id: str) -> PaymentReceipt:
+        return PaymentReceipt.model_validate(
+            self.client.request("GET", f"/v1/payments/{payment_id}")
+        )

@@ -1,0 +1,63 @@
+"""Signed customer orders. The nonce is random per order: it is the replay protection and the
+idempotency key (re-sending the same signed order returns the first outcome)."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from cbdc.clock import iso, utcnow
+from cbdc.crypto import SigningKey
+
+
+def _nonce() -> str:
+    return secrets.token_hex(16)
+
+
+def payment_order(
+    *,
+    payer: str,
+    payee: str,
+    amount: int,
+    currency: str,
+    memo: str | None = None,
+    nonce: str | None = None,
+) -> dict[str, Any]:
+    order: dict[str, Any] = {
+        "type": "payment",
+        "payer": payer,
+        "payee": payee,
+        "amount": amount,
+        "currency": currency,
+        "nonce": nonce or _nonce(),
+        "created_at": iso(utcnow()),
+    }
+    if memo is not None:
+        order["memo"] = memo
+    return order
+
+
+def load_order(*, wallet: str, amount: int, currency: str, nonce: str | None = None) -> dict:
+    return {
+        "type": "load",
+        "wallet": wallet,
+        "amount": amount,
+        "currency": currency,
+        "nonce": nonce or _nonce(),
+        "created_at": iso(utcnow()),
+    }
+
+
+def unload_order(*, wallet: str, amount: int, currency: str, nonce: str | None = None) -> dict:
+    return {
+        "type": "unload",
+        "wallet": wallet,
+        "amount": amount,
+        "currency": currency,
+        "nonce": nonce or _nonce(),
+        "created_at": iso(utcnow()),
+    }
+
+
+def sign_order(key: SigningKey, order: dict[str, Any]) -> dict[str, Any]:
+    return {"order": order, "signature": key.sign_json(order)}
