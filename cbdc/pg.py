@@ -29,7 +29,7 @@ def find_bin_dir() -> Path:
     candidates = [os.environ.get("CBDC_PG_BIN", "")]
     found = shutil.which("pg_ctl")
     if found:
-        candidates.append(str(Path(found).parent))
+        candidates.append(str(Path(found).resolve().parent))
     candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)
     try:
         import pgserver  # type: ignore[import-untyped]
@@ -96,6 +96,8 @@ class EmbeddedPostgres:
         if (self.pgdata / "PG_VERSION").exists():
             return
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.user:
+            self._check_reachable()
         self.pgdata.mkdir(exist_ok=True)
         self._chown(self.pgdata)
         self.pgdata.chmod(0o700)
@@ -113,6 +115,15 @@ class EmbeddedPostgres:
                 "--no-locale",
             ]
         )
+
+    def _check_reachable(self) -> None:
+        """The server user must be able to reach the data directory through every parent."""
+        for parent in [self.data_dir, *self.data_dir.parents]:
+            if not parent.stat().st_mode & 0o001:
+                raise RuntimeError(
+                    f"PostgreSQL runs as {self.user!r} (we are root) and cannot enter {parent}; "
+                    "choose a data directory whose parents are world-searchable"
+                )
 
     def running_port(self) -> int | None:
         pid_file = self.pgdata / "postmaster.pid"
