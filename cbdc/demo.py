@@ -81,10 +81,10 @@ def _narrate(config: NetworkConfig, network: Network) -> int:
     admin = network.admin_client()
 
     n.step("Two tiers: a central bank and two operators")
-    for node in (config.central_bank, *config.operators):
-        n.say(
-            f"{getattr(node, 'code', 'central bank'):>12}  {node.url}  (API docs: {node.url}/docs)"
-        )
+    cb_url = config.central_bank.url
+    n.say(f"{'central bank':>12}  {cb_url}  (API docs: {cb_url}/docs)")
+    for node in config.operators:
+        n.say(f"{node.code:>12}  {node.url}  (API docs: {node.url}/docs)")
     for node in config.operators:
         n.say(
             f"{node.code} registered with an Ed25519 certificate and reserves of "
@@ -94,7 +94,12 @@ def _narrate(config: NetworkConfig, network: Network) -> int:
     n.step("Issuance: operators obtain digital currency against 100% reserves")
     for node in config.operators:
         staff = _staff(config, node.code)
-        result = staff.request("POST", "/v1/admin/vault/issue", {"amount": 200_000_00})
+        result = staff.request(
+            "POST",
+            "/v1/admin/vault/issue",
+            {"amount": 200_000_00},
+            idempotency_key=f"demo-issue-{node.code}",
+        )
         vault = staff.request("GET", "/v1/admin/vault")
         n.say(
             f"{node.code} issuance {result['status']}: vault float "
@@ -142,11 +147,13 @@ def _narrate(config: NetworkConfig, network: Network) -> int:
         )
     r = alice.load(3_000_00)
     n.say(
-        f"Alice loads {n.m(3_000_00)}: wallet {n.m(r.wallet_balance)}, deposit {n.m(r.deposit_balance)}"
+        f"Alice loads {n.m(3_000_00)}: wallet {n.m(r.wallet_balance)}, "
+        f"deposit {n.m(r.deposit_balance)}"
     )
     r = bob.load(60_000_00)
     n.say(
-        f"Bob loads {n.m(60_000_00)}: wallet {n.m(r.wallet_balance)}, deposit {n.m(r.deposit_balance)}"
+        f"Bob loads {n.m(60_000_00)}: wallet {n.m(r.wallet_balance)}, "
+        f"deposit {n.m(r.deposit_balance)}"
     )
 
     n.step("Retail payment within one operator")
@@ -166,7 +173,8 @@ def _narrate(config: NetworkConfig, network: Network) -> int:
         n.say("[red]unexpectedly accepted[/]")
     except RemoteError as exc:
         n.say(
-            f"Alice tries {n.m(2_500_00)} -> refused: [bold]{exc.status} {exc.code}[/]: {exc.detail}"
+            f"Alice tries {n.m(2_500_00)} -> refused: "
+            f"[bold]{exc.status} {exc.code}[/]: {exc.detail}"
         )
     p = bob.pay(alice.wallet_id, 9_000_00, memo="too much for a class IV wallet")
     n.say(
@@ -181,10 +189,13 @@ def _narrate(config: NetworkConfig, network: Network) -> int:
     n.step("Unload and redeem")
     r = alice.unload(1_000_00)
     n.say(
-        f"Alice unloads {n.m(1_000_00)}: wallet {n.m(r.wallet_balance)}, deposit {n.m(r.deposit_balance)}"
+        f"Alice unloads {n.m(1_000_00)}: wallet {n.m(r.wallet_balance)}, "
+        f"deposit {n.m(r.deposit_balance)}"
     )
     staff_a = _staff(config, a.code)
-    result = staff_a.request("POST", "/v1/admin/vault/redeem", {"amount": 50_000_00})
+    result = staff_a.request(
+        "POST", "/v1/admin/vault/redeem", {"amount": 50_000_00}, idempotency_key="demo-redeem"
+    )
     position = admin.request("GET", "/v1/stats/money-supply")
     n.say(
         f"{a.code} redeems {n.m(50_000_00)} of vault float: {result['status']}; "

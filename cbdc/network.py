@@ -64,8 +64,8 @@ class Network:
 
     def reset(self) -> None:
         """Wipe this network's data directory (stopping its embedded server first)."""
-        if (self.data_dir / "pg").exists():
-            EmbeddedPostgres(self.data_dir).stop()
+        if not self.settings.database_url:
+            EmbeddedPostgres(self.data_dir).destroy()
         if self.data_dir.exists():
             shutil.rmtree(self.data_dir)
 

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import hashlib
 import os
 import pwd
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +78,11 @@ class EmbeddedPostgres:
         self.pgdata = self.data_dir / "pg"
         self.bin_dir = find_bin_dir()
         self.user = _server_user()
+        if self.user and not self._reachable(self.data_dir):
+            # Under root the server runs as an unprivileged user, who cannot enter a private
+            # directory such as /root/...: keep the cluster in a world-searchable place instead.
+            digest = hashlib.sha256(str(self.data_dir).encode()).hexdigest()[:12]
+            self.pgdata = Path(tempfile.gettempdir()) / f"cbdc-pg-{digest}" / "pg"
 
     @property
     def url(self) -> str:
@@ -96,8 +103,7 @@ class EmbeddedPostgres:
         if (self.pgdata / "PG_VERSION").exists():
             return
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        if self.user:
-            self._check_reachable()
+        self.pgdata.parent.mkdir(parents=True, exist_ok=True)
         self.pgdata.mkdir(exist_ok=True)
         self._chown(self.pgdata)
         self.pgdata.chmod(0o700)
@@ -116,14 +122,13 @@ class EmbeddedPostgres:
             ]
         )
 
-    def _check_reachable(self) -> None:
-        """The server user must be able to reach the data directory through every parent."""
-        for parent in [self.data_dir, *self.data_dir.parents]:
-            if not parent.stat().st_mode & 0o001:
-                raise RuntimeError(
-                    f"PostgreSQL runs as {self.user!r} (we are root) and cannot enter {parent}; "
-                    "choose a data directory whose parents are world-searchable"
-                )
+    @staticmethod
+    def _reachable(directory: Path) -> bool:
+        """Can another user pass through every existing parent of `directory`?"""
+        for parent in [directory, *directory.parents]:
+            if parent.exists() and not parent.stat().st_mode & 0o001:
+                return False
+        return True
 
     def running_port(self) -> int | None:
         pid_file = self.pgdata / "postmaster.pid"
@@ -174,6 +179,11 @@ class EmbeddedPostgres:
             return
         with contextlib.suppress(subprocess.CalledProcessError):
             self._run(["pg_ctl", "-D", str(self.pgdata), "-m", "fast", "-w", "stop"])
+
+    def destroy(self) -> None:
+        """Stop the server and delete the cluster."""
+        self.stop()
+        shutil.rmtree(self.pgdata, ignore_errors=True)
 
     def wait_ready(self, timeout: float = 30) -> None:
         deadline = time.time() + timeout

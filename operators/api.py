@@ -291,10 +291,12 @@ def run_jobs(caller: Caller, state: State) -> Any:
 
 
 @router.post("/v1/admin/vault/issue", tags=["staff"])
-def request_issuance(body: CashLoad, caller: Caller, state: State) -> Any:
+def request_issuance(body: CashLoad, caller: Caller, state: State, key: IdemKey) -> Any:
     """Ask the central bank for issuance of `amount` into the vault float now."""
     require_role(caller, "staff")
-    reference = state.uow.run(caller, lambda s: vault.queue_issuance(s, body.amount))
+    reference = state.uow.run(
+        caller, lambda s: vault.queue_issuance(s, body.amount, reference=f"issue:{key}")
+    )
     state.runner.run_reference(reference)
     return state.uow.run(
         None, lambda s: {"reference": reference, **vault.job_outcome(s, reference)}
@@ -302,10 +304,12 @@ def request_issuance(body: CashLoad, caller: Caller, state: State) -> Any:
 
 
 @router.post("/v1/admin/vault/redeem", tags=["staff"])
-def request_redemption(body: CashLoad, caller: Caller, state: State) -> Any:
+def request_redemption(body: CashLoad, caller: Caller, state: State, key: IdemKey) -> Any:
     """Return `amount` of vault float to the central bank now (reserves are credited back)."""
     require_role(caller, "staff")
-    reference = state.uow.run(caller, lambda s: vault.queue_redemption(s, body.amount))
+    reference = state.uow.run(
+        caller, lambda s: vault.queue_redemption(s, body.amount, reference=f"redeem:{key}")
+    )
     state.runner.run_reference(reference)
     return state.uow.run(
         None, lambda s: {"reference": reference, **vault.job_outcome(s, reference)}

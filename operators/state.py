@@ -158,12 +158,13 @@ class OperatorState:
             except service.VaultShortfall as shortfall:
                 if attempt == 2:
                     break
-                amount = max(shortfall.needed, self.ctx.water_marks.target)
-                reference = transaction(
-                    self.factory, lambda s, amount=amount: vault.queue_issuance(s, amount)
-                )
-                self.runner.run_reference(reference)
+                self.replenish(max(shortfall.needed, self.ctx.water_marks.target))
         raise VaultFloatInsufficient("the central bank did not issue enough to cover this load")
+
+    def replenish(self, amount: int) -> None:
+        """Request issuance of `amount` into the vault float and wait for it."""
+        reference: str = transaction(self.factory, lambda s: vault.queue_issuance(s, amount))
+        self.runner.run_reference(reference)
 
 
 def get_state(request: Request) -> OperatorState:

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from cbdc import ledger
 from cbdc.clock import utcnow
+from cbdc.errors import IdempotencyMismatch
 from cbdc.tokens import verify_document, verify_token
 from operators import repository as repo
 from operators.context import OperatorContext
@@ -51,16 +52,25 @@ def check_water_marks(session: Session, ctx: OperatorContext, *, float_balance: 
         )
 
 
-def queue_issuance(session: Session, amount: int) -> str:
-    reference = f"issue:{uuid.uuid4()}"
-    repo.enqueue(session, kind="issuance", reference=reference, payload={"amount": amount})
+def queue_issuance(session: Session, amount: int, *, reference: str | None = None) -> str:
+    return _queue(session, "issuance", amount, reference or f"issue:{uuid.uuid4()}")
+
+
+def _queue(session: Session, kind: str, amount: int, reference: str) -> str:
+    """Enqueue once per reference; the same reference with another amount is a conflict."""
+    existing = repo.job_by_reference(session, reference)
+    if existing is not None:
+        if existing.kind != kind or int(existing.payload.get("requested", -1)) != amount:
+            raise IdempotencyMismatch("Idempotency-Key was used for a different request")
+        return reference
+    repo.enqueue(
+        session, kind=kind, reference=reference, payload={"amount": amount, "requested": amount}
+    )
     return reference
 
 
-def queue_redemption(session: Session, amount: int) -> str:
-    reference = f"redeem:{uuid.uuid4()}"
-    repo.enqueue(session, kind="redemption", reference=reference, payload={"amount": amount})
-    return reference
+def queue_redemption(session: Session, amount: int, *, reference: str | None = None) -> str:
+    return _queue(session, "redemption", amount, reference or f"redeem:{uuid.uuid4()}")
 
 
 def job_outcome(session: Session, reference: str) -> dict[str, Any]:
