@@ -5,15 +5,37 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
 
 from cbdc.crypto import SigningKey
 from cbdc.envelope import H_NONCE, H_RESPONSE_SIG, response_signing_string
-from cbdc.errors import install_problem_handlers
+from cbdc.errors import install_problem_handlers, problem
+from cbdc.http import RemoteError, RemoteUnavailable
 
 
 def base_app(title: str, description: str, version: str = "0.1.0") -> FastAPI:
     app = FastAPI(title=title, description=description, version=version)
     install_problem_handlers(app)
+
+    @app.exception_handler(RemoteUnavailable)
+    async def _unavailable(_: Request, exc: RemoteUnavailable) -> JSONResponse:
+        return problem(
+            503,
+            "upstream_unavailable",
+            "A service this request depends on is unavailable",
+            str(exc),
+        )
+
+    @app.exception_handler(RemoteError)
+    async def _refused(_: Request, exc: RemoteError) -> JSONResponse:
+        return problem(
+            502,
+            "upstream_refused",
+            "Another party refused the request",
+            f"{exc.code}: {exc.detail}",
+            upstream_code=exc.code,
+        )
+
     return app
 
 
