@@ -63,10 +63,11 @@ def _wait_for_status(
 
 
 def run_demo(settings: Settings) -> int:
-    network = Network(settings)
+    # Its own databases ("<prefix>_demo_*"), dropped and re-made: a demo always starts fresh.
+    network = Network(settings, db_prefix=f"{settings.db_prefix}_demo")
     network.reset()
     with console.status("starting a fresh network (PostgreSQL, central bank, 2 operators)..."):
-        network.prepare()
+        network.prepare(fresh_databases=True)
         config = network.start()
     try:
         return _narrate(config, network)

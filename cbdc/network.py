@@ -52,10 +52,10 @@ def port_is_free(port: int) -> bool:
 
 
 class Network:
-    def __init__(self, settings: Settings, *, db_prefix: str = "cbdc") -> None:
+    def __init__(self, settings: Settings, *, db_prefix: str | None = None) -> None:
         self.settings = settings
         self.data_dir = settings.data_dir.resolve()
-        self.db_prefix = db_prefix
+        self.db_prefix = db_prefix or settings.db_prefix
         self.pg: EmbeddedPostgres | None = None
         self.processes: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.config: NetworkConfig | None = None

@@ -6,6 +6,7 @@ import tomllib
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
+from typing import Any
 
 DEFAULT_POLICY_FILE = Path(__file__).with_name("policy.toml")
 
@@ -35,12 +36,38 @@ class ClassLimits:
     annual: int | None
 
 
+EVIDENCE_KINDS = ("phone", "name", "id_number", "bank_account", "in_person")
+
+
+@dataclass(frozen=True)
+class AmlRules:
+    """Thresholds of the AML monitor (amounts in minor units, windows in minutes)."""
+
+    large_value: int
+    structuring_ratio: float
+    structuring_count: int
+    structuring_window_minutes: int
+    velocity_count: int
+    velocity_window_minutes: int
+    fan_count: int
+    fan_window_minutes: int
+    load_unload_ratio: float
+    load_unload_window_minutes: int
+    load_unload_min: int
+
+
 @dataclass(frozen=True)
 class Policy:
     classes: dict[WalletClass, ClassLimits]
+    evidence: dict[WalletClass, tuple[str, ...]]
+    overflow: str  # "refuse" | "sweep"
+    aml: AmlRules
 
     def limits(self, wallet_class: WalletClass) -> ClassLimits:
         return self.classes[wallet_class]
+
+    def required_evidence(self, wallet_class: WalletClass) -> tuple[str, ...]:
+        return self.evidence[wallet_class]
 
 
 def load_policy(path: Path | str | None, decimals: int) -> Policy:
@@ -70,4 +97,40 @@ def load_policy(path: Path | str | None, decimals: int) -> Policy:
     missing = set(WalletClass) - set(classes)
     if missing:
         raise ValueError(f"{file}: classes missing: {sorted(c.name for c in missing)}")
-    return Policy(classes=classes)
+    evidence: dict[WalletClass, tuple[str, ...]] = {}
+    for name, kinds in data.get("evidence", {}).items():
+        unknown = set(kinds) - set(EVIDENCE_KINDS)
+        if unknown:
+            raise ValueError(f"{file}: evidence.{name}: unknown kinds {sorted(unknown)}")
+        evidence[WalletClass.parse(name)] = tuple(kinds)
+    for wallet_class in WalletClass:
+        evidence.setdefault(wallet_class, ("phone",))
+    overflow = data.get("balance_cap", {}).get("overflow", "refuse")
+    if overflow not in ("refuse", "sweep"):
+        raise ValueError(f"{file}: balance_cap.overflow must be 'refuse' or 'sweep'")
+    a = data.get("aml", {})
+    aml = AmlRules(
+        large_value=int(a.get("large_value", 50_000)) * scale,
+        structuring_ratio=float(a.get("structuring_ratio", 0.9)),
+        structuring_count=int(a.get("structuring_count", 3)),
+        structuring_window_minutes=int(a.get("structuring_window_minutes", 1440)),
+        velocity_count=int(a.get("velocity_count", 20)),
+        velocity_window_minutes=int(a.get("velocity_window_minutes", 10)),
+        fan_count=int(a.get("fan_count", 8)),
+        fan_window_minutes=int(a.get("fan_window_minutes", 60)),
+        load_unload_ratio=float(a.get("load_unload_ratio", 0.8)),
+        load_unload_window_minutes=int(a.get("load_unload_window_minutes", 30)),
+        load_unload_min=int(a.get("load_unload_min", 1_000)) * scale,
+    )
+    return Policy(classes=classes, evidence=evidence, overflow=overflow, aml=aml)
+
+
+def with_overrides(policy: Policy, *, overflow: str | None = None, **aml: Any) -> Policy:
+    """A copy of `policy` with some settings changed (scenarios and tests)."""
+    from dataclasses import replace
+
+    return replace(
+        policy,
+        overflow=overflow or policy.overflow,
+        aml=replace(policy.aml, **aml) if aml else policy.aml,
+    )

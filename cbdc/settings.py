@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     operator_database_url_template: str | None = None
 
     data_dir: Path = Path(".cbdc")
+    db_prefix: str = Field(default="cbdc", pattern=r"^[a-z][a-z0-9_]{0,30}$")
     host: str = "127.0.0.1"
     port: int = 8700  # central bank; operators take the next ports
     operators: int = Field(default=2, ge=1, le=26)
@@ -44,7 +45,7 @@ class Settings(BaseSettings):
     vault_low_water: int = 1_000_000_00
     vault_target: int = 5_000_000_00
     vault_high_water: int = 20_000_000_00
-    max_token_amount: int = 1_000_000_00
+    max_token_amount: int = 50_000_00  # issuance mints tokens of at most this
 
 
 class CentralBankNode(BaseModel):

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
 
 from cbdc.auth import Principal, require_role
+from cbdc.clock import parse_iso
 from cbdc.crypto import sha256_hex
-from central_bank import service
+from cbdc.errors import ValidationFailed
+from central_bank import analysis, service
 from central_bank.schemas import (
     FundReserves,
     Info,
@@ -223,3 +226,55 @@ def settle(body: SettleRequest, caller: Caller, state: State, key: IdemKey, h: R
 def money_supply(caller: Caller, state: State) -> Any:
     require_role(caller, "admin", "operator", "regulator")
     return state.uow.run(caller, service.money_supply)
+
+
+class AmlReport(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    report_id: str = Field(min_length=36, max_length=36)
+    wallet: str = Field(min_length=20, max_length=20)
+    rule: Literal[
+        "large_value", "structuring", "velocity", "fan_out", "fan_in", "rapid_load_unload"
+    ]
+    amount: int = Field(ge=0, le=10**15)
+    details: dict[str, Any] = Field(default_factory=dict)
+    occurred_at: str = Field(max_length=40)
+
+
+@router.post("/v1/analysis/reports", tags=["analysis"])
+def receive_aml_report(body: AmlReport, caller: Caller, state: State) -> Any:
+    """An operator reports an AML alert, pseudonymously (wallet id, rule, amounts, time)."""
+    require_role(caller, "operator")
+    return state.uow.run(
+        caller,
+        lambda s: analysis.receive_report(
+            s, operator=service.require_operator(s, caller.subject), report=body.model_dump()
+        ),
+    )
+
+
+@router.get("/v1/analysis/alerts", tags=["analysis"])
+def list_aml_alerts(
+    caller: Caller,
+    state: State,
+    rule: str | None = None,
+    operator: str | None = None,
+    wallet: str | None = None,
+    since: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Any:
+    """AML alerts for the regulator (and the central bank's own analysts), filterable."""
+    require_role(caller, "regulator", "admin")
+    try:
+        since_at = parse_iso(since) if since else None
+    except ValueError:
+        raise ValidationFailed("since: must be ISO 8601 with a time zone") from None
+    return state.uow.run(
+        caller,
+        lambda s: {
+            "alerts": analysis.list_alerts(
+                s, rule=rule, operator=operator, wallet=wallet, since=since_at, limit=limit
+            ),
+            "totals_by_rule": analysis.alert_summary(s),
+        },
+    )

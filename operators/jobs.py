@@ -42,14 +42,34 @@ class JobRunner:
             self.run(job)
         return len(jobs)
 
-    def run_reference(self, reference: str) -> bool:
-        """Run the named job now if it is due (RTGS: settle within the request)."""
-        jobs = self.tx(
-            lambda s: repo.claim_jobs(s, limit=5, lease_seconds=LEASE_SECONDS, reference=reference)
-        )
-        for job in sorted(jobs, key=lambda j: j.id):
-            self.run(job)
-        return bool(jobs)
+    def run_reference(self, reference: str, *, patience: float = 1.0) -> bool:
+        """Run the named job now if it is due (RTGS: settle within the request). A job that
+        only waits for vault tokens other settlements hold is retried here for up to
+        `patience` seconds before it is left to the background worker."""
+        deadline = time.monotonic() + patience
+        ran = False
+        while True:
+            jobs = self.tx(
+                lambda s: repo.claim_jobs(
+                    s, limit=5, lease_seconds=LEASE_SECONDS, reference=reference
+                )
+            )
+            for job in sorted(jobs, key=lambda j: j.id):
+                self.run(job)
+            ran = ran or bool(jobs)
+            if not jobs or time.monotonic() > deadline or not self._waiting_for_tokens(reference):
+                return ran
+            time.sleep(0.02)
+
+    def _waiting_for_tokens(self, reference: str) -> bool:
+        def check(s: Session) -> bool:
+            job = repo.job_by_reference(s, reference)
+            return bool(
+                job is not None and job.status == "pending"
+                and (job.last_error or "").startswith("only ")
+            )
+
+        return bool(self.tx(check))
 
     def run(self, job: OutboxJob) -> None:
         handler = getattr(self, f"_{job.kind}")
@@ -58,7 +78,7 @@ class JobRunner:
         except RemoteUnavailable as exc:
             self._later(job, min(30.0, 0.25 * 2 ** min(job.attempts, 7)), str(exc))
         except vault.TokensUnavailable as exc:
-            self._later(job, 0.2, str(exc))
+            self._later(job, 0.05, str(exc))
         except vault.BadCentralBankDocument as exc:
             log.error("job %s %s: %s", job.kind, job.reference, exc)
             self._fail(job, str(exc))

@@ -157,6 +157,16 @@ def reserved_tokens(session: Session, reference: str) -> list[VaultToken]:
     )
 
 
+def smallest_covering_token(session: Session, amount: int) -> VaultToken | None:
+    return session.scalars(
+        select(VaultToken)
+        .where(VaultToken.status == "held", VaultToken.amount >= amount)
+        .order_by(VaultToken.amount, VaultToken.serial)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    ).first()
+
+
 def held_tokens_for_update(session: Session, limit: int = 200) -> list[VaultToken]:
     """Largest held tokens first, skipping those another transaction is reserving."""
     return list(
@@ -369,3 +379,103 @@ def customer_deposit_balance(session: Session, customer_id: int) -> int:
 
 def wallet_count(session: Session) -> int:
     return int(session.scalar(select(func.count()).select_from(Wallet)) or 0)
+
+
+# ------------------------------------------------------------------ AML
+
+
+def recent_alert_exists(session: Session, *, wallet_id: str, rule: str, since: datetime) -> bool:
+    return (
+        session.execute(
+            text(
+                "SELECT 1 FROM aml_alerts WHERE wallet_id = :w AND rule = :r "
+                "AND created_at >= :since LIMIT 1"
+            ),
+            {"w": wallet_id, "r": rule, "since": since},
+        ).first()
+        is not None
+    )
+
+
+def add_alert(
+    session: Session, *, alert_id: uuid.UUID, wallet_id: str, rule: str, amount: int,
+    details: dict[str, Any],
+) -> None:
+    session.execute(
+        text(
+            "INSERT INTO aml_alerts (id, wallet_id, rule, amount, details) "
+            "VALUES (:i, :w, :r, :a, CAST(:d AS jsonb))"
+        ),
+        {"i": alert_id, "w": wallet_id, "r": rule, "a": amount, "d": _json(details)},
+    )
+
+
+def count_payments_between(
+    session: Session, *, wallet_id: str, since: datetime, low: int | None = None,
+    high: int | None = None,
+) -> int:
+    """Outgoing payments of a wallet since `since`, optionally with low <= amount < high."""
+    return int(
+        session.execute(
+            text(
+                "SELECT count(*) FROM orders WHERE wallet_id = :w AND kind = 'payment' "
+                "AND created_at >= :since AND status <> 'failed' "
+                "AND (CAST(:low AS bigint) IS NULL OR amount >= :low) "
+                "AND (CAST(:high AS bigint) IS NULL OR amount < :high)"
+            ),
+            {"w": wallet_id, "since": since, "low": low, "high": high},
+        ).scalar_one()
+    )
+
+
+def distinct_payees(session: Session, *, wallet_id: str, since: datetime) -> int:
+    return int(
+        session.execute(
+            text(
+                "SELECT count(DISTINCT counterparty) FROM orders WHERE wallet_id = :w "
+                "AND kind = 'payment' AND created_at >= :since"
+            ),
+            {"w": wallet_id, "since": since},
+        ).scalar_one()
+    )
+
+
+def distinct_payers(session: Session, *, wallet_id: str, since: datetime) -> int:
+    """Distinct payers of a wallet: same-operator payers plus cross-operator payer aliases."""
+    return int(
+        session.execute(
+            text(
+                "SELECT (SELECT count(DISTINCT wallet_id) FROM orders WHERE counterparty = :w "
+                "AND kind = 'payment' AND created_at >= :since) + "
+                "(SELECT count(DISTINCT payer_alias) FROM inbound_settlements "
+                "WHERE payee_wallet = :w AND kind = 'payment' AND created_at >= :since)"
+            ),
+            {"w": wallet_id, "since": since},
+        ).scalar_one()
+    )
+
+
+def exchange_totals(session: Session, *, wallet_id: str, since: datetime) -> tuple[int, int]:
+    row = session.execute(
+        text(
+            "SELECT coalesce(sum(amount) FILTER (WHERE kind = 'load'), 0) AS loaded, "
+            "coalesce(sum(amount) FILTER (WHERE kind = 'unload'), 0) AS unloaded "
+            "FROM orders WHERE wallet_id = :w AND created_at >= :since"
+        ),
+        {"w": wallet_id, "since": since},
+    ).one()
+    return int(row.loaded), int(row.unloaded)
+
+
+def list_alerts(
+    session: Session, *, rule: str | None, wallet_id: str | None, limit: int
+) -> list[dict[str, Any]]:
+    rows = session.execute(
+        text(
+            "SELECT id, wallet_id, rule, amount, details, created_at FROM aml_alerts "
+            "WHERE (CAST(:r AS text) IS NULL OR rule = :r) "
+            "AND (CAST(:w AS text) IS NULL OR wallet_id = :w) ORDER BY created_at DESC LIMIT :l"
+        ),
+        {"r": rule, "w": wallet_id, "l": limit},
+    ).mappings().all()
+    return [dict(r) for r in rows]

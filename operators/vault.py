@@ -115,10 +115,18 @@ def apply_issuance(
 
 
 def reserve_for(session: Session, *, amount: int, reference: str) -> list[str]:
-    """Reserve vault tokens worth at least `amount` for `reference` (idempotent)."""
+    """Reserve vault tokens worth at least `amount` for `reference` (idempotent).
+
+    Best fit first: the smallest single token that covers the amount (so concurrent
+    settlements do not all queue behind the few largest tokens); otherwise the largest tokens
+    until the amount is covered."""
     already = repo.reserved_tokens(session, reference)
     if already:
         return [str(t.serial) for t in already]
+    single = repo.smallest_covering_token(session, amount)
+    if single is not None:
+        repo.reserve_tokens(session, [single.serial], reference)
+        return [str(single.serial)]
     chosen, total = [], 0
     for token in repo.held_tokens_for_update(session):
         chosen.append(token.serial)

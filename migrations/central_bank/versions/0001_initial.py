@@ -91,11 +91,26 @@ CREATE TRIGGER trg_tokens_once BEFORE UPDATE ON tokens
     FOR EACH ROW EXECUTE FUNCTION tokens_forbid_resurrection();
 CREATE TRIGGER trg_tokens_no_delete BEFORE DELETE ON tokens
     FOR EACH ROW EXECUTE FUNCTION ledger_forbid_change();
+
+-- Analysis centre: pseudonymous AML reports from operators (wallet ids, never identities).
+CREATE TABLE aml_reports (
+    id                uuid PRIMARY KEY,
+    operator_id       integer NOT NULL REFERENCES operators (id),
+    wallet_pseudonym  text NOT NULL,
+    rule              text NOT NULL,
+    amount            bigint NOT NULL,
+    details           jsonb NOT NULL,
+    occurred_at       timestamptz NOT NULL,
+    received_at       timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX ix_aml_reports_rule_time ON aml_reports (rule, occurred_at);
+CREATE INDEX ix_aml_reports_wallet ON aml_reports (wallet_pseudonym);
 """
     )
 
 
 def downgrade() -> None:
+    op.execute("DROP TABLE IF EXISTS aml_reports")
     op.execute("DROP TABLE IF EXISTS tokens")
     op.execute("DROP FUNCTION IF EXISTS tokens_forbid_resurrection()")
     op.execute("DROP TABLE IF EXISTS operations")

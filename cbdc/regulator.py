@@ -1,0 +1,83 @@
+"""The regulator's side: its keys, signed disclosure orders, opening identity escrow, and
+checking operators' disclosure logs.
+
+The regulator has two keys, kept in its own directory and read by no service:
+an Ed25519 key that signs disclosure orders (and authenticates `CBDC-Key-Id: regulator`
+requests) and an X25519 key that opens the identity records operators seal to it.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cbdc.clock import iso, utcnow
+from cbdc.crypto import SigningKey
+from cbdc.hashchain import verify_chain
+from cbdc.sealing import SealingKey
+
+
+@dataclass
+class RegulatorKeys:
+    signing: SigningKey
+    sealing: SealingKey
+
+    @classmethod
+    def generate(cls) -> RegulatorKeys:
+        return cls(SigningKey.generate(), SealingKey.generate())
+
+    def public(self) -> dict[str, str]:
+        return {
+            "signing_public_key": self.signing.public_key,
+            "sealing_public_key": self.sealing.public_key,
+        }
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        directory.chmod(0o700)
+        self.signing.save(directory / "signing.key")
+        self.sealing.save(directory / "sealing.key")
+        (directory / "public.json").write_text(json.dumps(self.public(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, directory: Path) -> RegulatorKeys:
+        return cls(
+            SigningKey.load(directory / "signing.key"), SealingKey.load(directory / "sealing.key")
+        )
+
+    @classmethod
+    def load_or_create(cls, directory: Path) -> RegulatorKeys:
+        if (directory / "signing.key").exists():
+            return cls.load(directory)
+        keys = cls.generate()
+        keys.save(directory)
+        return keys
+
+
+def disclosure_order(
+    keys: RegulatorKeys, *, wallet_id: str, legal_basis: str, requester: str
+) -> dict[str, Any]:
+    order = {
+        "type": "disclosure-order",
+        "order_id": str(uuid.uuid4()),
+        "wallet_id": wallet_id,
+        "legal_basis": legal_basis,
+        "requester": requester,
+        "issued_at": iso(utcnow()),
+    }
+    return {"order": order, "signature": keys.signing.sign_json(order)}
+
+
+def open_escrow(keys: RegulatorKeys, disclosure: dict[str, Any]) -> dict[str, Any]:
+    """Decrypt the escrow record an operator released (bound to the wallet id)."""
+    record = keys.sealing.open_json(
+        disclosure["escrow"], context=disclosure["wallet_id"].encode()
+    )
+    return dict(record)
+
+
+def verify_log_rows(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    return verify_chain((r["seq"], r["prev_hash"], r["entry"], r["hash"]) for r in rows)

@@ -1,0 +1,127 @@
+"""De-anonymisation under law: identity escrow released only against a disclosure order.
+
+A disclosure order is a document signed with the regulator's Ed25519 key:
+
+    {"type": "disclosure-order", "order_id": <uuid>, "wallet_id", "legal_basis", "requester",
+     "issued_at"}
+
+The operator checks the signature against the regulator key it was configured with, the
+order's age, that the wallet is one of its own, and that the order was never used before; then
+it appends the order to the hash-chained disclosure log (cbdc/hashchain.py) and only then, in
+the same committed transaction, releases the wallet's sealed escrow record. The operator cannot
+read that record; the regulator opens it with its private X25519 key.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from cbdc.clock import iso, parse_iso, utcnow
+from cbdc.crypto import verify_json
+from cbdc.errors import Conflict, DomainError, ValidationFailed
+from cbdc.hashchain import GENESIS, link_hash, verify_chain
+from operators import repository as repo
+from operators.context import OperatorContext
+from operators.errors import UnknownWallet
+
+ORDER_MAX_AGE = timedelta(hours=24)
+ORDER_MAX_SKEW = timedelta(minutes=5)
+
+
+class InvalidDisclosureOrder(DomainError):
+    code = "disclosure_order_invalid"
+    status = 403
+    title = "Disclosure order is not signed by the regulator"
+
+
+class DisclosureOrderExpired(DomainError):
+    code = "disclosure_order_expired"
+    status = 422
+    title = "Disclosure order is too old or dated in the future"
+
+
+class DisclosureOrderReplayed(Conflict):
+    code = "disclosure_order_replayed"
+    title = "This disclosure order was already executed"
+
+
+def append_log(session: Session, entry: dict[str, Any]) -> dict[str, Any]:
+    """Append under an exclusive lock so the chain has one head."""
+    session.execute(text("LOCK TABLE disclosure_log IN EXCLUSIVE MODE"))
+    last = session.execute(
+        text("SELECT seq, hash FROM disclosure_log ORDER BY seq DESC LIMIT 1")
+    ).first()
+    seq, previous = (int(last.seq) + 1, str(last.hash)) if last else (1, GENESIS)
+    digest = link_hash(previous, entry)
+    session.execute(
+        text(
+            "INSERT INTO disclosure_log (seq, prev_hash, entry, hash) "
+            "VALUES (:s, :p, CAST(:e AS jsonb), :h)"
+        ),
+        {"s": seq, "p": previous, "e": repo._json(entry), "h": digest},
+    )
+    return {"seq": seq, "hash": digest}
+
+
+def log_rows(session: Session) -> list[dict[str, Any]]:
+    rows = session.execute(
+        text("SELECT seq, prev_hash, entry, hash, created_at FROM disclosure_log ORDER BY seq")
+    ).mappings().all()
+    return [
+        {"seq": int(r["seq"]), "prev_hash": r["prev_hash"], "entry": r["entry"],
+         "hash": r["hash"], "created_at": iso(r["created_at"])}
+        for r in rows
+    ]
+
+
+def verify_log(session: Session) -> dict[str, Any]:
+    rows = log_rows(session)
+    return verify_chain((r["seq"], r["prev_hash"], r["entry"], r["hash"]) for r in rows)
+
+
+def disclose(
+    session: Session, ctx: OperatorContext, *, order: dict[str, Any], signature: str
+) -> dict[str, Any]:
+    if ctx.regulator_signing_key is None:
+        raise InvalidDisclosureOrder("this operator has no regulator key configured")
+    if order.get("type") != "disclosure-order":
+        raise ValidationFailed("order.type: must be 'disclosure-order'")
+    if not verify_json(ctx.regulator_signing_key, order, signature):
+        raise InvalidDisclosureOrder("the order's signature does not verify with the regulator key")
+    for field in ("legal_basis", "requester"):
+        if not str(order.get(field, "")).strip():
+            raise ValidationFailed(f"order.{field}: required")
+    try:
+        order_id = str(uuid.UUID(order["order_id"]))
+        issued = parse_iso(order["issued_at"])
+    except (KeyError, ValueError):
+        raise ValidationFailed("order.order_id must be a UUID, order.issued_at ISO 8601") from None
+    now = utcnow()
+    if issued < now - ORDER_MAX_AGE or issued > now + ORDER_MAX_SKEW:
+        raise DisclosureOrderExpired("the order was issued outside the accepted window")
+    wallet = repo.get_wallet(session, str(order.get("wallet_id", "")))
+    if wallet is None or wallet.escrow is None:
+        raise UnknownWallet(f"no wallet {order.get('wallet_id')} with escrow at {ctx.code}")
+    session.execute(text("LOCK TABLE disclosure_log IN EXCLUSIVE MODE"))
+    used = session.execute(
+        text("SELECT 1 FROM disclosure_log WHERE entry -> 'order' ->> 'order_id' = :o"),
+        {"o": order_id},
+    ).first()
+    if used is not None:
+        raise DisclosureOrderReplayed(f"order {order_id} was already executed")
+    link = append_log(
+        session,
+        {"order": order, "signature": signature, "operator": ctx.code,
+         "released": "identity-escrow", "at": iso(now)},
+    )
+    return {
+        "order_id": order_id,
+        "wallet_id": wallet.id,
+        "escrow": wallet.escrow,
+        "log": link,
+    }
