@@ -109,3 +109,12 @@ class UnitOfWork:
                 with contextlib.suppress(DomainError, DBAPIError):
                     transaction(self.factory, lambda s: record_nonce(s, principal))
             raise
+
+
+def prune_nonces(session: Session, *, older_than_seconds: int = 3 * 300) -> int:
+    """Forget nonces older than the timestamp window: requests that old are refused anyway."""
+    result = session.execute(
+        text("DELETE FROM request_nonces WHERE seen_at < now() - make_interval(secs => :s)"),
+        {"s": older_than_seconds},
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

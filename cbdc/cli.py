@@ -21,6 +21,10 @@ app = typer.Typer(
 )
 wallet_app = typer.Typer(no_args_is_help=True, help="Customer wallets (keys kept locally).")
 app.add_typer(wallet_app, name="wallet")
+regulator_app = typer.Typer(
+    no_args_is_help=True, help="The regulator: disclosure orders, AML alerts, disclosure logs."
+)
+app.add_typer(regulator_app, name="regulator")
 
 DataDir = Annotated[
     Path | None, typer.Option("--data-dir", help="network data directory (default .cbdc)")
@@ -135,9 +139,10 @@ def audit(
 
 # ------------------------------------------------------------------ wallets
 
-from cbdc import cli_wallet  # noqa: E402  (registers the wallet commands)
+from cbdc import cli_regulator, cli_wallet  # noqa: E402  (register the sub-commands)
 
 cli_wallet.register(wallet_app, _network)
+cli_regulator.register(regulator_app, _network)
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
@@ -11,13 +12,43 @@ from rich.table import Table
 
 from cbdc.console import console, money
 from cbdc.crypto import SigningKey
-from cbdc.http import RemoteError, RemoteUnavailable
+from cbdc.http import RemoteError, RemoteUnavailable, SignedClient
+from cbdc.identity import make_bank_account, make_resident_id
 from cbdc.money import parse_amount
 from cbdc.settings import NetworkConfig
 from wallets.client import OperatorClient, WalletClient
 from wallets.keystore import KeyStore, StoredWallet
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="network data directory")]
+
+
+def _demo_evidence(
+    name: str,
+    wallet_class: str,
+    phone: str | None,
+    id_number: str | None,
+    bank_account: str | None,
+) -> dict[str, str]:
+    """Evidence for `wallet_class`, generating well-formed demo values that were not given
+    (derived from the name, so the same name gets the same identity)."""
+    seed = int(hashlib.sha256(name.encode()).hexdigest(), 16)
+    evidence = {"phone": phone or f"+86138{seed % 10**8:08d}"}
+    needs_id = wallet_class.upper() in ("I", "II", "III")
+    needs_account = wallet_class.upper() in ("I", "II")
+    generated = []
+    if needs_id:
+        if not id_number:
+            id_number = make_resident_id(f"110101{1970 + seed % 40}0101{seed % 1000:03d}")
+            generated.append(f"ID number {id_number}")
+        evidence["id_number"] = id_number
+    if needs_account:
+        if not bank_account:
+            bank_account = make_bank_account(f"621700{seed % 10**9:09d}")
+            generated.append(f"bank account {bank_account}")
+        evidence["bank_account"] = bank_account
+    if generated:
+        console.print(f"[dim]demo evidence for {name}: {', '.join(generated)}[/]")
+    return evidence
 
 
 def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkConfig]) -> None:
@@ -49,27 +80,35 @@ def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkCo
         name: Annotated[str, typer.Argument(help="a nickname for this wallet, e.g. alice")],
         operator: Annotated[str, typer.Option(help="routing code of the operator")] = "BKA1",
         wallet_class: Annotated[str, typer.Option("--class", help="I, II, III or IV")] = "IV",
-        phone: Annotated[str | None, typer.Option(help="phone number (class IV)")] = None,
-        id_number: Annotated[str | None, typer.Option(help="ID number (classes I-III)")] = None,
+        phone: Annotated[str | None, typer.Option(help="phone number")] = None,
+        id_number: Annotated[str | None, typer.Option(help="resident ID number (I-III)")] = None,
+        bank_account: Annotated[str | None, typer.Option(help="own bank account (I-II)")] = None,
+        at_counter: Annotated[
+            bool, typer.Option("--at-counter", help="opened by staff (required for class I)")
+        ] = False,
         data_dir: DataDir = None,
     ) -> None:
-        """Generate a key and open a wallet. Class IV is self-service on a phone number; other
-        classes are opened 'at the counter' with the operator's staff key."""
+        """Generate a key and open a wallet on the evidence its class needs. Evidence not
+        given is generated (well-formed demo values) and printed. Class I, and --at-counter,
+        are opened by the operator's staff."""
         network, keys = store(data_dir)
         try:
             node = network.operator(operator)
         except KeyError:
             console.print(f"[red]no operator {operator}[/]")
             raise typer.Exit(2) from None
+        evidence = _demo_evidence(name, wallet_class, phone, id_number, bank_account)
         op = OperatorClient.connect(node.url)
-        staff = SigningKey.load(Path(node.key_file)) if wallet_class != "IV" else None
+        by_staff = at_counter or wallet_class.upper() == "I"
+        staff = SigningKey.load(Path(node.key_file)) if by_staff else None
         try:
             wallet = op.open_wallet(
                 display_name=name,
-                phone=phone or ("+86138" + f"{abs(hash(name)) % 10**8:08d}"),
-                id_number=id_number or (None if wallet_class == "IV" else "ID-" + name),
-                wallet_class=wallet_class,
+                wallet_class=wallet_class.upper(),
                 staff_key=staff,
+                phone=evidence.get("phone"),
+                id_number=evidence.get("id_number"),
+                bank_account=evidence.get("bank_account"),
             )
         except (RemoteError, RemoteUnavailable) as exc:
             fail(exc)
@@ -89,6 +128,49 @@ def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkCo
         console.print(
             f"opened class {wallet_class} wallet [bold]{wallet.wallet_id}[/] "
             f"at {operator} as '{name}'"
+        )
+
+    @group.command("upgrade")
+    def upgrade(
+        name: str,
+        wallet_class: Annotated[str, typer.Option("--class", help="the new class, I-IV")],
+        id_number: Annotated[str | None, typer.Option(help="resident ID number")] = None,
+        bank_account: Annotated[str | None, typer.Option(help="own bank account")] = None,
+        data_dir: DataDir = None,
+    ) -> None:
+        """Change a wallet's class (upgrade with evidence, or downgrade); class I is done at
+        the counter with the operator's staff key."""
+        network, keys = store(data_dir)
+        stored = resolve(keys, name)
+        new_class = wallet_class.upper()
+        evidence = _demo_evidence(name, new_class, None, id_number, bank_account)
+        evidence.pop("phone", None)
+        wallet = client_for(network, stored)
+        try:
+            if new_class == "I":
+                node = network.operator(stored.operator)
+                staff = SignedClient(
+                    OperatorClient.connect(node.url).http,
+                    key=SigningKey.load(Path(node.key_file)),
+                    key_id=f"operator:{node.code}",
+                )
+                body = {"wallet_class": new_class, "customer": evidence}
+                data = staff.request("POST", f"/v1/wallets/{stored.wallet_id}/class", body)
+                info_class, cap = data["wallet_class"], data["limits"]["balance_cap"]
+            else:
+                info = wallet.change_class(
+                    new_class,
+                    id_number=evidence.get("id_number"),
+                    bank_account=evidence.get("bank_account"),
+                )
+                info_class, cap = info.wallet_class, info.limits.balance_cap
+        except (RemoteError, RemoteUnavailable) as exc:
+            fail(exc)
+            return
+        stored.wallet_class = info_class
+        keys.save(stored)
+        console.print(
+            f"{name} is now class {info_class}; balance cap {money(cap, network.currency_decimals)}"
         )
 
     @group.command("list")
@@ -170,8 +252,6 @@ def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkCo
         node = network.operator(stored.operator)
         info = client_for(network, stored).balance()
         import uuid
-
-        from cbdc.http import SignedClient
 
         staff = SignedClient(
             OperatorClient.connect(node.url).http,

@@ -15,8 +15,10 @@ from cbdc.audit import run_audit
 from cbdc.console import audit_table, console
 from cbdc.crypto import SigningKey
 from cbdc.http import RemoteError, SignedClient
+from cbdc.identity import make_bank_account, make_resident_id
 from cbdc.money import format_amount
 from cbdc.network import Network
+from cbdc.regulator import RegulatorKeys, disclosure_order, open_escrow, verify_log_rows
 from cbdc.settings import NetworkConfig, Settings
 from wallets.certs import verify_wallet_chain
 from wallets.client import OperatorClient, WalletClient
@@ -62,14 +64,33 @@ def _wait_for_status(
     return status
 
 
+ALICE_ID = make_resident_id("11010119900307123")
+BOB_ID = make_resident_id("31010119850512456")
+DAVE_ID = make_resident_id("44030019780101789")
+DAVE_ACCOUNT = make_bank_account("622202000012345")
+
+
+def _wait_for_alerts(client: SignedClient, wallet_id: str, timeout: float = 15) -> list[dict]:
+    deadline = time.time() + timeout
+    alerts: list[dict] = []
+    while time.time() < deadline:
+        alerts = client.request("GET", "/v1/analysis/alerts", params={"wallet": wallet_id})[
+            "alerts"
+        ]
+        if alerts:
+            return alerts
+        time.sleep(0.2)
+    return alerts
+
+
 def run_demo(settings: Settings) -> int:
     # Its own databases ("<prefix>_demo_*"), dropped and re-made: a demo always starts fresh.
     network = Network(settings, db_prefix=f"{settings.db_prefix}_demo")
     network.reset()
-    with console.status("starting a fresh network (PostgreSQL, central bank, 2 operators)..."):
-        network.prepare(fresh_databases=True)
-        config = network.start()
     try:
+        with console.status("starting a fresh network (PostgreSQL, central bank, 2 operators)"):
+            network.prepare(fresh_databases=True)
+            config = network.start()
         return _narrate(config, network)
     finally:
         with console.status("shutting the network down..."):
@@ -113,15 +134,16 @@ def _narrate(config: NetworkConfig, network: Network) -> int:
         f", reserves {n.m(supply['reserves_total'])}"
     )
 
-    n.step("Open wallets: anonymous class IV (self-service) and verified class II (at the counter)")
+    n.step("Open wallets: class IV on a phone number, class II on ID + own bank account")
     op_a, op_b = OperatorClient.connect(a.url), OperatorClient.connect(b.url)
     alice = op_a.open_wallet(display_name="Alice", phone="+8613800000001")
     carol = op_a.open_wallet(display_name="Carol's Noodles", phone="+8613800000003")
     bob = op_b.open_wallet(
         display_name="Bob",
-        id_number="110101199001010011",
+        phone="+8613800000002",
+        id_number=BOB_ID,
+        bank_account=make_bank_account("621700123456789"),
         wallet_class="II",
-        staff_key=SigningKey.load(Path(b.key_file)),
     )
     for label, w in (("Alice", alice), ("Carol (merchant)", carol), ("Bob", bob)):
         info = w.balance()
@@ -138,7 +160,7 @@ def _narrate(config: NetworkConfig, network: Network) -> int:
     n.say(f"certificate chain central bank -> {a.code} -> Alice's wallet verifies offline: {ok}")
 
     n.step("Exchange: customers load wallets from their bank deposits")
-    for w, code, amount in ((alice, a.code, 5_000_00), (bob, b.code, 100_000_00)):
+    for w, code, amount in ((alice, a.code, 20_000_00), (bob, b.code, 100_000_00)):
         info = w.balance()
         _staff(config, code).request(
             "POST",
@@ -185,6 +207,72 @@ def _narrate(config: NetworkConfig, network: Network) -> int:
     n.say(
         f"{a.code} cannot credit it, so it sends the money back through the central bank: "
         f"Bob's payment is [bold]{status}[/]; Bob's balance {n.m(bob.balance().balance)}"
+    )
+
+    n.step("Upgrade: Alice verifies her identity remotely and becomes class III")
+    info = alice.change_class("III", display_name="Alice", id_number=ALICE_ID)
+    n.say(
+        f"Alice is now class {info.wallet_class} (evidence {', '.join(info.evidence)}): "
+        f"cap {n.m(info.limits.balance_cap)}, per payment {n.m(info.limits.single_payment)}"
+    )
+    alice.load(2_000_00)
+    p = alice.pay(carol.wallet_id, 2_500_00, memo="catering")
+    n.say(f"the {n.m(2_500_00)} payment refused before now goes through: {p.status}")
+
+    n.step("Traceable for large value: a large payment raises a pseudonymous alert")
+    dave = op_b.open_wallet(
+        display_name="Dave Motors Ltd",
+        phone="+8613800000004",
+        id_number=DAVE_ID,
+        bank_account=DAVE_ACCOUNT,
+        wallet_class="I",
+        staff_key=SigningKey.load(Path(b.key_file)),
+    )
+    p = bob.pay(dave.wallet_id, 50_000_00, memo="car")
+    n.say(f"Bob -> Dave (class I, verified at the counter) {n.m(50_000_00)}: {p.status}")
+    regulator = RegulatorKeys.load(Path(config.regulator.key_dir))
+    reg_cb = SignedClient(
+        OperatorClient.connect(config.central_bank.url).http,
+        key=regulator.signing,
+        key_id="regulator",
+        server_public_key=config.central_bank.public_key,
+    )
+    alerts = _wait_for_alerts(reg_cb, bob.wallet_id)
+    for alert in alerts:
+        n.say(
+            f"analysis centre sees: rule [bold]{alert['rule']}[/], wallet {alert['wallet']} at "
+            f"{alert['operator']}, {n.m(alert['amount'])} (no name, no ID number)"
+        )
+
+    n.step("De-anonymisation under law: the regulator's signed disclosure order")
+    signed = disclosure_order(
+        regulator,
+        wallet_id=bob.wallet_id,
+        legal_basis="AML Law art. 35, case 2026-0042",
+        requester="Financial Intelligence Unit",
+    )
+    released = SignedClient(op_b.http).request(
+        "POST", "/v1/regulator/disclosures", signed, signed=False
+    )
+    record = open_escrow(regulator, released)
+    n.say(
+        f"{b.code} logged the order as entry #{released['log']['seq']} of its hash-chained "
+        f"disclosure log, then released the sealed escrow record"
+    )
+    n.say(
+        f"only the regulator's private key opens it: {record['identity'].get('display_name')}"
+        f", ID {record['identity'].get('id_number')}, class {record['wallet_class']}"
+    )
+    try:
+        SignedClient(op_b.http).request("POST", "/v1/regulator/disclosures", signed, signed=False)
+    except RemoteError as exc:
+        n.say(f"the same order sent again is refused: {exc.code}")
+    log = SignedClient(op_b.http, key=regulator.signing, key_id="regulator").request(
+        "GET", "/v1/regulator/disclosure-log"
+    )
+    n.say(
+        f"the regulator re-verifies {b.code}'s log: "
+        f"{'intact' if verify_log_rows(log['entries'])['ok'] else 'BROKEN'}"
     )
 
     n.step("Unload and redeem")

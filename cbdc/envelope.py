@@ -8,7 +8,7 @@ A request carries four headers:
     CBDC-Signature  Ed25519 over "METHOD\\nPATH?QUERY\\nTIMESTAMP\\nNONCE\\nSHA256(BODY)"
 
 Servers check the signature against the key registered for the key id, the timestamp window,
-and record the nonce (see `cbdc.nonces`). The central bank signs its responses the same way
+and record the nonce (see `cbdc.auth`). The central bank signs its responses the same way
 (`CBDC-Response-Signature` over "STATUS\\nREQUEST-NONCE\\nSHA256(BODY)"), so an operator can prove
 what the central bank answered.
 """

@@ -85,12 +85,6 @@ class InsufficientFunds(DomainError):
     title = "Insufficient funds"
 
 
-class UpstreamUnavailable(DomainError):
-    code = "upstream_unavailable"
-    status = 503
-    title = "A service this request depends on is unavailable"
-
-
 def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:
     body = {
         "type": PROBLEM_TYPE_BASE + code,

@@ -29,7 +29,8 @@ def verify_chain(rows: Iterable[tuple[int, str, dict[str, Any], str]]) -> dict[s
     expected_seq = 1
     for seq, prev_hash, entry, stored_hash in rows:
         length += 1
-        if seq != expected_seq or prev_hash != previous or link_hash(previous, entry) != stored_hash:
+        fits = prev_hash == previous and link_hash(previous, entry) == stored_hash
+        if seq != expected_seq or not fits:
             return {"ok": False, "length": length, "broken_at": seq}
         previous = stored_hash
         expected_seq += 1

@@ -19,15 +19,17 @@ from pathlib import Path
 
 import httpx
 
-from cbdc.crypto import SigningKey
+from cbdc.crypto import SigningKey, b64e
 from cbdc.db import create_database, migrate
 from cbdc.http import RemoteError, SignedClient
 from cbdc.pg import EmbeddedPostgres
 from cbdc.policy import DEFAULT_POLICY_FILE
+from cbdc.regulator import RegulatorKeys
 from cbdc.settings import (
     CentralBankNode,
     NetworkConfig,
     OperatorNode,
+    RegulatorNode,
     Settings,
     network_file,
 )
@@ -44,6 +46,8 @@ def operator_names(count: int) -> list[str]:
 
 def port_is_free(port: int) -> bool:
     with socket.socket() as sock:
+        # As servers bind: a port whose last connections linger in TIME_WAIT is free.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
@@ -81,6 +85,14 @@ class Network:
             SigningKey.generate().save(path)
         return path, SigningKey.load(path)
 
+    def _data_key(self, name: str) -> Path:
+        """A 256-bit key for encrypting customer identity at rest."""
+        path = self.data_dir / "keys" / f"{name}.datakey"
+        if not path.exists():
+            path.write_text(b64e(os.urandom(32)) + "\n")
+            path.chmod(0o600)
+        return path
+
     def prepare(self, *, fresh_databases: bool = False) -> NetworkConfig:
         s = self.settings
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -97,6 +109,8 @@ class Network:
         migrate(cb_db, "central_bank")
         cb_key_file, cb_key = self._key("central_bank")
         admin_key_file, admin_key = self._key("admin")
+        regulator_dir = self.data_dir / "regulator"
+        regulator = RegulatorKeys.load_or_create(regulator_dir)
         host = s.host
         operators = []
         for i, (code, name) in enumerate(
@@ -116,6 +130,7 @@ class Network:
                     url=f"http://{host}:{port}",
                     port=port,
                     database_url=db,
+                    data_key_file=str(self._data_key(f"operator_{code}")),
                     key_file=str(key_file),
                     public_key=key.public_key,
                     reserves=s.operator_reserves,
@@ -139,6 +154,11 @@ class Network:
                 public_key=cb_key.public_key,
                 admin_key_file=str(admin_key_file),
                 admin_public_key=admin_key.public_key,
+            ),
+            regulator=RegulatorNode(
+                signing_public_key=regulator.signing.public_key,
+                sealing_public_key=regulator.sealing.public_key,
+                key_dir=str(regulator_dir),
             ),
             operators=operators,
         )

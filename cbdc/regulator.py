@@ -73,9 +73,7 @@ def disclosure_order(
 
 def open_escrow(keys: RegulatorKeys, disclosure: dict[str, Any]) -> dict[str, Any]:
     """Decrypt the escrow record an operator released (bound to the wallet id)."""
-    record = keys.sealing.open_json(
-        disclosure["escrow"], context=disclosure["wallet_id"].encode()
-    )
+    record = keys.sealing.open_json(disclosure["escrow"], context=disclosure["wallet_id"].encode())
     return dict(record)
 
 

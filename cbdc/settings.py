@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-SettlementMode = Literal["rtgs", "deferred_net"]
+SettlementMode = Literal["rtgs"]  # deferred net settlement: planned (issue #4)
 
 
 class Settings(BaseSettings):
@@ -58,6 +58,14 @@ class CentralBankNode(BaseModel):
     admin_public_key: str
 
 
+class RegulatorNode(BaseModel):
+    """Public keys only: the private keys stay in `key_dir`, which no service reads."""
+
+    signing_public_key: str
+    sealing_public_key: str
+    key_dir: str
+
+
 class OperatorNode(BaseModel):
     code: str
     name: str
@@ -65,6 +73,7 @@ class OperatorNode(BaseModel):
     port: int
     database_url: str
     key_file: str
+    data_key_file: str
     public_key: str
     reserves: int
     quota: int
@@ -80,6 +89,7 @@ class NetworkConfig(BaseModel):
     policy_file: str
     max_token_amount: int
     central_bank: CentralBankNode
+    regulator: RegulatorNode
     operators: list[OperatorNode]
 
     def operator(self, code: str) -> OperatorNode:

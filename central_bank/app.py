@@ -6,12 +6,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
 
+from cbdc.auth import prune_nonces
 from cbdc.crypto import SigningKey
+from cbdc.db import transaction
 from cbdc.settings import NetworkConfig
 from cbdc.webapp import base_app, sign_responses
 from central_bank.api import router
@@ -26,8 +32,25 @@ CBDC-Response-Signature."""
 
 
 def create_app(config: CentralBankConfig) -> FastAPI:
+    state = CentralBankState(config)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        stop = threading.Event()
+
+        def housekeeping() -> None:  # forget nonces older than the timestamp window
+            while not stop.wait(60):
+                with contextlib.suppress(Exception):
+                    transaction(state.factory, prune_nonces)
+
+        thread = threading.Thread(target=housekeeping, name="cb-housekeeping", daemon=True)
+        thread.start()
+        yield
+        stop.set()
+
     app = base_app("CBDC central bank", DESCRIPTION)
-    app.state.cb = CentralBankState(config)
+    app.router.lifespan_context = lifespan
+    app.state.cb = state
     app.include_router(router)
     sign_responses(app, config.key)
     return app
@@ -42,6 +65,7 @@ def config_from_network(network: NetworkConfig) -> CentralBankConfig:
         currency=network.currency,
         currency_decimals=network.currency_decimals,
         max_token_amount=network.max_token_amount,
+        regulator_public_key=network.regulator.signing_public_key,
     )
 
 

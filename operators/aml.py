@@ -73,8 +73,10 @@ def on_payment(
                      details={"payee_operator": payee_id[:4], "threshold": rules.large_value},
                      window_minutes=None)
     single = ctx.policy.limits(WalletClass(payer.wallet_class)).single_payment
-    limits = [lim for lim in (single, rules.large_value) if _just_under(amount, lim,
-                                                                        rules.structuring_ratio)]
+    limits = [
+        lim for lim in (single, rules.large_value)
+        if lim is not None and _just_under(amount, lim, rules.structuring_ratio)
+    ]
     if limits:
         since = now - timedelta(minutes=rules.structuring_window_minutes)
         count = repo.count_payments_between(

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 
 from cbdc.auth import Principal, require_role
 from cbdc.crypto import sha256_hex
-from cbdc.errors import Forbidden, ValidationFailed
+from cbdc.errors import BadSignature, DomainError, Forbidden, IdempotencyMismatch, ValidationFailed
 from cbdc.policy import WalletClass
+from operators import disclosure, service, settlement, vault
 from operators import repository as repo
-from operators import service, settlement, vault
+from operators.errors import InvalidWalletId, OrderExpired, UnknownWallet, WrongOperator
 from operators.schemas import (
     CashLoad,
+    ChangeClass,
     DepositCredit,
     InboundSettlementIn,
     OpenWallet,
+    SignedDisclosureOrder,
     SignedLoad,
     SignedPayment,
     SignedUnload,
@@ -48,6 +53,30 @@ def _wallet_or_staff(caller: Principal, wallet_id: str) -> None:
     if caller.role == "wallet" and caller.subject == wallet_id:
         return
     raise Forbidden("only the wallet's own key or operator staff may do this")
+
+
+# Refusals that say nothing about the order's own fate: not recorded against its nonce.
+NOT_RECORDED = (BadSignature, IdempotencyMismatch, OrderExpired, InvalidWalletId, WrongOperator,
+                UnknownWallet)
+
+
+@contextmanager
+def _refusals_recorded(
+    state: OperatorState, kind: str, order: dict[str, Any], signature: str
+) -> Iterator[None]:
+    """A signed order that is refused (4xx) keeps its nonce, with the refusal as its outcome."""
+    try:
+        yield
+    except DomainError as exc:
+        if exc.status < 500 and not isinstance(exc, NOT_RECORDED):
+            failure = exc.code
+            state.uow.run(
+                None,
+                lambda s: service.record_refused_order(
+                    s, state.ctx, kind=kind, order=order, signature=signature, failure=failure
+                ),
+            )
+        raise
 
 
 @router.get("/health", tags=["public"])
@@ -114,6 +143,21 @@ def get_wallet(wallet_id: str, caller: Caller, state: State) -> Any:
     )
 
 
+@router.post("/v1/wallets/{wallet_id}/class", tags=["wallets"])
+def change_class(wallet_id: str, body: ChangeClass, caller: Caller, state: State) -> Any:
+    """Upgrade (with the evidence the new class needs) or downgrade a wallet. Signed by the
+    wallet's key, or by staff (needed for class I: identity verified in person)."""
+    _wallet_or_staff(caller, wallet_id)
+    return state.uow.run(
+        caller,
+        lambda s: service.change_class(
+            s, state.ctx, wallet_id=wallet_id, wallet_class=WalletClass.parse(body.wallet_class),
+            customer=body.customer.model_dump() if body.customer else None,
+            by_staff=caller.role == "staff",
+        ),
+    )
+
+
 @router.get("/v1/wallets/{wallet_id}/history", tags=["wallets"])
 def wallet_history(
     wallet_id: str,
@@ -135,9 +179,10 @@ def load(wallet_id: str, body: SignedLoad, state: State) -> Any:
     if body.order.wallet != wallet_id:
         raise ValidationFailed("order.wallet: must match the wallet in the path")
     order = body.order.model_dump(exclude_unset=True)
-    result = state.with_float(
-        lambda s: service.load(s, state.ctx, order=order, signature=body.signature)
-    )
+    with _refusals_recorded(state, "load", order, body.signature):
+        result = state.with_float(
+            lambda s: service.load(s, state.ctx, order=order, signature=body.signature)
+        )
     state.wake_worker()
     return result
 
@@ -148,9 +193,10 @@ def unload(wallet_id: str, body: SignedUnload, state: State) -> Any:
     if body.order.wallet != wallet_id:
         raise ValidationFailed("order.wallet: must match the wallet in the path")
     order = body.order.model_dump(exclude_unset=True)
-    result = state.uow.run(
-        None, lambda s: service.unload(s, state.ctx, order=order, signature=body.signature)
-    )
+    with _refusals_recorded(state, "unload", order, body.signature):
+        result = state.uow.run(
+            None, lambda s: service.unload(s, state.ctx, order=order, signature=body.signature)
+        )
     state.wake_worker()
     return result
 
@@ -165,9 +211,10 @@ def pay(body: SignedPayment, state: State) -> Any:
     if the central bank or the payee's operator is unreachable the answer says
     `pending_settlement` and the outbox finishes the job later)."""
     order = body.order.model_dump(exclude_unset=True)
-    receipt = state.uow.run(
-        None, lambda s: service.pay(s, state.ctx, order=order, signature=body.signature)
-    )
+    with _refusals_recorded(state, "payment", order, body.signature):
+        receipt = state.uow.run(
+            None, lambda s: service.pay(s, state.ctx, order=order, signature=body.signature)
+        )
     if receipt["route"] == "cross" and receipt["status"] == "pending_settlement":
         if state.ctx.settlement_mode == "rtgs":
             state.runner.run_reference(f"pay:{receipt['payment_id']}")
@@ -320,3 +367,45 @@ def request_redemption(body: CashLoad, caller: Caller, state: State, key: IdemKe
 def vault_position(caller: Caller, state: State) -> Any:
     require_role(caller, "staff")
     return state.uow.run(caller, lambda s: vault.vault_position(s, state.ctx))
+
+
+# ------------------------------------------------------------------ regulator
+
+
+@router.post("/v1/regulator/disclosures", tags=["regulator"])
+def disclose(body: SignedDisclosureOrder, state: State) -> Any:
+    """Release a wallet's identity escrow (sealed to the regulator) against a disclosure order
+    signed by the regulator's key. The order is appended to the hash-chained disclosure log
+    before anything is released; a replayed order is refused."""
+    order = body.order.model_dump()
+    return state.uow.run(
+        None, lambda s: disclosure.disclose(s, state.ctx, order=order, signature=body.signature)
+    )
+
+
+@router.get("/v1/regulator/disclosure-log", tags=["regulator"])
+def disclosure_log(caller: Caller, state: State) -> Any:
+    """The whole disclosure log, for the regulator (or staff) to verify the chain itself."""
+    require_role(caller, "regulator", "staff")
+    return state.uow.run(caller, lambda s: {"entries": disclosure.log_rows(s)})
+
+
+@router.get("/v1/admin/disclosure-log/verify", tags=["staff"])
+def verify_disclosure_log(caller: Caller, state: State) -> Any:
+    require_role(caller, "staff", "regulator")
+    return state.uow.run(caller, disclosure.verify_log)
+
+
+@router.get("/v1/admin/aml/alerts", tags=["staff"])
+def aml_alerts(
+    caller: Caller,
+    state: State,
+    rule: str | None = None,
+    wallet: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Any:
+    """AML alerts raised at this operator (also reported to the analysis centre)."""
+    require_role(caller, "staff")
+    return state.uow.run(
+        caller, lambda s: {"alerts": repo.list_alerts(s, rule=rule, wallet_id=wallet, limit=limit)}
+    )

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from cbdc.crypto import SigningKey
+from cbdc.crypto import SigningKey, b64d
 from cbdc.settings import NetworkConfig
 from cbdc.webapp import base_app
 from operators.api import router
@@ -60,6 +60,9 @@ def config_from_network(network: NetworkConfig, code: str) -> OperatorConfig:
         currency_decimals=network.currency_decimals,
         water_marks=WaterMarks(node.vault_low_water, node.vault_target, node.vault_high_water),
         settlement_mode=network.settlement_mode,
+        data_key=b64d(Path(node.data_key_file).read_text().strip()),
+        regulator_signing_key=network.regulator.signing_public_key,
+        regulator_sealing_key=network.regulator.sealing_public_key,
     )
 
 

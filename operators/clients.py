@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -10,6 +11,8 @@ import httpx
 
 from cbdc.crypto import SigningKey
 from cbdc.http import SignedClient
+
+DIRECTORY_TTL = 5.0
 
 
 class CentralBankClient:
@@ -22,6 +25,7 @@ class CentralBankClient:
             http, key=key, key_id=f"operator:{code}", server_public_key=central_bank_public_key
         )
         self._directory: dict[str, dict[str, Any]] = {}
+        self._fetched_at = 0.0
         self._lock = threading.Lock()
 
     def issue(self, *, amount: int, idempotency_key: str) -> dict[str, Any]:
@@ -52,15 +56,24 @@ class CentralBankClient:
             idempotency_key=f"settle:{reference}",
         )
 
+    def report_alert(self, report: dict[str, Any]) -> dict[str, Any]:
+        return self.client.request(  # type: ignore[no-any-return]
+            "POST", "/v1/analysis/reports", report
+        )
+
     def position(self) -> dict[str, Any]:
         return self.client.request("GET", "/v1/operators/me")  # type: ignore[no-any-return]
 
     def operator(self, code: str, *, refresh: bool = False) -> dict[str, Any] | None:
-        """The operator directory entry (certificate, key) for `code`, cached."""
+        """The operator directory entry (certificate, key) for `code`, cached. An unknown code
+        refreshes the directory at most every DIRECTORY_TTL seconds, so a stream of requests
+        naming unknown operators cannot turn into a stream of calls to the central bank."""
         with self._lock:
-            if refresh or code not in self._directory:
+            stale = time.monotonic() - self._fetched_at > DIRECTORY_TTL
+            if not self._fetched_at or ((refresh or code not in self._directory) and stale):
                 listing = self.client.request("GET", "/v1/operators")
                 self._directory = {entry["code"]: entry for entry in listing}
+                self._fetched_at = time.monotonic()
             return self._directory.get(code)
 
 

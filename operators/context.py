@@ -31,6 +31,7 @@ from cbdc.crypto import SigningKey
 from cbdc.policy import Policy
 from cbdc.settings import SettlementMode
 from operators.clients import CentralBankClient, PeerClients
+from operators.identity import IdentityCipher
 
 SYSTEM_ACCOUNTS: dict[str, tuple[str, bool]] = {
     # code: (kind, allow_negative)
@@ -69,6 +70,9 @@ class OperatorContext:
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))
     accounts: dict[str, int] = field(default_factory=dict)
     certificate: dict | None = None
+    identity_cipher: IdentityCipher | None = None
+    regulator_signing_key: str | None = None
+    regulator_sealing_key: str | None = None
 
     def __post_init__(self) -> None:
         self._alias_secret = hashlib.sha256(

@@ -36,10 +36,22 @@ class WalletNotActive(OperatorError):
     title = "Wallet is frozen or closed"
 
 
-class ClassRequiresStaff(OperatorError):
+class InPersonRequired(OperatorError):
     code = "class_requires_verification"
     status = 403
-    title = "This wallet class needs identity verification by operator staff"
+    title = "This wallet class needs identity verification in person by operator staff"
+
+
+class EvidenceMissing(OperatorError):
+    code = "evidence_missing"
+    status = 422
+    title = "The wallet class needs identity evidence that was not given"
+
+
+class EvidenceInvalid(OperatorError):
+    code = "evidence_invalid"
+    status = 422
+    title = "Identity evidence does not pass verification"
 
 
 class LimitExceeded(OperatorError):
@@ -107,14 +119,6 @@ class SettlementRejected(Conflict):
     title = "Inbound settlement is not acceptable"
 
 
-class UpstreamRefused(OperatorError):
-    """Another party answered 4xx: the request as made will not succeed on retry."""
-
-    code = "upstream_refused"
-    status = 502
-    title = "Another party refused the request"
-
-    def __init__(self, detail: str, *, upstream_code: str, upstream_status: int) -> None:
-        super().__init__(detail)
-        self.upstream_code = upstream_code
-        self.upstream_status = upstream_status
+class OrderRefused(Conflict):
+    code = "order_already_refused"
+    title = "This signed order was refused before; it cannot succeed later"

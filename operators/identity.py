@@ -20,28 +20,10 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from cbdc.clock import iso, utcnow
 from cbdc.crypto import b64d, b64e, canonical_json
-from cbdc.errors import DomainError
 from cbdc.identity import valid_bank_account, valid_phone, valid_resident_id
 from cbdc.policy import Policy, WalletClass
 from cbdc.sealing import seal_json
-
-
-class EvidenceMissing(DomainError):
-    code = "evidence_missing"
-    status = 422
-    title = "The wallet class needs identity evidence that was not given"
-
-
-class EvidenceInvalid(DomainError):
-    code = "evidence_invalid"
-    status = 422
-    title = "Identity evidence does not pass verification"
-
-
-class InPersonRequired(DomainError):
-    code = "class_requires_verification"
-    status = 403
-    title = "This wallet class needs identity verification in person by operator staff"
+from operators.errors import EvidenceInvalid, EvidenceMissing, InPersonRequired
 
 
 def check_evidence(
@@ -49,6 +31,8 @@ def check_evidence(
 ) -> list[str]:
     """Verify what `wallet_class` needs; return the evidence kinds that were verified."""
     required = policy.required_evidence(wallet_class)
+    if "in_person" in required and not by_staff:
+        raise InPersonRequired(f"class {wallet_class.name} is opened at the counter")
     verified: list[str] = []
     for kind in required:
         if kind == "in_person":

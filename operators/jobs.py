@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from cbdc import ledger
+from cbdc.auth import prune_nonces
 from cbdc.db import transaction
 from cbdc.http import RemoteError, RemoteUnavailable
 from operators import repository as repo
@@ -140,6 +141,15 @@ class JobRunner:
         self.tx(lambda s: settlement.apply_settlement(s, self.ctx, job=job, response=response))
         self.run_reference(job.reference)  # the deliver job has the same reference
 
+    def _aml_report(self, job: OutboxJob) -> None:
+        try:
+            self.ctx.central_bank.report_alert(job.payload)
+        except RemoteError as exc:
+            log.error("AML report %s refused: %s", job.reference, exc)
+            self._fail(job, str(exc))
+            return
+        self.tx(lambda s: repo.finish_job(s, job.id))
+
     def _deliver(self, job: OutboxJob) -> None:
         peer = self.ctx.peers.client(job.payload["payee_operator"])
         if peer is None:
@@ -176,12 +186,16 @@ class OutboxWorker(threading.Thread):
 
     def run(self) -> None:
         last_check = 0.0
+        last_prune = time.monotonic()
         while not self.stopping.is_set():
             try:
                 now = time.monotonic()
                 if now - last_check >= self.water_mark_every:
                     self.check_water_marks()
                     last_check = now
+                if now - last_prune >= 60:
+                    self.runner.tx(prune_nonces)
+                    last_prune = now
                 while self.runner.run_due() and not self.stopping.is_set():
                     pass
             except Exception:

@@ -7,7 +7,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, ForeignKey, Integer, SmallInteger, String, Text
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from cbdc.db import new_metadata
@@ -21,9 +21,7 @@ class Customer(Base):
     __tablename__ = "customers"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    display_name: Mapped[str] = mapped_column(Text)
-    phone: Mapped[str | None] = mapped_column(Text)
-    id_number: Mapped[str | None] = mapped_column(Text)
+    identity: Mapped[dict[str, Any]] = mapped_column(JSONB)  # encrypted box, never clear text
     deposit_account_id: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(server_default="now()")
 
@@ -38,6 +36,8 @@ class Wallet(Base):
     public_key: Mapped[str] = mapped_column(Text)
     certificate: Mapped[dict[str, Any]] = mapped_column(JSONB)
     certificate_signature: Mapped[str] = mapped_column(Text)
+    evidence: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
+    escrow: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     status: Mapped[str] = mapped_column(Text, default="active")
     spent_day: Mapped[date | None]
     spent_day_total: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -433,7 +433,7 @@ def distinct_payees(session: Session, *, wallet_id: str, since: datetime) -> int
         session.execute(
             text(
                 "SELECT count(DISTINCT counterparty) FROM orders WHERE wallet_id = :w "
-                "AND kind = 'payment' AND created_at >= :since"
+                "AND kind = 'payment' AND created_at >= :since AND status <> 'failed'"
             ),
             {"w": wallet_id, "since": since},
         ).scalar_one()
@@ -446,7 +446,7 @@ def distinct_payers(session: Session, *, wallet_id: str, since: datetime) -> int
         session.execute(
             text(
                 "SELECT (SELECT count(DISTINCT wallet_id) FROM orders WHERE counterparty = :w "
-                "AND kind = 'payment' AND created_at >= :since) + "
+                "AND kind = 'payment' AND created_at >= :since AND status <> 'failed') + "
                 "(SELECT count(DISTINCT payer_alias) FROM inbound_settlements "
                 "WHERE payee_wallet = :w AND kind = 'payment' AND created_at >= :since)"
             ),
@@ -460,7 +460,7 @@ def exchange_totals(session: Session, *, wallet_id: str, since: datetime) -> tup
         text(
             "SELECT coalesce(sum(amount) FILTER (WHERE kind = 'load'), 0) AS loaded, "
             "coalesce(sum(amount) FILTER (WHERE kind = 'unload'), 0) AS unloaded "
-            "FROM orders WHERE wallet_id = :w AND created_at >= :since"
+            "FROM orders WHERE wallet_id = :w AND created_at >= :since AND status = 'completed'"
         ),
         {"w": wallet_id, "since": since},
     ).one()

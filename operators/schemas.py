@@ -67,9 +67,31 @@ class SignedUnload(Strict):
 
 
 class CustomerIn(Strict):
-    display_name: str = Field(min_length=1, max_length=200)
+    """Identity evidence. What a class needs is in the policy file; see GET /v1/info."""
+
+    display_name: str | None = Field(default=None, min_length=1, max_length=200)
     phone: str | None = Field(default=None, pattern=r"^\+?[0-9]{6,15}$")
     id_number: str | None = Field(default=None, min_length=4, max_length=40)
+    bank_account: str | None = Field(default=None, min_length=8, max_length=40)
+
+
+class ChangeClass(Strict):
+    wallet_class: Literal["I", "II", "III", "IV"]
+    customer: CustomerIn | None = Field(default=None, description="additional evidence")
+
+
+class DisclosureOrder(Strict):
+    type: Literal["disclosure-order"]
+    order_id: str = Field(min_length=36, max_length=36)
+    wallet_id: str = Field(min_length=20, max_length=20)
+    legal_basis: str = Field(min_length=1, max_length=500)
+    requester: str = Field(min_length=1, max_length=200)
+    issued_at: str = Field(max_length=40)
+
+
+class SignedDisclosureOrder(Strict):
+    order: DisclosureOrder
+    signature: str = Field(min_length=80, max_length=100)
 
 
 class OpenWallet(Strict):

@@ -29,16 +29,17 @@ from cbdc.errors import (
 from cbdc.money import format_amount
 from cbdc.policy import ClassLimits, WalletClass
 from cbdc.tokens import sign_document
+from operators import aml
 from operators import repository as repo
 from operators.context import OperatorContext
 from operators.errors import (
     AnnualLimit,
     BalanceCap,
-    ClassRequiresStaff,
     CurrencyMismatch,
     DailyLimit,
     InvalidWalletId,
     OrderExpired,
+    OrderRefused,
     PayeeBalanceCap,
     SelfPayment,
     SinglePaymentLimit,
@@ -48,6 +49,7 @@ from operators.errors import (
     WalletNotActive,
     WrongOperator,
 )
+from operators.identity import check_evidence, escrow_record
 from operators.models import Customer, Order, Wallet
 
 ORDER_MAX_AGE = timedelta(minutes=10)
@@ -75,61 +77,147 @@ def open_wallet(
     customer_id: int | None,
     by_staff: bool,
 ) -> dict[str, Any]:
-    """Open a wallet. Self-service opens class IV on a phone number; other classes need staff
-    (who verified the customer's identity) to sign the request."""
-    if not by_staff and wallet_class != WalletClass.IV:
-        raise ClassRequiresStaff(f"class {wallet_class.name} needs verification by staff")
+    """Open a wallet on the evidence its class needs (policy `[evidence]`): class IV on a phone
+    number alone; III and II remotely with name, a valid ID number and (II) an own bank
+    account; class I only at the counter, i.e. with the request signed by staff."""
     if customer_id is not None and not by_staff:
         raise Forbidden("only staff may attach a wallet to an existing customer")
     if repo.public_key_in_use(session, public_key):
-        raise Conflict(
-            "this public key already has a wallet",
-        )
+        raise Conflict("this public key already has a wallet")
     if customer_id is not None:
         holder = repo.get_customer(session, customer_id)
         if holder is None:
             raise ValidationFailed(f"customer_id: no customer {customer_id}")
+        identity = _identity_of(ctx, holder)
+        if customer:  # staff adding evidence for the new wallet's class
+            identity = {**identity, **{k: v for k, v in customer.items() if v}}
     else:
         if customer is None:
             raise ValidationFailed("customer: required when customer_id is not given")
-        if wallet_class == WalletClass.IV and not customer.get("phone"):
-            raise ValidationFailed("customer.phone: class IV wallets are opened on a phone number")
-        if wallet_class != WalletClass.IV and not customer.get("id_number"):
-            raise ValidationFailed(f"customer.id_number: class {wallet_class.name} needs an ID")
+        identity = {k: v for k, v in customer.items() if v}
+    evidence = check_evidence(ctx.policy, wallet_class, identity, by_staff=by_staff)
+    if customer_id is None:
         deposit = _new_account(session, prefix="deposit", kind="deposit")
         holder = repo.add_customer(
-            session,
-            Customer(
-                display_name=customer["display_name"],
-                phone=customer.get("phone"),
-                id_number=customer.get("id_number"),
-                deposit_account_id=deposit,
-            ),
+            session, Customer(identity={}, deposit_account_id=deposit)
         )
+    assert holder is not None
+    _store_identity(ctx, holder, identity)
     account = _new_account(session, prefix="wallet", kind="wallet")
     wallet_id = make_wallet_id(ctx.code, account)
+    wallet = Wallet(
+        id=wallet_id,
+        customer_id=holder.id,
+        account_id=account,
+        wallet_class=int(wallet_class),
+        public_key=public_key,
+        status="active",
+    )
+    _certify(ctx, wallet, wallet_class, evidence, identity)
+    repo.add_wallet(session, wallet)
+    return wallet_view(session, ctx, wallet)
+
+
+def _identity_of(ctx: OperatorContext, customer: Customer) -> dict[str, Any]:
+    assert ctx.identity_cipher is not None
+    return ctx.identity_cipher.decrypt(customer.identity, bound_to=f"customer:{customer.id}")
+
+
+def _store_identity(ctx: OperatorContext, customer: Customer, identity: dict[str, Any]) -> None:
+    assert ctx.identity_cipher is not None
+    customer.identity = ctx.identity_cipher.encrypt(identity, bound_to=f"customer:{customer.id}")
+
+
+def _certify(
+    ctx: OperatorContext, wallet: Wallet, wallet_class: WalletClass, evidence: list[str],
+    identity: dict[str, Any],
+) -> None:
+    """(Re)issue the wallet certificate and the escrow record for its current class."""
     certificate = {
         "type": "wallet-certificate",
-        "wallet_id": wallet_id,
-        "public_key": public_key,
+        "wallet_id": wallet.id,
+        "public_key": wallet.public_key,
         "wallet_class": wallet_class.name,
         "operator": ctx.code,
         "issued_at": iso(utcnow()),
     }
-    wallet = repo.add_wallet(
-        session,
-        Wallet(
-            id=wallet_id,
-            customer_id=holder.id,
-            account_id=account,
-            wallet_class=int(wallet_class),
-            public_key=public_key,
-            certificate=certificate,
-            certificate_signature=ctx.key.sign_json(certificate),
-            status="active",
-        ),
-    )
+    wallet.certificate = certificate
+    wallet.certificate_signature = ctx.key.sign_json(certificate)
+    wallet.evidence = evidence
+    if ctx.regulator_sealing_key:
+        wallet.escrow = escrow_record(
+            regulator_sealing_key=ctx.regulator_sealing_key, wallet_id=wallet.id,
+            operator=ctx.code, wallet_class=wallet_class, identity=identity, evidence=evidence,
+        )
+
+
+def change_class(
+    session: Session,
+    ctx: OperatorContext,
+    *,
+    wallet_id: str,
+    wallet_class: WalletClass,
+    customer: dict[str, Any] | None,
+    by_staff: bool,
+) -> dict[str, Any]:
+    """Upgrade (with the new class's evidence) or downgrade a wallet; limits follow the class.
+    A downgrade whose new balance cap is below the balance is refused, or the excess is swept
+    to the linked deposit, as the policy's `balance_cap.overflow` says."""
+    wallet = require_wallet(session, ctx, wallet_id)
+    _require_active(wallet)
+    holder = repo.get_customer(session, wallet.customer_id)
+    assert holder is not None
+    identity = _identity_of(ctx, holder)
+    if customer:
+        identity = {**identity, **{k: v for k, v in customer.items() if v}}
+    evidence = check_evidence(ctx.policy, wallet_class, identity, by_staff=by_staff)
+    cap = ctx.policy.limits(wallet_class).balance_cap
+    balances = ledger.lock_accounts(session, [wallet.account_id])
+    balance = balances[wallet.account_id]
+    if cap is not None and balance > cap:
+        if ctx.policy.overflow != "sweep":
+            raise BalanceCap(
+                f"balance {_fmt(ctx, balance)} is above class {wallet_class.name}'s cap "
+                f"{_fmt(ctx, cap)}; unload first",
+                limit=cap,
+            )
+        _sweep_to_deposit(session, ctx, wallet=wallet, holder=holder, amount=balance - cap,
+                          source=wallet.account_id, reference=f"downgrade:{wallet.id}")
+    _store_identity(ctx, holder, identity)
+    wallet.wallet_class = int(wallet_class)
+    _certify(ctx, wallet, wallet_class, evidence, identity)
+    session.flush()
     return wallet_view(session, ctx, wallet)
+
+
+def sweep_wallet_excess(
+    session: Session, ctx: OperatorContext, *, wallet_id: str, amount: int, reference: str
+) -> None:
+    wallet = repo.get_wallet(session, wallet_id)
+    assert wallet is not None
+    holder = repo.get_customer(session, wallet.customer_id)
+    assert holder is not None
+    _sweep_to_deposit(session, ctx, wallet=wallet, holder=holder, amount=amount,
+                      source=wallet.account_id, reference=reference)
+
+
+def _sweep_to_deposit(
+    session: Session, ctx: OperatorContext, *, wallet: Wallet, holder: Customer, amount: int,
+    source: int, reference: str,
+) -> int:
+    """Waterfall: `amount` of digital currency leaves `source` for the vault float, and the
+    holder's deposit is credited the same (the bank's money replaces the CBDC)."""
+    ledger.lock_accounts(
+        session, [ctx.account("vault_float"), ctx.account("deposits_contra"),
+                  holder.deposit_account_id],
+    )
+    return ledger.post(
+        session, kind="waterfall_sweep", reference=reference,
+        legs=[
+            (source, -amount), (ctx.account("vault_float"), amount),
+            (ctx.account("deposits_contra"), -amount), (holder.deposit_account_id, amount),
+        ],
+    )
 
 
 def _new_account(session: Session, *, prefix: str, kind: str) -> int:
@@ -166,6 +254,7 @@ def wallet_view(session: Session, ctx: OperatorContext, wallet: Wallet) -> dict[
         "wallet_id": wallet.id,
         "operator": ctx.code,
         "wallet_class": WalletClass(wallet.wallet_class).name,
+        "evidence": list(wallet.evidence or []),
         "status": wallet.status,
         "balance": repo.account_balance(session, wallet.account_id),
         "currency": ctx.currency,
@@ -213,6 +302,29 @@ def _check_currency(ctx: OperatorContext, order: dict[str, Any]) -> None:
 def _replayed(previous: Order, order_hash: str) -> None:
     if previous.order_hash != order_hash:
         raise IdempotencyMismatch("this nonce was already used by a different order")
+    if previous.status == "failed" and previous.entry_id is None:
+        raise OrderRefused(
+            f"this order was refused ({previous.failure}); sign a new order to try again",
+            failure=previous.failure,
+        )
+
+
+def unspend(session: Session, ctx: OperatorContext, *, order: Order) -> None:
+    """A payment that came back (refund, return) no longer counts against daily/annual limits."""
+    wallet = repo.get_wallet(session, order.wallet_id)
+    if wallet is None:
+        return
+    day = order.created_at.astimezone(ctx.timezone)
+    day_total = wallet.spent_day_total
+    year_total = wallet.spent_year_total
+    if wallet.spent_day == day.date():
+        day_total = max(0, day_total - order.amount)
+    if wallet.spent_year == day.year:
+        year_total = max(0, year_total - order.amount)
+    repo.update_spend_counters(
+        session, wallet.id, day=wallet.spent_day, day_total=day_total, year=wallet.spent_year or
+        day.year, year_total=year_total,
+    )
 
 
 def _require_active(wallet: Wallet, role: str = "wallet") -> None:
@@ -321,9 +433,10 @@ def pay(
         raise InsufficientFunds(
             f"payer balance {balances[payer.account_id]} does not cover {amount}"
         )
+    sweep = 0
     if payee is not None:
         _require_active(payee, "payee wallet")
-        _check_cap(ctx, payee, balances[payee.account_id], amount, payee=True)
+        sweep = _overflow(ctx, payee, balances[payee.account_id], amount)
     order_id = uuid.uuid4()
     entry = ledger.post(
         session,
@@ -352,11 +465,28 @@ def pay(
             created_at=utcnow(),
         ),
     )
+    if sweep:
+        holder = repo.get_customer(session, payee.customer_id)  # type: ignore[union-attr]
+        assert payee is not None and holder is not None
+        _sweep_to_deposit(session, ctx, wallet=payee, holder=holder, amount=sweep,
+                          source=payee.account_id, reference=str(order_id))
     if cross:
         from operators import settlement
 
         settlement.queue_payment_settlement(session, ctx, order=row)
+    aml.on_payment(session, ctx, payer=payer, payee_id=payee_id, amount=amount, payee=payee)
     return {**payment_receipt(ctx, row), "replayed": False}
+
+
+def _overflow(ctx: OperatorContext, payee: Wallet, balance: int, amount: int) -> int:
+    """How much of `amount` must be swept past the payee's cap (0 if it fits); refuses when
+    the policy says so."""
+    cap = limits_of(ctx, payee).balance_cap
+    if cap is None or balance + amount <= cap:
+        return 0
+    if ctx.policy.overflow != "sweep":
+        _check_cap(ctx, payee, balance, amount, payee=True)
+    return balance + amount - max(cap, balance)
 
 
 def payment_status(
@@ -371,6 +501,32 @@ def payment_status(
     if wallet_id is not None and wallet_id != order.wallet_id:
         raise UnknownPayment(f"no payment {payment_id}")  # do not reveal others' payments
     return payment_receipt(ctx, order)
+
+
+def record_refused_order(
+    session: Session, ctx: OperatorContext, *, kind: str, order: dict[str, Any], signature: str,
+    failure: str,
+) -> None:
+    """Keep a refused order's nonce, so the same signed order can never succeed later (e.g.
+    replayed once the payer has funds): a resend returns this refusal."""
+    wallet_id = order.get("payer") if kind == "payment" else order.get("wallet")
+    if not isinstance(wallet_id, str) or not is_valid_wallet_id(wallet_id):
+        return
+    wallet = repo.get_wallet(session, wallet_id)
+    if wallet is None or not verify_json(wallet.public_key, order, signature):
+        return
+    if repo.find_order(session, wallet_id, order["nonce"]) is not None:
+        return
+    repo.add_order(
+        session,
+        Order(
+            id=uuid.uuid4(), wallet_id=wallet_id, nonce=order["nonce"], kind=kind,
+            amount=order["amount"],
+            counterparty=order.get("payee") if kind == "payment" else "deposit",
+            body=order, signature=signature, order_hash=sha256_hex(canonical_json(order)),
+            status="failed", failure=failure, entry_id=None, created_at=utcnow(),
+        ),
+    )
 
 
 # ------------------------------------------------------------------ exchange
@@ -495,6 +651,7 @@ def unload(
             created_at=utcnow(),
         ),
     )
+    aml.on_unload(session, ctx, wallet_id=wallet.id, amount=amount)
     from operators import vault
 
     vault.check_water_marks(

@@ -29,6 +29,7 @@ from cbdc.addresses import is_valid_wallet_id, routing_code
 from cbdc.clock import utcnow
 from cbdc.policy import WalletClass
 from cbdc.tokens import verify_document
+from operators import aml
 from operators import repository as repo
 from operators.context import OperatorContext
 from operators.errors import SettlementRejected
@@ -137,6 +138,9 @@ def refund_settlement(
         legs=[(source, -amount), (wallet.account_id, amount)],
     )
     repo.set_order_status(session, order.id, "failed", failure=reason)
+    from operators.service import unspend
+
+    unspend(session, ctx, order=order)
     repo.finish_job(session, job.id, status="failed", error=reason)
 
 
@@ -186,16 +190,19 @@ def receive(
 
     repo.add_vault_tokens(session, tokens, via=f"settlement:{settlement_id}")
     kind = body["kind"]
+    sweep = 0
     if kind == "return":
         outcome, credit = _refund_target(session, body["reference"])
         reason = body.get("reason") or "returned by payee's operator"
     else:
-        outcome, credit, reason = _payee_target(session, ctx, body["payee_wallet"], amount)
+        outcome, credit, reason, sweep = _payee_target(
+            session, ctx, body["payee_wallet"], amount
+        )
     target = credit if credit is not None else ctx.account("returns_pending")
     ledger.lock_accounts(session, [ctx.account("tokens_held"), target])
     entry = ledger.post(
         session,
-        kind="settlement_in",
+        kind="payment_returned" if kind == "return" else "settlement_in",
         reference=settlement_id,
         legs=[(ctx.account("tokens_held"), -amount), (target, amount)],
     )
@@ -214,8 +221,20 @@ def receive(
             entry_id=entry,
         ),
     )
+    if sweep:
+        from operators.service import sweep_wallet_excess
+
+        sweep_wallet_excess(session, ctx, wallet_id=body["payee_wallet"], amount=sweep,
+                            reference=settlement_id)
+    if outcome == "credited":
+        aml.on_receipt(session, ctx, payee_id=body["payee_wallet"], amount=amount)
     if kind == "return" and outcome == "refunded":
         repo.set_order_status(session, uuid.UUID(body["reference"]), "returned", failure=reason)
+        original = repo.get_order(session, uuid.UUID(body["reference"]))
+        if original is not None:
+            from operators.service import unspend
+
+            unspend(session, ctx, order=original)
     if outcome == "returning":
         repo.enqueue(
             session,
@@ -240,19 +259,22 @@ def receive(
 
 def _payee_target(
     session: Session, ctx: OperatorContext, wallet_id: str, amount: int
-) -> tuple[str, int | None, str | None]:
+) -> tuple[str, int | None, str | None, int]:
+    """(outcome, account to credit, reason, amount to sweep past the cap to the deposit)."""
     if not is_valid_wallet_id(wallet_id) or routing_code(wallet_id) != ctx.code:
-        return "returning", None, "invalid_wallet_id"
+        return "returning", None, "invalid_wallet_id", 0
     wallet = repo.get_wallet(session, wallet_id)
     if wallet is None:
-        return "returning", None, "unknown_wallet"
+        return "returning", None, "unknown_wallet", 0
     if wallet.status != "active":
-        return "returning", None, "wallet_not_active"
+        return "returning", None, "wallet_not_active", 0
     balance = ledger.lock_accounts(session, [wallet.account_id])[wallet.account_id]
     cap = ctx.policy.limits(WalletClass(wallet.wallet_class)).balance_cap
     if cap is not None and balance + amount > cap:
-        return "returning", None, "payee_balance_cap_exceeded"
-    return "credited", wallet.account_id, None
+        if ctx.policy.overflow != "sweep":
+            return "returning", None, "payee_balance_cap_exceeded", 0
+        return "credited", wallet.account_id, None, balance + amount - max(cap, balance)
+    return "credited", wallet.account_id, None, 0
 
 
 def _refund_target(session: Session, reference: str) -> tuple[str, int | None]:

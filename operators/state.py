@@ -12,16 +12,17 @@ import httpx
 from fastapi import Request
 from sqlalchemy.orm import Session
 
-from cbdc.auth import ResolvedKey, SignedRequestAuth, UnitOfWork
+from cbdc.auth import Principal, ResolvedKey, SignedRequestAuth, UnitOfWork
 from cbdc.crypto import SigningKey
 from cbdc.db import make_engine, session_factory, transaction
-from cbdc.policy import load_policy
+from cbdc.policy import Policy, load_policy
 from cbdc.settings import SettlementMode
 from operators import repository as repo
 from operators import service, vault
 from operators.clients import CentralBankClient, PeerClients
 from operators.context import OperatorContext, WaterMarks
 from operators.errors import VaultFloatInsufficient
+from operators.identity import IdentityCipher
 from operators.jobs import JobRunner, OutboxWorker
 
 
@@ -41,6 +42,11 @@ class OperatorConfig:
     settlement_mode: SettlementMode = "rtgs"
     run_worker: bool = True
     pool_size: int = 8
+    # Identity at rest is encrypted under this key; it must persist across restarts.
+    data_key: bytes = field(default_factory=IdentityCipher.generate_key)
+    regulator_signing_key: str | None = None  # verifies disclosure orders
+    regulator_sealing_key: str | None = None  # identity escrow is sealed to it
+    policy: Policy | None = None  # overrides policy_file (scenarios, tests)
     # Tests inject in-process transports here.
     central_bank_http: httpx.Client | None = None
     peer_http_factory: Callable[[str], httpx.Client] | None = None
@@ -58,7 +64,7 @@ class OperatorState:
             code=config.code,
             name=config.name,
             key=config.key,
-            policy=load_policy(config.policy_file, config.currency_decimals),
+            policy=config.policy or load_policy(config.policy_file, config.currency_decimals),
             currency=config.currency,
             decimals=config.currency_decimals,
             central_bank=CentralBankClient(
@@ -76,6 +82,9 @@ class OperatorState:
             ),
             water_marks=config.water_marks,
             settlement_mode=config.settlement_mode,
+            identity_cipher=IdentityCipher(config.data_key),
+            regulator_signing_key=config.regulator_signing_key,
+            regulator_sealing_key=config.regulator_sealing_key,
         )
         transaction(self.factory, self.ctx.bootstrap)
         self.uow = UnitOfWork(self.factory)
@@ -87,6 +96,7 @@ class OperatorState:
     # ------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
+        self.certificate()  # best effort; retried on the next /v1/info otherwise
         if self.config.run_worker and self.worker is None:
             self.worker = OutboxWorker(self.runner)
             self.worker.start()
@@ -138,6 +148,8 @@ class OperatorState:
                     return None
                 self._wallet_keys[wallet_id] = public_key
             return ResolvedKey("wallet", wallet_id, public_key)
+        if key_id == "regulator" and self.ctx.regulator_signing_key:
+            return ResolvedKey("regulator", "regulator", self.ctx.regulator_signing_key)
         if key_id == "new-wallet":
             try:
                 public_key = json.loads(body or b"{}").get("public_key")
@@ -150,11 +162,13 @@ class OperatorState:
 
     # ------------------------------------------------------------ exchange with replenishment
 
-    def with_float(self, work: Callable[[Session], Any]) -> Any:
+    def with_float(
+        self, work: Callable[[Session], Any], *, principal: Principal | None = None
+    ) -> Any:
         """Run a load; if the vault float is short, obtain issuance at once and retry."""
         for attempt in range(3):
             try:
-                return self.uow.run(None, work)
+                return self.uow.run(principal, work)
             except service.VaultShortfall as shortfall:
                 if attempt == 2:
                     break

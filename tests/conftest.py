@@ -22,7 +22,9 @@ from fastapi.testclient import TestClient
 from cbdc.crypto import SigningKey
 from cbdc.db import create_database, migrate
 from cbdc.http import SignedClient
+from cbdc.identity import make_bank_account, make_resident_id
 from cbdc.pg import EmbeddedPostgres
+from cbdc.regulator import RegulatorKeys
 from central_bank.app import create_app as create_central_bank
 from central_bank.state import CentralBankConfig
 from operators.app import create_app as create_operator
@@ -55,6 +57,10 @@ def new_database(pg_url: str, kind: str) -> str:
     return url
 
 
+VALID_ID_NUMBER = make_resident_id("11010119900307765")  # check digit per GB 11643
+VALID_BANK_ACCOUNT = make_bank_account("621700000000000")  # Luhn
+
+
 @dataclass
 class InProcessNetwork:
     """A central bank and operators BKA1, BKB1 wired through in-process transports."""
@@ -66,6 +72,7 @@ class InProcessNetwork:
     operator_keys: dict[str, SigningKey]
     operator_apps: dict[str, Any] = field(default_factory=dict)
     operator_http: dict[str, TestClient] = field(default_factory=dict)
+    regulator: RegulatorKeys = field(default_factory=RegulatorKeys.generate)
     currency: str = "CNY"
 
     @property
@@ -90,8 +97,11 @@ class InProcessNetwork:
         if wallet_class == "IV":
             wallet = op.open_wallet(display_name=name, phone="+8613800000000")
         else:
-            wallet = op.open_wallet(display_name=name, id_number="110101199001010011",
-                                    wallet_class=wallet_class, staff_key=self.operator_keys[code])
+            wallet = op.open_wallet(
+                display_name=name, phone="+8613800000000", id_number=VALID_ID_NUMBER,
+                bank_account=VALID_BANK_ACCOUNT, wallet_class=wallet_class,
+                staff_key=self.operator_keys[code],
+            )
         if deposit or load:
             info = wallet.balance()
             self.staff(code).request(
@@ -111,16 +121,20 @@ class InProcessNetwork:
 
 
 @pytest.fixture
-def network(pg_url: str) -> Iterator[InProcessNetwork]:
+def network(pg_url: str, request: pytest.FixtureRequest) -> Iterator[InProcessNetwork]:
+    """Parametrize indirectly with a `cbdc.policy.Policy` to run under another policy."""
     cb_key, admin_key = SigningKey.generate(), SigningKey.generate()
+    regulator = RegulatorKeys.generate()
     cb_app = create_central_bank(CentralBankConfig(
         database_url=new_database(pg_url, "central_bank"), key=cb_key,
         admin_public_key=admin_key.public_key, max_token_amount=1_000_000_00,
+        regulator_public_key=regulator.signing.public_key,
     ))
     cb = TestClient(cb_app)
     codes = ["BKA1", "BKB1"]
     net = InProcessNetwork(cb_key=cb_key, admin_key=admin_key, cb_app=cb_app, cb=cb,
-                           operator_keys={c: SigningKey.generate() for c in codes})
+                           operator_keys={c: SigningKey.generate() for c in codes},
+                           regulator=regulator)
     for code in codes:
         net.admin.request("POST", "/v1/admin/operators", {
             "code": code, "name": f"Bank {code}", "public_key": net.operator_keys[code].public_key,
@@ -136,6 +150,9 @@ def network(pg_url: str) -> Iterator[InProcessNetwork]:
             peers={c: f"http://{c}" for c in codes if c != code},
             water_marks=WaterMarks(low=100_000_00, target=1_000_000_00, high=5_000_000_00),
             run_worker=False, central_bank_http=cb,
+            regulator_signing_key=regulator.signing.public_key,
+            regulator_sealing_key=regulator.sealing.public_key,
+            policy=getattr(request, "param", None),
             peer_http_factory=lambda url: net.operator_http[url.removeprefix("http://")],
         ))
         net.operator_apps[code] = app

@@ -36,6 +36,7 @@ class WalletInfo(_Model):
     wallet_id: str
     operator: str
     wallet_class: str
+    evidence: list[str] = []
     status: str
     balance: int
     currency: str
@@ -112,26 +113,23 @@ class OperatorClient:
     def open_wallet(
         self,
         *,
-        display_name: str,
+        display_name: str | None = None,
         phone: str | None = None,
         id_number: str | None = None,
+        bank_account: str | None = None,
         wallet_class: str = "IV",
         key: SigningKey | None = None,
         staff_key: SigningKey | None = None,
         customer_id: int | None = None,
     ) -> WalletClient:
-        """Self-service (class IV) signs with the new wallet key; other classes need the
-        operator's staff key (identity checked at the counter)."""
+        """Self-service signs with the new wallet key (classes IV-II, on the evidence each
+        needs); class I needs the operator's staff key (identity verified in person)."""
         key = key or SigningKey.generate()
         body: dict[str, Any] = {"public_key": key.public_key, "wallet_class": wallet_class}
+        customer = _evidence(display_name, phone, id_number, bank_account)
         if customer_id is not None:
             body["customer_id"] = customer_id
-        else:
-            customer: dict[str, Any] = {"display_name": display_name}
-            if phone:
-                customer["phone"] = phone
-            if id_number:
-                customer["id_number"] = id_number
+        if customer or customer_id is None:
             body["customer"] = customer
         if staff_key is not None:
             data = self.client.request(
@@ -147,6 +145,14 @@ class OperatorClient:
 
     def wallet(self, wallet_id: str, key: SigningKey) -> WalletClient:
         return WalletClient(self, wallet_id, key)
+
+
+def _evidence(
+    display_name: str | None, phone: str | None, id_number: str | None, bank_account: str | None
+) -> dict[str, Any]:
+    fields = {"display_name": display_name, "phone": phone, "id_number": id_number,
+              "bank_account": bank_account}
+    return {k: v for k, v in fields.items() if v}
 
 
 class WalletClient:
@@ -166,6 +172,24 @@ class WalletClient:
     def balance(self) -> WalletInfo:
         return WalletInfo.model_validate(
             self.client.request("GET", f"/v1/wallets/{self.wallet_id}")
+        )
+
+    def change_class(
+        self,
+        wallet_class: str,
+        *,
+        display_name: str | None = None,
+        phone: str | None = None,
+        id_number: str | None = None,
+        bank_account: str | None = None,
+    ) -> WalletInfo:
+        """Upgrade with the new class's evidence, or downgrade."""
+        body: dict[str, Any] = {"wallet_class": wallet_class}
+        customer = _evidence(display_name, phone, id_number, bank_account)
+        if customer:
+            body["customer"] = customer
+        return WalletInfo.model_validate(
+            self.client.request("POST", f"/v1/wallets/{self.wallet_id}/class", body)
         )
 
     def history(self, *, limit: int = 50, before: int | None = None) -> History:

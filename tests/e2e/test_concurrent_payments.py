@@ -14,6 +14,7 @@ from typing import Any
 from cbdc.audit import run_audit
 from cbdc.crypto import SigningKey
 from cbdc.http import RemoteError, RemoteUnavailable
+from cbdc.identity import make_bank_account, make_resident_id
 from tests.e2e.conftest import LiveNetwork
 from wallets.client import OperatorClient, PaymentReceipt, WalletClient
 from wallets.orders import payment_order, sign_order
@@ -39,10 +40,7 @@ FINAL = SETTLED_OK | {"returned", "failed"}
 
 def resident_id(first17: str) -> str:
     """A resident ID number with a valid GB 11643 check digit."""
-    weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
-    return (
-        first17 + "10X98765432"[sum(int(d) * w for d, w in zip(first17, weights, strict=True)) % 11]
-    )
+    return make_resident_id(first17)
 
 
 @dataclass
@@ -103,6 +101,7 @@ def open_wallets(live: LiveNetwork) -> list[WalletSpec]:
                     display_name=f"E2E II {node.code} {j}",
                     phone=f"+86137{i:02d}{j:06d}",
                     id_number=resident_id(f"1101011990010{i}{j}{j}{j}"),
+                    bank_account=make_bank_account(f"6217000000{i:02d}{j:03d}"),
                     wallet_class="II",
                     staff_key=staff_key,
                 )

@@ -81,8 +81,9 @@ BEGIN
         RAISE EXCEPTION 'token % is already %', OLD.serial, OLD.status
             USING ERRCODE = 'check_violation';
     END IF;
-    IF NEW.amount <> OLD.amount OR NEW.serial <> OLD.serial THEN
-        RAISE EXCEPTION 'token amount and serial are immutable'
+    IF NEW.amount <> OLD.amount OR NEW.serial <> OLD.serial
+       OR NEW.owner_operator_id <> OLD.owner_operator_id OR NEW.signature <> OLD.signature THEN
+        RAISE EXCEPTION 'token amount, serial, owner and signature are immutable'
             USING ERRCODE = 'check_violation';
     END IF;
     RETURN NEW;

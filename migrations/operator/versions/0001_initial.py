@@ -20,11 +20,10 @@ def upgrade() -> None:
     op.execute(LEDGER_UP)
     op.execute(
         """
+-- Identity is stored only encrypted (AES-256-GCM under the operator's data key).
 CREATE TABLE customers (
     id                  bigserial PRIMARY KEY,
-    display_name        text NOT NULL,
-    phone               text,
-    id_number           text,
+    identity            jsonb NOT NULL,
     deposit_account_id  bigint NOT NULL UNIQUE REFERENCES accounts (id),
     created_at          timestamptz NOT NULL DEFAULT now()
 );
@@ -37,6 +36,8 @@ CREATE TABLE wallets (
     public_key             text NOT NULL UNIQUE,
     certificate            jsonb NOT NULL,
     certificate_signature  text NOT NULL,
+    evidence               text[] NOT NULL DEFAULT '{}',
+    escrow                 jsonb,
     status                 text NOT NULL DEFAULT 'active',
     spent_day              date,
     spent_day_total        bigint NOT NULL DEFAULT 0,
@@ -73,7 +74,8 @@ CREATE TABLE orders (
         status IN ('completed', 'pending_settlement', 'settled', 'delivered', 'failed',
                    'returned'))
 );
-CREATE INDEX ix_orders_counterparty ON orders (counterparty) WHERE kind = 'payment';
+CREATE INDEX ix_orders_wallet_time ON orders (wallet_id, created_at);
+CREATE INDEX ix_orders_counterparty ON orders (counterparty, created_at) WHERE kind = 'payment';
 
 -- The vault: tokens this operator holds, as signed by the central bank.
 CREATE TABLE vault_tokens (
@@ -129,6 +131,30 @@ CREATE TABLE inbound_settlements (
     CONSTRAINT ck_inbound_kind CHECK (kind IN ('payment', 'return')),
     CONSTRAINT ck_inbound_outcome CHECK (outcome IN ('credited', 'returning', 'refunded'))
 );
+
+CREATE INDEX ix_inbound_payee_time ON inbound_settlements (payee_wallet, created_at);
+
+-- AML alerts raised here and reported (pseudonymously) to the analysis centre.
+CREATE TABLE aml_alerts (
+    id          uuid PRIMARY KEY,
+    wallet_id   varchar(20) NOT NULL,
+    rule        text NOT NULL,
+    amount      bigint NOT NULL,
+    details     jsonb NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX ix_aml_alerts_wallet_rule ON aml_alerts (wallet_id, rule, created_at);
+
+-- Append-only, hash-chained log of executed disclosure orders (see cbdc/hashchain.py).
+CREATE TABLE disclosure_log (
+    seq         bigint PRIMARY KEY,
+    prev_hash   text NOT NULL,
+    entry       jsonb NOT NULL,
+    hash        text NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE TRIGGER trg_disclosure_log_append_only BEFORE UPDATE OR DELETE ON disclosure_log
+    FOR EACH ROW EXECUTE FUNCTION ledger_forbid_change();
 
 -- Idempotency of staff requests that move money (cash loads, deposit credits).
 CREATE TABLE idempotency_records (

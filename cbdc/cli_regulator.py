@@ -1,0 +1,179 @@
+"""`cbdc regulator ...`: keys, disclosure orders, alerts and the disclosure log, as the
+regulator. Its private keys live in the network's regulator directory (or --keys), which no
+service reads."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+from rich.table import Table
+
+from cbdc.console import console, money
+from cbdc.http import RemoteError, RemoteUnavailable, SignedClient
+from cbdc.regulator import RegulatorKeys, disclosure_order, open_escrow, verify_log_rows
+from cbdc.sealing import SealError
+from cbdc.settings import NetworkConfig
+
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="network data directory")]
+Keys = Annotated[Path | None, typer.Option("--keys", help="regulator key directory")]
+
+
+def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkConfig]) -> None:
+    def keys_for(network: NetworkConfig, keys: Path | None) -> RegulatorKeys:
+        return RegulatorKeys.load(keys or Path(network.regulator.key_dir))
+
+    def fail(exc: Exception) -> None:
+        if isinstance(exc, RemoteError):
+            console.print(f"[bold red]refused[/] [red]{exc.code}[/]: {exc.detail}")
+        else:
+            console.print(f"[bold red]failed[/]: {exc}")
+        raise typer.Exit(1)
+
+    @group.command("keygen")
+    def keygen(out: Annotated[Path, typer.Option(help="directory for the new keys")]) -> None:
+        """Make a regulator key pair (Ed25519 for orders, X25519 for escrow)."""
+        if (out / "signing.key").exists():
+            console.print(f"[red]{out} already holds regulator keys[/]")
+            raise typer.Exit(2)
+        keys = RegulatorKeys.generate()
+        keys.save(out)
+        console.print_json(json.dumps(keys.public()))
+
+    @group.command("order")
+    def order(
+        wallet: str,
+        basis: Annotated[str, typer.Option(help="legal basis, e.g. a statute and case number")],
+        requester: Annotated[str, typer.Option(help="who asks for the disclosure")],
+        keys: Keys = None,
+        data_dir: DataDir = None,
+    ) -> None:
+        """Sign a disclosure order and print it (JSON), without sending it."""
+        network = load_network(data_dir)
+        signed = disclosure_order(
+            keys_for(network, keys), wallet_id=wallet, legal_basis=basis, requester=requester
+        )
+        print(json.dumps(signed, indent=2))
+
+    @group.command("disclose")
+    def disclose(
+        wallet: str,
+        basis: Annotated[str, typer.Option(help="legal basis")],
+        requester: Annotated[str, typer.Option(help="who asks for the disclosure")],
+        order_file: Annotated[Path | None, typer.Option(help="send this signed order")] = None,
+        keys: Keys = None,
+        data_dir: DataDir = None,
+    ) -> None:
+        """Send a signed disclosure order to the wallet's operator and open the identity it
+        releases with the regulator's private key."""
+        network = load_network(data_dir)
+        regulator = keys_for(network, keys)
+        signed = (
+            json.loads(order_file.read_text())
+            if order_file
+            else disclosure_order(
+                regulator, wallet_id=wallet, legal_basis=basis, requester=requester
+            )
+        )
+        try:
+            node = network.operator(wallet[:4])
+        except KeyError:
+            console.print(f"[red]no operator with routing code {wallet[:4]}[/]")
+            raise typer.Exit(2) from None
+        client = SignedClient(httpx.Client(base_url=node.url, timeout=30))
+        try:
+            released = client.request("POST", "/v1/regulator/disclosures", signed, signed=False)
+            record = open_escrow(regulator, released)
+        except (RemoteError, RemoteUnavailable, SealError) as exc:
+            fail(exc)
+            return
+        console.print(
+            f"order {released['order_id']} logged at {node.code} as entry "
+            f"#{released['log']['seq']} ({released['log']['hash'][:16]}...)"
+        )
+        console.print_json(json.dumps(record))
+
+    @group.command("alerts")
+    def alerts(
+        rule: Annotated[str | None, typer.Option(help="filter by rule")] = None,
+        operator: Annotated[str | None, typer.Option(help="filter by operator")] = None,
+        wallet: Annotated[str | None, typer.Option(help="filter by wallet id")] = None,
+        limit: int = 50,
+        keys: Keys = None,
+        data_dir: DataDir = None,
+    ) -> None:
+        """AML alerts at the central bank's analysis centre (pseudonymous)."""
+        network = load_network(data_dir)
+        regulator = keys_for(network, keys)
+        client = SignedClient(
+            httpx.Client(base_url=network.central_bank.url, timeout=30),
+            key=regulator.signing,
+            key_id="regulator",
+            server_public_key=network.central_bank.public_key,
+        )
+        try:
+            data = client.request(
+                "GET",
+                "/v1/analysis/alerts",
+                params={"rule": rule, "operator": operator, "wallet": wallet, "limit": limit},
+            )
+        except (RemoteError, RemoteUnavailable) as exc:
+            fail(exc)
+            return
+        table = Table(title="AML alerts (pseudonymous)")
+        for column in ("when", "operator", "wallet", "rule", "amount"):
+            table.add_column(column, justify="right" if column == "amount" else "left")
+        for a in data["alerts"]:
+            table.add_row(
+                a["occurred_at"][:19],
+                a["operator"],
+                a["wallet"],
+                a["rule"],
+                money(a["amount"], network.currency_decimals),
+            )
+        console.print(table)
+        console.print(f"totals by rule: {data['totals_by_rule']}")
+
+    @group.command("log")
+    def log(
+        operator: Annotated[str | None, typer.Option(help="only this operator")] = None,
+        keys: Keys = None,
+        data_dir: DataDir = None,
+    ) -> None:
+        """Fetch each operator's disclosure log and verify its hash chain here."""
+        network = load_network(data_dir)
+        regulator = keys_for(network, keys)
+        broken = False
+        for node in network.operators:
+            if operator and node.code != operator:
+                continue
+            client = SignedClient(
+                httpx.Client(base_url=node.url, timeout=30),
+                key=regulator.signing,
+                key_id="regulator",
+            )
+            try:
+                rows = client.request("GET", "/v1/regulator/disclosure-log")["entries"]
+            except (RemoteError, RemoteUnavailable) as exc:
+                fail(exc)
+                return
+            result = verify_log_rows(rows)
+            for row in rows:
+                o = row["entry"]["order"]
+                console.print(
+                    f"{node.code} #{row['seq']} {row['created_at'][:19]} "
+                    f"{o['wallet_id']} basis={o['legal_basis']!r} "
+                    f"requester={o['requester']!r}"
+                )
+            if result["ok"]:
+                console.print(f"[green]{node.code}: chain intact[/] ({result['length']} orders)")
+            else:
+                broken = True
+                console.print(
+                    f"[bold red]{node.code}: chain BROKEN at entry #{result['broken_at']}[/]"
+                )
+        raise typer.Exit(1 if broken else 0)
