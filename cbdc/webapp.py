@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 
 from cbdc.crypto import SigningKey
 from cbdc.envelope import H_NONCE, H_RESPONSE_SIG, response_signing_string
@@ -16,6 +17,18 @@ from cbdc.http import RemoteError, RemoteUnavailable
 def base_app(title: str, description: str, version: str = "0.1.0") -> FastAPI:
     app = FastAPI(title=title, description=description, version=version)
     install_problem_handlers(app)
+
+    @app.exception_handler(DataError)
+    async def _data(_: Request, exc: DataError) -> JSONResponse:
+        # e.g. a NUL character or an out-of-range value PostgreSQL refuses to store; the
+        # transaction was rolled back, so nothing was written.
+        return problem(422, "invalid_data", "Request contains data that cannot be stored",
+                       str(getattr(exc, "orig", exc)).splitlines()[0][:200])
+
+    @app.exception_handler(UnicodeEncodeError)
+    async def _encoding(_: Request, exc: UnicodeEncodeError) -> JSONResponse:
+        return problem(422, "invalid_data", "Request contains text that is not valid Unicode",
+                       "strings must not contain unpaired surrogates")
 
     @app.exception_handler(RemoteUnavailable)
     async def _unavailable(_: Request, exc: RemoteUnavailable) -> JSONResponse:

@@ -116,10 +116,12 @@ def on_receipt(session: Session, ctx: OperatorContext, *, payee_id: str, amount:
                      window_minutes=rules.fan_window_minutes)
 
 
-def on_unload(session: Session, ctx: OperatorContext, *, wallet_id: str, amount: int) -> None:
+def on_unload(session: Session, ctx: OperatorContext, *, wallet: Wallet, amount: int) -> None:
+    """Loaded from a deposit or in cash, and soon unloaded again: layering through the wallet."""
     rules = ctx.policy.aml
+    wallet_id = wallet.id
     since = utcnow() - timedelta(minutes=rules.load_unload_window_minutes)
-    loaded, unloaded = repo.exchange_totals(session, wallet_id=wallet_id, since=since)
+    loaded, unloaded = repo.exchange_totals(session, account_id=wallet.account_id, since=since)
     if loaded >= rules.load_unload_min and unloaded >= loaded * rules.load_unload_ratio:
         _raise_alert(session, ctx, wallet_id=wallet_id, rule="rapid_load_unload", amount=amount,
                      details={"loaded": loaded, "unloaded": unloaded,

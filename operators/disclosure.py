@@ -101,6 +101,9 @@ def disclose(
         issued = parse_iso(order["issued_at"])
     except (KeyError, ValueError):
         raise ValidationFailed("order.order_id must be a UUID, order.issued_at ISO 8601") from None
+    if order_id != order["order_id"]:
+        # One spelling per order, or a replay could pass as a new order in upper case.
+        raise ValidationFailed("order.order_id: must be a UUID in canonical lower-case form")
     now = utcnow()
     if issued < now - ORDER_MAX_AGE or issued > now + ORDER_MAX_SKEW:
         raise DisclosureOrderExpired("the order was issued outside the accepted window")

@@ -455,14 +455,17 @@ def distinct_payers(session: Session, *, wallet_id: str, since: datetime) -> int
     )
 
 
-def exchange_totals(session: Session, *, wallet_id: str, since: datetime) -> tuple[int, int]:
+def exchange_totals(session: Session, *, account_id: int, since: datetime) -> tuple[int, int]:
+    """What came into a wallet from outside (deposit loads and cash over the counter) and what
+    went back out to the deposit, since `since`."""
     row = session.execute(
         text(
-            "SELECT coalesce(sum(amount) FILTER (WHERE kind = 'load'), 0) AS loaded, "
-            "coalesce(sum(amount) FILTER (WHERE kind = 'unload'), 0) AS unloaded "
-            "FROM orders WHERE wallet_id = :w AND created_at >= :since AND status = 'completed'"
+            "SELECT coalesce(sum(p.amount) FILTER (WHERE j.kind IN ('load', 'cash_load')), 0) "
+            "AS loaded, coalesce(-sum(p.amount) FILTER (WHERE j.kind = 'unload'), 0) AS unloaded "
+            "FROM postings p JOIN journal_entries j ON j.id = p.entry_id "
+            "WHERE p.account_id = :a AND j.created_at >= :since"
         ),
-        {"w": wallet_id, "since": since},
+        {"a": account_id, "since": since},
     ).one()
     return int(row.loaded), int(row.unloaded)
 

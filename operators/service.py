@@ -651,7 +651,7 @@ def unload(
             created_at=utcnow(),
         ),
     )
-    aml.on_unload(session, ctx, wallet_id=wallet.id, amount=amount)
+    aml.on_unload(session, ctx, wallet=wallet, amount=amount)
     from operators import vault
 
     vault.check_water_marks(
