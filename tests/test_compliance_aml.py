@@ -276,6 +276,21 @@ def test_rapid_load_unload(network: Any) -> None:
     assert [a["wallet"] for a in cb_alerts(network)] == [hit.wallet_id]
 
 
+@pytest.mark.parametrize("network", [aml(load_unload_min=1_000 * YUAN)], indirect=True)
+def test_rapid_load_unload_counts_cash_brought_over_the_counter(network: Any) -> None:
+    """Cash in at the counter and straight out to a deposit is the classic layering move."""
+    wallet = network.open_wallet("BKA1")
+    staff = network.staff("BKA1")
+    staff.request(
+        "POST", f"/v1/admin/wallets/{wallet.wallet_id}/cash-load", {"amount": 2_000 * YUAN},
+        idempotency_key="cash-in-0001",
+    )
+    wallet.unload(1_600 * YUAN - 1)  # just under 80 %
+    assert op_alerts(network) == []
+    wallet.unload(1)
+    assert rules_of(op_alerts(network)) == [("rapid_load_unload", wallet.wallet_id)]
+
+
 # ------------------------------------------------------------------ reporting
 
 
