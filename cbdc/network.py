@@ -264,6 +264,30 @@ class Network:
             self._wait_healthy(f"operator_{node.code}", node.url)
         return config
 
+    def kill(self, name: str) -> None:
+        """Crash one service (SIGKILL, no clean shutdown): for outage and recovery tests."""
+        for i, (proc_name, process) in enumerate(self.processes):
+            if proc_name == name:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=15)
+                del self.processes[i]
+                return
+        raise KeyError(name)
+
+    def restart(self, name: str) -> None:
+        """Start a service that was killed, and wait until it is healthy."""
+        assert self.config is not None
+        if name == "central_bank":
+            cb = self.config.central_bank
+            self._spawn(name, "central_bank.app:app_from_env", cb.port, {})
+            self._wait_healthy(name, cb.url)
+            return
+        code = name.removeprefix("operator_")
+        node = self.config.operator(code)
+        self._spawn(name, "operators.app:app_from_env", node.port, {"CBDC_OPERATOR_CODE": code})
+        self._wait_healthy(name, node.url)
+
     def stop(self, *, stop_database: bool = True) -> None:
         for _, process in reversed(self.processes):
             if process.poll() is None:
