@@ -83,6 +83,16 @@ def run_audit(network: NetworkConfig, *, drain_timeout: float = 30) -> dict[str,
                 "ok": registered == held,
             }
         )
+    for code, client in staff.items():
+        chain = client.request("GET", "/v1/admin/disclosure-log/verify")
+        checks.append(
+            {
+                "name": f"{code}: disclosure log hash chain intact ({chain['length']} orders)",
+                "left": 0 if chain["ok"] else 1,
+                "right": 0,
+                "ok": bool(chain["ok"]),
+            }
+        )
     checks.append(
         {
             "name": "outboxes drained (no money left in flight)",

@@ -15,7 +15,14 @@ from rich.table import Table
 
 from cbdc.console import console, money
 from cbdc.http import RemoteError, RemoteUnavailable, SignedClient
-from cbdc.regulator import RegulatorKeys, disclosure_order, open_escrow, verify_log_rows
+from cbdc.regulator import (
+    RegulatorKeys,
+    disclosure_order,
+    load_anchors,
+    open_escrow,
+    save_anchor,
+    verify_log_rows,
+)
 from cbdc.sealing import SealError
 from cbdc.settings import NetworkConfig
 
@@ -61,9 +68,11 @@ def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkCo
 
     @group.command("disclose")
     def disclose(
-        wallet: str,
-        basis: Annotated[str, typer.Option(help="legal basis")],
-        requester: Annotated[str, typer.Option(help="who asks for the disclosure")],
+        wallet: Annotated[
+            str | None, typer.Argument(help="wallet id (not with --order-file)")
+        ] = None,
+        basis: Annotated[str | None, typer.Option(help="legal basis")] = None,
+        requester: Annotated[str | None, typer.Option(help="who asks for the disclosure")] = None,
         order_file: Annotated[Path | None, typer.Option(help="send this signed order")] = None,
         keys: Keys = None,
         data_dir: DataDir = None,
@@ -72,13 +81,16 @@ def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkCo
         releases with the regulator's private key."""
         network = load_network(data_dir)
         regulator = keys_for(network, keys)
-        signed = (
-            json.loads(order_file.read_text())
-            if order_file
-            else disclosure_order(
+        if order_file is not None:
+            signed = json.loads(order_file.read_text())
+            wallet = str(signed.get("order", {}).get("wallet_id", ""))
+        elif wallet and basis and requester:
+            signed = disclosure_order(
                 regulator, wallet_id=wallet, legal_basis=basis, requester=requester
             )
-        )
+        else:
+            console.print("[red]give WALLET, --basis and --requester, or --order-file[/]")
+            raise typer.Exit(2)
         try:
             node = network.operator(wallet[:4])
         except KeyError:
@@ -161,7 +173,11 @@ def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkCo
             except (RemoteError, RemoteUnavailable) as exc:
                 fail(exc)
                 return
-            result = verify_log_rows(rows)
+            key_dir = keys or Path(network.regulator.key_dir)
+            anchor = load_anchors(key_dir).get(node.code)
+            result = verify_log_rows(rows, anchor=anchor)
+            if result["ok"] and rows:
+                save_anchor(key_dir, node.code, result["length"], result["head"])
             for row in rows:
                 o = row["entry"]["order"]
                 console.print(

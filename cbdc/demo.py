@@ -2,7 +2,9 @@
 
 issue -> open wallets of two classes at two operators -> fund deposits -> load -> pay within
 and across operators -> hit a class limit (clear error) -> a payment the payee's operator must
-return -> unload -> redeem -> history -> the cross-tier audit.
+return -> upgrade on new evidence -> a large payment raises a pseudonymous AML alert -> the
+regulator de-anonymises with a signed disclosure order -> unload -> redeem -> history -> the
+cross-tier audit.
 """
 
 from __future__ import annotations

@@ -2,9 +2,12 @@
 
     hash_n = SHA-256(hash_{n-1} || canonical_json(entry_n)),  hash_0 = 64 zeros
 
-Changing, deleting or reordering any entry changes every later hash, so `verify_chain` finds
-the first entry that no longer fits. (The database also refuses UPDATE and DELETE on the log;
-the chain is what detects an edit made behind the database's back.)
+Changing, deleting or reordering an entry breaks the link of the entry after it, so
+`verify_chain` finds the first entry that no longer fits. Cutting entries off the *end* leaves
+a shorter chain that is still consistent: that is caught by comparing with a head seen before
+(`anchor`), which the regulator's CLI keeps for every log it has verified. (The database also
+refuses UPDATE, DELETE and TRUNCATE on the log; the chain is what detects an edit made behind
+the database's back.)
 """
 
 from __future__ import annotations
@@ -22,8 +25,24 @@ def link_hash(previous_hash: str, entry: dict[str, Any]) -> str:
     return hashlib.sha256(previous_hash.encode() + canonical_json(entry)).hexdigest()
 
 
-def verify_chain(rows: Iterable[tuple[int, str, dict[str, Any], str]]) -> dict[str, Any]:
-    """rows: (seq, prev_hash, entry, hash) in seq order. Returns {"ok", "length", "broken_at"}."""
+def verify_chain(
+    rows: Iterable[tuple[int, str, dict[str, Any], str]],
+    *,
+    anchor: tuple[int, str] | None = None,
+) -> dict[str, Any]:
+    """rows: (seq, prev_hash, entry, hash) in seq order; `anchor` = (length, head) seen before.
+    Returns {"ok", "length", "broken_at", "head"}."""
+    rows = list(rows)
+    if anchor is not None:
+        seen_length, seen_head = anchor
+        if len(rows) < seen_length or (seen_length and rows[seen_length - 1][3] != seen_head):
+            return {
+                "ok": False,
+                "length": len(rows),
+                "broken_at": min(len(rows) + 1, seen_length),
+                "head": rows[-1][3] if rows else GENESIS,
+                "truncated": True,
+            }
     previous = GENESIS
     length = 0
     expected_seq = 1
@@ -31,7 +50,7 @@ def verify_chain(rows: Iterable[tuple[int, str, dict[str, Any], str]]) -> dict[s
         length += 1
         fits = prev_hash == previous and link_hash(previous, entry) == stored_hash
         if seq != expected_seq or not fits:
-            return {"ok": False, "length": length, "broken_at": seq}
+            return {"ok": False, "length": length, "broken_at": seq, "head": stored_hash}
         previous = stored_hash
         expected_seq += 1
     return {"ok": True, "length": length, "broken_at": None, "head": previous}

@@ -77,5 +77,23 @@ def open_escrow(keys: RegulatorKeys, disclosure: dict[str, Any]) -> dict[str, An
     return dict(record)
 
 
-def verify_log_rows(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    return verify_chain((r["seq"], r["prev_hash"], r["entry"], r["hash"]) for r in rows)
+def verify_log_rows(
+    rows: list[dict[str, Any]], *, anchor: tuple[int, str] | None = None
+) -> dict[str, Any]:
+    return verify_chain(
+        ((r["seq"], r["prev_hash"], r["entry"], r["hash"]) for r in rows), anchor=anchor
+    )
+
+
+def load_anchors(directory: Path) -> dict[str, tuple[int, str]]:
+    """The (length, head) of each operator's log as last verified by this regulator."""
+    path = directory / "log_heads.json"
+    if not path.exists():
+        return {}
+    return {code: (int(v[0]), str(v[1])) for code, v in json.loads(path.read_text()).items()}
+
+
+def save_anchor(directory: Path, code: str, length: int, head: str) -> None:
+    anchors = load_anchors(directory)
+    anchors[code] = (length, head)
+    (directory / "log_heads.json").write_text(json.dumps(anchors, indent=2) + "\n")

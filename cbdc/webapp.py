@@ -22,13 +22,21 @@ def base_app(title: str, description: str, version: str = "0.1.0") -> FastAPI:
     async def _data(_: Request, exc: DataError) -> JSONResponse:
         # e.g. a NUL character or an out-of-range value PostgreSQL refuses to store; the
         # transaction was rolled back, so nothing was written.
-        return problem(422, "invalid_data", "Request contains data that cannot be stored",
-                       str(getattr(exc, "orig", exc)).splitlines()[0][:200])
+        return problem(
+            422,
+            "invalid_data",
+            "Request contains data that cannot be stored",
+            str(getattr(exc, "orig", exc)).splitlines()[0][:200],
+        )
 
     @app.exception_handler(UnicodeEncodeError)
     async def _encoding(_: Request, exc: UnicodeEncodeError) -> JSONResponse:
-        return problem(422, "invalid_data", "Request contains text that is not valid Unicode",
-                       "strings must not contain unpaired surrogates")
+        return problem(
+            422,
+            "invalid_data",
+            "Request contains text that is not valid Unicode",
+            "strings must not contain unpaired surrogates",
+        )
 
     @app.exception_handler(RemoteUnavailable)
     async def _unavailable(_: Request, exc: RemoteUnavailable) -> JSONResponse:

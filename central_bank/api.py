@@ -229,7 +229,7 @@ def money_supply(caller: Caller, state: State) -> Any:
 
 
 class AmlReport(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     report_id: str = Field(min_length=36, max_length=36)
     wallet: str = Field(min_length=20, max_length=20)
@@ -263,7 +263,8 @@ def list_aml_alerts(
     since: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Any:
-    """AML alerts for the regulator (and the central bank's own analysts), filterable."""
+    """AML alerts for the regulator (and the central bank's own analysts), filterable.
+    `totals_by_rule` counts all alerts received, whatever the filters."""
     require_role(caller, "regulator", "admin")
     try:
         since_at = parse_iso(since) if since else None

@@ -10,7 +10,9 @@ Amount = Field(gt=0, le=10**15, description="minor units (e.g. fen)")
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """No extra fields and no coercion: "5", 1.0 or true are not amounts."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class RegisterOperator(Strict):

@@ -97,9 +97,11 @@ def info(state: State) -> dict[str, Any]:
         "currency": ctx.currency,
         "currency_decimals": ctx.decimals,
         "settlement_mode": ctx.settlement_mode,
+        "balance_cap_overflow": ctx.policy.overflow,
         "wallet_classes": {
             c.name: {
                 "identification": lim.identification,
+                "evidence": list(ctx.policy.required_evidence(c)),
                 "balance_cap": lim.balance_cap,
                 "single_payment": lim.single_payment,
                 "daily": lim.daily,
@@ -115,8 +117,10 @@ def info(state: State) -> dict[str, Any]:
 
 @router.post("/v1/wallets", status_code=201, tags=["wallets"])
 def open_wallet(body: OpenWallet, caller: Caller, state: State) -> Any:
-    """Open a wallet. Sign with the new wallet's own key (`CBDC-Key-Id: new-wallet`, class IV,
-    phone number) or with the operator's staff key (any class, identity verified by staff)."""
+    """Open a wallet on the evidence its class needs (see `evidence` in GET /v1/info).
+    Self-service, signed with the new wallet's own key (`CBDC-Key-Id: new-wallet`): class IV
+    on a phone number, III and II with name, resident ID number and (II) own bank account.
+    Class I is opened at the counter: signed with the operator's staff key."""
     require_role(caller, "new-wallet", "staff")
     return state.uow.run(
         caller,

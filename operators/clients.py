@@ -12,7 +12,8 @@ import httpx
 from cbdc.crypto import SigningKey
 from cbdc.http import SignedClient
 
-DIRECTORY_TTL = 5.0
+DIRECTORY_TTL = 30.0  # a known operator's key or status change is seen within this
+DIRECTORY_MISS_TTL = 5.0  # an unknown code refreshes at most this often
 
 
 class CentralBankClient:
@@ -66,11 +67,17 @@ class CentralBankClient:
 
     def operator(self, code: str, *, refresh: bool = False) -> dict[str, Any] | None:
         """The operator directory entry (certificate, key) for `code`, cached. An unknown code
-        refreshes the directory at most every DIRECTORY_TTL seconds, so a stream of requests
-        naming unknown operators cannot turn into a stream of calls to the central bank."""
+        refreshes the directory at most every DIRECTORY_MISS_TTL seconds, so a stream of
+        requests naming unknown operators cannot turn into a stream of calls to the central
+        bank; known entries are refreshed every DIRECTORY_TTL seconds."""
         with self._lock:
-            stale = time.monotonic() - self._fetched_at > DIRECTORY_TTL
-            if not self._fetched_at or ((refresh or code not in self._directory) and stale):
+            age = time.monotonic() - self._fetched_at
+            missing = refresh or code not in self._directory
+            if (
+                not self._fetched_at
+                or age > DIRECTORY_TTL
+                or (missing and age > DIRECTORY_MISS_TTL)
+            ):
                 listing = self.client.request("GET", "/v1/operators")
                 self._directory = {entry["code"]: entry for entry in listing}
                 self._fetched_at = time.monotonic()

@@ -152,9 +152,10 @@ class OperatorState:
             return ResolvedKey("regulator", "regulator", self.ctx.regulator_signing_key)
         if key_id == "new-wallet":
             try:
-                public_key = json.loads(body or b"{}").get("public_key")
+                parsed = json.loads(body or b"{}")
             except ValueError:
                 return None
+            public_key = parsed.get("public_key") if isinstance(parsed, dict) else None
             if not isinstance(public_key, str):
                 return None
             return ResolvedKey("new-wallet", "", public_key)

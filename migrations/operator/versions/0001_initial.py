@@ -155,6 +155,8 @@ CREATE TABLE disclosure_log (
 );
 CREATE TRIGGER trg_disclosure_log_append_only BEFORE UPDATE OR DELETE ON disclosure_log
     FOR EACH ROW EXECUTE FUNCTION ledger_forbid_change();
+CREATE TRIGGER trg_disclosure_log_no_truncate BEFORE TRUNCATE ON disclosure_log
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger_forbid_change();
 
 -- Idempotency of staff requests that move money (cash loads, deposit credits).
 CREATE TABLE idempotency_records (
