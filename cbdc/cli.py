@@ -87,7 +87,9 @@ def up(
     console.print(f"network file: {network_file(network.data_dir)}   logs: {network.data_dir}/logs")
     console.print("Press [bold]Ctrl-C[/] to stop.")
     stopped = threading.Event()
+    # Explicit handlers: a shell that starts us in the background sets SIGINT to "ignore".
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    signal.signal(signal.SIGINT, lambda *_: stopped.set())
     try:
         while not stopped.wait(0.5):
             for name, process in network.processes:
