@@ -13,7 +13,7 @@ import httpx
 import typer
 from rich.table import Table
 
-from cbdc.console import console, money
+from cbdc.console import console, fail, money
 from cbdc.http import RemoteError, RemoteUnavailable, SignedClient
 from cbdc.regulator import (
     RegulatorKeys,
@@ -33,13 +33,6 @@ Keys = Annotated[Path | None, typer.Option("--keys", help="regulator key directo
 def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkConfig]) -> None:
     def keys_for(network: NetworkConfig, keys: Path | None) -> RegulatorKeys:
         return RegulatorKeys.load(keys or Path(network.regulator.key_dir))
-
-    def fail(exc: Exception) -> None:
-        if isinstance(exc, RemoteError):
-            console.print(f"[bold red]refused[/] [red]{exc.code}[/]: {exc.detail}")
-        else:
-            console.print(f"[bold red]failed[/]: {exc}")
-        raise typer.Exit(1)
 
     @group.command("keygen")
     def keygen(out: Annotated[Path, typer.Option(help="directory for the new keys")]) -> None:

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cbdc.console import console, money
+from cbdc.console import console, fail, money
 from cbdc.crypto import SigningKey
 from cbdc.http import RemoteError, RemoteUnavailable, SignedClient
 from cbdc.identity import make_bank_account, make_resident_id
@@ -60,13 +60,6 @@ def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkCo
     def client_for(network: NetworkConfig, stored: StoredWallet) -> WalletClient:
         operator = OperatorClient.connect(network.operator(stored.operator).url)
         return operator.wallet(stored.wallet_id, stored.key)
-
-    def fail(exc: Exception) -> None:
-        if isinstance(exc, RemoteError):
-            console.print(f"[bold red]refused[/] [red]{exc.code}[/]: {exc.detail}")
-        else:
-            console.print(f"[bold red]unavailable[/]: {exc}")
-        raise typer.Exit(1)
 
     def resolve(keys: KeyStore, name: str) -> StoredWallet:
         try:

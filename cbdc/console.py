@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
+import typer
 from rich.console import Console
 from rich.table import Table
 
@@ -32,3 +33,14 @@ def audit_table(report: dict[str, Any], decimals: int = 2) -> Table:
             "[green]ok[/]" if check["ok"] else "[bold red]VIOLATED[/]",
         )
     return table
+
+
+def fail(exc: Exception) -> NoReturn:
+    """End a CLI command on a refusal (4xx, with its stable code) or an unreachable service."""
+    from cbdc.http import RemoteError
+
+    if isinstance(exc, RemoteError):
+        console.print(f"[bold red]refused[/] [red]{exc.code}[/]: {exc.detail}")
+    else:
+        console.print(f"[bold red]failed[/]: {exc}")
+    raise typer.Exit(1)

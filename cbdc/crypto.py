@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -70,13 +71,23 @@ class SigningKey:
         return self.sign(canonical_json(value))
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.private_bytes() + "\n")
-        path.chmod(0o600)
+        write_secret(path, self.private_bytes())
 
     @classmethod
     def load(cls, path: Path) -> SigningKey:
-        return cls.from_private_bytes(path.read_text().strip())
+        return cls.from_private_bytes(read_secret(path))
+
+
+def write_secret(path: Path, text: str) -> None:
+    """A key file: one line, readable by its owner only (created that way, never widened)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text + "\n")
+
+
+def read_secret(path: Path) -> str:
+    return path.read_text().strip()
 
 
 def verify(public_key: str, message: bytes, signature: str) -> bool:

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from cbdc.crypto import b64d, b64e, canonical_json
+from cbdc.crypto import b64d, b64e, canonical_json, read_secret, write_secret
 
 INFO = b"cbdc-seal-v1"
 
@@ -66,13 +66,11 @@ class SealingKey:
         return cls(X25519PrivateKey.from_private_bytes(b64d(text)))
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.private_bytes() + "\n")
-        path.chmod(0o600)
+        write_secret(path, self.private_bytes())
 
     @classmethod
     def load(cls, path: Path) -> SealingKey:
-        return cls.from_private_bytes(path.read_text().strip())
+        return cls.from_private_bytes(read_secret(path))
 
     def open(self, sealed: dict[str, Any], *, context: bytes = b"") -> bytes:
         try:
