@@ -31,8 +31,14 @@ from operators.models import Wallet
 
 
 def _raise_alert(
-    session: Session, ctx: OperatorContext, *, wallet_id: str, rule: str, amount: int,
-    details: dict[str, Any], window_minutes: int | None,
+    session: Session,
+    ctx: OperatorContext,
+    *,
+    wallet_id: str,
+    rule: str,
+    amount: int,
+    details: dict[str, Any],
+    window_minutes: int | None,
 ) -> None:
     now = utcnow()
     if window_minutes is not None and repo.recent_alert_exists(
@@ -40,8 +46,9 @@ def _raise_alert(
     ):
         return
     alert_id = uuid.uuid4()
-    repo.add_alert(session, alert_id=alert_id, wallet_id=wallet_id, rule=rule, amount=amount,
-                   details=details)
+    repo.add_alert(
+        session, alert_id=alert_id, wallet_id=wallet_id, rule=rule, amount=amount, details=details
+    )
     repo.enqueue(
         session,
         kind="aml_report",
@@ -62,45 +69,80 @@ def _just_under(amount: int, limit: int | None, ratio: float) -> bool:
 
 
 def on_payment(
-    session: Session, ctx: OperatorContext, *, payer: Wallet, payee_id: str, amount: int,
+    session: Session,
+    ctx: OperatorContext,
+    *,
+    payer: Wallet,
+    payee_id: str,
+    amount: int,
     payee: Wallet | None,
 ) -> None:
     """Rules seen from the payer (and, for a payee at this operator, fan-in)."""
     rules: AmlRules = ctx.policy.aml
     now = utcnow()
     if amount >= rules.large_value:
-        _raise_alert(session, ctx, wallet_id=payer.id, rule="large_value", amount=amount,
-                     details={"payee_operator": payee_id[:4], "threshold": rules.large_value},
-                     window_minutes=None)
+        _raise_alert(
+            session,
+            ctx,
+            wallet_id=payer.id,
+            rule="large_value",
+            amount=amount,
+            details={"payee_operator": payee_id[:4], "threshold": rules.large_value},
+            window_minutes=None,
+        )
     single = ctx.policy.limits(WalletClass(payer.wallet_class)).single_payment
     limits = [
-        lim for lim in (single, rules.large_value)
+        lim
+        for lim in (single, rules.large_value)
         if lim is not None and _just_under(amount, lim, rules.structuring_ratio)
     ]
     if limits:
         since = now - timedelta(minutes=rules.structuring_window_minutes)
         count = repo.count_payments_between(
-            session, wallet_id=payer.id, since=since,
-            low=int(min(limits) * rules.structuring_ratio), high=max(limits),
+            session,
+            wallet_id=payer.id,
+            since=since,
+            low=int(min(limits) * rules.structuring_ratio),
+            high=max(limits),
         )
         if count >= rules.structuring_count:
-            _raise_alert(session, ctx, wallet_id=payer.id, rule="structuring", amount=amount,
-                         details={"count": count, "limit": max(limits),
-                                  "window_minutes": rules.structuring_window_minutes},
-                         window_minutes=rules.structuring_window_minutes)
+            _raise_alert(
+                session,
+                ctx,
+                wallet_id=payer.id,
+                rule="structuring",
+                amount=amount,
+                details={
+                    "count": count,
+                    "limit": max(limits),
+                    "window_minutes": rules.structuring_window_minutes,
+                },
+                window_minutes=rules.structuring_window_minutes,
+            )
     since = now - timedelta(minutes=rules.velocity_window_minutes)
     count = repo.count_payments_between(session, wallet_id=payer.id, since=since)
     if count >= rules.velocity_count:
-        _raise_alert(session, ctx, wallet_id=payer.id, rule="velocity", amount=amount,
-                     details={"count": count, "window_minutes": rules.velocity_window_minutes},
-                     window_minutes=rules.velocity_window_minutes)
+        _raise_alert(
+            session,
+            ctx,
+            wallet_id=payer.id,
+            rule="velocity",
+            amount=amount,
+            details={"count": count, "window_minutes": rules.velocity_window_minutes},
+            window_minutes=rules.velocity_window_minutes,
+        )
     since = now - timedelta(minutes=rules.fan_window_minutes)
     payees = repo.distinct_payees(session, wallet_id=payer.id, since=since)
     if payees >= rules.fan_count:
-        _raise_alert(session, ctx, wallet_id=payer.id, rule="fan_out", amount=amount,
-                     details={"counterparties": payees,
-                              "window_minutes": rules.fan_window_minutes},
-                     window_minutes=rules.fan_window_minutes)
+        _raise_alert(
+            session,
+            ctx,
+            wallet_id=payer.id,
+            rule="fan_out",
+            amount=amount,
+            details={"counterparties": payees, "window_minutes": rules.fan_window_minutes},
+            window_minutes=rules.fan_window_minutes,
+        )
     if payee is not None:
         on_receipt(session, ctx, payee_id=payee.id, amount=amount)
 
@@ -110,10 +152,15 @@ def on_receipt(session: Session, ctx: OperatorContext, *, payee_id: str, amount:
     since = utcnow() - timedelta(minutes=rules.fan_window_minutes)
     payers = repo.distinct_payers(session, wallet_id=payee_id, since=since)
     if payers >= rules.fan_count:
-        _raise_alert(session, ctx, wallet_id=payee_id, rule="fan_in", amount=amount,
-                     details={"counterparties": payers,
-                              "window_minutes": rules.fan_window_minutes},
-                     window_minutes=rules.fan_window_minutes)
+        _raise_alert(
+            session,
+            ctx,
+            wallet_id=payee_id,
+            rule="fan_in",
+            amount=amount,
+            details={"counterparties": payers, "window_minutes": rules.fan_window_minutes},
+            window_minutes=rules.fan_window_minutes,
+        )
 
 
 def on_unload(session: Session, ctx: OperatorContext, *, wallet: Wallet, amount: int) -> None:
@@ -123,7 +170,16 @@ def on_unload(session: Session, ctx: OperatorContext, *, wallet: Wallet, amount:
     since = utcnow() - timedelta(minutes=rules.load_unload_window_minutes)
     loaded, unloaded = repo.exchange_totals(session, account_id=wallet.account_id, since=since)
     if loaded >= rules.load_unload_min and unloaded >= loaded * rules.load_unload_ratio:
-        _raise_alert(session, ctx, wallet_id=wallet_id, rule="rapid_load_unload", amount=amount,
-                     details={"loaded": loaded, "unloaded": unloaded,
-                              "window_minutes": rules.load_unload_window_minutes},
-                     window_minutes=rules.load_unload_window_minutes)
+        _raise_alert(
+            session,
+            ctx,
+            wallet_id=wallet_id,
+            rule="rapid_load_unload",
+            amount=amount,
+            details={
+                "loaded": loaded,
+                "unloaded": unloaded,
+                "window_minutes": rules.load_unload_window_minutes,
+            },
+            window_minutes=rules.load_unload_window_minutes,
+        )

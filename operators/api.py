@@ -24,6 +24,7 @@ from operators.schemas import (
     SignedDisclosureOrder,
     SignedLoad,
     SignedPayment,
+    SignedPaymentBatch,
     SignedUnload,
 )
 from operators.state import OperatorState, get_state
@@ -56,8 +57,14 @@ def _wallet_or_staff(caller: Principal, wallet_id: str) -> None:
 
 
 # Refusals that say nothing about the order's own fate: not recorded against its nonce.
-NOT_RECORDED = (BadSignature, IdempotencyMismatch, OrderExpired, InvalidWalletId, WrongOperator,
-                UnknownWallet)
+NOT_RECORDED = (
+    BadSignature,
+    IdempotencyMismatch,
+    OrderExpired,
+    InvalidWalletId,
+    WrongOperator,
+    UnknownWallet,
+)
 
 
 @contextmanager
@@ -68,7 +75,7 @@ def _refusals_recorded(
     try:
         yield
     except DomainError as exc:
-        if exc.status < 500 and not isinstance(exc, NOT_RECORDED):
+        if exc.status < 500 and exc.code not in service.UNRECORDED_REFUSALS:
             failure = exc.code
             state.uow.run(
                 None,
@@ -155,7 +162,10 @@ def change_class(wallet_id: str, body: ChangeClass, caller: Caller, state: State
     return state.uow.run(
         caller,
         lambda s: service.change_class(
-            s, state.ctx, wallet_id=wallet_id, wallet_class=WalletClass.parse(body.wallet_class),
+            s,
+            state.ctx,
+            wallet_id=wallet_id,
+            wallet_class=WalletClass.parse(body.wallet_class),
             customer=body.customer.model_dump() if body.customer else None,
             by_staff=caller.role == "staff",
         ),
@@ -231,6 +241,20 @@ def pay(body: SignedPayment, state: State) -> Any:
             receipt = {**refreshed, "replayed": receipt["replayed"]}
         state.wake_worker()
     return receipt
+
+
+@router.post("/v1/payments/batch", tags=["payments"])
+def pay_batch(body: SignedPaymentBatch, state: State) -> Any:
+    """Up to 1000 signed payment orders (any payers of this operator) in one transaction:
+    accounts locked once in ascending order, each order checked exactly as a single payment
+    and refused alone if it must be. Cross-operator orders are queued for settlement (the
+    background worker settles them); poll GET /v1/payments/{id}. The answer lists one result
+    per order: `{"ok": true, "receipt": ...}` or `{"ok": false, "problem": {...}}`."""
+    items = [(o.order.model_dump(exclude_unset=True), o.signature) for o in body.orders]
+    results = state.uow.run(None, lambda s: service.pay_batch(s, state.ctx, items=items))
+    state.wake_worker()
+    accepted = sum(1 for r in results if r["ok"])
+    return {"accepted": accepted, "refused": len(results) - accepted, "results": results}
 
 
 @router.get("/v1/payments/{payment_id}", tags=["payments"])

@@ -69,12 +69,21 @@ def append_log(session: Session, entry: dict[str, Any]) -> dict[str, Any]:
 
 
 def log_rows(session: Session) -> list[dict[str, Any]]:
-    rows = session.execute(
-        text("SELECT seq, prev_hash, entry, hash, created_at FROM disclosure_log ORDER BY seq")
-    ).mappings().all()
+    rows = (
+        session.execute(
+            text("SELECT seq, prev_hash, entry, hash, created_at FROM disclosure_log ORDER BY seq")
+        )
+        .mappings()
+        .all()
+    )
     return [
-        {"seq": int(r["seq"]), "prev_hash": r["prev_hash"], "entry": r["entry"],
-         "hash": r["hash"], "created_at": iso(r["created_at"])}
+        {
+            "seq": int(r["seq"]),
+            "prev_hash": r["prev_hash"],
+            "entry": r["entry"],
+            "hash": r["hash"],
+            "created_at": iso(r["created_at"]),
+        }
         for r in rows
     ]
 
@@ -119,8 +128,13 @@ def disclose(
         raise DisclosureOrderReplayed(f"order {order_id} was already executed")
     link = append_log(
         session,
-        {"order": order, "signature": signature, "operator": ctx.code,
-         "released": "identity-escrow", "at": iso(now)},
+        {
+            "order": order,
+            "signature": signature,
+            "operator": ctx.code,
+            "released": "identity-escrow",
+            "at": iso(now),
+        },
     )
     return {
         "order_id": order_id,

@@ -44,8 +44,11 @@ def check_evidence(
         value = identity.get(field)
         if not value:
             raise EvidenceMissing(f"customer.{field}: class {wallet_class.name} needs it")
-        check = {"phone": valid_phone, "id_number": valid_resident_id,
-                 "bank_account": valid_bank_account}.get(kind)
+        check = {
+            "phone": valid_phone,
+            "id_number": valid_resident_id,
+            "bank_account": valid_bank_account,
+        }.get(kind)
         if check is not None and not check(str(value)):
             raise EvidenceInvalid(f"customer.{field}: does not pass verification")
         verified.append(kind)
@@ -80,8 +83,13 @@ class IdentityCipher:
 
 
 def escrow_record(
-    *, regulator_sealing_key: str, wallet_id: str, operator: str, wallet_class: WalletClass,
-    identity: dict[str, Any], evidence: list[str],
+    *,
+    regulator_sealing_key: str,
+    wallet_id: str,
+    operator: str,
+    wallet_class: WalletClass,
+    identity: dict[str, Any],
+    evidence: list[str],
 ) -> dict[str, Any]:
     record = {
         "wallet_id": wallet_id,

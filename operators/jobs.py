@@ -66,7 +66,8 @@ class JobRunner:
         def check(s: Session) -> bool:
             job = repo.job_by_reference(s, reference)
             return bool(
-                job is not None and job.status == "pending"
+                job is not None
+                and job.status == "pending"
                 and (job.last_error or "").startswith("only ")
             )
 

@@ -39,6 +39,22 @@ def wallet_public_key(session: Session, wallet_id: str) -> str | None:
     return session.scalar(select(Wallet.public_key).where(Wallet.id == wallet_id))
 
 
+def wallet_accounts(session: Session, wallet_ids: set[str]) -> dict[str, int]:
+    rows = session.execute(
+        select(Wallet.id, Wallet.account_id).where(Wallet.id.in_(wallet_ids))
+    ).all()
+    return {str(r.id): int(r.account_id) for r in rows}
+
+
+def deposit_accounts_of(session: Session, wallet_ids: set[str]) -> list[int]:
+    rows = session.execute(
+        select(Customer.deposit_account_id)
+        .join(Wallet, Wallet.customer_id == Customer.id)
+        .where(Wallet.id.in_(wallet_ids))
+    ).scalars()
+    return [int(r) for r in rows]
+
+
 def public_key_in_use(session: Session, public_key: str) -> bool:
     return bool(session.scalar(select(func.count()).where(Wallet.public_key == public_key)))
 
@@ -398,7 +414,12 @@ def recent_alert_exists(session: Session, *, wallet_id: str, rule: str, since: d
 
 
 def add_alert(
-    session: Session, *, alert_id: uuid.UUID, wallet_id: str, rule: str, amount: int,
+    session: Session,
+    *,
+    alert_id: uuid.UUID,
+    wallet_id: str,
+    rule: str,
+    amount: int,
     details: dict[str, Any],
 ) -> None:
     session.execute(
@@ -411,7 +432,11 @@ def add_alert(
 
 
 def count_payments_between(
-    session: Session, *, wallet_id: str, since: datetime, low: int | None = None,
+    session: Session,
+    *,
+    wallet_id: str,
+    since: datetime,
+    low: int | None = None,
     high: int | None = None,
 ) -> int:
     """Outgoing payments of a wallet since `since`, optionally with low <= amount < high."""
@@ -473,12 +498,16 @@ def exchange_totals(session: Session, *, account_id: int, since: datetime) -> tu
 def list_alerts(
     session: Session, *, rule: str | None, wallet_id: str | None, limit: int
 ) -> list[dict[str, Any]]:
-    rows = session.execute(
-        text(
-            "SELECT id, wallet_id, rule, amount, details, created_at FROM aml_alerts "
-            "WHERE (CAST(:r AS text) IS NULL OR rule = :r) "
-            "AND (CAST(:w AS text) IS NULL OR wallet_id = :w) ORDER BY created_at DESC LIMIT :l"
-        ),
-        {"r": rule, "w": wallet_id, "l": limit},
-    ).mappings().all()
+    rows = (
+        session.execute(
+            text(
+                "SELECT id, wallet_id, rule, amount, details, created_at FROM aml_alerts "
+                "WHERE (CAST(:r AS text) IS NULL OR rule = :r) "
+                "AND (CAST(:w AS text) IS NULL OR wallet_id = :w) ORDER BY created_at DESC LIMIT :l"
+            ),
+            {"r": rule, "w": wallet_id, "l": limit},
+        )
+        .mappings()
+        .all()
+    )
     return [dict(r) for r in rows]

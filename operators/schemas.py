@@ -56,6 +56,10 @@ class SignedPayment(Strict):
     signature: str = Field(min_length=80, max_length=100)
 
 
+class SignedPaymentBatch(Strict):
+    orders: list[SignedPayment] = Field(min_length=1, max_length=1000)
+
+
 class SignedLoad(Strict):
     order: LoadOrder
     signature: str = Field(min_length=80, max_length=100)

@@ -21,6 +21,7 @@ from cbdc.crypto import canonical_json, sha256_hex, verify_json
 from cbdc.errors import (
     BadSignature,
     Conflict,
+    DomainError,
     Forbidden,
     IdempotencyMismatch,
     InsufficientFunds,
@@ -98,9 +99,7 @@ def open_wallet(
     evidence = check_evidence(ctx.policy, wallet_class, identity, by_staff=by_staff)
     if customer_id is None:
         deposit = _new_account(session, prefix="deposit", kind="deposit")
-        holder = repo.add_customer(
-            session, Customer(identity={}, deposit_account_id=deposit)
-        )
+        holder = repo.add_customer(session, Customer(identity={}, deposit_account_id=deposit))
     assert holder is not None
     _store_identity(ctx, holder, identity)
     account = _new_account(session, prefix="wallet", kind="wallet")
@@ -129,7 +128,10 @@ def _store_identity(ctx: OperatorContext, customer: Customer, identity: dict[str
 
 
 def _certify(
-    ctx: OperatorContext, wallet: Wallet, wallet_class: WalletClass, evidence: list[str],
+    ctx: OperatorContext,
+    wallet: Wallet,
+    wallet_class: WalletClass,
+    evidence: list[str],
     identity: dict[str, Any],
 ) -> None:
     """(Re)issue the wallet certificate and the escrow record for its current class."""
@@ -146,8 +148,12 @@ def _certify(
     wallet.evidence = evidence
     if ctx.regulator_sealing_key:
         wallet.escrow = escrow_record(
-            regulator_sealing_key=ctx.regulator_sealing_key, wallet_id=wallet.id,
-            operator=ctx.code, wallet_class=wallet_class, identity=identity, evidence=evidence,
+            regulator_sealing_key=ctx.regulator_sealing_key,
+            wallet_id=wallet.id,
+            operator=ctx.code,
+            wallet_class=wallet_class,
+            identity=identity,
+            evidence=evidence,
         )
 
 
@@ -181,8 +187,15 @@ def change_class(
                 f"{_fmt(ctx, cap)}; unload first",
                 limit=cap,
             )
-        _sweep_to_deposit(session, ctx, wallet=wallet, holder=holder, amount=balance - cap,
-                          source=wallet.account_id, reference=f"downgrade:{wallet.id}")
+        _sweep_to_deposit(
+            session,
+            ctx,
+            wallet=wallet,
+            holder=holder,
+            amount=balance - cap,
+            source=wallet.account_id,
+            reference=f"downgrade:{wallet.id}",
+        )
     _store_identity(ctx, holder, identity)
     wallet.wallet_class = int(wallet_class)
     _certify(ctx, wallet, wallet_class, evidence, identity)
@@ -197,25 +210,42 @@ def sweep_wallet_excess(
     assert wallet is not None
     holder = repo.get_customer(session, wallet.customer_id)
     assert holder is not None
-    _sweep_to_deposit(session, ctx, wallet=wallet, holder=holder, amount=amount,
-                      source=wallet.account_id, reference=reference)
+    _sweep_to_deposit(
+        session,
+        ctx,
+        wallet=wallet,
+        holder=holder,
+        amount=amount,
+        source=wallet.account_id,
+        reference=reference,
+    )
 
 
 def _sweep_to_deposit(
-    session: Session, ctx: OperatorContext, *, wallet: Wallet, holder: Customer, amount: int,
-    source: int, reference: str,
+    session: Session,
+    ctx: OperatorContext,
+    *,
+    wallet: Wallet,
+    holder: Customer,
+    amount: int,
+    source: int,
+    reference: str,
 ) -> int:
     """Waterfall: `amount` of digital currency leaves `source` for the vault float, and the
     holder's deposit is credited the same (the bank's money replaces the CBDC)."""
     ledger.lock_accounts(
-        session, [ctx.account("vault_float"), ctx.account("deposits_contra"),
-                  holder.deposit_account_id],
+        session,
+        [ctx.account("vault_float"), ctx.account("deposits_contra"), holder.deposit_account_id],
     )
     return ledger.post(
-        session, kind="waterfall_sweep", reference=reference,
+        session,
+        kind="waterfall_sweep",
+        reference=reference,
         legs=[
-            (source, -amount), (ctx.account("vault_float"), amount),
-            (ctx.account("deposits_contra"), -amount), (holder.deposit_account_id, amount),
+            (source, -amount),
+            (ctx.account("vault_float"), amount),
+            (ctx.account("deposits_contra"), -amount),
+            (holder.deposit_account_id, amount),
         ],
     )
 
@@ -322,8 +352,12 @@ def unspend(session: Session, ctx: OperatorContext, *, order: Order) -> None:
     if wallet.spent_year == day.year:
         year_total = max(0, year_total - order.amount)
     repo.update_spend_counters(
-        session, wallet.id, day=wallet.spent_day, day_total=day_total, year=wallet.spent_year or
-        day.year, year_total=year_total,
+        session,
+        wallet.id,
+        day=wallet.spent_day,
+        day_total=day_total,
+        year=wallet.spent_year or day.year,
+        year_total=year_total,
     )
 
 
@@ -468,14 +502,94 @@ def pay(
     if sweep:
         holder = repo.get_customer(session, payee.customer_id)  # type: ignore[union-attr]
         assert payee is not None and holder is not None
-        _sweep_to_deposit(session, ctx, wallet=payee, holder=holder, amount=sweep,
-                          source=payee.account_id, reference=str(order_id))
+        _sweep_to_deposit(
+            session,
+            ctx,
+            wallet=payee,
+            holder=holder,
+            amount=sweep,
+            source=payee.account_id,
+            reference=str(order_id),
+        )
     if cross:
         from operators import settlement
 
         settlement.queue_payment_settlement(session, ctx, order=row)
     aml.on_payment(session, ctx, payer=payer, payee_id=payee_id, amount=amount, payee=payee)
     return {**payment_receipt(ctx, row), "replayed": False}
+
+
+MAX_BATCH = 1000
+
+
+def pay_batch(
+    session: Session, ctx: OperatorContext, *, items: list[tuple[dict[str, Any], str]]
+) -> list[dict[str, Any]]:
+    """Many signed payment orders in one transaction: the batch path.
+
+    Every account the batch can touch is locked first, once, in ascending id order, so
+    concurrent batches (and single payments, which lock the same way) cannot deadlock. Each
+    order then goes through exactly the checks of a single payment (`pay`), in a savepoint of
+    its own: a refused order is undone alone, keeps its nonce like a refused single order, and
+    the others still post. Returns one result per order, in order."""
+    if len(items) > MAX_BATCH:
+        raise ValidationFailed(f"orders: at most {MAX_BATCH} per batch")
+    wallet_ids = {str(o.get("payer")) for o, _ in items}
+    wallet_ids |= {
+        str(o.get("payee")) for o, _ in items if routing_code(str(o.get("payee"))) == ctx.code
+    }
+    accounts = repo.wallet_accounts(session, wallet_ids)
+    to_lock = set(accounts.values())
+    if any(routing_code(str(o.get("payee"))) != ctx.code for o, _ in items):
+        to_lock.add(ctx.account("in_transit_out"))
+    if ctx.policy.overflow == "sweep":
+        to_lock |= {ctx.account("vault_float"), ctx.account("deposits_contra")}
+        to_lock |= set(repo.deposit_accounts_of(session, wallet_ids))
+    ledger.lock_accounts(session, to_lock)
+    results: list[dict[str, Any]] = []
+    for order, signature in items:
+        try:
+            with session.begin_nested():
+                receipt = pay(session, ctx, order=order, signature=signature)
+            results.append({"ok": True, "receipt": receipt})
+        except DomainError as exc:
+            if exc.status < 500 and exc.code not in UNRECORDED_REFUSALS:
+                with session.begin_nested():
+                    record_refused_order(
+                        session,
+                        ctx,
+                        kind="payment",
+                        order=order,
+                        signature=signature,
+                        failure=exc.code,
+                    )
+            results.append(
+                {
+                    "ok": False,
+                    "problem": {
+                        "status": exc.status,
+                        "code": exc.code,
+                        "title": exc.title,
+                        "detail": exc.detail,
+                        **exc.extra,
+                    },
+                }
+            )
+    return results
+
+
+# Refusals that say nothing about the order's own fate, so its nonce stays free.
+UNRECORDED_REFUSALS = frozenset(
+    {
+        "bad_signature",
+        "idempotency_key_reused",
+        "order_expired",
+        "invalid_wallet_id",
+        "wrong_operator",
+        "unknown_wallet",
+        "order_already_refused",
+    }
+)
 
 
 def _overflow(ctx: OperatorContext, payee: Wallet, balance: int, amount: int) -> int:
@@ -504,7 +618,12 @@ def payment_status(
 
 
 def record_refused_order(
-    session: Session, ctx: OperatorContext, *, kind: str, order: dict[str, Any], signature: str,
+    session: Session,
+    ctx: OperatorContext,
+    *,
+    kind: str,
+    order: dict[str, Any],
+    signature: str,
     failure: str,
 ) -> None:
     """Keep a refused order's nonce, so the same signed order can never succeed later (e.g.
@@ -520,11 +639,19 @@ def record_refused_order(
     repo.add_order(
         session,
         Order(
-            id=uuid.uuid4(), wallet_id=wallet_id, nonce=order["nonce"], kind=kind,
+            id=uuid.uuid4(),
+            wallet_id=wallet_id,
+            nonce=order["nonce"],
+            kind=kind,
             amount=order["amount"],
             counterparty=order.get("payee") if kind == "payment" else "deposit",
-            body=order, signature=signature, order_hash=sha256_hex(canonical_json(order)),
-            status="failed", failure=failure, entry_id=None, created_at=utcnow(),
+            body=order,
+            signature=signature,
+            order_hash=sha256_hex(canonical_json(order)),
+            status="failed",
+            failure=failure,
+            entry_id=None,
+            created_at=utcnow(),
         ),
     )
 

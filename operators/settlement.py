@@ -195,9 +195,7 @@ def receive(
         outcome, credit = _refund_target(session, body["reference"])
         reason = body.get("reason") or "returned by payee's operator"
     else:
-        outcome, credit, reason, sweep = _payee_target(
-            session, ctx, body["payee_wallet"], amount
-        )
+        outcome, credit, reason, sweep = _payee_target(session, ctx, body["payee_wallet"], amount)
     target = credit if credit is not None else ctx.account("returns_pending")
     ledger.lock_accounts(session, [ctx.account("tokens_held"), target])
     entry = ledger.post(
@@ -224,8 +222,9 @@ def receive(
     if sweep:
         from operators.service import sweep_wallet_excess
 
-        sweep_wallet_excess(session, ctx, wallet_id=body["payee_wallet"], amount=sweep,
-                            reference=settlement_id)
+        sweep_wallet_excess(
+            session, ctx, wallet_id=body["payee_wallet"], amount=sweep, reference=settlement_id
+        )
     if outcome == "credited":
         aml.on_receipt(session, ctx, payee_id=body["payee_wallet"], amount=amount)
     if kind == "return" and outcome == "refunded":

@@ -90,7 +90,7 @@ class History(_Model):
 
 
 class OperatorClient:
-    """An operator's public face: info and wallet opening."""
+    """An operator's public face: info, wallet opening, and the batch payment path."""
 
     def __init__(self, http: httpx.Client) -> None:
         self.http = http
@@ -143,6 +143,12 @@ class OperatorClient:
             data = self.client.request("POST", "/v1/wallets", body, key=key, key_id="new-wallet")
         return WalletClient(self, data["wallet_id"], key, info=WalletInfo.model_validate(data))
 
+    def pay_batch(self, signed_orders: list[dict[str, Any]]) -> dict[str, Any]:
+        """Submit up to 1000 signed payment orders at once (see POST /v1/payments/batch)."""
+        return self.client.request(  # type: ignore[no-any-return]
+            "POST", "/v1/payments/batch", {"orders": signed_orders}, signed=False
+        )
+
     def wallet(self, wallet_id: str, key: SigningKey) -> WalletClient:
         return WalletClient(self, wallet_id, key)
 
@@ -150,8 +156,12 @@ class OperatorClient:
 def _evidence(
     display_name: str | None, phone: str | None, id_number: str | None, bank_account: str | None
 ) -> dict[str, Any]:
-    fields = {"display_name": display_name, "phone": phone, "id_number": id_number,
-              "bank_account": bank_account}
+    fields = {
+        "display_name": display_name,
+        "phone": phone,
+        "id_number": id_number,
+        "bank_account": bank_account,
+    }
     return {k: v for k, v in fields.items() if v}
 
 
