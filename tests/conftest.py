@@ -46,7 +46,7 @@ def pg_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server = EmbeddedPostgres(directory)
     url = server.start()
     yield url
-    server.stop()
+    server.stop(immediate=True)  # the cluster is deleted next: no need for a checkpoint
     shutil.rmtree(directory, ignore_errors=True)
 
 
