@@ -34,8 +34,15 @@ def receive_report(session: Session, *, operator: Operator, report: dict[str, An
             "occurred_at) VALUES (:i, :o, :w, :r, :a, CAST(:d AS jsonb), :t) "
             "ON CONFLICT (id) DO NOTHING RETURNING id"
         ),
-        {"i": report_id, "o": operator.id, "w": report["wallet"], "r": report["rule"],
-         "a": report["amount"], "d": _json(report.get("details", {})), "t": occurred},
+        {
+            "i": report_id,
+            "o": operator.id,
+            "w": report["wallet"],
+            "r": report["rule"],
+            "a": report["amount"],
+            "d": _json(report.get("details", {})),
+            "t": occurred,
+        },
     ).scalar()
     return {"report_id": str(report_id), "stored": inserted is not None}
 
@@ -47,12 +54,18 @@ def _json(value: Any) -> str:
 
 
 def list_alerts(
-    session: Session, *, rule: str | None, operator: str | None, wallet: str | None,
-    since: datetime | None, limit: int,
+    session: Session,
+    *,
+    rule: str | None,
+    operator: str | None,
+    wallet: str | None,
+    since: datetime | None,
+    limit: int,
 ) -> list[dict[str, Any]]:
-    rows = session.execute(
-        text(
-            """
+    rows = (
+        session.execute(
+            text(
+                """
 SELECT r.id, o.code AS operator, r.wallet_pseudonym, r.rule, r.amount, r.details,
        r.occurred_at, r.received_at
 FROM aml_reports r JOIN operators o ON o.id = r.operator_id
@@ -63,9 +76,12 @@ WHERE (CAST(:rule AS text) IS NULL OR r.rule = :rule)
 ORDER BY r.occurred_at DESC
 LIMIT :limit
 """
-        ),
-        {"rule": rule, "op": operator, "wallet": wallet, "since": since, "limit": limit},
-    ).mappings().all()
+            ),
+            {"rule": rule, "op": operator, "wallet": wallet, "since": since, "limit": limit},
+        )
+        .mappings()
+        .all()
+    )
     return [
         {
             "report_id": str(r["id"]),

@@ -34,7 +34,8 @@ async def _auth(request: Request) -> Principal:
 
 
 Caller = Annotated[Principal, Depends(_auth)]
-IdemKey = Annotated[str, Header(alias="Idempotency-Key", min_length=8, max_length=100)]
+# Longer than operators accept from their callers: operators prefix keys they forward.
+IdemKey = Annotated[str, Header(alias="Idempotency-Key", min_length=8, max_length=200)]
 
 
 async def _request_hash(request: Request) -> str:

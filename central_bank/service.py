@@ -285,15 +285,17 @@ def _idempotent(
 
     `run` adds its Operation row (tokens it mints reference it) and returns the response, which
     is stored with the operation: a retry with the same key and body gets it back unchanged;
-    the same key with another body is refused."""
-    if operator.status != "active":
-        raise OperatorSuspended(f"operator {operator.code} is {operator.status}")
+    the same key with another body is refused. A completed operation is answered even if the
+    operator has been suspended since: the answer may have been lost, and refusing it now
+    would make the operator undo what the central bank already did."""
     repo.lock_idempotency_key(session, operator.id, idem.key)
     previous = repo.find_operation(session, operator.id, idem.key)
     if previous is not None:
         if previous.request_hash != idem.request_hash:
             raise IdempotencyMismatch(f"Idempotency-Key {idem.key!r} was used for another request")
         return {**previous.response, "replayed": True}
+    if operator.status != "active":
+        raise OperatorSuspended(f"operator {operator.code} is {operator.status}")
     operation, response = run(uuid.uuid4())
     operation.response = response
     session.flush()

@@ -322,11 +322,8 @@ def cash_load(
 ) -> Any:
     """Banknotes handed over the counter, loaded into the wallet."""
     require_role(caller, "staff")
-    from cbdc.auth import record_nonce
-
-    def work(s: Any) -> Any:
-        record_nonce(s, caller)
-        return service.cash_load(
+    return state.with_float(
+        lambda s: service.cash_load(
             s,
             state.ctx,
             wallet_id=wallet_id,
@@ -334,9 +331,9 @@ def cash_load(
             key_id=caller.key_id,
             idem_key=key,
             request_hash=h,
-        )
-
-    return state.with_float(work)
+        ),
+        principal=caller,  # the nonce is kept even when the cash load is refused
+    )
 
 
 @router.get("/v1/admin/audit", tags=["staff"])

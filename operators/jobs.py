@@ -13,6 +13,7 @@ import threading
 import time
 from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from cbdc import ledger
@@ -26,6 +27,7 @@ from operators.models import OutboxJob
 
 log = logging.getLogger(__name__)
 LEASE_SECONDS = 30
+JOB_LOCK_NS = 7001  # advisory lock namespace for "a runner is executing this outbox job"
 # Refusals that mean our vault disagrees with the registration centre: never auto-refund.
 VAULT_DISAGREES = {"double_spend", "token_not_owned", "unknown_token"}
 
@@ -74,11 +76,36 @@ class JobRunner:
         return bool(self.tx(check))
 
     def run(self, job: OutboxJob) -> None:
+        """Run one claimed job, unless another runner (a worker whose lease expired, another
+        process) is running it right now, or it finished meanwhile. The job's advisory lock is
+        held on a connection of its own for the whole run (released if the process dies), so
+        two runners never overlap, and a late runner sees the job's final status and stops:
+        a settlement refunded by one runner can never be settled by another."""
+        with self.factory() as guard:
+            got = guard.execute(
+                text("SELECT pg_try_advisory_lock(:ns, :id)"), {"ns": JOB_LOCK_NS, "id": job.id}
+            ).scalar()
+            if not got:  # another runner has it: look again soon (it may be a dead lease)
+                guard.rollback()
+                self._later(job, 0.2, "another runner holds this job")
+                return
+            guard.commit()  # the session-level lock outlives this transaction
+            try:
+                current = self.tx(lambda s: repo.job_status(s, job.id))
+                if current == "pending":
+                    self._dispatch(job)
+            finally:
+                guard.execute(
+                    text("SELECT pg_advisory_unlock(:ns, :id)"), {"ns": JOB_LOCK_NS, "id": job.id}
+                )
+                guard.commit()
+
+    def _dispatch(self, job: OutboxJob) -> None:
         handler = getattr(self, f"_{job.kind}")
         try:
             handler(job)
         except RemoteUnavailable as exc:
-            self._later(job, min(30.0, 0.25 * 2 ** min(job.attempts, 7)), str(exc))
+            self._later(job, min(5.0, 0.25 * 2 ** min(job.attempts, 5)), str(exc))
         except vault.TokensUnavailable as exc:
             self._later(job, 0.05, str(exc))
         except vault.BadCentralBankDocument as exc:
@@ -158,8 +185,11 @@ class JobRunner:
         try:
             answer = peer.request("POST", "/v1/interop/settlements", job.payload["body"])
         except RemoteError as exc:
-            log.error("delivery %s refused: %s", job.reference, exc)
-            self._fail(job, str(exc))
+            if exc.code in ("settlement_rejected", "validation_error"):
+                log.error("delivery %s refused: %s", job.reference, exc)
+                self._fail(job, str(exc))
+            else:  # e.g. 401 while the peer's directory is stale: not about the settlement
+                self._later(job, min(5.0, 0.25 * 2 ** min(job.attempts, 7)), str(exc))
             return
         self.tx(lambda s: settlement.mark_delivered(s, job=job, outcome=answer["outcome"]))
 

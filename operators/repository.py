@@ -31,8 +31,19 @@ def add_wallet(session: Session, wallet: Wallet) -> Wallet:
     return wallet
 
 
-def get_wallet(session: Session, wallet_id: str) -> Wallet | None:
+def get_wallet(session: Session, wallet_id: str, *, lock: bool = False) -> Wallet | None:
+    """The wallet row; with `lock`, re-read from the database and locked FOR UPDATE (never a
+    stale copy from this session's identity map)."""
+    if lock:
+        return session.get(Wallet, wallet_id, with_for_update=True, populate_existing=True)
     return session.get(Wallet, wallet_id)
+
+
+def lock_key(session: Session, namespace: str, key: str) -> None:
+    """Serialise transactions on one logical key (transaction-scoped advisory lock)."""
+    session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext(:n), hashtext(:k))"), {"n": namespace, "k": key}
+    )
 
 
 def wallet_public_key(session: Session, wallet_id: str) -> str | None:
@@ -183,7 +194,7 @@ def smallest_covering_token(session: Session, amount: int) -> VaultToken | None:
     ).first()
 
 
-def held_tokens_for_update(session: Session, limit: int = 200) -> list[VaultToken]:
+def held_tokens_for_update(session: Session, limit: int = 1000) -> list[VaultToken]:
     """Largest held tokens first, skipping those another transaction is reserving."""
     return list(
         session.scalars(
@@ -291,6 +302,10 @@ def lock_job(session: Session, job_id: int) -> OutboxJob | None:
     return session.scalars(
         select(OutboxJob).where(OutboxJob.id == job_id).with_for_update()
     ).first()
+
+
+def job_status(session: Session, job_id: int) -> str | None:
+    return session.scalar(select(OutboxJob.status).where(OutboxJob.id == job_id))
 
 
 def job_by_reference(session: Session, reference: str) -> OutboxJob | None:

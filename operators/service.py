@@ -83,6 +83,7 @@ def open_wallet(
     account; class I only at the counter, i.e. with the request signed by staff."""
     if customer_id is not None and not by_staff:
         raise Forbidden("only staff may attach a wallet to an existing customer")
+    repo.lock_key(session, "wallet-public-key", public_key)  # concurrent opens with one key
     if repo.public_key_in_use(session, public_key):
         raise Conflict("this public key already has a wallet")
     if customer_id is not None:
@@ -341,7 +342,7 @@ def _replayed(previous: Order, order_hash: str) -> None:
 
 def unspend(session: Session, ctx: OperatorContext, *, order: Order) -> None:
     """A payment that came back (refund, return) no longer counts against daily/annual limits."""
-    wallet = repo.get_wallet(session, order.wallet_id)
+    wallet = repo.get_wallet(session, order.wallet_id, lock=True)
     if wallet is None:
         return
     day = order.created_at.astimezone(ctx.timezone)
@@ -460,7 +461,9 @@ def pay(
     if previous is not None:
         _replayed(previous, order_hash)
         return {**payment_receipt(ctx, previous), "replayed": True}
-    session.refresh(payer)  # spend counters as of the lock
+    session.refresh(payer)  # spend counters and class as of the lock
+    if payee is not None:
+        session.refresh(payee)  # class (hence cap) and status as of the lock
     _require_active(payer, "payer wallet")
     day_total, year_total = _check_outgoing_limits(ctx, payer, amount)
     if balances[payer.account_id] < amount:
@@ -634,8 +637,9 @@ def record_refused_order(
     wallet = repo.get_wallet(session, wallet_id)
     if wallet is None or not verify_json(wallet.public_key, order, signature):
         return
+    repo.lock_key(session, f"order-nonce:{wallet_id}", str(order.get("nonce")))
     if repo.find_order(session, wallet_id, order["nonce"]) is not None:
-        return
+        return  # the same refused order, sent twice at once, is recorded once
     repo.add_order(
         session,
         Order(
@@ -680,6 +684,7 @@ def load(
     if previous is not None:
         _replayed(previous, order_hash)
         return {**_exchange_result(session, ctx, previous, wallet), "replayed": True}
+    session.refresh(wallet)  # class (hence cap) and status as of the lock
     _require_active(wallet)
     if balances[customer.deposit_account_id] < amount:
         raise InsufficientFunds(

@@ -192,7 +192,9 @@ def receive(
     kind = body["kind"]
     sweep = 0
     if kind == "return":
-        outcome, credit = _refund_target(session, body["reference"])
+        outcome, credit = _refund_target(
+            session, body["reference"], returned_by=payer_operator, amount=amount
+        )
         reason = body.get("reason") or "returned by payee's operator"
     else:
         outcome, credit, reason, sweep = _payee_target(session, ctx, body["payee_wallet"], amount)
@@ -265,9 +267,10 @@ def _payee_target(
     wallet = repo.get_wallet(session, wallet_id)
     if wallet is None:
         return "returning", None, "unknown_wallet", 0
+    balance = ledger.lock_accounts(session, [wallet.account_id])[wallet.account_id]
+    session.refresh(wallet)  # class (hence cap) and status as of the lock
     if wallet.status != "active":
         return "returning", None, "wallet_not_active", 0
-    balance = ledger.lock_accounts(session, [wallet.account_id])[wallet.account_id]
     cap = ctx.policy.limits(WalletClass(wallet.wallet_class)).balance_cap
     if cap is not None and balance + amount > cap:
         if ctx.policy.overflow != "sweep":
@@ -276,14 +279,24 @@ def _payee_target(
     return "credited", wallet.account_id, None, 0
 
 
-def _refund_target(session: Session, reference: str) -> tuple[str, int | None]:
-    """A return of one of our payments: refund its payer (even over a cap: it is a refund)."""
+def _refund_target(
+    session: Session, reference: str, *, returned_by: str, amount: int
+) -> tuple[str, int | None]:
+    """A return of one of our payments: refund its payer (even over a cap: it is a refund).
+    Only a settled payment to the returning operator, for its full amount, and only once."""
     try:
         order = repo.get_order(session, uuid.UUID(reference), lock=True)
     except ValueError:
         order = None
-    if order is None or order.kind != "payment":
-        raise SettlementRejected(f"no outbound payment {reference} to return")
+    if (
+        order is None
+        or order.kind != "payment"
+        or routing_code(order.counterparty or "") != returned_by
+        or order.amount != amount
+    ):
+        raise SettlementRejected(f"no outbound payment {reference} to {returned_by} to return")
+    if order.status not in ("settled", "delivered"):
+        raise SettlementRejected(f"payment {reference} is {order.status}: nothing to return")
     wallet = repo.get_wallet(session, order.wallet_id)
     assert wallet is not None
     return "refunded", wallet.account_id

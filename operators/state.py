@@ -55,7 +55,9 @@ class OperatorConfig:
 class OperatorState:
     def __init__(self, config: OperatorConfig) -> None:
         self.config = config
-        self.engine = make_engine(config.database_url, pool_size=config.pool_size)
+        # Generous overflow: a running outbox job holds a connection for its advisory lock
+        # while its transactions use others (operators/jobs.py).
+        self.engine = make_engine(config.database_url, pool_size=config.pool_size, max_overflow=40)
         self.factory = session_factory(self.engine)
         cb_http = config.central_bank_http or httpx.Client(
             base_url=config.central_bank_url, timeout=10
@@ -132,9 +134,10 @@ class OperatorState:
             return ResolvedKey("staff", self.ctx.code, self.ctx.key.public_key)
         if key_id.startswith("operator:"):
             code = key_id.split(":", 1)[1]
-            entry = self.ctx.central_bank.operator(code) or self.ctx.central_bank.operator(
-                code, refresh=True
-            )
+            entry = self.ctx.central_bank.operator(code)
+            if entry is None or entry.get("status") != "active":
+                # Maybe registered or reactivated since: refresh (rate-limited by the client).
+                entry = self.ctx.central_bank.operator(code, refresh=True)
             if entry is None or entry.get("status") != "active":
                 return None
             return ResolvedKey("operator", code, entry["public_key"])
