@@ -231,7 +231,7 @@ def pay(body: SignedPayment, state: State) -> Any:
         )
     if receipt["route"] == "cross" and receipt["status"] == "pending_settlement":
         if state.ctx.settlement_mode == "rtgs":
-            state.runner.run_reference(f"pay:{receipt['payment_id']}")
+            state.settle_inline(f"pay:{receipt['payment_id']}")
             refreshed = state.uow.run(
                 None,
                 lambda s: service.payment_status(

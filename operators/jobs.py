@@ -51,7 +51,7 @@ class JobRunner:
         `patience` seconds before it is left to the background worker."""
         deadline = time.monotonic() + patience
         ran = False
-        while True:
+        for _ in range(100):  # bounded: each pass either runs a job or waits 20 ms
             jobs = self.tx(
                 lambda s: repo.claim_jobs(
                     s, limit=5, lease_seconds=LEASE_SECONDS, reference=reference
@@ -60,9 +60,12 @@ class JobRunner:
             for job in sorted(jobs, key=lambda j: j.id):
                 self.run(job)
             ran = ran or bool(jobs)
-            if not jobs or time.monotonic() > deadline or not self._waiting_for_tokens(reference):
-                return ran
+            if jobs:
+                continue  # a follow-up job of the same reference (deliver after settle)
+            if time.monotonic() > deadline or not self._waiting_for_tokens(reference):
+                break
             time.sleep(0.02)
+        return ran
 
     def _waiting_for_tokens(self, reference: str) -> bool:
         def check(s: Session) -> bool:
@@ -167,7 +170,7 @@ class JobRunner:
                 self.tx(lambda s: settlement.refund_settlement(s, self.ctx, job=job, reason=code))
             return
         self.tx(lambda s: settlement.apply_settlement(s, self.ctx, job=job, response=response))
-        self.run_reference(job.reference)  # the deliver job has the same reference
+        # The deliver job (same reference) runs next: inline in run_reference, or by the worker.
 
     def _aml_report(self, job: OutboxJob) -> None:
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,12 +53,15 @@ class OperatorConfig:
     peer_http_factory: Callable[[str], httpx.Client] | None = None
 
 
+INLINE_SETTLEMENTS = 16
+
+
 class OperatorState:
     def __init__(self, config: OperatorConfig) -> None:
         self.config = config
         # Generous overflow: a running outbox job holds a connection for its advisory lock
         # while its transactions use others (operators/jobs.py).
-        self.engine = make_engine(config.database_url, pool_size=config.pool_size, max_overflow=40)
+        self.engine = make_engine(config.database_url, pool_size=config.pool_size, max_overflow=60)
         self.factory = session_factory(self.engine)
         cb_http = config.central_bank_http or httpx.Client(
             base_url=config.central_bank_url, timeout=10
@@ -92,6 +96,9 @@ class OperatorState:
         self.uow = UnitOfWork(self.factory)
         self.auth = SignedRequestAuth(self.resolve_key)
         self.runner = JobRunner(self.factory, self.ctx)
+        # At most this many requests settle inline at once (each holds two connections while
+        # it does); the others answer `pending_settlement` and leave it to the worker.
+        self._inline_slots = threading.BoundedSemaphore(INLINE_SETTLEMENTS)
         self.worker: OutboxWorker | None = None
         self._wallet_keys: dict[str, str] = {}
 
@@ -109,6 +116,13 @@ class OperatorState:
             self.worker.join(timeout=5)
             self.worker = None
         self.engine.dispose()
+
+    def settle_inline(self, reference: str) -> None:
+        if self._inline_slots.acquire(blocking=False):
+            try:
+                self.runner.run_reference(reference)
+            finally:
+                self._inline_slots.release()
 
     def wake_worker(self) -> None:
         if self.worker is not None:

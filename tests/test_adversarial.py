@@ -275,6 +275,7 @@ def test_stale_settle_run_after_success_leaves_no_tokens_reserved(network: Any) 
     first, second = claim_twice(network, "BKA1", f"pay:{receipt.payment_id}")
     runner = network.state("BKA1").runner
     runner.run(first)
+    network.run_jobs()  # the delivery, a job of its own
     assert payer.payment(receipt.payment_id).status == "delivered"
     runner.run(second)  # the stale runner
     assert payee.balance().balance == 1_000_00  # delivered once
