@@ -21,6 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
+from cbdc.crypto import sha256_hex
 from cbdc.db import transaction
 from cbdc.envelope import H_KEY, read_envelope, verify_request
 from cbdc.errors import DomainError, Forbidden, ReplayedRequest, Unauthenticated
@@ -118,3 +119,8 @@ def prune_nonces(session: Session, *, older_than_seconds: int = 3 * 300) -> int:
         {"s": older_than_seconds},
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def request_hash(request: Request) -> str:
+    """What an Idempotency-Key is bound to: method, path and body of the request."""
+    return sha256_hex(request.method.encode() + request.url.path.encode() + await request.body())

@@ -1,4 +1,5 @@
-"""The analysis centre: pseudonymous AML reports from operators, for the regulator.
+"""The analysis centre: pseudonymous AML reports from operators, for the regulator; the
+money supply; and the central bank's side of the cross-tier audit.
 
 Reports carry a wallet id (a pseudonym: it names the operator and an account number, never a
 person), the rule that fired, amounts and times. Identities stay with the operators, sealed to
@@ -7,6 +8,7 @@ the regulator; the regulator gets one only with a signed disclosure order (opera
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
 from typing import Any
@@ -14,8 +16,11 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from cbdc import ledger
 from cbdc.clock import iso, parse_iso
 from cbdc.errors import ValidationFailed
+from central_bank import repository as repo
+from central_bank import service
 from central_bank.models import Operator
 
 
@@ -40,17 +45,11 @@ def receive_report(session: Session, *, operator: Operator, report: dict[str, An
             "w": report["wallet"],
             "r": report["rule"],
             "a": report["amount"],
-            "d": _json(report.get("details", {})),
+            "d": json.dumps(report.get("details", {})),
             "t": occurred,
         },
     ).scalar()
     return {"report_id": str(report_id), "stored": inserted is not None}
-
-
-def _json(value: Any) -> str:
-    import json
-
-    return json.dumps(value)
 
 
 def list_alerts(
@@ -100,3 +99,73 @@ LIMIT :limit
 def alert_summary(session: Session) -> dict[str, int]:
     rows = session.execute(text("SELECT rule, count(*) AS n FROM aml_reports GROUP BY rule")).all()
     return {str(r.rule): int(r.n) for r in rows}
+
+
+# ---------------------------------------------------------------- money supply and audit
+
+
+def money_supply(session: Session) -> dict[str, Any]:
+    operators = repo.list_operators(session)
+    balances = repo.account_balances(session)
+    ops = repo.operations_summary(session)
+    by_operator = [
+        {
+            "operator": o.code,
+            "circulation": balances.get(service.circulation_code(o.code), 0),
+            "reserves": balances.get(service.reserve_code(o.code), 0),
+        }
+        for o in operators
+    ]
+    return {
+        "digital_currency_outstanding": sum(o["circulation"] for o in by_operator),
+        "reserves_total": sum(o["reserves"] for o in by_operator),
+        "live_tokens": repo.live_token_count(session),
+        "operations": {k: {"count": n, "amount": a} for k, (n, a) in ops.items()},
+        "by_operator": by_operator,
+    }
+
+
+def audit(session: Session) -> dict[str, Any]:
+    """The central bank's side of the cross-tier invariants."""
+    operators = repo.list_operators(session)
+    balances = repo.account_balances(session)
+    live = repo.live_value_by_operator(session)
+    flows = repo.postings_total_by_kind(session, "circulation:")
+    reserve_flows = repo.postings_total_by_kind(session, "reserve:")
+    issued = flows.get("issuance", 0)
+    redeemed = -flows.get("redemption", 0)
+    live_total = sum(live.values())
+    checks = []
+
+    def check(name: str, left: int, right: int) -> None:
+        checks.append({"name": name, "left": left, "right": right, "ok": left == right})
+
+    check("live tokens == issued - redeemed", live_total, issued - redeemed)
+    check(
+        "issued - redeemed == reserves debited - reserves credited",
+        issued - redeemed,
+        -reserve_flows.get("issuance", 0) - reserve_flows.get("redemption", 0),
+    )
+    check("settlements net to zero", flows.get("settlement", 0), 0)
+    per_operator = {}
+    for o in operators:
+        circulation = balances.get(service.circulation_code(o.code), 0)
+        check(f"{o.code}: live tokens == circulation account", live.get(o.id, 0), circulation)
+        per_operator[o.code] = {
+            "live_token_value": live.get(o.id, 0),
+            "circulation": circulation,
+            "reserves": balances.get(service.reserve_code(o.code), 0),
+        }
+    integrity = ledger.ledger_integrity(session)
+    check("ledger: unbalanced entries", integrity["unbalanced_entries"], 0)
+    check("ledger: balances equal postings", integrity["balance_drift_accounts"], 0)
+    check("ledger: no negative balances", integrity["negative_balances"], 0)
+    check("ledger: all balances sum to zero", integrity["sum_of_all_balances"], 0)
+    return {
+        "issued": issued,
+        "redeemed": redeemed,
+        "live_token_value": live_total,
+        "operators": per_operator,
+        "checks": checks,
+        "ok": all(c["ok"] for c in checks),
+    }

@@ -7,11 +7,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Header, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from cbdc.auth import Principal, require_role
+from cbdc.auth import Principal, request_hash, require_role
 from cbdc.clock import parse_iso
-from cbdc.crypto import sha256_hex
 from cbdc.errors import ValidationFailed
-from central_bank import analysis, service
+from central_bank import analysis, repository, service
 from central_bank.schemas import (
     FundReserves,
     Info,
@@ -38,11 +37,7 @@ Caller = Annotated[Principal, Depends(_auth)]
 IdemKey = Annotated[str, Header(alias="Idempotency-Key", min_length=8, max_length=200)]
 
 
-async def _request_hash(request: Request) -> str:
-    return sha256_hex(request.method.encode() + request.url.path.encode() + await request.body())
-
-
-RequestHash = Annotated[str, Depends(_request_hash)]
+RequestHash = Annotated[str, Depends(request_hash)]
 
 
 @router.get("/health", tags=["public"])
@@ -104,14 +99,12 @@ def fund_reserves(
 @router.get("/v1/admin/audit", tags=["admin"])
 def audit(caller: Caller, state: State) -> Any:
     require_role(caller, "admin")
-    return state.uow.run(caller, service.audit)
+    return state.uow.run(caller, analysis.audit)
 
 
 @router.get("/v1/operators", response_model=list[OperatorOut], tags=["certification"])
 def list_operators(caller: Caller, state: State) -> Any:
     """The directory of operator certificates (any authenticated party)."""
-    from central_bank import repository
-
     return state.uow.run(
         caller,
         lambda s: [
@@ -168,8 +161,6 @@ def redeem(body: RedeemRequest, caller: Caller, state: State, key: IdemKey, h: R
 def split(body: SplitRequest, caller: Caller, state: State, key: IdemKey, h: RequestHash) -> Any:
     require_role(caller, "operator")
     if any(amount <= 0 for amount in body.outputs):
-        from cbdc.errors import ValidationFailed
-
         raise ValidationFailed("outputs: every output must be positive")
     return state.uow.run(
         caller,
@@ -226,7 +217,7 @@ def settle(body: SettleRequest, caller: Caller, state: State, key: IdemKey, h: R
 @router.get("/v1/stats/money-supply", tags=["analysis"])
 def money_supply(caller: Caller, state: State) -> Any:
     require_role(caller, "admin", "operator", "regulator")
-    return state.uow.run(caller, service.money_supply)
+    return state.uow.run(caller, analysis.money_supply)
 
 
 class AmlReport(BaseModel):

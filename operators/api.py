@@ -8,11 +8,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 
-from cbdc.auth import Principal, require_role
-from cbdc.crypto import sha256_hex
+from cbdc.auth import Principal, request_hash, require_role
 from cbdc.errors import BadSignature, DomainError, Forbidden, IdempotencyMismatch, ValidationFailed
 from cbdc.policy import WalletClass
-from operators import disclosure, service, settlement, vault
+from operators import disclosure, exchange, service, settlement, vault
 from operators import repository as repo
 from operators.errors import InvalidWalletId, OrderExpired, UnknownWallet, WrongOperator
 from operators.schemas import (
@@ -41,11 +40,7 @@ Caller = Annotated[Principal, Depends(_auth)]
 IdemKey = Annotated[str, Header(alias="Idempotency-Key", min_length=8, max_length=100)]
 
 
-async def _request_hash(request: Request) -> str:
-    return sha256_hex(request.method.encode() + request.url.path.encode() + await request.body())
-
-
-RequestHash = Annotated[str, Depends(_request_hash)]
+RequestHash = Annotated[str, Depends(request_hash)]
 
 
 def _wallet_or_staff(caller: Principal, wallet_id: str) -> None:
@@ -195,7 +190,7 @@ def load(wallet_id: str, body: SignedLoad, state: State) -> Any:
     order = body.order.model_dump(exclude_unset=True)
     with _refusals_recorded(state, "load", order, body.signature):
         result = state.with_float(
-            lambda s: service.load(s, state.ctx, order=order, signature=body.signature)
+            lambda s: exchange.load(s, state.ctx, order=order, signature=body.signature)
         )
     state.wake_worker()
     return result
@@ -209,7 +204,7 @@ def unload(wallet_id: str, body: SignedUnload, state: State) -> Any:
     order = body.order.model_dump(exclude_unset=True)
     with _refusals_recorded(state, "unload", order, body.signature):
         result = state.uow.run(
-            None, lambda s: service.unload(s, state.ctx, order=order, signature=body.signature)
+            None, lambda s: exchange.unload(s, state.ctx, order=order, signature=body.signature)
         )
     state.wake_worker()
     return result
@@ -304,7 +299,7 @@ def credit_deposit(
     require_role(caller, "staff")
     return state.uow.run(
         caller,
-        lambda s: service.credit_deposit(
+        lambda s: exchange.credit_deposit(
             s,
             state.ctx,
             customer_id=customer_id,
@@ -323,7 +318,7 @@ def cash_load(
     """Banknotes handed over the counter, loaded into the wallet."""
     require_role(caller, "staff")
     return state.with_float(
-        lambda s: service.cash_load(
+        lambda s: exchange.cash_load(
             s,
             state.ctx,
             wallet_id=wallet_id,

@@ -14,6 +14,7 @@ read that record; the regulator opens it with its private X25519 key.
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -63,7 +64,7 @@ def append_log(session: Session, entry: dict[str, Any]) -> dict[str, Any]:
             "INSERT INTO disclosure_log (seq, prev_hash, entry, hash) "
             "VALUES (:s, :p, CAST(:e AS jsonb), :h)"
         ),
-        {"s": seq, "p": previous, "e": repo._json(entry), "h": digest},
+        {"s": seq, "p": previous, "e": json.dumps(entry), "h": digest},
     )
     return {"seq": seq, "hash": digest}
 

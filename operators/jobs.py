@@ -84,15 +84,16 @@ class JobRunner:
         held on a connection of its own for the whole run (released if the process dies), so
         two runners never overlap, and a late runner sees the job's final status and stops:
         a settlement refunded by one runner can never be settled by another."""
-        with self.factory() as guard:
+        engine = self.factory.kw["bind"]
+        # A Connection, not a Session: a Session hands its connection back to the pool at
+        # commit, and the unlock must run on the very connection that holds the lock.
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as guard:
             got = guard.execute(
                 text("SELECT pg_try_advisory_lock(:ns, :id)"), {"ns": JOB_LOCK_NS, "id": job.id}
             ).scalar()
             if not got:  # another runner has it: look again soon (it may be a dead lease)
-                guard.rollback()
                 self._later(job, 0.2, "another runner holds this job")
                 return
-            guard.commit()  # the session-level lock outlives this transaction
             try:
                 current = self.tx(lambda s: repo.job_status(s, job.id))
                 if current == "pending":
@@ -101,7 +102,6 @@ class JobRunner:
                 guard.execute(
                     text("SELECT pg_advisory_unlock(:ns, :id)"), {"ns": JOB_LOCK_NS, "id": job.id}
                 )
-                guard.commit()
 
     def _dispatch(self, job: OutboxJob) -> None:
         handler = getattr(self, f"_{job.kind}")
@@ -138,10 +138,9 @@ class JobRunner:
         self.tx(lambda s: vault.apply_issuance(s, self.ctx, job=job, response=response))
 
     def _redemption(self, job: OutboxJob) -> None:
-        serials = self.tx(lambda s: vault.prepare_redemption(s, self.ctx, job=job))
+        serials, amount = self.tx(lambda s: vault.prepare_redemption(s, self.ctx, job=job))
         if not serials:
             return
-        amount = self.tx(lambda s: int(repo.lock_job(s, job.id).payload["amount"]))  # type: ignore[union-attr]
         try:
             response = self.ctx.central_bank.redeem(
                 serials=serials, amount=amount, idempotency_key=job.reference

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -68,6 +69,19 @@ def deposit_accounts_of(session: Session, wallet_ids: set[str]) -> list[int]:
 
 def public_key_in_use(session: Session, public_key: str) -> bool:
     return bool(session.scalar(select(func.count()).where(Wallet.public_key == public_key)))
+
+
+def add_numbered_account(session: Session, *, prefix: str, kind: str) -> int:
+    """A new account coded "<prefix>:<its id>", in one statement."""
+    return int(
+        session.execute(
+            text(
+                "INSERT INTO accounts (id, code, kind) "
+                "SELECT n, :p || ':' || n, :k FROM nextval('accounts_id_seq') AS n RETURNING id"
+            ),
+            {"p": prefix, "k": kind},
+        ).scalar_one()
+    )
 
 
 def account_balance(session: Session, account_id: int) -> int:
@@ -258,8 +272,6 @@ def enqueue(session: Session, *, kind: str, reference: str, payload: dict[str, A
 
 
 def _json(value: Any) -> str:
-    import json
-
     return json.dumps(value)
 
 

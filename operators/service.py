@@ -171,7 +171,7 @@ def change_class(
     A downgrade whose new balance cap is below the balance is refused, or the excess is swept
     to the linked deposit, as the policy's `balance_cap.overflow` says."""
     wallet = require_wallet(session, ctx, wallet_id)
-    _require_active(wallet)
+    require_active(wallet)
     holder = repo.get_customer(session, wallet.customer_id)
     assert holder is not None
     identity = _identity_of(ctx, holder)
@@ -252,15 +252,7 @@ def _sweep_to_deposit(
 
 
 def _new_account(session: Session, *, prefix: str, kind: str) -> int:
-    temporary = f"{prefix}:{uuid.uuid4()}"
-    account = ledger.ensure_account(session, code=temporary, kind=kind)
-    from sqlalchemy import text
-
-    session.execute(
-        text("UPDATE accounts SET code = :c WHERE id = :i"),
-        {"c": f"{prefix}:{account}", "i": account},
-    )
-    return account
+    return repo.add_numbered_account(session, prefix=prefix, kind=kind)
 
 
 def require_wallet(session: Session, ctx: OperatorContext, wallet_id: str) -> Wallet:
@@ -312,7 +304,7 @@ def _today(ctx: OperatorContext) -> tuple[Any, int]:
 # ------------------------------------------------------------------ order checks
 
 
-def _check_signed_order(wallet: Wallet, order: dict[str, Any], signature: str) -> str:
+def check_signed_order(wallet: Wallet, order: dict[str, Any], signature: str) -> str:
     if not verify_json(wallet.public_key, order, signature):
         raise BadSignature("order signature does not verify against the wallet's key")
     try:
@@ -325,12 +317,12 @@ def _check_signed_order(wallet: Wallet, order: dict[str, Any], signature: str) -
     return sha256_hex(canonical_json(order))
 
 
-def _check_currency(ctx: OperatorContext, order: dict[str, Any]) -> None:
+def check_currency(ctx: OperatorContext, order: dict[str, Any]) -> None:
     if order["currency"] != ctx.currency:
         raise CurrencyMismatch(f"this network's currency is {ctx.currency}")
 
 
-def _replayed(previous: Order, order_hash: str) -> None:
+def check_replay(previous: Order, order_hash: str) -> None:
     if previous.order_hash != order_hash:
         raise IdempotencyMismatch("this nonce was already used by a different order")
     if previous.status == "failed" and previous.entry_id is None:
@@ -362,7 +354,7 @@ def unspend(session: Session, ctx: OperatorContext, *, order: Order) -> None:
     )
 
 
-def _require_active(wallet: Wallet, role: str = "wallet") -> None:
+def require_active(wallet: Wallet, role: str = "wallet") -> None:
     if wallet.status != "active":
         raise WalletNotActive(f"{role} {wallet.id} is {wallet.status}")
 
@@ -393,7 +385,7 @@ def _check_outgoing_limits(ctx: OperatorContext, wallet: Wallet, amount: int) ->
     return day_total, year_total
 
 
-def _check_cap(
+def check_cap(
     ctx: OperatorContext, wallet: Wallet, balance: int, amount: int, *, payee: bool
 ) -> None:
     cap = limits_of(ctx, wallet).balance_cap
@@ -437,13 +429,13 @@ def pay(
     """Post a signed payment order. Same-operator payments complete here; cross-operator ones
     move the amount to `in_transit_out` and queue settlement through the central bank."""
     payer_id, payee_id, amount = order["payer"], order["payee"], order["amount"]
-    _check_currency(ctx, order)
+    check_currency(ctx, order)
     if not is_valid_wallet_id(payee_id):
         raise InvalidWalletId(f"payee {payee_id!r} is not a valid wallet id")
     if payer_id == payee_id:
         raise SelfPayment("payer and payee are the same wallet")
     payer = require_wallet(session, ctx, payer_id)
-    order_hash = _check_signed_order(payer, order, signature)
+    order_hash = check_signed_order(payer, order, signature)
     cross = routing_code(payee_id) != ctx.code
     payee: Wallet | None = None
     if cross:
@@ -459,12 +451,12 @@ def pay(
     balances = ledger.lock_accounts(session, [payer.account_id, credit_account])
     previous = repo.find_order(session, payer_id, order["nonce"])
     if previous is not None:
-        _replayed(previous, order_hash)
+        check_replay(previous, order_hash)
         return {**payment_receipt(ctx, previous), "replayed": True}
     session.refresh(payer)  # spend counters and class as of the lock
     if payee is not None:
         session.refresh(payee)  # class (hence cap) and status as of the lock
-    _require_active(payer, "payer wallet")
+    require_active(payer, "payer wallet")
     day_total, year_total = _check_outgoing_limits(ctx, payer, amount)
     if balances[payer.account_id] < amount:
         raise InsufficientFunds(
@@ -472,7 +464,7 @@ def pay(
         )
     sweep = 0
     if payee is not None:
-        _require_active(payee, "payee wallet")
+        require_active(payee, "payee wallet")
         sweep = _overflow(ctx, payee, balances[payee.account_id], amount)
     order_id = uuid.uuid4()
     entry = ledger.post(
@@ -602,7 +594,7 @@ def _overflow(ctx: OperatorContext, payee: Wallet, balance: int, amount: int) ->
     if cap is None or balance + amount <= cap:
         return 0
     if ctx.policy.overflow != "sweep":
-        _check_cap(ctx, payee, balance, amount, payee=True)
+        check_cap(ctx, payee, balance, amount, payee=True)
     return balance + amount - max(cap, balance)
 
 
@@ -658,253 +650,6 @@ def record_refused_order(
             created_at=utcnow(),
         ),
     )
-
-
-# ------------------------------------------------------------------ exchange
-
-
-def load(
-    session: Session, ctx: OperatorContext, *, order: dict[str, Any], signature: str
-) -> dict[str, Any]:
-    """Deposit -> wallet: the deposit is extinguished and vault float becomes the customer's."""
-    wallet = require_wallet(session, ctx, order["wallet"])
-    _check_currency(ctx, order)
-    order_hash = _check_signed_order(wallet, order, signature)
-    amount = order["amount"]
-    customer = repo.get_customer(session, wallet.customer_id)
-    assert customer is not None
-    accounts = [
-        wallet.account_id,
-        customer.deposit_account_id,
-        ctx.account("vault_float"),
-        ctx.account("deposits_contra"),
-    ]
-    balances = ledger.lock_accounts(session, accounts)
-    previous = repo.find_order(session, wallet.id, order["nonce"])
-    if previous is not None:
-        _replayed(previous, order_hash)
-        return {**_exchange_result(session, ctx, previous, wallet), "replayed": True}
-    session.refresh(wallet)  # class (hence cap) and status as of the lock
-    _require_active(wallet)
-    if balances[customer.deposit_account_id] < amount:
-        raise InsufficientFunds(
-            f"deposit balance {balances[customer.deposit_account_id]} does not cover {amount}"
-        )
-    _check_cap(ctx, wallet, balances[wallet.account_id], amount, payee=False)
-    if balances[ctx.account("vault_float")] < amount:
-        raise VaultShortfall(amount - balances[ctx.account("vault_float")])
-    order_id = uuid.uuid4()
-    entry = ledger.post(
-        session,
-        kind="load",
-        reference=str(order_id),
-        legs=[
-            (customer.deposit_account_id, -amount),
-            (ctx.account("deposits_contra"), amount),
-            (ctx.account("vault_float"), -amount),
-            (wallet.account_id, amount),
-        ],
-    )
-    row = repo.add_order(
-        session,
-        Order(
-            id=order_id,
-            wallet_id=wallet.id,
-            nonce=order["nonce"],
-            kind="load",
-            amount=amount,
-            counterparty="deposit",
-            body=order,
-            signature=signature,
-            order_hash=order_hash,
-            status="completed",
-            entry_id=entry,
-            created_at=utcnow(),
-        ),
-    )
-    from operators import vault
-
-    vault.check_water_marks(
-        session, ctx, float_balance=balances[ctx.account("vault_float")] - amount
-    )
-    return {**_exchange_result(session, ctx, row, wallet), "replayed": False}
-
-
-def unload(
-    session: Session, ctx: OperatorContext, *, order: dict[str, Any], signature: str
-) -> dict[str, Any]:
-    """Wallet -> deposit: the customer's digital currency returns to the vault float."""
-    wallet = require_wallet(session, ctx, order["wallet"])
-    _check_currency(ctx, order)
-    order_hash = _check_signed_order(wallet, order, signature)
-    amount = order["amount"]
-    customer = repo.get_customer(session, wallet.customer_id)
-    assert customer is not None
-    accounts = [
-        wallet.account_id,
-        customer.deposit_account_id,
-        ctx.account("vault_float"),
-        ctx.account("deposits_contra"),
-    ]
-    balances = ledger.lock_accounts(session, accounts)
-    previous = repo.find_order(session, wallet.id, order["nonce"])
-    if previous is not None:
-        _replayed(previous, order_hash)
-        return {**_exchange_result(session, ctx, previous, wallet), "replayed": True}
-    _require_active(wallet)
-    if balances[wallet.account_id] < amount:
-        raise InsufficientFunds(f"wallet balance {balances[wallet.account_id]} < {amount}")
-    order_id = uuid.uuid4()
-    entry = ledger.post(
-        session,
-        kind="unload",
-        reference=str(order_id),
-        legs=[
-            (wallet.account_id, -amount),
-            (ctx.account("vault_float"), amount),
-            (ctx.account("deposits_contra"), -amount),
-            (customer.deposit_account_id, amount),
-        ],
-    )
-    row = repo.add_order(
-        session,
-        Order(
-            id=order_id,
-            wallet_id=wallet.id,
-            nonce=order["nonce"],
-            kind="unload",
-            amount=amount,
-            counterparty="deposit",
-            body=order,
-            signature=signature,
-            order_hash=order_hash,
-            status="completed",
-            entry_id=entry,
-            created_at=utcnow(),
-        ),
-    )
-    aml.on_unload(session, ctx, wallet=wallet, amount=amount)
-    from operators import vault
-
-    vault.check_water_marks(
-        session, ctx, float_balance=balances[ctx.account("vault_float")] + amount
-    )
-    return {**_exchange_result(session, ctx, row, wallet), "replayed": False}
-
-
-def _exchange_result(
-    session: Session, ctx: OperatorContext, order: Order, wallet: Wallet
-) -> dict[str, Any]:
-    return {
-        "order_id": str(order.id),
-        "kind": order.kind,
-        "wallet_id": wallet.id,
-        "amount": order.amount,
-        "status": order.status,
-        "wallet_balance": repo.account_balance(session, wallet.account_id),
-        "deposit_balance": repo.customer_deposit_balance(session, wallet.customer_id),
-    }
-
-
-# ------------------------------------------------------------------ staff operations
-
-
-def _staff_idempotent(
-    session: Session, key_id: str, idem_key: str, request_hash: str, run: Any
-) -> dict[str, Any]:
-    repo.lock_idempotency_key(session, key_id, idem_key)
-    found = repo.find_idempotency(session, key_id, idem_key)
-    if found is not None:
-        if found[0] != request_hash:
-            raise IdempotencyMismatch("Idempotency-Key was used for a different request")
-        return {**found[1], "replayed": True}
-    response = run()
-    repo.save_idempotency(session, key_id, idem_key, request_hash, response)
-    return {**response, "replayed": False}
-
-
-def credit_deposit(
-    session: Session,
-    ctx: OperatorContext,
-    *,
-    customer_id: int,
-    amount: int,
-    key_id: str,
-    idem_key: str,
-    request_hash: str,
-) -> dict[str, Any]:
-    """Simulated commercial-bank money arriving in a customer's deposit account."""
-
-    def run() -> dict[str, Any]:
-        customer = repo.get_customer(session, customer_id)
-        if customer is None:
-            raise ValidationFailed(f"customer_id: no customer {customer_id}")
-        ledger.lock_accounts(session, [customer.deposit_account_id, ctx.account("deposits_contra")])
-        ledger.post(
-            session,
-            kind="deposit_credit",
-            reference=idem_key,
-            legs=[(ctx.account("deposits_contra"), -amount), (customer.deposit_account_id, amount)],
-        )
-        return {
-            "customer_id": customer_id,
-            "amount": amount,
-            "deposit_balance": repo.customer_deposit_balance(session, customer_id),
-        }
-
-    return _staff_idempotent(session, key_id, idem_key, request_hash, run)
-
-
-def cash_load(
-    session: Session,
-    ctx: OperatorContext,
-    *,
-    wallet_id: str,
-    amount: int,
-    key_id: str,
-    idem_key: str,
-    request_hash: str,
-) -> dict[str, Any]:
-    """Banknotes over the counter -> wallet (M0 cash substituted by M0 digital currency)."""
-
-    def run() -> dict[str, Any]:
-        wallet = require_wallet(session, ctx, wallet_id)
-        _require_active(wallet)
-        balances = ledger.lock_accounts(
-            session,
-            [
-                wallet.account_id,
-                ctx.account("vault_float"),
-                ctx.account("cash_on_hand"),
-                ctx.account("cash_contra"),
-            ],
-        )
-        _check_cap(ctx, wallet, balances[wallet.account_id], amount, payee=False)
-        if balances[ctx.account("vault_float")] < amount:
-            raise VaultShortfall(amount - balances[ctx.account("vault_float")])
-        ledger.post(
-            session,
-            kind="cash_load",
-            reference=idem_key,
-            legs=[
-                (ctx.account("cash_contra"), -amount),
-                (ctx.account("cash_on_hand"), amount),
-                (ctx.account("vault_float"), -amount),
-                (wallet.account_id, amount),
-            ],
-        )
-        from operators import vault
-
-        vault.check_water_marks(
-            session, ctx, float_balance=balances[ctx.account("vault_float")] - amount
-        )
-        return {
-            "wallet_id": wallet_id,
-            "amount": amount,
-            "wallet_balance": repo.account_balance(session, wallet.account_id),
-        }
-
-    return _staff_idempotent(session, key_id, idem_key, request_hash, run)
 
 
 # ------------------------------------------------------------------ history

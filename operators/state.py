@@ -6,7 +6,6 @@ import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -201,7 +200,3 @@ class OperatorState:
 
 def get_state(request: Request) -> OperatorState:
     return request.app.state.operator  # type: ignore[no-any-return]
-
-
-def policy_path(path: str | None) -> Path | None:
-    return Path(path) if path else None

@@ -139,21 +139,25 @@ def reserve_for(session: Session, *, amount: int, reference: str) -> list[str]:
     return [str(s) for s in chosen]
 
 
-def prepare_redemption(session: Session, ctx: OperatorContext, *, job: OutboxJob) -> list[str]:
-    """Move the amount from the float to `redemption_pending` and reserve tokens (once)."""
+def prepare_redemption(
+    session: Session, ctx: OperatorContext, *, job: OutboxJob
+) -> tuple[list[str], int]:
+    """Move the amount from the float to `redemption_pending` and reserve tokens (once).
+    Returns the reserved serials and the amount to redeem (nothing when there is nothing)."""
     locked = repo.lock_job(session, job.id)
     if locked is None or locked.status != "pending":
-        return []
+        return [], 0
     reference = job.reference
     if locked.payload.get("prepared"):
-        return [str(t.serial) for t in repo.reserved_tokens(session, reference)]
+        serials = [str(t.serial) for t in repo.reserved_tokens(session, reference)]
+        return serials, int(locked.payload["amount"])
     balances = ledger.lock_accounts(
         session, [ctx.account("vault_float"), ctx.account("redemption_pending")]
     )
     amount = min(int(job.payload["amount"]), balances[ctx.account("vault_float")])
     if amount <= 0:
         repo.finish_job(session, job.id, error="nothing to redeem")
-        return []
+        return [], 0
     serials = reserve_for(session, amount=amount, reference=reference)
     ledger.post(
         session,
@@ -163,7 +167,7 @@ def prepare_redemption(session: Session, ctx: OperatorContext, *, job: OutboxJob
     )
     locked.payload = {**locked.payload, "amount": amount, "prepared": True}
     session.flush()
-    return serials
+    return serials, amount
 
 
 def apply_redemption(

@@ -1,0 +1,259 @@
+"""Exchange between commercial-bank money and digital currency (M0 substitution): a customer
+loads a wallet from its deposit or with banknotes at the counter, and unloads back to the
+deposit; staff credit simulated deposits. Loads draw on the vault float (a shortfall raises
+`service.VaultShortfall`, and the API obtains issuance and retries); every move is one balanced
+journal entry with the deposit side and the CBDC side in the same entry.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from cbdc import ledger
+from cbdc.clock import utcnow
+from cbdc.errors import IdempotencyMismatch, InsufficientFunds, ValidationFailed
+from operators import aml, service, vault
+from operators import repository as repo
+from operators.context import OperatorContext
+from operators.models import Order, Wallet
+
+
+def load(
+    session: Session, ctx: OperatorContext, *, order: dict[str, Any], signature: str
+) -> dict[str, Any]:
+    """Deposit -> wallet: the deposit is extinguished and vault float becomes the customer's."""
+    wallet = service.require_wallet(session, ctx, order["wallet"])
+    service.check_currency(ctx, order)
+    order_hash = service.check_signed_order(wallet, order, signature)
+    amount = order["amount"]
+    customer = repo.get_customer(session, wallet.customer_id)
+    assert customer is not None
+    accounts = [
+        wallet.account_id,
+        customer.deposit_account_id,
+        ctx.account("vault_float"),
+        ctx.account("deposits_contra"),
+    ]
+    balances = ledger.lock_accounts(session, accounts)
+    previous = repo.find_order(session, wallet.id, order["nonce"])
+    if previous is not None:
+        service.check_replay(previous, order_hash)
+        return {**_exchange_result(session, ctx, previous, wallet), "replayed": True}
+    session.refresh(wallet)  # class (hence cap) and status as of the lock
+    service.require_active(wallet)
+    if balances[customer.deposit_account_id] < amount:
+        raise InsufficientFunds(
+            f"deposit balance {balances[customer.deposit_account_id]} does not cover {amount}"
+        )
+    service.check_cap(ctx, wallet, balances[wallet.account_id], amount, payee=False)
+    if balances[ctx.account("vault_float")] < amount:
+        raise service.VaultShortfall(amount - balances[ctx.account("vault_float")])
+    order_id = uuid.uuid4()
+    entry = ledger.post(
+        session,
+        kind="load",
+        reference=str(order_id),
+        legs=[
+            (customer.deposit_account_id, -amount),
+            (ctx.account("deposits_contra"), amount),
+            (ctx.account("vault_float"), -amount),
+            (wallet.account_id, amount),
+        ],
+    )
+    row = repo.add_order(
+        session,
+        Order(
+            id=order_id,
+            wallet_id=wallet.id,
+            nonce=order["nonce"],
+            kind="load",
+            amount=amount,
+            counterparty="deposit",
+            body=order,
+            signature=signature,
+            order_hash=order_hash,
+            status="completed",
+            entry_id=entry,
+            created_at=utcnow(),
+        ),
+    )
+    vault.check_water_marks(
+        session, ctx, float_balance=balances[ctx.account("vault_float")] - amount
+    )
+    return {**_exchange_result(session, ctx, row, wallet), "replayed": False}
+
+
+def unload(
+    session: Session, ctx: OperatorContext, *, order: dict[str, Any], signature: str
+) -> dict[str, Any]:
+    """Wallet -> deposit: the customer's digital currency returns to the vault float."""
+    wallet = service.require_wallet(session, ctx, order["wallet"])
+    service.check_currency(ctx, order)
+    order_hash = service.check_signed_order(wallet, order, signature)
+    amount = order["amount"]
+    customer = repo.get_customer(session, wallet.customer_id)
+    assert customer is not None
+    accounts = [
+        wallet.account_id,
+        customer.deposit_account_id,
+        ctx.account("vault_float"),
+        ctx.account("deposits_contra"),
+    ]
+    balances = ledger.lock_accounts(session, accounts)
+    previous = repo.find_order(session, wallet.id, order["nonce"])
+    if previous is not None:
+        service.check_replay(previous, order_hash)
+        return {**_exchange_result(session, ctx, previous, wallet), "replayed": True}
+    service.require_active(wallet)
+    if balances[wallet.account_id] < amount:
+        raise InsufficientFunds(f"wallet balance {balances[wallet.account_id]} < {amount}")
+    order_id = uuid.uuid4()
+    entry = ledger.post(
+        session,
+        kind="unload",
+        reference=str(order_id),
+        legs=[
+            (wallet.account_id, -amount),
+            (ctx.account("vault_float"), amount),
+            (ctx.account("deposits_contra"), -amount),
+            (customer.deposit_account_id, amount),
+        ],
+    )
+    row = repo.add_order(
+        session,
+        Order(
+            id=order_id,
+            wallet_id=wallet.id,
+            nonce=order["nonce"],
+            kind="unload",
+            amount=amount,
+            counterparty="deposit",
+            body=order,
+            signature=signature,
+            order_hash=order_hash,
+            status="completed",
+            entry_id=entry,
+            created_at=utcnow(),
+        ),
+    )
+    aml.on_unload(session, ctx, wallet=wallet, amount=amount)
+    vault.check_water_marks(
+        session, ctx, float_balance=balances[ctx.account("vault_float")] + amount
+    )
+    return {**_exchange_result(session, ctx, row, wallet), "replayed": False}
+
+
+def _exchange_result(
+    session: Session, ctx: OperatorContext, order: Order, wallet: Wallet
+) -> dict[str, Any]:
+    return {
+        "order_id": str(order.id),
+        "kind": order.kind,
+        "wallet_id": wallet.id,
+        "amount": order.amount,
+        "status": order.status,
+        "wallet_balance": repo.account_balance(session, wallet.account_id),
+        "deposit_balance": repo.customer_deposit_balance(session, wallet.customer_id),
+    }
+
+
+# ------------------------------------------------------------------ staff operations
+
+
+def _staff_idempotent(
+    session: Session, key_id: str, idem_key: str, request_hash: str, run: Any
+) -> dict[str, Any]:
+    repo.lock_idempotency_key(session, key_id, idem_key)
+    found = repo.find_idempotency(session, key_id, idem_key)
+    if found is not None:
+        if found[0] != request_hash:
+            raise IdempotencyMismatch("Idempotency-Key was used for a different request")
+        return {**found[1], "replayed": True}
+    response = run()
+    repo.save_idempotency(session, key_id, idem_key, request_hash, response)
+    return {**response, "replayed": False}
+
+
+def credit_deposit(
+    session: Session,
+    ctx: OperatorContext,
+    *,
+    customer_id: int,
+    amount: int,
+    key_id: str,
+    idem_key: str,
+    request_hash: str,
+) -> dict[str, Any]:
+    """Simulated commercial-bank money arriving in a customer's deposit account."""
+
+    def run() -> dict[str, Any]:
+        customer = repo.get_customer(session, customer_id)
+        if customer is None:
+            raise ValidationFailed(f"customer_id: no customer {customer_id}")
+        ledger.lock_accounts(session, [customer.deposit_account_id, ctx.account("deposits_contra")])
+        ledger.post(
+            session,
+            kind="deposit_credit",
+            reference=idem_key,
+            legs=[(ctx.account("deposits_contra"), -amount), (customer.deposit_account_id, amount)],
+        )
+        return {
+            "customer_id": customer_id,
+            "amount": amount,
+            "deposit_balance": repo.customer_deposit_balance(session, customer_id),
+        }
+
+    return _staff_idempotent(session, key_id, idem_key, request_hash, run)
+
+
+def cash_load(
+    session: Session,
+    ctx: OperatorContext,
+    *,
+    wallet_id: str,
+    amount: int,
+    key_id: str,
+    idem_key: str,
+    request_hash: str,
+) -> dict[str, Any]:
+    """Banknotes over the counter -> wallet (M0 cash substituted by M0 digital currency)."""
+
+    def run() -> dict[str, Any]:
+        wallet = service.require_wallet(session, ctx, wallet_id)
+        service.require_active(wallet)
+        balances = ledger.lock_accounts(
+            session,
+            [
+                wallet.account_id,
+                ctx.account("vault_float"),
+                ctx.account("cash_on_hand"),
+                ctx.account("cash_contra"),
+            ],
+        )
+        service.check_cap(ctx, wallet, balances[wallet.account_id], amount, payee=False)
+        if balances[ctx.account("vault_float")] < amount:
+            raise service.VaultShortfall(amount - balances[ctx.account("vault_float")])
+        ledger.post(
+            session,
+            kind="cash_load",
+            reference=idem_key,
+            legs=[
+                (ctx.account("cash_contra"), -amount),
+                (ctx.account("cash_on_hand"), amount),
+                (ctx.account("vault_float"), -amount),
+                (wallet.account_id, amount),
+            ],
+        )
+        vault.check_water_marks(
+            session, ctx, float_balance=balances[ctx.account("vault_float")] - amount
+        )
+        return {
+            "wallet_id": wallet_id,
+            "amount": amount,
+            "wallet_balance": repo.account_balance(session, wallet.account_id),
+        }
+
+    return _staff_idempotent(session, key_id, idem_key, request_hash, run)
