@@ -1,9 +1,10 @@
 """Double-entry posting, shared by both databases (same `accounts`/`journal_entries`/`postings`
 tables, see migrations/ledger_v1.py).
 
-`post()` writes one journal entry whose legs must sum to zero; the database applies each leg to
-its account's balance and refuses a negative balance on a non-contra account (raised here as
-`InsufficientFunds`) and an unbalanced entry (at COMMIT). Callers lock the accounts they read
+`post()` writes one journal entry whose legs must sum to zero, `post_many()` thousands of them
+in two statements; the database applies each statement's legs to the accounts' balances and
+refuses a negative balance on a non-contra account (raised here as `InsufficientFunds`) and an
+unbalanced entry (migrations/ledger_v2.py). Callers lock the accounts they read
 balances from with `lock_accounts()`, always in ascending id order, so concurrent transfers
 cannot deadlock.
 """
@@ -11,6 +12,7 @@ cannot deadlock.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
@@ -19,6 +21,7 @@ from sqlalchemy.orm import Session
 from cbdc.errors import InsufficientFunds
 
 Leg = tuple[int, int]  # (account id, signed amount in minor units)
+Entry = tuple[str, str | None, Sequence[Leg]]  # (kind, reference, legs)
 
 
 class UnbalancedEntry(ValueError):
@@ -27,29 +30,75 @@ class UnbalancedEntry(ValueError):
 
 def post(session: Session, *, kind: str, reference: str | None, legs: Sequence[Leg]) -> int:
     """Write one balanced journal entry; return its id."""
-    legs = [(account, amount) for account, amount in legs if amount != 0]
-    if sum(amount for _, amount in legs) != 0:
-        raise UnbalancedEntry(f"{kind}: legs sum to {sum(a for _, a in legs)}")
-    if not legs:
-        raise UnbalancedEntry(f"{kind}: no legs")
-    entry_id = int(
-        session.execute(
-            text("INSERT INTO journal_entries (kind, reference) VALUES (:k, :r) RETURNING id"),
-            {"k": kind, "r": reference},
-        ).scalar_one()
+    return post_many(session, [(kind, reference, legs)])[0]
+
+
+def post_many(
+    session: Session, entries: Sequence[Entry], *, at: datetime | None = None
+) -> list[int]:
+    """Write many balanced journal entries in two statements; return their ids, in order.
+
+    Each entry's legs must sum to zero (checked here, and again by the database per statement).
+    `at` stamps the entries (a simulated clock); by default the database's now()."""
+    if not entries:
+        return []
+    kinds: list[str] = []
+    references: list[str | None] = []
+    counts: list[int] = []
+    accounts: list[int] = []
+    amounts: list[int] = []
+    for kind, reference, legs in entries:
+        n = 0
+        total = 0
+        for account, amount in legs:
+            if amount:
+                accounts.append(account)
+                amounts.append(amount)
+                total += amount
+                n += 1
+        if total != 0:
+            raise UnbalancedEntry(f"{kind}: legs sum to {total}")
+        if n == 0:
+            raise UnbalancedEntry(f"{kind}: no legs")
+        kinds.append(kind)
+        references.append(reference)
+        counts.append(n)
+    ids = [
+        int(v)
+        for v in session.execute(
+            text(
+                "SELECT nextval(pg_get_serial_sequence('journal_entries', 'id')) "
+                "FROM generate_series(1, :n)"
+            ),
+            {"n": len(kinds)},
+        ).scalars()
+    ]
+    session.execute(
+        text(
+            "INSERT INTO journal_entries (id, kind, reference, created_at) "
+            "SELECT e.id, e.kind, e.reference, coalesce(CAST(:at AS timestamptz), now()) "
+            "FROM unnest(CAST(:ids AS bigint[]), CAST(:kinds AS text[]), "
+            "CAST(:refs AS text[])) AS e(id, kind, reference)"
+        ),
+        {"ids": ids, "kinds": kinds, "refs": references, "at": at},
     )
-    # Debits (negative legs) first: a refused debit fails before any credit is written.
-    ordered = sorted(legs, key=lambda leg: (leg[1] > 0, leg[0]))
+    entry_ids: list[int] = []
+    for entry_id, n in zip(ids, counts, strict=True):
+        entry_ids.extend([entry_id] * n)
     try:
         session.execute(
-            text("INSERT INTO postings (entry_id, account_id, amount) VALUES (:e, :a, :m)"),
-            [{"e": entry_id, "a": account, "m": amount} for account, amount in ordered],
+            text(
+                "INSERT INTO postings (entry_id, account_id, amount) "
+                "SELECT * FROM unnest(CAST(:e AS bigint[]), CAST(:a AS bigint[]), "
+                "CAST(:m AS bigint[]))"
+            ),
+            {"e": entry_ids, "a": accounts, "m": amounts},
         )
     except IntegrityError as exc:
         if "ck_accounts_non_negative" in str(exc.orig):
             raise InsufficientFunds("an account would go negative") from None
         raise
-    return entry_id
+    return ids
 
 
 def lock_accounts(session: Session, account_ids: Iterable[int]) -> dict[int, int]:

@@ -1,9 +1,9 @@
-"""Ledger invariants enforced by the DATABASE itself (migrations/ledger_v1.py and the central
-bank's token triggers), checked with raw SQL on freshly migrated databases, plus the Python
-wrapper `cbdc.ledger.post`.
+"""Ledger invariants enforced by the DATABASE itself (migrations/ledger_v1.py + ledger_v2.py and
+the central bank's token triggers), checked with raw SQL on freshly migrated databases, plus the
+Python wrappers `cbdc.ledger.post` and `post_many`.
 
-These tests commit (deferred constraint triggers only fire at COMMIT), so each one works on its
-own fresh database.
+Postings are applied and checked per statement: the legs of an entry are inserted together.
+These tests commit, so each one works on its own fresh database.
 """
 
 from __future__ import annotations
@@ -63,10 +63,14 @@ def new_entry(conn: Connection, kind: str = "test") -> int:
     )
 
 
-def post_leg(conn: Connection, entry: int, account: int, amount: int) -> None:
+def post_legs(conn: Connection, entry: int, *legs: tuple[int, int]) -> None:
+    """All legs in ONE statement, as the ledger requires."""
+    values = ", ".join(f"(:e, :a{i}, :m{i})" for i in range(len(legs)))
+    params: dict[str, int] = {"e": entry}
+    for i, (account, amount) in enumerate(legs):
+        params[f"a{i}"], params[f"m{i}"] = account, amount
     conn.execute(
-        text("INSERT INTO postings (entry_id, account_id, amount) VALUES (:e, :a, :m)"),
-        {"e": entry, "a": account, "m": amount},
+        text(f"INSERT INTO postings (entry_id, account_id, amount) VALUES {values}"), params
     )
 
 
@@ -91,8 +95,7 @@ def funded(operator_db: Engine) -> tuple[Engine, int, int, int]:
         a = make_account(conn, "a")
         b = make_account(conn, "b")
         entry = new_entry(conn, "funding")
-        post_leg(conn, entry, source, -1000)
-        post_leg(conn, entry, a, 1000)
+        post_legs(conn, entry, (source, -1000), (a, 1000))
     return operator_db, source, a, b
 
 
@@ -100,8 +103,7 @@ def test_balanced_entry_commits_and_updates_balances(funded: tuple[Engine, int, 
     engine, _source, a, b = funded
     with engine.begin() as conn:
         entry = new_entry(conn, "transfer")
-        post_leg(conn, entry, a, -400)
-        post_leg(conn, entry, b, 400)
+        post_legs(conn, entry, (a, -400), (b, 400))
     assert balances(engine) == {"source": -1000, "a": 600, "b": 400}
 
 
@@ -112,8 +114,7 @@ def test_posting_that_makes_a_non_contra_account_negative_fails(
     before, before_counts = balances(engine), counts(engine)
     with pytest.raises(DBAPIError) as caught, engine.begin() as conn:
         entry = new_entry(conn, "overdraw")
-        post_leg(conn, entry, a, -1001)
-        post_leg(conn, entry, b, 1001)
+        post_legs(conn, entry, (a, -1001), (b, 1001))
     assert sqlstate(caught.value) == CHECK_VIOLATION
     assert "ck_accounts_non_negative" in str(caught.value.orig)
     assert balances(engine) == before
@@ -124,41 +125,70 @@ def test_contra_account_may_go_negative(funded: tuple[Engine, int, int, int]) ->
     engine, source, a, _b = funded
     with engine.begin() as conn:
         entry = new_entry(conn)
-        post_leg(conn, entry, source, -5000)
-        post_leg(conn, entry, a, 5000)
+        post_legs(conn, entry, (source, -5000), (a, 5000))
     assert balances(engine)["source"] == -6000
 
 
-def test_unbalanced_entry_fails_at_commit(funded: tuple[Engine, int, int, int]) -> None:
+def test_unbalanced_statement_is_refused_at_once(funded: tuple[Engine, int, int, int]) -> None:
     engine, _source, a, b = funded
     before, before_counts = balances(engine), counts(engine)
-    conn = engine.connect()
-    try:
-        trans = conn.begin()
+    with pytest.raises(DBAPIError) as caught, engine.begin() as conn:
         entry = new_entry(conn, "unbalanced")
-        post_leg(conn, entry, a, -100)
-        post_leg(conn, entry, b, 99)
-        # The check is deferred: inside the transaction the legs are accepted...
-        assert conn.execute(
-            text("SELECT sum(amount) FROM postings WHERE entry_id = :e"), {"e": entry}
-        ).scalar_one() == -1
-        # ...and refused at COMMIT.
-        with pytest.raises(DBAPIError) as caught:
-            trans.commit()
-        assert sqlstate(caught.value) == CHECK_VIOLATION
-        assert "does not balance" in str(caught.value.orig)
-    finally:
-        conn.close()
+        post_legs(conn, entry, (a, -100), (b, 99))
+    assert sqlstate(caught.value) == CHECK_VIOLATION
+    assert "does not balance" in str(caught.value.orig)
     assert balances(engine) == before
     assert counts(engine) == before_counts
 
 
-def test_single_leg_entry_fails_at_commit(funded: tuple[Engine, int, int, int]) -> None:
+def test_legs_split_over_statements_are_refused(funded: tuple[Engine, int, int, int]) -> None:
+    """Even a pair that would balance in the end: every statement must balance per entry, so no
+    reader ever sees a half-written entry."""
+    engine, _source, a, b = funded
+    before = balances(engine)
+    with pytest.raises(DBAPIError) as caught, engine.begin() as conn:
+        entry = new_entry(conn, "split")
+        post_legs(conn, entry, (a, -100))
+        post_legs(conn, entry, (b, 100))
+    assert sqlstate(caught.value) == CHECK_VIOLATION
+    assert balances(engine) == before
+
+
+def test_one_statement_many_entries_nets_per_account(
+    funded: tuple[Engine, int, int, int],
+) -> None:
+    """A statement with many entries: each must balance; an account's legs are summed, and the
+    non-negative check applies to the statement's result."""
+    engine, _source, a, b = funded
+    with engine.begin() as conn:
+        e1, e2 = new_entry(conn), new_entry(conn)
+        conn.execute(
+            text(
+                "INSERT INTO postings (entry_id, account_id, amount) VALUES "
+                "(:e1, :a, -700), (:e1, :b, 700), (:e2, :b, -200), (:e2, :a, 200)"
+            ),
+            {"e1": e1, "e2": e2, "a": a, "b": b},
+        )
+    assert balances(engine) == {"source": -1000, "a": 500, "b": 500}
+    with pytest.raises(DBAPIError) as caught, engine.begin() as conn:
+        e1, e2 = new_entry(conn), new_entry(conn)
+        conn.execute(
+            text(
+                "INSERT INTO postings (entry_id, account_id, amount) VALUES "
+                "(:e1, :a, -300), (:e1, :b, 300), (:e2, :b, -900), (:e2, :a, 900)"
+            ),
+            {"e1": e1, "e2": e2, "a": a, "b": b},
+        )
+    assert "ck_accounts_non_negative" in str(caught.value.orig)
+    assert balances(engine) == {"source": -1000, "a": 500, "b": 500}
+
+
+def test_single_leg_entry_is_refused(funded: tuple[Engine, int, int, int]) -> None:
     engine, _source, _a, b = funded
     before = balances(engine)
     with pytest.raises(DBAPIError) as caught, engine.begin() as conn:
         entry = new_entry(conn, "money from nowhere")
-        post_leg(conn, entry, b, 1)
+        post_legs(conn, entry, (b, 1))
     assert sqlstate(caught.value) == CHECK_VIOLATION
     assert balances(engine) == before
 
@@ -166,7 +196,7 @@ def test_single_leg_entry_fails_at_commit(funded: tuple[Engine, int, int, int]) 
 def test_zero_posting_is_refused(funded: tuple[Engine, int, int, int]) -> None:
     engine, _source, a, _b = funded
     with pytest.raises(DBAPIError) as caught, engine.begin() as conn:
-        post_leg(conn, new_entry(conn), a, 0)
+        post_legs(conn, new_entry(conn), (a, 0), (a, 0))
     assert sqlstate(caught.value) == CHECK_VIOLATION
 
 
@@ -193,7 +223,7 @@ def test_ledger_rows_are_immutable(funded: tuple[Engine, int, int, int], stateme
 
 def test_posting_to_unknown_account_is_refused(operator_db: Engine) -> None:
     with pytest.raises(DBAPIError), operator_db.begin() as conn:
-        post_leg(conn, new_entry(conn), 987654, 5)
+        post_legs(conn, new_entry(conn), (987654, 5), (987654, -5))
 
 
 # ------------------------------------------------------------------ central bank tokens
