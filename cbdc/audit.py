@@ -42,14 +42,20 @@ def _clients(network: NetworkConfig) -> tuple[SignedClient, dict[str, SignedClie
 
 
 def drain(staff: dict[str, SignedClient], *, timeout: float) -> dict[str, int]:
-    """Run outbox jobs on every operator until none is pending or the timeout passes."""
+    """Run outbox jobs on every operator until none is pending or the timeout passes. Under
+    net settlement, payments waiting for a clearing cycle count as pending too (the central
+    bank's timer closes the cycles)."""
     deadline = time.time() + timeout
     pending: dict[str, int] = {}
     while True:
-        pending = {
-            code: int(client.request("POST", "/v1/admin/jobs/run")["outbox"].get("pending", 0))
-            for code, client in staff.items()
-        }
+        pending = {}
+        for code, client in staff.items():
+            answer = client.request("POST", "/v1/admin/jobs/run")
+            net = answer.get("net", {})
+            pending[code] = int(answer["outbox"].get("pending", 0)) + sum(
+                int(net.get(k, 0))
+                for k in ("items_open", "items_submitted", "obligations_unapplied")
+            )
         if not any(pending.values()) or time.time() > deadline:
             return pending
         time.sleep(0.3)

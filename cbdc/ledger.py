@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cbdc.errors import InsufficientFunds
+from cbdc.sqlarrays import int_array, nullable_text_array, text_array
 
 Leg = tuple[int, int]  # (account id, signed amount in minor units)
 Entry = tuple[str, str | None, Sequence[Leg]]  # (kind, reference, legs)
@@ -80,7 +81,12 @@ def post_many(
             "FROM unnest(CAST(:ids AS bigint[]), CAST(:kinds AS text[]), "
             "CAST(:refs AS text[])) AS e(id, kind, reference)"
         ),
-        {"ids": ids, "kinds": kinds, "refs": references, "at": at},
+        {
+            "ids": int_array(ids),
+            "kinds": text_array(kinds),
+            "refs": nullable_text_array(references),
+            "at": at,
+        },
     )
     entry_ids: list[int] = []
     for entry_id, n in zip(ids, counts, strict=True):
@@ -92,7 +98,7 @@ def post_many(
                 "SELECT * FROM unnest(CAST(:e AS bigint[]), CAST(:a AS bigint[]), "
                 "CAST(:m AS bigint[]))"
             ),
-            {"e": entry_ids, "a": accounts, "m": amounts},
+            {"e": int_array(entry_ids), "a": int_array(accounts), "m": int_array(amounts)},
         )
     except IntegrityError as exc:
         if "ck_accounts_non_negative" in str(exc.orig):
@@ -105,10 +111,13 @@ def lock_accounts(session: Session, account_ids: Iterable[int]) -> dict[int, int
     """SELECT ... FOR UPDATE in ascending id order; return {id: balance}."""
     ids = sorted(set(account_ids))
     rows = session.execute(
-        text("SELECT id, balance FROM accounts WHERE id = ANY(:ids) ORDER BY id FOR UPDATE"),
-        {"ids": ids},
+        text(
+            "SELECT id, balance FROM accounts WHERE id = ANY(CAST(:ids AS bigint[])) "
+            "ORDER BY id FOR UPDATE"
+        ),
+        {"ids": int_array(ids)},
     ).all()
-    return {int(r.id): int(r.balance) for r in rows}
+    return {r[0]: r[1] for r in rows}
 
 
 def account_id(session: Session, code: str) -> int | None:

@@ -144,6 +144,8 @@ class Network:
             currency=s.currency,
             currency_decimals=s.currency_decimals,
             settlement_mode=s.settlement_mode,
+            net_interval_seconds=s.net_interval_seconds,
+            net_max_items=s.net_max_items,
             policy_file=str((s.policy_file or DEFAULT_POLICY_FILE).resolve()),
             max_token_amount=s.max_token_amount,
             central_bank=CentralBankNode(

@@ -154,7 +154,7 @@ class EmbeddedPostgres:
         options = (
             f"-c listen_addresses=127.0.0.1 -c port={self.port} "
             f"-c unix_socket_directories='{self.pgdata}' -c max_connections=300 "
-            "-c shared_buffers=512MB -c fsync=on -c synchronous_commit=on "
+            "-c shared_buffers=1GB -c fsync=on -c synchronous_commit=on "
             "-c max_wal_size=4GB -c checkpoint_timeout=15min"
         )
         self._run(

@@ -63,8 +63,8 @@ class Policy:
     overflow: str  # "refuse" | "sweep"
     aml: AmlRules
 
-    def limits(self, wallet_class: WalletClass) -> ClassLimits:
-        return self.classes[wallet_class]
+    def limits(self, wallet_class: WalletClass | int) -> ClassLimits:
+        return self.classes[wallet_class]  # type: ignore[index]  # an IntEnum: ints look up
 
     def required_evidence(self, wallet_class: WalletClass) -> tuple[str, ...]:
         return self.evidence[wallet_class]

@@ -15,7 +15,9 @@ from typing import Literal
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-SettlementMode = Literal["rtgs"]  # deferred net settlement: planned (issue #4)
+# "rtgs": every cross-operator payment settles alone at the central bank, at once.
+# "net": payments are netted per operator pair and settled in clearing cycles (operators/netting).
+SettlementMode = Literal["rtgs", "net"]
 
 
 class Settings(BaseSettings):
@@ -37,6 +39,11 @@ class Settings(BaseSettings):
     currency: str = "CNY"
     currency_decimals: int = Field(default=2, ge=0, le=8)
     settlement_mode: SettlementMode = "rtgs"
+    # Deferred net settlement: a clearing cycle closes every `net_interval_seconds`, or as soon
+    # as `net_max_items` submitted payments wait; an operator submits a peer's open items when
+    # the oldest is that old or that many wait.
+    net_interval_seconds: float = Field(default=5, gt=0, le=86400)
+    net_max_items: int = Field(default=1000, ge=1, le=1_000_000)
     policy_file: Path | None = None
 
     # Operator defaults, in minor units.
@@ -87,6 +94,8 @@ class NetworkConfig(BaseModel):
     currency_decimals: int
     settlement_mode: SettlementMode
     policy_file: str
+    net_interval_seconds: float = 5
+    net_max_items: int = 1000
     max_token_amount: int
     central_bank: CentralBankNode
     regulator: RegulatorNode

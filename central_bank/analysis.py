@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 from cbdc import ledger
 from cbdc.clock import iso, parse_iso
 from cbdc.errors import ValidationFailed
+from central_bank import clearing, service
 from central_bank import repository as repo
-from central_bank import service
 from central_bank.models import Operator
 
 
@@ -122,6 +122,7 @@ def money_supply(session: Session) -> dict[str, Any]:
         "live_tokens": repo.live_token_count(session),
         "operations": {k: {"count": n, "amount": a} for k, (n, a) in ops.items()},
         "by_operator": by_operator,
+        "clearing": clearing.clearing_position(session),
     }
 
 
@@ -147,6 +148,9 @@ def audit(session: Session) -> dict[str, Any]:
         -reserve_flows.get("issuance", 0) - reserve_flows.get("redemption", 0),
     )
     check("settlements net to zero", flows.get("settlement", 0), 0)
+    check("net settlements net to zero", flows.get("net_settlement", 0), 0)
+    for name, left, right in clearing.audit_checks(session):
+        check(name, left, right)
     per_operator = {}
     for o in operators:
         circulation = balances.get(service.circulation_code(o.code), 0)

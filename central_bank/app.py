@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 from collections.abc import AsyncIterator
@@ -25,7 +26,8 @@ from central_bank.state import CentralBankConfig, CentralBankState
 
 DESCRIPTION = """Tier 1 of the two-tier CBDC: the **issuance database** of signed tokens and the
 three centres: **certification** (operators and their keys), **registration** (who owns each
-token; double spends refused; RTGS settlement between operators with signed receipts) and
+token; double spends refused; RTGS settlement between operators with signed receipts, and
+deferred net settlement as a clearing house) and
 **analysis** (money supply). Every request except `/health` and `/v1/info` must be signed
 (CBDC-Key-Id, CBDC-Timestamp, CBDC-Nonce, CBDC-Signature); responses to signed requests carry
 CBDC-Response-Signature."""
@@ -43,8 +45,17 @@ def create_app(config: CentralBankConfig) -> FastAPI:
                 with contextlib.suppress(Exception):
                     transaction(state.factory, prune_nonces)
 
+        def clearing_timer() -> None:  # deferred net settlement: close a cycle every interval
+            while not stop.wait(config.net_interval_seconds):
+                try:
+                    state.close_cycle("timer")
+                except Exception:  # retried at the next tick
+                    logging.getLogger(__name__).exception("closing a clearing cycle")
+
         thread = threading.Thread(target=housekeeping, name="cb-housekeeping", daemon=True)
         thread.start()
+        if config.clearing_timer:
+            threading.Thread(target=clearing_timer, name="cb-clearing", daemon=True).start()
         yield
         stop.set()
 
@@ -66,6 +77,8 @@ def config_from_network(network: NetworkConfig) -> CentralBankConfig:
         currency_decimals=network.currency_decimals,
         max_token_amount=network.max_token_amount,
         regulator_public_key=network.regulator.signing_public_key,
+        net_interval_seconds=network.net_interval_seconds,
+        net_max_items=network.net_max_items,
     )
 
 

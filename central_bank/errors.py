@@ -55,3 +55,29 @@ class AmountMismatch(CentralBankError):
     code = "amount_mismatch"
     status = 422
     title = "Token amounts do not add up"
+
+
+class UnknownObligation(NotFound):
+    code = "unknown_obligation"
+    title = "No such clearing obligation"
+
+
+class NotDebtor(CentralBankError):
+    code = "not_debtor"
+    status = 403
+    title = "Only the obligation's debtor pays it"
+
+
+class ObligationSettled(Conflict):
+    code = "obligation_settled"
+    title = "The clearing obligation is already settled"
+
+
+class ObligationNotSettled(Conflict):
+    code = "obligation_not_settled"
+    title = "The clearing obligation is not settled yet"
+
+
+class DuplicateClearingItem(Conflict):
+    code = "duplicate_clearing_item"
+    title = "A payment in this submission was already submitted for clearing"

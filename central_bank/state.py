@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 from fastapi import Request
 from sqlalchemy import select
@@ -11,8 +13,10 @@ from sqlalchemy.engine import Engine
 from cbdc.auth import ResolvedKey, SignedRequestAuth, UnitOfWork
 from cbdc.crypto import SigningKey
 from cbdc.db import make_engine, session_factory, transaction
-from central_bank import service
+from central_bank import clearing, service
 from central_bank.models import Operator
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -25,6 +29,12 @@ class CentralBankConfig:
     max_token_amount: int = 1_000_000_00
     regulator_public_key: str | None = None
     pool_size: int = 8
+    # Clearing (deferred net settlement): a cycle closes every `net_interval_seconds` (the
+    # timer runs only inside the app's lifespan, never in tests that do not start it) and as
+    # soon as `net_max_items` submitted payments wait.
+    net_interval_seconds: float = 5.0
+    net_max_items: int = 1000
+    clearing_timer: bool = True
 
 
 @dataclass
@@ -50,6 +60,20 @@ class CentralBankState:
     @property
     def decimals(self) -> int:
         return self.config.currency_decimals
+
+    def close_cycle(self, trigger: clearing.Trigger = "manual") -> dict[str, Any] | None:
+        """Close a clearing cycle in a transaction of its own (timer, threshold, simulator)."""
+        return transaction(
+            self.factory, lambda s: clearing.close_cycle(s, self.cb, trigger=trigger)
+        )
+
+    def close_if_full(self) -> None:
+        """Close a cycle now if `net_max_items` submitted payments wait (after a submission)."""
+        try:
+            if transaction(self.factory, clearing.waiting_items) >= self.config.net_max_items:
+                self.close_cycle("max_items")
+        except Exception:  # the submission is stored; the timer closes the cycle otherwise
+            log.exception("closing a full clearing cycle")
 
     def resolve_key(self, key_id: str, _body: bytes) -> ResolvedKey | None:
         if key_id == "admin":

@@ -18,12 +18,13 @@ already fired for a wallet inside its window does not fire again until the windo
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from cbdc.clock import iso, utcnow
+from cbdc.clock import iso
 from cbdc.policy import AmlRules, WalletClass
 from operators import repository as repo
 from operators.context import OperatorContext
@@ -40,14 +41,20 @@ def _raise_alert(
     details: dict[str, Any],
     window_minutes: int | None,
 ) -> None:
-    now = utcnow()
+    now = ctx.now()
     if window_minutes is not None and repo.recent_alert_exists(
         session, wallet_id=wallet_id, rule=rule, since=now - timedelta(minutes=window_minutes)
     ):
         return
     alert_id = uuid.uuid4()
     repo.add_alert(
-        session, alert_id=alert_id, wallet_id=wallet_id, rule=rule, amount=amount, details=details
+        session,
+        alert_id=alert_id,
+        wallet_id=wallet_id,
+        rule=rule,
+        amount=amount,
+        details=details,
+        at=now,
     )
     repo.enqueue(
         session,
@@ -79,7 +86,7 @@ def on_payment(
 ) -> None:
     """Rules seen from the payer (and, for a payee at this operator, fan-in)."""
     rules: AmlRules = ctx.policy.aml
-    now = utcnow()
+    now = ctx.now()
     if amount >= rules.large_value:
         _raise_alert(
             session,
@@ -149,7 +156,7 @@ def on_payment(
 
 def on_receipt(session: Session, ctx: OperatorContext, *, payee_id: str, amount: int) -> None:
     rules = ctx.policy.aml
-    since = utcnow() - timedelta(minutes=rules.fan_window_minutes)
+    since = ctx.now() - timedelta(minutes=rules.fan_window_minutes)
     payers = repo.distinct_payers(session, wallet_id=payee_id, since=since)
     if payers >= rules.fan_count:
         _raise_alert(
@@ -167,7 +174,7 @@ def on_unload(session: Session, ctx: OperatorContext, *, wallet: Wallet, amount:
     """Loaded from a deposit or in cash, and soon unloaded again: layering through the wallet."""
     rules = ctx.policy.aml
     wallet_id = wallet.id
-    since = utcnow() - timedelta(minutes=rules.load_unload_window_minutes)
+    since = ctx.now() - timedelta(minutes=rules.load_unload_window_minutes)
     loaded, unloaded = repo.exchange_totals(session, account_id=wallet.account_id, since=since)
     if loaded >= rules.load_unload_min and unloaded >= loaded * rules.load_unload_ratio:
         _raise_alert(
@@ -183,3 +190,131 @@ def on_unload(session: Session, ctx: OperatorContext, *, wallet: Wallet, amount:
             },
             window_minutes=rules.load_unload_window_minutes,
         )
+
+
+# ------------------------------------------------------------------ the batch path
+
+
+def on_payments(
+    session: Session,
+    ctx: OperatorContext,
+    payments: Sequence[tuple[Any, str, int, Any]],
+    *,
+    now: datetime,
+) -> int:
+    """The rules of `on_payment`/`on_receipt` for a batch already written to `orders`:
+    (payer wallet, payee id, amount, local payee wallet or None) each. Window rules are judged
+    on the state at the end of the batch with one aggregate query per rule family, so a rule
+    fires at most once per wallet per batch (and, as for single payments, once per window).
+    Returns the number of alerts raised."""
+    rules: AmlRules = ctx.policy.aml
+    candidates: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
+    large: list[tuple[str, int, dict[str, Any]]] = []
+    structuring: dict[str, tuple[int, int, int]] = {}  # payer -> (low, high, amount)
+    payers: dict[str, int] = {}
+    payees: dict[str, int] = {}
+    for payer, payee_id, amount, payee in payments:
+        payers[payer.id] = amount
+        if payee is not None:
+            payees[payee.id] = amount
+        if amount >= rules.large_value:
+            large.append(
+                (
+                    payer.id,
+                    amount,
+                    {"payee_operator": payee_id[:4], "threshold": rules.large_value},
+                )
+            )
+        single = ctx.policy.limits(WalletClass(payer.wallet_class)).single_payment
+        near = [
+            lim
+            for lim in (single, rules.large_value)
+            if lim is not None and _just_under(amount, lim, rules.structuring_ratio)
+        ]
+        if near:
+            structuring[payer.id] = (
+                int(min(near) * rules.structuring_ratio),
+                max(near),
+                amount,
+            )
+    v_since = now - timedelta(minutes=rules.velocity_window_minutes)
+    f_since = now - timedelta(minutes=rules.fan_window_minutes)
+    for row in repo.payer_window_stats(
+        session,
+        wallet_ids=list(payers),
+        velocity_since=v_since,
+        fan_since=f_since,
+        velocity_count=rules.velocity_count,
+        fan_count=rules.fan_count,
+    ):
+        if row.velocity >= rules.velocity_count:
+            candidates[(row.wallet_id, "velocity")] = (
+                payers[row.wallet_id],
+                {"count": int(row.velocity), "window_minutes": rules.velocity_window_minutes},
+            )
+        if row.payees >= rules.fan_count:
+            candidates[(row.wallet_id, "fan_out")] = (
+                payers[row.wallet_id],
+                {"counterparties": int(row.payees), "window_minutes": rules.fan_window_minutes},
+            )
+    if structuring:
+        s_since = now - timedelta(minutes=rules.structuring_window_minutes)
+        counts = repo.near_limit_counts(session, bounds=structuring, since=s_since)
+        for wallet_id, count in counts.items():
+            if count >= rules.structuring_count:
+                low, high, amount = structuring[wallet_id]
+                candidates[(wallet_id, "structuring")] = (
+                    amount,
+                    {
+                        "count": count,
+                        "limit": high,
+                        "window_minutes": rules.structuring_window_minutes,
+                    },
+                )
+    if payees:
+        for wallet_id, count in repo.payee_fan_in(
+            session, wallet_ids=list(payees), since=f_since, at_least=rules.fan_count
+        ).items():
+            candidates[(wallet_id, "fan_in")] = (
+                payees[wallet_id],
+                {"counterparties": count, "window_minutes": rules.fan_window_minutes},
+            )
+    windows = {
+        "velocity": rules.velocity_window_minutes,
+        "fan_out": rules.fan_window_minutes,
+        "fan_in": rules.fan_window_minutes,
+        "structuring": rules.structuring_window_minutes,
+    }
+    if candidates:
+        last = repo.last_alerts(session, wallet_ids=sorted({w for w, _ in candidates}))
+        for (wallet_id, rule), _ in list(candidates.items()):
+            previous = last.get((wallet_id, rule))
+            if previous is not None and previous >= now - timedelta(minutes=windows[rule]):
+                del candidates[(wallet_id, rule)]
+    raised = [(w, "large_value", a, d) for w, a, d in large]
+    raised += [(w, rule, a, d) for (w, rule), (a, d) in candidates.items()]
+    for wallet_id, rule, amount, details in raised:
+        alert_id = uuid.uuid4()
+        repo.add_alert(
+            session,
+            alert_id=alert_id,
+            wallet_id=wallet_id,
+            rule=rule,
+            amount=amount,
+            details=details,
+            at=now,
+        )
+        repo.enqueue(
+            session,
+            kind="aml_report",
+            reference=f"aml:{alert_id}",
+            payload={
+                "report_id": str(alert_id),
+                "wallet": wallet_id,
+                "rule": rule,
+                "amount": amount,
+                "details": details,
+                "occurred_at": iso(now),
+            },
+        )
+    return len(raised)

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from cbdc.auth import Principal, request_hash, require_role
 from cbdc.errors import BadSignature, DomainError, Forbidden, IdempotencyMismatch, ValidationFailed
 from cbdc.policy import WalletClass
-from operators import disclosure, exchange, service, settlement, vault
+from operators import disclosure, exchange, netting, service, settlement, vault
 from operators import repository as repo
 from operators.errors import InvalidWalletId, OrderExpired, UnknownWallet, WrongOperator
 from operators.schemas import (
@@ -218,7 +218,8 @@ def pay(body: SignedPayment, state: State) -> Any:
     """A payment order signed by the payer's wallet key. Same-operator payments complete at
     once; cross-operator payments settle through the central bank (RTGS: within the request;
     if the central bank or the payee's operator is unreachable the answer says
-    `pending_settlement` and the outbox finishes the job later)."""
+    `pending_settlement` and the outbox finishes the job later; net settlement: the answer is
+    `pending_settlement` and the payment settles, netted, in the next clearing cycle)."""
     order = body.order.model_dump(exclude_unset=True)
     with _refusals_recorded(state, "payment", order, body.signature):
         receipt = state.uow.run(
@@ -342,11 +343,15 @@ def audit(caller: Caller, state: State) -> Any:
 
 @router.post("/v1/admin/jobs/run", tags=["staff"])
 def run_jobs(caller: Caller, state: State) -> Any:
-    """Run due outbox jobs and the water-mark check now; report what is left."""
+    """Run due outbox jobs and the water-mark check now; under net settlement also submit
+    every open item and do what the clearing house asks (pay, apply); report what is left
+    (`net`: payments and obligations of net settlement not finished here)."""
     require_role(caller, "staff")
     state.uow.run(caller, lambda s: None)
     if state.worker is not None:
         state.worker.check_water_marks()
+    if netting.is_active(state.runner):
+        netting.sync(state.runner, force=True)
     ran = 0
     while True:
         n = state.runner.run_due()
@@ -354,7 +359,8 @@ def run_jobs(caller: Caller, state: State) -> Any:
         if n == 0:
             break
     counts = state.uow.run(None, repo.outbox_counts)
-    return {"ran": ran, "outbox": counts}
+    net = state.uow.run(None, netting.outstanding)
+    return {"ran": ran, "outbox": counts, "net": net}
 
 
 @router.post("/v1/admin/vault/issue", tags=["staff"])

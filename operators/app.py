@@ -60,6 +60,8 @@ def config_from_network(network: NetworkConfig, code: str) -> OperatorConfig:
         currency_decimals=network.currency_decimals,
         water_marks=WaterMarks(node.vault_low_water, node.vault_target, node.vault_high_water),
         settlement_mode=network.settlement_mode,
+        net_interval_seconds=network.net_interval_seconds,
+        net_max_items=network.net_max_items,
         data_key=b64d(Path(node.data_key_file).read_text().strip()),
         regulator_signing_key=network.regulator.signing_public_key,
         regulator_sealing_key=network.regulator.sealing_public_key,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from cbdc import ledger
@@ -33,6 +34,20 @@ def operator_audit(session: Session, ctx: OperatorContext) -> dict[str, Any]:
     check("ledger: balances equal postings", integrity["balance_drift_accounts"], 0)
     check("ledger: no negative balances", integrity["negative_balances"], 0)
     check("ledger: all balances sum to zero", integrity["sum_of_all_balances"], 0)
+    awaiting = _awaiting_settlement(session, ctx)
+    # Every payment to another operator that is not settled yet is in in_transit_out, whether
+    # it waits for RTGS or for a clearing cycle; the net ones are exactly the open and
+    # submitted net items.
+    check(
+        "in_transit_out == payments awaiting settlement",
+        accounts["in_transit_out"],
+        awaiting["total"],
+    )
+    check(
+        "net items in flight == net payments awaiting settlement",
+        awaiting["net_items"],
+        awaiting["net_orders"],
+    )
     outbox = repo.outbox_counts(session)
     return {
         "operator": ctx.code,
@@ -43,6 +58,8 @@ def operator_audit(session: Session, ctx: OperatorContext) -> dict[str, Any]:
         "returns_pending": accounts["returns_pending"],
         "redemption_pending": accounts["redemption_pending"],
         "in_transit_total": in_transit,
+        "net_in_flight": awaiting["net_items"],
+        "rtgs_in_flight": awaiting["total"] - awaiting["net_orders"],
         "deposits": kinds.get("deposit", 0),
         "wallet_count": repo.wallet_count(session),
         "outbox": outbox,
@@ -50,3 +67,22 @@ def operator_audit(session: Session, ctx: OperatorContext) -> dict[str, Any]:
         "checks": checks,
         "ok": all(c["ok"] for c in checks),
     }
+
+
+def _awaiting_settlement(session: Session, ctx: OperatorContext) -> dict[str, int]:
+    row = session.execute(
+        text(
+            """
+SELECT coalesce(sum(o.amount), 0) AS total,
+       coalesce(sum(o.amount) FILTER (WHERE n.order_id IS NOT NULL), 0) AS net_orders
+FROM orders o LEFT JOIN net_items n ON n.order_id = o.id
+WHERE o.status = 'pending_settlement' AND o.kind = 'payment'
+  AND left(o.counterparty, 4) <> :code
+"""
+        ),
+        {"code": ctx.code},
+    ).one()
+    items = session.execute(
+        text("SELECT coalesce(sum(amount), 0) FROM net_items WHERE status IN ('open', 'submitted')")
+    ).scalar_one()
+    return {"total": int(row.total), "net_orders": int(row.net_orders), "net_items": int(items)}

@@ -57,6 +57,43 @@ class CentralBankClient:
             idempotency_key=f"settle:{reference}",
         )
 
+    # -------------------------------------------------------- clearing (deferred net)
+
+    def submit_for_clearing(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self.client.request(  # type: ignore[no-any-return]
+            "POST", "/v1/clearing/submissions", body
+        )
+
+    def obligations(self, *, actionable: bool = True, limit: int = 1000) -> list[dict[str, Any]]:
+        answer = self.client.request(
+            "GET",
+            "/v1/clearing/obligations",
+            params={"actionable": "true" if actionable else "false", "limit": limit},
+        )
+        return list(answer["obligations"])
+
+    def obligation(
+        self, obligation_id: str, *, items: bool = True, offset: int = 0
+    ) -> dict[str, Any]:
+        return self.client.request(  # type: ignore[no-any-return]
+            "GET",
+            f"/v1/clearing/obligations/{obligation_id}",
+            params={"items": "true" if items else "false", "offset": offset},
+        )
+
+    def pay_obligation(self, obligation_id: str, serials: list[str]) -> dict[str, Any]:
+        return self.client.request(  # type: ignore[no-any-return]
+            "POST",
+            f"/v1/clearing/obligations/{obligation_id}/pay",
+            {"serials": serials},
+            idempotency_key=f"net:{obligation_id}",
+        )
+
+    def acknowledge_obligation(self, obligation_id: str, returned: list[str]) -> dict[str, Any]:
+        return self.client.request(  # type: ignore[no-any-return]
+            "POST", f"/v1/clearing/obligations/{obligation_id}/ack", {"returned": returned}
+        )
+
     def report_alert(self, report: dict[str, Any]) -> dict[str, Any]:
         return self.client.request(  # type: ignore[no-any-return]
             "POST", "/v1/analysis/reports", report

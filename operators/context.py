@@ -21,12 +21,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
 from cbdc import ledger
+from cbdc.clock import utcnow
 from cbdc.crypto import SigningKey
 from cbdc.policy import Policy
 from cbdc.settings import SettlementMode
@@ -66,13 +69,21 @@ class OperatorContext:
     central_bank_public_key: str
     peers: PeerClients
     water_marks: WaterMarks
-    settlement_mode: SettlementMode = "rtgs"
+    settlement_mode: SettlementMode = "rtgs"  # may change at run time (operators/netting.py)
+    net_interval_seconds: float = 5.0  # submit a peer's open net items once the oldest is this old
+    net_max_items: int = 1000  # ... or once this many wait
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))
     accounts: dict[str, int] = field(default_factory=dict)
     certificate: dict | None = None
     identity_cipher: IdentityCipher | None = None
     regulator_signing_key: str | None = None
     regulator_sealing_key: str | None = None
+    # What "now" is for business rules (limits' days, AML windows, order times): the wall clock,
+    # or a simulated clock when the scenario engine drives the service.
+    clock: Callable[[], datetime] = utcnow
+
+    def now(self) -> datetime:
+        return self.clock()
 
     def __post_init__(self) -> None:
         self._alias_secret = hashlib.sha256(

@@ -119,6 +119,11 @@ class SettlementRejected(Conflict):
     title = "Inbound settlement is not acceptable"
 
 
+class SettlementNotReady(Conflict):
+    code = "settlement_not_ready"
+    title = "The payment is still being cleared here; deliver the return again later"
+
+
 class OrderRefused(Conflict):
     code = "order_already_refused"
     title = "This signed order was refused before; it cannot succeed later"

@@ -13,7 +13,6 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from cbdc import ledger
-from cbdc.clock import utcnow
 from cbdc.errors import IdempotencyMismatch, InsufficientFunds, ValidationFailed
 from operators import aml, service, vault
 from operators import repository as repo
@@ -77,7 +76,7 @@ def load(
             order_hash=order_hash,
             status="completed",
             entry_id=entry,
-            created_at=utcnow(),
+            created_at=ctx.now(),
         ),
     )
     vault.check_water_marks(
@@ -136,7 +135,7 @@ def unload(
             order_hash=order_hash,
             status="completed",
             entry_id=entry,
-            created_at=utcnow(),
+            created_at=ctx.now(),
         ),
     )
     aml.on_unload(session, ctx, wallet=wallet, amount=amount)

@@ -20,8 +20,8 @@ from cbdc import ledger
 from cbdc.auth import prune_nonces
 from cbdc.db import transaction
 from cbdc.http import RemoteError, RemoteUnavailable
+from operators import netting, settlement, vault
 from operators import repository as repo
-from operators import settlement, vault
 from operators.context import OperatorContext
 from operators.models import OutboxJob
 
@@ -30,6 +30,9 @@ LEASE_SECONDS = 30
 JOB_LOCK_NS = 7001  # advisory lock namespace for "a runner is executing this outbox job"
 # Refusals that mean our vault disagrees with the registration centre: never auto-refund.
 VAULT_DISAGREES = {"double_spend", "token_not_owned", "unknown_token"}
+# Refusals of a clearing submission that must not refund the payers: the payments may already
+# be with the clearing house (a bug to look at, not a refusal of the payments).
+SUBMISSION_KEPT = {"idempotency_key_reused", "duplicate_clearing_item"}
 
 
 class JobRunner:
@@ -195,15 +198,88 @@ class JobRunner:
             return
         self.tx(lambda s: settlement.mark_delivered(s, job=job, outcome=answer["outcome"]))
 
+    # ------------------------------------------------------------ deferred net settlement
+
+    def _net_submit(self, job: OutboxJob) -> None:
+        body = self.tx(lambda s: netting.submission_body(s, job=job))
+        if body is None:
+            return
+        try:
+            answer = self.ctx.central_bank.submit_for_clearing(body)
+        except RemoteError as exc:
+            code = exc.code
+            if code in SUBMISSION_KEPT:
+                log.error("clearing submission %s: %s", job.reference, exc)
+                self._fail(job, str(exc))
+            else:
+                self.tx(lambda s: netting.refund_submission(s, self.ctx, job=job, reason=code))
+            return
+        self.tx(lambda s: netting.submission_accepted(s, job=job, body=body, answer=answer))
+
+    def _net_pay(self, job: OutboxJob) -> None:
+        try:
+            serials = self.tx(lambda s: netting.prepare_payment(s, job=job))
+        except vault.TokensUnavailable:
+            # A liquidity shortfall: obtain issuance now (recorded), then try once more.
+            issuance = self.tx(lambda s: netting.record_shortfall(s, self.ctx, job=job))
+            if issuance is not None:
+                self.run_reference(issuance, patience=0)
+            serials = self.tx(lambda s: netting.prepare_payment(s, job=job))
+        if serials is None:
+            return
+        oid = job.payload["obligation_id"]
+        try:
+            answer = self.ctx.central_bank.pay_obligation(oid, serials)
+        except RemoteError as exc:
+            if exc.code in VAULT_DISAGREES:
+                log.error("net settlement %s: vault disagrees with registry: %s", oid, exc)
+                self._fail(job, str(exc))
+            elif exc.code == "obligation_settled":  # paid under another key: nothing to pay
+                error = str(exc)
+                self.tx(lambda s: netting.release_payment(s, job=job, reason=error))
+            else:  # an obligation stands: keep trying (e.g. while we are suspended)
+                self._later(job, min(30.0, 0.5 * 2 ** min(job.attempts, 6)), str(exc))
+            return
+        self.tx(lambda s: netting.payment_made(s, self.ctx, job=job, answer=answer))
+        # the `net_apply` job (same reference) runs next: in run_reference, or by the worker
+
+    def _net_apply(self, job: OutboxJob) -> None:
+        oid = job.payload["obligation_id"]
+        if not self.tx(lambda s: netting.applied(s, oid)):
+            detail, items = netting.fetch_settled_pair(self.ctx, oid)
+            if detail["status"] != "settled":
+                self._later(job, 1.0, "waiting for the debtor to pay")
+                return
+            self.tx(lambda s: netting.apply_pair(s, self.ctx, job=job, detail=detail, items=items))
+        returned = self.tx(lambda s: netting.returned_references(s, oid))
+        try:
+            self.ctx.central_bank.acknowledge_obligation(oid, returned)
+        except RemoteError as exc:
+            log.error("net settlement %s: acknowledgement refused: %s", oid, exc)
+            self._fail(job, str(exc))
+            return
+        self.tx(lambda s: repo.finish_job(s, job.id))
+
 
 class OutboxWorker(threading.Thread):
     """Background loop: runs due jobs and keeps the vault float between its water marks."""
 
     def __init__(
-        self, runner: JobRunner, *, interval: float = 0.2, water_mark_every: float = 2.0
+        self,
+        runner: JobRunner,
+        *,
+        interval: float = 0.2,
+        water_mark_every: float = 2.0,
+        clearing_poll_every: float = 0.5,
+        clearing_idle_every: float = 10.0,
     ) -> None:
         super().__init__(name=f"outbox-{runner.ctx.code}", daemon=True)
         self.runner, self.interval, self.water_mark_every = runner, interval, water_mark_every
+        # Net settlement: submissions each tick and the clearing house polled this often while
+        # there is net work; without any, polled now and then all the same (a peer in mode
+        # "net" may owe us, or be owed, a settled pair).
+        self.clearing_poll_every = clearing_poll_every
+        self.clearing_idle_every = clearing_idle_every
         self.stopping = threading.Event()
         self.wake = threading.Event()
 
@@ -220,12 +296,23 @@ class OutboxWorker(threading.Thread):
     def run(self) -> None:
         last_check = 0.0
         last_prune = time.monotonic()
+        last_poll = 0.0
         while not self.stopping.is_set():
             try:
                 now = time.monotonic()
                 if now - last_check >= self.water_mark_every:
                     self.check_water_marks()
                     last_check = now
+                since_poll = now - last_poll
+                if netting.is_active(self.runner):
+                    poll = since_poll >= self.clearing_poll_every
+                    netting.sync(self.runner, poll=poll)
+                else:
+                    poll = since_poll >= self.clearing_idle_every
+                    if poll:
+                        netting.sync(self.runner)
+                if poll:
+                    last_poll = now
                 if now - last_prune >= 60:
                     self.runner.tx(prune_nonces)
                     last_prune = now

@@ -57,9 +57,10 @@ class Order(Base):
     kind: Mapped[str] = mapped_column(Text)
     amount: Mapped[int] = mapped_column(BigInteger)
     counterparty: Mapped[str | None] = mapped_column(Text)
-    body: Mapped[dict[str, Any]] = mapped_column(JSONB)
-    signature: Mapped[str] = mapped_column(Text)
-    order_hash: Mapped[str] = mapped_column(Text)
+    # None (all three): placed by the scenario engine for a simulated customer
+    body: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    signature: Mapped[str | None] = mapped_column(Text)
+    order_hash: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(Text)
     failure: Mapped[str | None] = mapped_column(Text)
     entry_id: Mapped[int | None] = mapped_column(BigInteger)

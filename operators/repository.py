@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
+from cbdc.sqlarrays import text_array
 from operators.models import Customer, InboundSettlement, Order, OutboxJob, VaultToken, Wallet
 
 # ------------------------------------------------------------------ customers and wallets
@@ -448,13 +449,14 @@ def add_alert(
     rule: str,
     amount: int,
     details: dict[str, Any],
+    at: datetime,
 ) -> None:
     session.execute(
         text(
-            "INSERT INTO aml_alerts (id, wallet_id, rule, amount, details) "
-            "VALUES (:i, :w, :r, :a, CAST(:d AS jsonb))"
+            "INSERT INTO aml_alerts (id, wallet_id, rule, amount, details, created_at) "
+            "VALUES (:i, :w, :r, :a, CAST(:d AS jsonb), :at)"
         ),
-        {"i": alert_id, "w": wallet_id, "r": rule, "a": amount, "d": _json(details)},
+        {"i": alert_id, "w": wallet_id, "r": rule, "a": amount, "d": _json(details), "at": at},
     )
 
 
@@ -538,3 +540,95 @@ def list_alerts(
         .all()
     )
     return [dict(r) for r in rows]
+
+
+# ------------------------------------------------------------------ AML over a batch
+
+
+def payer_window_stats(
+    session: Session,
+    *,
+    wallet_ids: list[str],
+    velocity_since: datetime,
+    fan_since: datetime,
+    velocity_count: int,
+    fan_count: int,
+) -> list[Any]:
+    """Payers among `wallet_ids` at or over the velocity or fan-out threshold: rows of
+    (wallet_id, velocity, payees)."""
+    return list(
+        session.execute(
+            text(
+                "SELECT wallet_id, count(*) FILTER (WHERE created_at >= :vs) AS velocity, "
+                "count(DISTINCT counterparty) FILTER (WHERE created_at >= :fs) AS payees "
+                "FROM orders WHERE wallet_id = ANY(CAST(:w AS text[])) AND kind = 'payment' "
+                "AND status <> 'failed' AND created_at >= least(CAST(:vs AS timestamptz), "
+                "CAST(:fs AS timestamptz)) GROUP BY wallet_id "
+                "HAVING count(*) FILTER (WHERE created_at >= :vs) >= :vc "
+                "OR count(DISTINCT counterparty) FILTER (WHERE created_at >= :fs) >= :fc"
+            ),
+            {
+                "w": text_array(wallet_ids),
+                "vs": velocity_since,
+                "fs": fan_since,
+                "vc": velocity_count,
+                "fc": fan_count,
+            },
+        ).all()
+    )
+
+
+def near_limit_counts(
+    session: Session, *, bounds: dict[str, tuple[int, int, int]], since: datetime
+) -> dict[str, int]:
+    """Per wallet, its payments since `since` with low <= amount < high."""
+    ids = list(bounds)
+    rows = session.execute(
+        text(
+            "SELECT o.wallet_id, count(*) AS n FROM orders o JOIN unnest(CAST(:w AS text[]), "
+            "CAST(:lo AS bigint[]), CAST(:hi AS bigint[])) AS b(wallet_id, lo, hi) "
+            "ON o.wallet_id = b.wallet_id WHERE o.kind = 'payment' AND o.status <> 'failed' "
+            "AND o.created_at >= :since AND o.amount >= b.lo AND o.amount < b.hi "
+            "GROUP BY o.wallet_id"
+        ),
+        {
+            "w": ids,
+            "lo": [bounds[w][0] for w in ids],
+            "hi": [bounds[w][1] for w in ids],
+            "since": since,
+        },
+    ).all()
+    return {r.wallet_id: int(r.n) for r in rows}
+
+
+def payee_fan_in(
+    session: Session, *, wallet_ids: list[str], since: datetime, at_least: int
+) -> dict[str, int]:
+    """Payees among `wallet_ids` paid by at least `at_least` distinct payers since `since`
+    (same-operator payers plus cross-operator payer aliases)."""
+    rows = session.execute(
+        text(
+            "SELECT payee, sum(n) AS n FROM ("
+            "SELECT counterparty AS payee, count(DISTINCT wallet_id) AS n FROM orders "
+            "WHERE counterparty = ANY(CAST(:w AS text[])) AND kind = 'payment' "
+            "AND status <> 'failed' "
+            "AND created_at >= :since GROUP BY counterparty "
+            "UNION ALL SELECT payee_wallet, count(DISTINCT payer_alias) FROM "
+            "inbound_settlements WHERE payee_wallet = ANY(CAST(:w AS text[])) AND kind = 'payment' "
+            "AND created_at >= :since GROUP BY payee_wallet) x "
+            "GROUP BY payee HAVING sum(n) >= :k"
+        ),
+        {"w": text_array(wallet_ids), "since": since, "k": at_least},
+    ).all()
+    return {r.payee: int(r.n) for r in rows}
+
+
+def last_alerts(session: Session, *, wallet_ids: list[str]) -> dict[tuple[str, str], datetime]:
+    rows = session.execute(
+        text(
+            "SELECT wallet_id, rule, max(created_at) AS at FROM aml_alerts "
+            "WHERE wallet_id = ANY(CAST(:w AS text[])) GROUP BY wallet_id, rule"
+        ),
+        {"w": text_array(wallet_ids)},
+    ).all()
+    return {(r.wallet_id, r.rule): r.at for r in rows}

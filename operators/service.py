@@ -9,7 +9,7 @@ order return the original outcome instead of moving money twice.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -267,7 +267,7 @@ def require_wallet(session: Session, ctx: OperatorContext, wallet_id: str) -> Wa
 
 
 def limits_of(ctx: OperatorContext, wallet: Wallet) -> ClassLimits:
-    return ctx.policy.limits(WalletClass(wallet.wallet_class))
+    return ctx.policy.limits(wallet.wallet_class)
 
 
 def wallet_view(session: Session, ctx: OperatorContext, wallet: Wallet) -> dict[str, Any]:
@@ -297,7 +297,7 @@ def wallet_view(session: Session, ctx: OperatorContext, wallet: Wallet) -> dict[
 
 
 def _today(ctx: OperatorContext) -> tuple[Any, int]:
-    now = datetime.now(ctx.timezone)
+    now = ctx.now().astimezone(ctx.timezone)
     return now.date(), now.year
 
 
@@ -359,11 +359,27 @@ def require_active(wallet: Wallet, role: str = "wallet") -> None:
         raise WalletNotActive(f"{role} {wallet.id} is {wallet.status}")
 
 
-def _check_outgoing_limits(ctx: OperatorContext, wallet: Wallet, amount: int) -> tuple[int, int]:
+def check_outgoing_limits(
+    ctx: OperatorContext,
+    wallet: Wallet,
+    amount: int,
+    *,
+    today: Any = None,
+    year: int | None = None,
+) -> tuple[int, int]:
+    """(spent today, spent this year) including `amount`; raises the class limit it breaks.
+    `today`/`year` default to the context clock's."""
     limits = limits_of(ctx, wallet)
-    today, year = _today(ctx)
+    if today is None or year is None:
+        today, year = _today(ctx)
     day_total = (wallet.spent_day_total if wallet.spent_day == today else 0) + amount
     year_total = (wallet.spent_year_total if wallet.spent_year == year else 0) + amount
+    if (
+        (limits.single_payment is None or amount <= limits.single_payment)
+        and (limits.daily is None or day_total <= limits.daily)
+        and (limits.annual is None or year_total <= limits.annual)
+    ):
+        return day_total, year_total
     name = WalletClass(wallet.wallet_class).name
     if limits.single_payment is not None and amount > limits.single_payment:
         raise SinglePaymentLimit(
@@ -457,7 +473,7 @@ def pay(
     if payee is not None:
         session.refresh(payee)  # class (hence cap) and status as of the lock
     require_active(payer, "payer wallet")
-    day_total, year_total = _check_outgoing_limits(ctx, payer, amount)
+    day_total, year_total = check_outgoing_limits(ctx, payer, amount)
     if balances[payer.account_id] < amount:
         raise InsufficientFunds(
             f"payer balance {balances[payer.account_id]} does not cover {amount}"
@@ -491,7 +507,7 @@ def pay(
             order_hash=order_hash,
             status="pending_settlement" if cross else "completed",
             entry_id=entry,
-            created_at=utcnow(),
+            created_at=ctx.now(),
         ),
     )
     if sweep:
@@ -507,9 +523,12 @@ def pay(
             reference=str(order_id),
         )
     if cross:
-        from operators import settlement
+        from operators import netting, settlement
 
-        settlement.queue_payment_settlement(session, ctx, order=row)
+        if ctx.settlement_mode == "net":  # netted per operator pair, settled in cycles
+            netting.queue_net_payment(session, ctx, order=row)
+        else:
+            settlement.queue_payment_settlement(session, ctx, order=row)
     aml.on_payment(session, ctx, payer=payer, payee_id=payee_id, amount=amount, payee=payee)
     return {**payment_receipt(ctx, row), "replayed": False}
 
@@ -647,7 +666,7 @@ def record_refused_order(
             status="failed",
             failure=failure,
             entry_id=None,
-            created_at=utcnow(),
+            created_at=ctx.now(),
         ),
     )
 

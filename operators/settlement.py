@@ -22,6 +22,7 @@ import logging
 import uuid
 from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from cbdc import ledger
@@ -32,7 +33,7 @@ from cbdc.tokens import verify_document
 from operators import aml
 from operators import repository as repo
 from operators.context import OperatorContext
-from operators.errors import SettlementRejected
+from operators.errors import SettlementNotReady, SettlementRejected
 from operators.models import InboundSettlement, Order, OutboxJob
 from operators.vault import BadCentralBankDocument, reserve_for, verified_tokens
 
@@ -295,8 +296,21 @@ def _refund_target(
         or order.amount != amount
     ):
         raise SettlementRejected(f"no outbound payment {reference} to {returned_by} to return")
+    if order.status == "pending_settlement" and _in_clearing(session, order.id):
+        # Net settlement: the payee's operator applied the pair before we did; we will.
+        raise SettlementNotReady(f"payment {reference} is still being cleared here")
     if order.status not in ("settled", "delivered"):
         raise SettlementRejected(f"payment {reference} is {order.status}: nothing to return")
     wallet = repo.get_wallet(session, order.wallet_id)
     assert wallet is not None
     return "refunded", wallet.account_id
+
+
+def _in_clearing(session: Session, order_id: uuid.UUID) -> bool:
+    return (
+        session.execute(
+            text("SELECT 1 FROM net_items WHERE order_id = :o AND status = 'submitted'"),
+            {"o": order_id},
+        ).first()
+        is not None
+    )

@@ -40,6 +40,8 @@ class OperatorConfig:
     currency_decimals: int = 2
     water_marks: WaterMarks = field(default_factory=lambda: WaterMarks(10**8, 5 * 10**8, 2 * 10**9))
     settlement_mode: SettlementMode = "rtgs"
+    net_interval_seconds: float = 5.0
+    net_max_items: int = 1000
     run_worker: bool = True
     pool_size: int = 8
     # Identity at rest is encrypted under this key; it must persist across restarts.
@@ -87,6 +89,8 @@ class OperatorState:
             ),
             water_marks=config.water_marks,
             settlement_mode=config.settlement_mode,
+            net_interval_seconds=config.net_interval_seconds,
+            net_max_items=config.net_max_items,
             identity_cipher=IdentityCipher(config.data_key),
             regulator_signing_key=config.regulator_signing_key,
             regulator_sealing_key=config.regulator_sealing_key,
