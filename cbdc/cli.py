@@ -146,6 +146,10 @@ from cbdc import cli_regulator, cli_wallet  # noqa: E402  (register the sub-comm
 cli_wallet.register(wallet_app, _network)
 cli_regulator.register(regulator_app, _network)
 
+from cbdc.cli_scenario import scenario_app  # noqa: E402
+
+app.add_typer(scenario_app, name="scenario")
+
 
 def main() -> None:
     app()

@@ -1,0 +1,1 @@
+"""Scenario engine: issuance and circulation scenarios on the real two-tier ledger."""

@@ -1,0 +1,594 @@
+"""The scenario engine: a scenario file run on the real two-tier ledger, step by step.
+
+Each step of simulated time:
+  1. events that fall in the step start (a deposit run, new limits, a settlement-mode switch,
+     an outage or its end);
+  2. adoption: households open wallets up to the adoption curve;
+  3. substitution: adopters move banknotes (cash-load) and deposits (load) into their wallets
+     toward the targets, and a running operator's households pull their deposits out; loads
+     never exceed a wallet's balance cap (a cut load counts as a limit hit), and a load the
+     vault float cannot cover after asking the central bank for issuance is a liquidity
+     shortfall;
+  4. payments, drawn from the seeded generator, run through the operators' batch payment path
+     (`operators.batch.pay_many`) in time slices of the net settlement interval; after each
+     slice, cross-operator payments settle: RTGS by the operators' outbox jobs (a signed
+     settlement at the central bank per payment), net by a clearing cycle;
+  5. merchants unload to their deposits; vault water marks trigger issuance or redemption;
+  6. figures are read from the databases and the cross-tier invariants checked.
+
+Every money movement is the services' own code against PostgreSQL, so every limit, rule and
+database invariant applies. The same file and seed give the same series (wall-clock timings are
+kept apart in timing.csv).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import text
+
+from cbdc.errors import DomainError
+from operators import batch, bulk
+from simulator import settle
+from simulator.metrics import observe
+from simulator.network import SimNetwork, apply_limits
+from simulator.population import OperatorPopulation, adopt, seed
+from simulator.scenario import (
+    DepositRun,
+    FixedAmount,
+    LognormalAmount,
+    Outage,
+    Scenario,
+    SetLimits,
+    SettlementModeSwitch,
+    UniformAmount,
+    load_scenario,
+)
+
+LIMIT_CODES = frozenset(
+    {
+        "single_payment_limit_exceeded",
+        "daily_limit_exceeded",
+        "annual_limit_exceeded",
+        "balance_cap_exceeded",
+        "payee_balance_cap_exceeded",
+    }
+)
+Progress = Callable[[int, int, dict[str, Any]], None]
+
+
+class StepTally:
+    """What happened during one step, per operator."""
+
+    def __init__(self, codes: list[str]) -> None:
+        self.ok: Counter[str] = Counter()
+        self.failed: Counter[str] = Counter()
+        self.failed_by_reason: Counter[str] = Counter()
+        self.limit_hits: Counter[str] = Counter()
+        self.gross: Counter[str] = Counter()
+        self.shortfall: Counter[str] = Counter()
+        self.codes = codes
+
+    def payment(self, code: str, outcome: batch.Outcome, amount: int) -> None:
+        if outcome.ok:
+            self.ok[code] += 1
+            if outcome.cross and not outcome.replayed:
+                self.gross[code] += amount
+            return
+        reason = outcome.code or "error"
+        self.failed[code] += 1
+        self.failed_by_reason[reason] += 1
+        if reason in LIMIT_CODES:
+            self.limit_hits[code] += 1
+
+
+class Engine:
+    def __init__(self, scenario: Scenario, server_url: str, *, full_checks: bool = False):
+        self.scenario = scenario
+        self.full_checks = full_checks
+        self.rng = np.random.default_rng(scenario.meta.seed)
+        self.net = SimNetwork(scenario, server_url)
+        self.codes = self.net.codes
+        self.step_seconds = scenario.meta.step
+        self.steps = scenario.steps
+        self.populations: dict[str, OperatorPopulation] = seed(self.net, scenario, self.rng)
+        self.runs: list[tuple[str, float, int, int]] = []  # (operator, share, start, end)
+        self.outages: dict[str, int] = {}  # operator -> end of outage (simulated seconds)
+        self.events = list(scenario.events)
+        self.nonce = 0
+        self.previous: dict[str, Any] | None = None
+        self.series: list[dict[str, int | float]] = []
+        self.timing: list[dict[str, float]] = []
+        self.checks_run = 0
+        self.checks_failed: list[dict[str, Any]] = []
+        self.totals: Counter[str] = Counter()
+        self.failed_totals: Counter[str] = Counter()
+        _, checks = observe(self.net, full=True)
+        self._record_checks(checks, step=-1)
+        self.previous, _ = observe(self.net, full=False)
+
+    # ------------------------------------------------------------ the loop
+
+    def run(self, progress: Progress | None = None) -> None:
+        for step in range(self.steps):
+            started = time.perf_counter()
+            tally = StepTally(self.codes)
+            start = step * self.step_seconds
+            self.net.clock.seconds = start
+            self._events(start)
+            self._adoption(start + self.step_seconds)
+            self._substitution(step, tally)
+            payments = self._payments(step, tally)
+            self.net.clock.seconds = start + self.step_seconds
+            self._merchants_unload()
+            settle.settle(self.net, final=True)
+            wall = time.perf_counter() - started
+            self._observe(step, tally, last=step == self.steps - 1)
+            rate = payments / wall if wall > 0 else 0.0
+            self.timing.append(
+                {
+                    "step": step,
+                    "wall_seconds": round(wall, 4),
+                    "payments_per_second": round(rate, 1),
+                }
+            )
+            if progress is not None:
+                progress(step + 1, self.steps, {"payments_per_second": rate})
+
+    # ------------------------------------------------------------ events
+
+    def _events(self, start: int) -> None:
+        end = start + self.step_seconds
+        for code, until in list(self.outages.items()):
+            if until <= start:
+                self.net.down.discard(code)
+                del self.outages[code]
+                settle.make_jobs_due(self.net)
+        while self.events and self.events[0].at < end:
+            event = self.events.pop(0)
+            if isinstance(event, DepositRun):
+                self.runs.append((event.operator, event.share, event.at, event.at + event.over))
+                pop = self.populations[event.operator]
+                adopt(self.net, pop, pop.households)  # a run: everyone gets a wallet
+                pop.run_deposit = self._deposits(pop)  # type: ignore[attr-defined]
+            elif isinstance(event, SetLimits):
+                for code in [event.operator] if event.operator else self.codes:
+                    policy = apply_limits(
+                        self.net.policy(code), {event.wallet_class: event.given()}
+                    )
+                    self.net.set_policy(code, policy)
+            elif isinstance(event, SettlementModeSwitch):
+                settle.settle(self.net, final=True)
+                for code in self.codes:
+                    self.net.state(code).ctx.settlement_mode = event.mode
+            elif isinstance(event, Outage):
+                self.net.down.add(event.operator)
+                self.outages[event.operator] = event.at + event.length
+
+    def _adoption(self, at: int) -> None:
+        share = self.scenario.adoption.share_at(at)
+        for code, pop in self.populations.items():
+            if self.net.up(code):
+                adopt(self.net, pop, int(share * pop.households + 0.5))
+
+    # ------------------------------------------------------------ exchange
+
+    def _deposits(self, pop: OperatorPopulation) -> dict[str, int]:
+        state = self.net.state(pop.code)
+        with state.factory() as session:
+            rows = session.execute(
+                text(
+                    "SELECT w.id, a.balance FROM wallets w JOIN customers c "
+                    "ON c.id = w.customer_id JOIN accounts a ON a.id = c.deposit_account_id "
+                    "WHERE w.id = ANY(:ids)"
+                ),
+                {"ids": pop.adopted_wallets},
+            ).all()
+        return {r.id: int(r.balance) for r in rows}
+
+    def _room(self, pop: OperatorPopulation) -> dict[str, int | None]:
+        """How much more each adopted wallet may hold under its cap."""
+        state = self.net.state(pop.code)
+        with state.factory() as session:
+            wallets = batch.load_wallet_states(session, pop.adopted_wallets)
+            rows = session.execute(
+                text(
+                    "SELECT w.id, a.balance FROM wallets w JOIN accounts a "
+                    "ON a.id = w.account_id WHERE w.id = ANY(:ids)"
+                ),
+                {"ids": pop.adopted_wallets},
+            ).all()
+        return {r.id: bulk.cap_room(state.ctx, wallets[r.id], int(r.balance)) for r in rows}
+
+    def _substitution(self, step: int, tally: StepTally) -> None:
+        sub = self.scenario.substitution
+        now = self.net.clock.seconds
+        for code, pop in self.populations.items():
+            if not self.net.up(code) or not pop.adopted:
+                continue
+            run_share = 0.0
+            for operator, share, start, end in self.runs:
+                if operator == code and start < now + self.step_seconds and now < end:
+                    slices = max(1, -(-(end - start) // self.step_seconds))
+                    run_share += share / slices
+            if sub.cash_target == 0 and sub.deposit_target == 0 and run_share == 0:
+                continue
+            room = self._room(pop)
+            cash_moves: list[tuple[str, int]] = []
+            load_moves: list[tuple[str, int]] = []
+            run_deposits: dict[str, int] = getattr(pop, "run_deposit", {})
+            assert pop.moved_cash is not None and pop.moved_deposit is not None
+            for h in pop.adopted:
+                wallet = pop.wallets[h]
+                left = room.get(wallet)
+                want_cash = int(
+                    sub.speed * max(0, sub.cash_target * pop.cash_start[h] - pop.moved_cash[h])
+                )
+                want_cash = min(want_cash, int(pop.cash[h]))
+                want_dep = int(
+                    sub.speed
+                    * max(0, sub.deposit_target * pop.deposit_start[h] - pop.moved_deposit[h])
+                )
+                if run_share:
+                    want_dep += int(run_share * run_deposits.get(wallet, 0))
+                for want, moves, kind in (
+                    (want_cash, cash_moves, "cash"),
+                    (want_dep, load_moves, "deposit"),
+                ):
+                    if want <= 0:
+                        continue
+                    amount = want if left is None else min(want, left)
+                    if amount < want:
+                        tally.limit_hits[code] += 1
+                    if amount <= 0:
+                        continue
+                    if left is not None:
+                        left -= amount
+                    moves.append((wallet, amount))
+                    if kind == "cash":
+                        pop.cash[h] -= amount
+                        pop.moved_cash[h] += amount
+                    else:
+                        pop.moved_deposit[h] += amount
+            by_wallet = {w: h for h, w in pop.wallets.items()}
+            for kind, moves in (("cash_load", cash_moves), ("load", load_moves)):
+                for outcome in self._exchange(code, kind, moves):
+                    if outcome.ok:
+                        continue
+                    h = by_wallet[outcome.wallet_id]
+                    if kind == "cash_load":  # the banknotes stay in the pocket
+                        pop.cash[h] += outcome.amount
+                        pop.moved_cash[h] -= outcome.amount
+                    else:
+                        pop.moved_deposit[h] -= outcome.amount
+                    if (
+                        outcome.error is not None
+                        and outcome.error.code == "vault_float_insufficient"
+                    ):
+                        tally.shortfall[code] += outcome.amount
+                    elif outcome.error is not None and outcome.error.code in LIMIT_CODES:
+                        tally.limit_hits[code] += 1
+
+    def _exchange(
+        self, code: str, kind: bulk.ExchangeKind, moves: list[tuple[str, int]]
+    ) -> list[bulk.ExchangeOutcome]:
+        if not moves:
+            return []
+        state = self.net.state(code)
+        if kind != "unload":
+            needed = sum(a for _, a in moves)
+            with state.factory() as session:
+                float_balance = int(
+                    session.execute(
+                        text("SELECT balance FROM accounts WHERE id = :a"),
+                        {"a": state.ctx.account("vault_float")},
+                    ).scalar_one()
+                )
+            if needed > float_balance:
+                # Refused (reserves, quota): the loads it cannot cover are refused below.
+                with contextlib.suppress(DomainError):
+                    state.replenish(needed - float_balance + state.ctx.water_marks.target)
+        outcomes: list[bulk.ExchangeOutcome] = []
+        size = self.scenario.payments.batch_size
+        for i in range(0, len(moves), size):
+            chunk = moves[i : i + size]
+            outcomes += state.uow.run(
+                None, lambda s, c=chunk, st=state: bulk.exchange_many(s, st.ctx, kind, c)
+            )
+        return outcomes
+
+    def _merchants_unload(self) -> None:
+        share = self.scenario.payments.merchant_unload
+        if share <= 0:
+            return
+        for code, pop in self.populations.items():
+            if not self.net.up(code) or not pop.merchant_wallets:
+                continue
+            state = self.net.state(code)
+            with state.factory() as session:
+                rows = session.execute(
+                    text(
+                        "SELECT w.id, a.balance FROM wallets w JOIN accounts a "
+                        "ON a.id = w.account_id WHERE w.id = ANY(:ids) AND a.balance > 0 "
+                        "ORDER BY w.id"
+                    ),
+                    {"ids": pop.merchant_wallets},
+                ).all()
+            moves = [
+                (r.id, int(int(r.balance) * share)) for r in rows if int(r.balance) * share >= 1
+            ]
+            self._exchange(code, "unload", moves)
+
+    # ------------------------------------------------------------ payments
+
+    def _amounts(self, n: int) -> np.ndarray:
+        spec = self.scenario.payments.amount
+        if isinstance(spec, LognormalAmount):
+            values = spec.median * np.exp(spec.sigma * self.rng.standard_normal(n))
+            if spec.max is not None:
+                values = np.minimum(values, spec.max)
+        elif isinstance(spec, UniformAmount):
+            values = self.rng.uniform(spec.min, spec.max, n)
+        else:
+            assert isinstance(spec, FixedAmount)
+            values = np.full(n, spec.value, dtype=np.float64)
+        return np.maximum(1, np.rint(values)).astype(np.int64)
+
+    def _payments(self, step: int, tally: StepTally) -> int:
+        """Draw the step's payments and run them, slice by slice; returns how many ran."""
+        p = self.scenario.payments
+        start = step * self.step_seconds
+        drawn: list[tuple[float, str, str, str, int]] = []  # (time, operator, payer, payee, amount)
+        adopted = {c: pop.adopted_wallets for c, pop in self.populations.items()}
+        merchants = {c: pop.merchant_wallets for c, pop in self.populations.items()}
+        for code in self.codes:
+            payers = adopted[code]
+            if not payers:
+                continue
+            n = int(self.rng.poisson(p.rate * len(payers)))
+            if n == 0:
+                continue
+            payer_idx = self.rng.integers(0, len(payers), n)
+            to_merchant = self.rng.random(n) < p.to_merchants
+            cross = self.rng.random(n) < p.cross_operator
+            others = [c for c in self.codes if c != code]
+            target_idx = self.rng.integers(0, max(1, len(others)), n)
+            pick = self.rng.random(n)
+            amounts = self._amounts(n)
+            times = start + self.rng.random(n) * self.step_seconds
+            for k in range(n):
+                target = others[target_idx[k]] if cross[k] and others else code
+                pool = (
+                    merchants[target] if to_merchant[k] and merchants[target] else adopted[target]
+                )
+                if not pool:
+                    continue
+                payee = pool[int(pick[k] * len(pool))]
+                payer = payers[payer_idx[k]]
+                if payee == payer:
+                    continue
+                drawn.append((float(times[k]), code, payer, payee, int(amounts[k])))
+        drawn.sort(key=lambda d: d[0])
+        # Net settlement clears every `net_interval` of simulated time, so the step's payments
+        # run in slices of it with a clearing cycle after each; RTGS settles after each slice.
+        netting = self.net.state(self.codes[0]).ctx.settlement_mode == "net"
+        mode_interval = self.scenario.settlement.net_interval if netting else self.step_seconds
+        boundaries = np.arange(
+            start, start + self.step_seconds, min(mode_interval, self.step_seconds)
+        )
+        epoch = self.net.clock.epoch
+        done = 0
+        cursor = 0
+        for b_index, b_start in enumerate(boundaries):
+            b_end = (
+                boundaries[b_index + 1]
+                if b_index + 1 < len(boundaries)
+                else start + self.step_seconds
+            )
+            upto = cursor
+            while upto < len(drawn) and drawn[upto][0] < b_end:
+                upto += 1
+            chunk = drawn[cursor:upto]
+            cursor = upto
+            self.net.clock.seconds = float(b_start)
+            by_operator: dict[str, list[tuple[float, str, str, int]]] = {}
+            for t, code, payer, payee, amount in chunk:
+                by_operator.setdefault(code, []).append((t, payer, payee, amount))
+            for code in self.codes:
+                items = by_operator.get(code, [])
+                if not items:
+                    continue
+                if not self.net.up(code):
+                    tally.failed[code] += len(items)
+                    tally.failed_by_reason["operator_unavailable"] += len(items)
+                    continue
+                state = self.net.state(code)
+                for i in range(0, len(items), p.batch_size):
+                    part = items[i : i + p.batch_size]
+                    instructions = []
+                    for t, payer, payee, amount in part:
+                        self.nonce += 1
+                        instructions.append(
+                            batch.Instruction(
+                                payer=payer,
+                                payee=payee,
+                                amount=amount,
+                                nonce=f"sim-{self.nonce}",
+                                at=epoch + _seconds(t),
+                            )
+                        )
+                    self.net.clock.seconds = part[-1][0]
+                    outcomes = state.uow.run(
+                        None, lambda s, ins=instructions, st=state: batch.pay_many(s, st.ctx, ins)
+                    )
+                    for ins, outcome in zip(instructions, outcomes, strict=True):
+                        tally.payment(code, outcome, ins.amount)
+                    done += len(part)
+            self.net.clock.seconds = float(b_end)
+            settle.settle(self.net, final=False)
+        return done
+
+    # ------------------------------------------------------------ observation
+
+    def _observe(self, step: int, tally: StepTally, *, last: bool) -> None:
+        figures, checks = observe(self.net, full=self.full_checks or last)
+        self._record_checks(checks, step)
+        prev = self.previous or figures
+        row: dict[str, int | float] = {"step": step, "time_s": (step + 1) * self.step_seconds}
+        ops = figures["operators"]
+        prev_ops = prev["operators"]
+        net_paid = settle.net_paid(self.net)
+        prev_net = getattr(self, "_net_paid", {})
+        self._net_paid = net_paid
+        per: dict[str, dict[str, int]] = {}
+        for code in self.codes:
+            o = ops[code]
+            rtgs = o["rtgs_settled_total"] - prev_ops[code]["rtgs_settled_total"]
+            netted = net_paid.get(code, 0) - prev_net.get(code, 0)
+            per[code] = {
+                "deposits": o["deposits"],
+                "reserves": o["reserves"],
+                "vault_float": o["vault_float"],
+                "wallet_balances": o["wallet_balances"],
+                "cbdc_outstanding": o["cbdc_outstanding"],
+                "cash_on_hand": o["cash_on_hand"],
+                "gross_settlement": tally.gross[code],
+                "net_settlement": rtgs + netted,
+                "liquidity_need": rtgs + netted,
+                "liquidity_shortfall": tally.shortfall[code],
+                "payments_ok": tally.ok[code],
+                "payments_failed": tally.failed[code],
+                "limit_hits": tally.limit_hits[code],
+                "aml_alerts": o["aml_alerts_total"] - prev_ops[code]["aml_alerts_total"],
+            }
+        metrics = list(next(iter(per.values())).keys())
+        household_cash = sum(int(p.cash.sum()) for p in self.populations.values())
+        row["household_cash"] = household_cash
+        for m in metrics:
+            row[m] = sum(per[c][m] for c in self.codes)
+        row["wallets_adopted"] = sum(len(p.adopted) for p in self.populations.values())
+        row["payments_failed"] = sum(tally.failed.values())
+        for reason in sorted(set(self.failed_totals) | set(tally.failed_by_reason)):
+            row[f"failed.{reason}"] = tally.failed_by_reason[reason]
+        for code in self.codes:
+            for m in metrics:
+                row[f"{m}.{code}"] = per[code][m]
+        self.totals.update({"ok": sum(tally.ok.values()), "failed": sum(tally.failed.values())})
+        self.failed_totals.update(tally.failed_by_reason)
+        self.series.append(row)
+        self.previous = figures
+
+    def _record_checks(self, checks: list[dict[str, Any]], step: int) -> None:
+        self.checks_run += len(checks)
+        self.checks_failed += [{**c, "step": step} for c in checks if not c["ok"]]
+
+    def close(self) -> None:
+        self.net.close()
+
+
+def _seconds(t: float) -> Any:
+    from datetime import timedelta
+
+    return timedelta(seconds=t)
+
+
+def normalise_series(series: list[dict[str, int | float]]) -> list[dict[str, int | float]]:
+    """Every row with every column (failure reasons first seen late are 0 before)."""
+    columns: list[str] = []
+    for row in series:
+        for key in row:
+            if key not in columns:
+                columns.append(key)
+    head = [c for c in columns if not c.startswith("failed.")]
+    failed = sorted(c for c in columns if c.startswith("failed."))
+    ordered = (
+        head[: head.index("payments_failed") + 1]
+        + failed
+        + head[head.index("payments_failed") + 1 :]
+    )
+    return [{c: row.get(c, 0) for c in ordered} for row in series]
+
+
+def run_scenario(
+    path: Path,
+    *,
+    runs_root: Path,
+    database_url: str | None = None,
+    progress: Progress | None = None,
+    full_checks: bool = False,
+) -> Path:
+    """Run the scenario file at `path`; write its run folder under `runs_root`; return it."""
+    from simulator.outputs import new_run_dir, write_run
+
+    scenario = load_scenario(path)
+    started_at = datetime.now(UTC)
+    server_url, stop = _database(database_url)
+    try:
+        engine = Engine(scenario, server_url, full_checks=full_checks)
+        try:
+            started = time.perf_counter()
+            engine.run(progress)
+            wall = time.perf_counter() - started
+        finally:
+            engine.close()
+    finally:
+        stop()
+    payments = engine.totals["ok"] + engine.totals["failed"]
+    summary = {
+        "name": scenario.meta.name,
+        "question": scenario.meta.question,
+        "description": scenario.meta.description,
+        "seed": scenario.meta.seed,
+        "scenario_digest": scenario.digest,
+        "operators": engine.codes,
+        "currency": scenario.meta.currency,
+        "decimals": 2,
+        "steps": scenario.steps,
+        "step_seconds": scenario.meta.step,
+        "settlement_mode": scenario.settlement.mode,
+        "payments_total": payments,
+        "payments_ok": engine.totals["ok"],
+        "payments_failed": engine.totals["failed"],
+        "failed_by_reason": dict(sorted(engine.failed_totals.items())),
+        "wall_seconds": round(wall, 3),
+        "payments_per_second": round(payments / wall, 1) if wall else 0.0,
+        "invariants_checked": engine.checks_run,
+        "invariants_ok": not engine.checks_failed,
+        "invariant_failures": engine.checks_failed[:20],
+        "full_checks_every_step": full_checks,
+        "started_at": started_at.isoformat(),
+    }
+    run_dir = new_run_dir(runs_root, scenario.meta.name, started_at)
+    write_run(
+        run_dir,
+        series=normalise_series(engine.series),
+        timing=engine.timing,
+        summary=summary,
+        scenario_text=scenario.source_text,
+    )
+    return run_dir
+
+
+def _database(database_url: str | None) -> tuple[str, Callable[[], None]]:
+    """The PostgreSQL server to run on: the given URL, CBDC_DATABASE_URL, or an embedded
+    server the engine starts (and stops) in `.cbdc/scenarios`."""
+    from cbdc.pg import EmbeddedPostgres
+    from cbdc.settings import Settings
+
+    url = database_url or Settings().database_url
+    if url:
+        return url, lambda: None
+    server = EmbeddedPostgres(Path(".cbdc/scenarios").resolve())
+    url = server.start()
+    return url, server.stop
+
+
+_ = replace  # keep dataclasses.replace importable for event handlers

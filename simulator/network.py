@@ -1,0 +1,169 @@
+"""The network a scenario runs on: the real central bank and operator services, in-process.
+
+Each service is its real FastAPI app with its own freshly migrated PostgreSQL database; the
+services reach each other through in-process HTTP transports (signed requests and responses,
+exactly as between processes), and the engine calls the operators' service functions directly
+for customer traffic. Time is a simulated clock injected into every operator's context, so
+limits' days and AML windows follow the scenario, not the wall clock.
+
+An outage makes an operator unreachable: requests to it fail as a refused connection would,
+so the others' outboxes retry until it is back.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from fastapi.testclient import TestClient
+
+from cbdc.crypto import SigningKey
+from cbdc.db import create_database, migrate
+from cbdc.http import SignedClient
+from cbdc.policy import ClassLimits, Policy, WalletClass, load_policy
+from central_bank.app import create_app as create_central_bank
+from central_bank.state import CentralBankConfig, CentralBankState
+from operators.app import create_app as create_operator
+from operators.context import WaterMarks
+from operators.state import OperatorConfig, OperatorState
+from simulator.scenario import Scenario
+
+EPOCH = datetime(2027, 1, 4, tzinfo=UTC)  # a Monday: simulated time 0
+
+
+class SimClock:
+    def __init__(self, epoch: datetime = EPOCH) -> None:
+        self.epoch = epoch
+        self.seconds = 0.0
+
+    def now(self) -> datetime:
+        return self.epoch + timedelta(seconds=self.seconds)
+
+
+class ServiceClient(TestClient):
+    """An in-process transport to one service that fails like a dead host during an outage."""
+
+    def __init__(self, app: Any, code: str, down: set[str]) -> None:
+        super().__init__(app, base_url=f"http://{code}")
+        self._code = code
+        self._down = down
+
+    def request(self, method: str, url: Any, *args: Any, **kwargs: Any) -> httpx.Response:
+        if self._code in self._down:
+            raise httpx.ConnectError(f"{self._code} is down (simulated outage)")
+        return super().request(method, url, *args, **kwargs)
+
+
+def apply_limits(policy: Policy, overrides: dict[str, dict[str, int | None]]) -> Policy:
+    """`policy` with some class limits replaced: {"IV": {"balance_cap": 200000}, ...}."""
+    classes: dict[WalletClass, ClassLimits] = dict(policy.classes)
+    for name, given in overrides.items():
+        wallet_class = WalletClass.parse(name)
+        classes[wallet_class] = replace(classes[wallet_class], **given)  # type: ignore[arg-type]
+    return replace(policy, classes=classes)
+
+
+class SimNetwork:
+    def __init__(self, scenario: Scenario, server_url: str) -> None:
+        self.scenario = scenario
+        self.clock = SimClock()
+        self.down: set[str] = set()
+        self.codes = [o.code for o in scenario.operators]
+        run = uuid.uuid4().hex[:8]
+        self.cb_key, self.admin_key = SigningKey.generate(), SigningKey.generate()
+        cb_url = create_database(server_url, f"sim_{run}_central_bank")
+        migrate(cb_url, "central_bank")
+        self.cb_app = create_central_bank(
+            CentralBankConfig(
+                database_url=cb_url,
+                key=self.cb_key,
+                admin_public_key=self.admin_key.public_key,
+                currency=scenario.meta.currency,
+                max_token_amount=10**15,
+            )
+        )
+        self.cb_http = ServiceClient(self.cb_app, "central-bank", self.down)
+        self.admin = SignedClient(
+            self.cb_http,
+            key=self.admin_key,
+            key_id="admin",
+            server_public_key=self.cb_key.public_key,
+        )
+        policy = load_policy(None, 2)
+        if scenario.policy is not None:
+            if scenario.policy.overflow:
+                policy = replace(policy, overflow=scenario.policy.overflow)
+            policy = apply_limits(
+                policy, {name: lim.given() for name, lim in scenario.policy.limits.items()}
+            )
+        self.operator_keys = {code: SigningKey.generate() for code in self.codes}
+        self.apps: dict[str, Any] = {}
+        self.http: dict[str, ServiceClient] = {}
+        for spec in scenario.operators:
+            self.admin.request(
+                "POST",
+                "/v1/admin/operators",
+                {
+                    "code": spec.code,
+                    "name": spec.name,
+                    "public_key": self.operator_keys[spec.code].public_key,
+                    "quota": spec.quota,
+                },
+            )
+            self.admin.request(
+                "POST",
+                f"/v1/admin/operators/{spec.code}/reserves",
+                {"amount": spec.reserves},
+                idempotency_key=f"reserves-{spec.code}",
+            )
+        for spec in scenario.operators:
+            url = create_database(server_url, f"sim_{run}_{spec.code.lower()}")
+            migrate(url, "operator")
+            marks = spec.water_marks
+            app = create_operator(
+                OperatorConfig(
+                    database_url=url,
+                    code=spec.code,
+                    name=spec.name,
+                    key=self.operator_keys[spec.code],
+                    central_bank_url="http://central-bank",
+                    central_bank_public_key=self.cb_key.public_key,
+                    peers={c: f"http://{c}" for c in self.codes if c != spec.code},
+                    currency=scenario.meta.currency,
+                    water_marks=WaterMarks(marks.low, marks.target, marks.high),
+                    settlement_mode=scenario.settlement.mode,
+                    run_worker=False,
+                    central_bank_http=self.cb_http,
+                    policy=policy,
+                    peer_http_factory=lambda url: self.http[url.removeprefix("http://")],
+                )
+            )
+            self.apps[spec.code] = app
+            self.http[spec.code] = ServiceClient(app, spec.code, self.down)
+            self.state(spec.code).ctx.clock = self.clock.now
+
+    # ------------------------------------------------------------ access
+
+    def state(self, code: str) -> OperatorState:
+        return self.apps[code].state.operator  # type: ignore[no-any-return]
+
+    @property
+    def cb_state(self) -> CentralBankState:
+        return self.cb_app.state.cb  # type: ignore[no-any-return]
+
+    def policy(self, code: str) -> Policy:
+        return self.state(code).ctx.policy
+
+    def set_policy(self, code: str, policy: Policy) -> None:
+        self.state(code).ctx.policy = policy
+
+    def up(self, code: str) -> bool:
+        return code not in self.down
+
+    def close(self) -> None:
+        for code in self.codes:
+            self.state(code).stop()
+        self.cb_state.engine.dispose()
