@@ -21,7 +21,6 @@ from cbdc.crypto import canonical_json, sha256_hex, verify_json
 from cbdc.errors import (
     BadSignature,
     Conflict,
-    DomainError,
     Forbidden,
     IdempotencyMismatch,
     InsufficientFunds,
@@ -531,79 +530,6 @@ def pay(
             settlement.queue_payment_settlement(session, ctx, order=row)
     aml.on_payment(session, ctx, payer=payer, payee_id=payee_id, amount=amount, payee=payee)
     return {**payment_receipt(ctx, row), "replayed": False}
-
-
-MAX_BATCH = 1000
-
-
-def pay_batch(
-    session: Session, ctx: OperatorContext, *, items: list[tuple[dict[str, Any], str]]
-) -> list[dict[str, Any]]:
-    """Many signed payment orders in one transaction: the batch path.
-
-    Every account the batch can touch is locked first, once, in ascending id order, so
-    concurrent batches (and single payments, which lock the same way) cannot deadlock. Each
-    order then goes through exactly the checks of a single payment (`pay`), in a savepoint of
-    its own: a refused order is undone alone, keeps its nonce like a refused single order, and
-    the others still post. Returns one result per order, in order."""
-    if len(items) > MAX_BATCH:
-        raise ValidationFailed(f"orders: at most {MAX_BATCH} per batch")
-    wallet_ids = {str(o.get("payer")) for o, _ in items}
-    wallet_ids |= {
-        str(o.get("payee")) for o, _ in items if routing_code(str(o.get("payee"))) == ctx.code
-    }
-    accounts = repo.wallet_accounts(session, wallet_ids)
-    to_lock = set(accounts.values())
-    if any(routing_code(str(o.get("payee"))) != ctx.code for o, _ in items):
-        to_lock.add(ctx.account("in_transit_out"))
-    if ctx.policy.overflow == "sweep":
-        to_lock |= {ctx.account("vault_float"), ctx.account("deposits_contra")}
-        to_lock |= set(repo.deposit_accounts_of(session, wallet_ids))
-    ledger.lock_accounts(session, to_lock)
-    results: list[dict[str, Any]] = []
-    for order, signature in items:
-        try:
-            with session.begin_nested():
-                receipt = pay(session, ctx, order=order, signature=signature)
-            results.append({"ok": True, "receipt": receipt})
-        except DomainError as exc:
-            if exc.status < 500 and exc.code not in UNRECORDED_REFUSALS:
-                with session.begin_nested():
-                    record_refused_order(
-                        session,
-                        ctx,
-                        kind="payment",
-                        order=order,
-                        signature=signature,
-                        failure=exc.code,
-                    )
-            results.append(
-                {
-                    "ok": False,
-                    "problem": {
-                        "status": exc.status,
-                        "code": exc.code,
-                        "title": exc.title,
-                        "detail": exc.detail,
-                        **exc.extra,
-                    },
-                }
-            )
-    return results
-
-
-# Refusals that say nothing about the order's own fate, so its nonce stays free.
-UNRECORDED_REFUSALS = frozenset(
-    {
-        "bad_signature",
-        "idempotency_key_reused",
-        "order_expired",
-        "invalid_wallet_id",
-        "wrong_operator",
-        "unknown_wallet",
-        "order_already_refused",
-    }
-)
 
 
 def _overflow(ctx: OperatorContext, payee: Wallet, balance: int, amount: int) -> int:
