@@ -11,6 +11,7 @@ caught by the check digits before any money moves.
 
 from __future__ import annotations
 
+import functools
 import re
 
 WALLET_ID = re.compile(r"^[A-Z0-9]{4}[0-9]{16}$")
@@ -30,6 +31,12 @@ def make_wallet_id(code: str, sequence: int) -> str:
 
 
 def is_valid_wallet_id(wallet_id: str) -> bool:
+    """Format and ISO 7064 check digits (pure, so cached: the batch path asks per payment)."""
+    return isinstance(wallet_id, str) and _valid_wallet_id(wallet_id)
+
+
+@functools.lru_cache(maxsize=1 << 18)
+def _valid_wallet_id(wallet_id: str) -> bool:
     if not WALLET_ID.match(wallet_id):
         return False
     code, number, digits = wallet_id[:4], wallet_id[4:18], wallet_id[18:]

@@ -5,6 +5,7 @@ the other commands stay quick."""
 
 from __future__ import annotations
 
+import functools
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any
@@ -57,6 +58,22 @@ def run(
     quiet: Annotated[
         bool, typer.Option("--quiet", help="no progress bar; print the run folder")
     ] = False,
+    full_checks: Annotated[
+        bool,
+        typer.Option(
+            "--full-checks",
+            help="scan every posting at every step (default: at the end; every step checks "
+            "balances and token registers)",
+        ),
+    ] = False,
+    baseline: Annotated[
+        bool,
+        typer.Option(
+            "--baseline",
+            help="after the run, measure raw PostgreSQL doing the same writes (a SQL function "
+            "per batch) and record the ratio",
+        ),
+    ] = False,
 ) -> None:
     """Run a scenario: write the run folder (series, timing, summary) and its report."""
     from simulator.outputs import read_summary, runs_root
@@ -67,11 +84,12 @@ def run(
     from simulator.engine import run_scenario  # its own block: sorts the same once it exists
 
     root = runs_root(runs_dir)
+    engine = functools.partial(run_scenario, full_checks=full_checks, baseline=baseline)
     try:
         if quiet:
-            run_dir = run_scenario(file, runs_root=root, database_url=database_url, progress=None)
+            run_dir = engine(file, runs_root=root, database_url=database_url, progress=None)
         else:
-            run_dir = _run_with_progress(run_scenario, file, root, database_url)
+            run_dir = _run_with_progress(engine, file, root, database_url)
     except ScenarioError as exc:
         raise _error(str(exc)) from None
     except KeyboardInterrupt:
@@ -104,6 +122,11 @@ def run(
         f"{_number(summary.get('payments_failed'))} failed)"
     )
     console.print(f"throughput   {_number(summary.get('payments_per_second'), ',.1f')} payments/s")
+    if isinstance(summary.get("baseline"), dict):
+        console.print(
+            f"baseline     {_number(summary['baseline'].get('payments_per_second'), ',.1f')} "
+            f"payments/s raw PostgreSQL (ratio {_number(summary.get('ratio_to_baseline'), '.2f')})"
+        )
     console.print(f"invariants   {verdict}")
     console.print(f"report       {report}")
     if ok is False:

@@ -14,9 +14,9 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import MetaData, create_engine
+from sqlalchemy import MetaData, create_engine, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
@@ -116,3 +116,24 @@ def create_database(server_url: str, name: str, *, drop_existing: bool = False) 
     finally:
         admin.dispose()
     return url.set(database=name).render_as_string(hide_password=False)
+
+
+def fetch_rows(session: Session, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """Rows as plain tuples straight from psycopg, in the session's transaction, for the batch
+    paths that read thousands of rows (SQLAlchemy's row wrapping cost more than the query).
+    `sql` uses psycopg's `%(name)s` placeholders."""
+    dbapi = session.connection().connection.driver_connection
+    with dbapi.cursor() as cursor:  # type: ignore[union-attr]
+        cursor.execute(sql, params)
+        return cursor.fetchall()  # type: ignore[no-any-return]
+
+
+def drop_database(server_url: str, database_url: str) -> None:
+    """Drop a database `create_database` made, closing its connections first."""
+    name = database_url.rsplit("/", 1)[1]
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()

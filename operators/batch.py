@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 
 from cbdc import ledger
 from cbdc.addresses import is_valid_wallet_id, routing_code
+from cbdc.db import fetch_rows
 from cbdc.errors import DomainError, IdempotencyMismatch, InsufficientFunds
 from cbdc.sqlarrays import any_array, int_array, nullable_text_array, text_array
 from operators import aml, service
@@ -100,14 +101,14 @@ WALLET_STATE_SQL = (
     "SELECT w.id, w.account_id, w.wallet_class, w.status, w.customer_id, "
     "c.deposit_account_id, w.spent_day, w.spent_day_total, w.spent_year, "
     "w.spent_year_total FROM wallets w JOIN customers c ON c.id = w.customer_id "
-    "WHERE w.id = ANY(CAST(:ids AS text[]))"
+    "WHERE w.id = ANY(CAST(%(ids)s AS text[]))"
 )
 
 
 def load_wallet_states(session: Session, wallet_ids: Sequence[str]) -> dict[str, WalletState]:
     if not wallet_ids:
         return {}
-    rows = session.execute(text(WALLET_STATE_SQL), {"ids": text_array(list(wallet_ids))})
+    rows = fetch_rows(session, WALLET_STATE_SQL, {"ids": text_array(list(wallet_ids))})
     return {r[0]: WalletState(*r) for r in rows}
 
 

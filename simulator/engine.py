@@ -27,6 +27,7 @@ import contextlib
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -246,10 +247,10 @@ class Engine:
                     if want <= 0:
                         continue
                     amount = want if left is None else min(want, left)
+                    if amount <= 0:
+                        continue  # already at its cap: counted when the cap first bit
                     if amount < want:
                         tally.limit_hits[code] += 1
-                    if amount <= 0:
-                        continue
                     if left is not None:
                         left -= amount
                     moves.append((wallet, amount))
@@ -402,6 +403,7 @@ class Engine:
             by_operator: dict[str, list[tuple[float, str, str, int]]] = {}
             for t, code, payer, payee, amount in chunk:
                 by_operator.setdefault(code, []).append((t, payer, payee, amount))
+            work: dict[str, list[batch.Instruction]] = {}
             for code in self.codes:
                 items = by_operator.get(code, [])
                 if not items:
@@ -410,31 +412,49 @@ class Engine:
                     tally.failed[code] += len(items)
                     tally.failed_by_reason["operator_unavailable"] += len(items)
                     continue
-                state = self.net.state(code)
-                for i in range(0, len(items), p.batch_size):
-                    part = items[i : i + p.batch_size]
-                    instructions = []
-                    for t, payer, payee, amount in part:
-                        self.nonce += 1
-                        instructions.append(
-                            batch.Instruction(
-                                payer=payer,
-                                payee=payee,
-                                amount=amount,
-                                nonce=f"sim-{self.nonce}",
-                                at=epoch + _seconds(t),
-                            )
+                instructions = []
+                for t, payer, payee, amount in items:
+                    self.nonce += 1
+                    instructions.append(
+                        batch.Instruction(
+                            payer=payer,
+                            payee=payee,
+                            amount=amount,
+                            nonce=f"sim-{self.nonce}",
+                            at=epoch + _seconds(t),
                         )
-                    self.net.clock.seconds = part[-1][0]
-                    outcomes = state.uow.run(
-                        None, lambda s, ins=instructions, st=state: batch.pay_many(s, st.ctx, ins)
                     )
-                    for ins, outcome in zip(instructions, outcomes, strict=True):
-                        tally.payment(code, outcome, ins.amount)
-                    done += len(part)
+                work[code] = instructions
+            # Operators have their own databases and customers: their batches of a slice run
+            # side by side (one thread each), so one operator's Python overlaps another's
+            # database work. Outcomes are tallied afterwards in operator order.
+            if len(work) > 1:
+                with ThreadPoolExecutor(max_workers=len(work)) as pool:
+                    results = list(pool.map(self._pay_all, work, work.values()))
+                outcomes = dict(zip(work, results, strict=True))
+            else:
+                outcomes = {code: self._pay_all(code, ins) for code, ins in work.items()}
+            for code, instructions in work.items():
+                for ins, outcome in zip(instructions, outcomes[code], strict=True):
+                    tally.payment(code, outcome, ins.amount)
+                done += len(instructions)
             self.net.clock.seconds = float(b_end)
             settle.settle(self.net, final=False)
         return done
+
+    def _pay_all(self, code: str, instructions: list[batch.Instruction]) -> list[batch.Outcome]:
+        """One operator's payments of a slice, in batches, each batch at its last payment's
+        time."""
+        state = self.net.state(code)
+        size = self.scenario.payments.batch_size
+        outcomes: list[batch.Outcome] = []
+        for i in range(0, len(instructions), size):
+            part = instructions[i : i + size]
+            at = part[-1].at
+            outcomes += state.uow.run(
+                None, lambda s, ins=part, now=at: batch.pay_many(s, state.ctx, ins, now=now)
+            )
+        return outcomes
 
     # ------------------------------------------------------------ observation
 
@@ -524,8 +544,11 @@ def run_scenario(
     database_url: str | None = None,
     progress: Progress | None = None,
     full_checks: bool = False,
+    baseline: bool = False,
 ) -> Path:
-    """Run the scenario file at `path`; write its run folder under `runs_root`; return it."""
+    """Run the scenario file at `path`; write its run folder under `runs_root`; return it.
+    `baseline`: then measure raw PostgreSQL doing the same writes (simulator/baseline.py) on
+    the same server, and record the ratio."""
     from simulator.outputs import new_run_dir, write_run
 
     scenario = load_scenario(path)
@@ -539,9 +562,19 @@ def run_scenario(
             wall = time.perf_counter() - started
         finally:
             engine.close()
+        payments = engine.totals["ok"] + engine.totals["failed"]
+        raw = None
+        if baseline:
+            from simulator.baseline import raw_payment_rate
+
+            raw = raw_payment_rate(
+                server_url,
+                wallets=max(2, sum(len(p.adopted) for p in engine.populations.values())),
+                payments=min(max(payments, 1), 200_000),
+                batch_size=scenario.payments.batch_size,
+            )
     finally:
         stop()
-    payments = engine.totals["ok"] + engine.totals["failed"]
     summary = {
         "name": scenario.meta.name,
         "question": scenario.meta.question,
@@ -565,7 +598,13 @@ def run_scenario(
         "invariant_failures": engine.checks_failed[:20],
         "full_checks_every_step": full_checks,
         "started_at": started_at.isoformat(),
+        "median_step_payments_per_second": _median(t["payments_per_second"] for t in engine.timing),
     }
+    if raw is not None:
+        summary["baseline"] = raw
+        summary["ratio_to_baseline"] = round(
+            summary["payments_per_second"] / raw["payments_per_second"], 3
+        )
     run_dir = new_run_dir(runs_root, scenario.meta.name, started_at)
     write_run(
         run_dir,
@@ -575,6 +614,13 @@ def run_scenario(
         scenario_text=scenario.source_text,
     )
     return run_dir
+
+
+def _median(values: Any) -> float:
+    import statistics
+
+    items = list(values)
+    return round(statistics.median(items), 1) if items else 0.0
 
 
 def _database(database_url: str | None) -> tuple[str, Callable[[], None]]:

@@ -21,7 +21,7 @@ import httpx
 from fastapi.testclient import TestClient
 
 from cbdc.crypto import SigningKey
-from cbdc.db import create_database, migrate
+from cbdc.db import create_database, drop_database, migrate
 from cbdc.http import SignedClient
 from cbdc.policy import ClassLimits, Policy, WalletClass, load_policy
 from central_bank.app import create_app as create_central_bank
@@ -73,8 +73,11 @@ class SimNetwork:
         self.down: set[str] = set()
         self.codes = [o.code for o in scenario.operators]
         run = uuid.uuid4().hex[:8]
+        self.server_url = server_url
+        self.database_urls: list[str] = []
         self.cb_key, self.admin_key = SigningKey.generate(), SigningKey.generate()
         cb_url = create_database(server_url, f"sim_{run}_central_bank")
+        self.database_urls.append(cb_url)
         migrate(cb_url, "central_bank")
         self.cb_app = create_central_bank(
             CentralBankConfig(
@@ -121,6 +124,7 @@ class SimNetwork:
             )
         for spec in scenario.operators:
             url = create_database(server_url, f"sim_{run}_{spec.code.lower()}")
+            self.database_urls.append(url)
             migrate(url, "operator")
             marks = spec.water_marks
             app = create_operator(
@@ -163,7 +167,11 @@ class SimNetwork:
     def up(self, code: str) -> bool:
         return code not in self.down
 
-    def close(self) -> None:
-        for code in self.codes:
+    def close(self, *, drop: bool = True) -> None:
+        """Stop the services; drop their databases (the run folder keeps what was measured)."""
+        for code in self.apps:
             self.state(code).stop()
         self.cb_state.engine.dispose()
+        if drop:
+            for url in self.database_urls:
+                drop_database(self.server_url, url)

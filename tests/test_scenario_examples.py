@@ -89,3 +89,19 @@ def test_net_settlement_needs_less_liquidity_than_rtgs(runs: dict[str, Path]) ->
     # netting moves only each pair's difference per cycle
     assert total(rtgs, "liquidity_need") >= gross_rtgs
     assert total(net, "liquidity_need") < total(rtgs, "liquidity_need") * 0.6
+
+
+def test_the_class_mix_moves_limit_hits_and_aml_alerts(runs: dict[str, Path]) -> None:
+    anonymous, verified = runs["class-mix-anonymous"], runs["class-mix-verified"]
+    # small anonymous wallets run into their limits; verified ones can make the large payments
+    # the AML rules report
+    assert total(anonymous, "limit_hits") > total(verified, "limit_hits")
+    assert total(verified, "aml_alerts") > total(anonymous, "aml_alerts")
+    assert total(verified, "payments_ok") > total(anonymous, "payments_ok")
+
+
+def test_cash_substitution_moves_banknotes_into_digital_currency(runs: dict[str, Path]) -> None:
+    rows = series(runs["cash-substitution"])
+    assert rows[-1]["household_cash"] < rows[0]["household_cash"]
+    assert rows[-1]["cbdc_outstanding"] > rows[0]["cbdc_outstanding"]
+    assert rows[-1]["cash_on_hand"] > 0  # the banknotes went over the operators' counters
