@@ -472,9 +472,23 @@ def stand_in_engine(monkeypatch: pytest.MonkeyPatch, behaviour: Any) -> list[dic
     module = types.ModuleType("simulator.engine")
 
     def run_scenario(
-        path: Path, *, runs_root: Path, database_url: str | None, progress: Any
+        path: Path,
+        *,
+        runs_root: Path,
+        database_url: str | None,
+        progress: Any,
+        full_checks: bool = False,
+        baseline: bool = False,
     ) -> Path:
-        calls.append({"path": path, "runs_root": runs_root, "database_url": database_url})
+        calls.append(
+            {
+                "path": path,
+                "runs_root": runs_root,
+                "database_url": database_url,
+                "full_checks": full_checks,
+                "baseline": baseline,
+            }
+        )
         return behaviour(runs_root, progress)
 
     module.run_scenario = run_scenario  # type: ignore[attr-defined]
@@ -498,7 +512,15 @@ def test_cli_run_with_a_stand_in_engine(
     args = ["scenario", "run", str(scenario), "--runs-dir", str(runs), "--database-url", "pg://x"]
     result = cli.invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert calls == [{"path": scenario, "runs_root": runs, "database_url": "pg://x"}]
+    assert calls == [
+        {
+            "path": scenario,
+            "runs_root": runs,
+            "database_url": "pg://x",
+            "full_checks": False,
+            "baseline": False,
+        }
+    ]
     run_dir = next(runs.iterdir())
     assert (run_dir / "report.md").exists()
     assert "all invariants hold" in result.output and "2,808" in result.output
