@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import tomllib
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -81,6 +82,10 @@ def run(
 
     if not file.is_file():
         raise _error(f"no scenario file {file}")
+    # The engine wires its services with Starlette's in-process test transport, and the
+    # embedded server's wheel asks for a runtime dir: neither warning is the user's business.
+    warnings.filterwarnings("ignore", message=".*starlette.testclient.*")
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     from simulator.engine import run_scenario  # its own block: sorts the same once it exists
 
     root = runs_root(runs_dir)

@@ -28,7 +28,7 @@ def nullable_text_array(values: list[str | None]) -> str | list[str | None]:
         if not any(v is not None for v in values):
             return "{" + ",".join("NULL" for _ in values) + "}"
         return values
-    return text_array(values)  # type: ignore[arg-type]
+    return text_array(values)  # type: ignore[arg-type,return-value]
 
 
 def any_array(values: list[Any]) -> str:

@@ -24,6 +24,7 @@ kept apart in timing.csv).
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -260,7 +261,11 @@ class Engine:
                     else:
                         pop.moved_deposit[h] += amount
             by_wallet = {w: h for h, w in pop.wallets.items()}
-            for kind, moves in (("cash_load", cash_moves), ("load", load_moves)):
+            exchanges: tuple[tuple[bulk.ExchangeKind, list[tuple[str, int]]], ...] = (
+                ("cash_load", cash_moves),
+                ("load", load_moves),
+            )
+            for kind, moves in exchanges:
                 for outcome in self._exchange(code, kind, moves):
                     if outcome.ok:
                         continue
@@ -302,7 +307,7 @@ class Engine:
         for i in range(0, len(moves), size):
             chunk = moves[i : i + size]
             outcomes += state.uow.run(
-                None, lambda s, c=chunk, st=state: bulk.exchange_many(s, st.ctx, kind, c)
+                None, functools.partial(bulk.exchange_many, ctx=state.ctx, kind=kind, moves=chunk)
             )
         return outcomes
 
@@ -429,8 +434,8 @@ class Engine:
             # side by side (one thread each), so one operator's Python overlaps another's
             # database work. Outcomes are tallied afterwards in operator order.
             if len(work) > 1:
-                with ThreadPoolExecutor(max_workers=len(work)) as pool:
-                    results = list(pool.map(self._pay_all, work, work.values()))
+                with ThreadPoolExecutor(max_workers=len(work)) as executor:
+                    results = list(executor.map(self._pay_all, work, work.values()))
                 outcomes = dict(zip(work, results, strict=True))
             else:
                 outcomes = {code: self._pay_all(code, ins) for code, ins in work.items()}
@@ -452,7 +457,8 @@ class Engine:
             part = instructions[i : i + size]
             at = part[-1].at
             outcomes += state.uow.run(
-                None, lambda s, ins=part, now=at: batch.pay_many(s, state.ctx, ins, now=now)
+                None,
+                functools.partial(batch.pay_many, ctx=state.ctx, instructions=part, now=at),
             )
         return outcomes
 
@@ -602,9 +608,7 @@ def run_scenario(
     }
     if raw is not None:
         summary["baseline"] = raw
-        summary["ratio_to_baseline"] = round(
-            summary["payments_per_second"] / raw["payments_per_second"], 3
-        )
+        summary["ratio_to_baseline"] = round(payments / wall / raw["payments_per_second"], 3)
     run_dir = new_run_dir(runs_root, scenario.meta.name, started_at)
     write_run(
         run_dir,

@@ -28,7 +28,7 @@ from simulator.network import SimNetwork
 
 def _operator_snapshot(session: Session, ctx: OperatorContext) -> dict[str, int]:
     kinds = ledger.balances_by_kind(session)
-    accounts = dict(
+    accounts: dict[str, int] = dict(
         session.execute(
             text("SELECT code, balance FROM accounts WHERE id = ANY(:ids)"),
             {"ids": list(ctx.accounts.values())},
@@ -54,8 +54,9 @@ def _operator_snapshot(session: Session, ctx: OperatorContext) -> dict[str, int]
 
 
 def _central_bank_snapshot(session: Session) -> dict[str, Any]:
-    balances = dict(session.execute(text("SELECT code, balance FROM accounts")).all())
-    live = dict(
+    rows = session.execute(text("SELECT code, balance FROM accounts")).all()
+    balances: dict[str, int] = {code: int(balance) for code, balance in rows}
+    live: dict[str, int] = dict(
         session.execute(
             text(
                 "SELECT o.code, coalesce(sum(t.amount), 0) FROM operators o LEFT JOIN tokens t "
@@ -63,7 +64,7 @@ def _central_bank_snapshot(session: Session) -> dict[str, Any]:
             )
         ).all()
     )
-    settled = dict(
+    settled: dict[str, int] = dict(
         session.execute(
             text(
                 "SELECT o.code, coalesce(sum(op.amount), 0) FROM operations op "

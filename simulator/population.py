@@ -8,6 +8,7 @@ start. Every random draw comes from the run's seeded generator, in a fixed order
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -105,11 +106,13 @@ def _seed_operator(
     customers: list[int] = []
     for first in range(0, spec.households, CHUNK):
         last = min(spec.households, first + CHUNK)
-        customers += state.uow.run(None, lambda s, a=first, b=last: households(s, a, b))
+        customers += state.uow.run(None, functools.partial(households, first=first, last=last))
     merchant_wallets: list[str] = []
     for first in range(0, spec.merchants, CHUNK):
         last = min(spec.merchants, first + CHUNK)
-        merchant_wallets += state.uow.run(None, lambda s, a=first, b=last: merchants(s, a, b))
+        merchant_wallets += state.uow.run(
+            None, functools.partial(merchants, first=first, last=last)
+        )
     cash = np.full(spec.households, spec.household_cash, dtype=np.int64)
     return OperatorPopulation(
         code=spec.code,
@@ -144,7 +147,7 @@ def adopt(net: SimNetwork, pop: OperatorPopulation, target: int) -> int:
             )
             for h in chunk
         ]
-        ids = state.uow.run(None, lambda s, w=wallets: bulk.open_wallets(s, ctx, w))
+        ids = state.uow.run(None, functools.partial(bulk.open_wallets, ctx=ctx, wallets=wallets))
         for h, wallet_id in zip(chunk, ids, strict=True):
             pop.wallets[h] = wallet_id
             pop.adopted.append(h)
