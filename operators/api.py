@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from cbdc.auth import Principal, request_hash, require_role
 from cbdc.errors import BadSignature, DomainError, Forbidden, IdempotencyMismatch, ValidationFailed
 from cbdc.policy import WalletClass
-from operators import batch, disclosure, exchange, netting, service, settlement, vault
+from operators import disclosure, exchange, netting, service, settlement, signed_batch, vault
 from operators import repository as repo
 from operators.errors import InvalidWalletId, OrderExpired, UnknownWallet, WrongOperator
 from operators.schemas import (
@@ -70,7 +70,7 @@ def _refusals_recorded(
     try:
         yield
     except DomainError as exc:
-        if exc.status < 500 and exc.code not in batch.UNRECORDED_REFUSALS:
+        if exc.status < 500 and exc.code not in signed_batch.UNRECORDED_REFUSALS:
             failure = exc.code
             state.uow.run(
                 None,
@@ -247,7 +247,7 @@ def pay_batch(body: SignedPaymentBatch, state: State) -> Any:
     background worker settles them); poll GET /v1/payments/{id}. The answer lists one result
     per order: `{"ok": true, "receipt": ...}` or `{"ok": false, "problem": {...}}`."""
     items = [(o.order.model_dump(exclude_unset=True), o.signature) for o in body.orders]
-    results = state.uow.run(None, lambda s: batch.pay_signed(s, state.ctx, items=items))
+    results = state.uow.run(None, lambda s: signed_batch.pay_signed(s, state.ctx, items=items))
     state.wake_worker()
     accepted = sum(1 for r in results if r["ok"])
     return {"accepted": accepted, "refused": len(results) - accepted, "results": results}

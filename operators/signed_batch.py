@@ -1,0 +1,162 @@
+"""`POST /v1/payments/batch`: signed payment orders through the batch payment path.
+
+Each order's currency, payer, signature and time window are checked here; the orders that pass
+go through `operators.batch.pay_many` together, in the request's transaction. A refused order
+keeps its nonce like a refused single order, and the same signed order twice is one payment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from cbdc.addresses import is_valid_wallet_id, routing_code
+from cbdc.errors import DomainError, IdempotencyMismatch, ValidationFailed
+from cbdc.sqlarrays import text_array
+from operators import service
+from operators.batch import Instruction, pay_many
+from operators.context import OperatorContext
+from operators.errors import InvalidWalletId, UnknownWallet, WrongOperator
+from operators.models import Order
+
+MAX_BATCH = 1000
+
+# Refusals that say nothing about the order's own fate, so its nonce stays free.
+UNRECORDED_REFUSALS = frozenset(
+    {
+        "bad_signature",
+        "idempotency_key_reused",
+        "order_expired",
+        "invalid_wallet_id",
+        "wrong_operator",
+        "unknown_wallet",
+        "order_already_refused",
+    }
+)
+
+
+def pay_signed(
+    session: Session, ctx: OperatorContext, *, items: Sequence[tuple[dict[str, Any], str]]
+) -> list[dict[str, Any]]:
+    """`POST /v1/payments/batch`: signed orders checked (currency, payer's signature, order
+    window) and then run through `pay_many` in the caller's transaction. A refused order keeps
+    its nonce like a refused single order; the same signed order twice is one payment. Returns
+    one result per order: {"ok": True, "receipt": ...} or {"ok": False, "problem": ...}."""
+    if len(items) > MAX_BATCH:
+        raise ValidationFailed(f"orders: at most {MAX_BATCH} per batch")
+    now = ctx.now()
+    keys = _public_keys(session, [str(o.get("payer")) for o, _ in items])
+    results: list[dict[str, Any] | None] = [None] * len(items)
+    instructions: list[Instruction] = []
+    positions: list[int] = []
+    first_of: dict[tuple[str, str], tuple[int, str]] = {}
+    repeats: dict[int, int] = {}  # index -> index of the same order earlier in the batch
+    for i, (order, signature) in enumerate(items):
+        try:
+            service.check_currency(ctx, order)
+            payer = str(order["payer"])
+            if not is_valid_wallet_id(payer):
+                raise InvalidWalletId(f"{payer!r} is not a valid wallet id")
+            if routing_code(payer) != ctx.code:
+                raise WrongOperator(f"wallet {payer} is held at operator {routing_code(payer)}")
+            if payer not in keys:
+                raise UnknownWallet(f"no wallet {payer}")
+            order_hash = service.check_signed_order(
+                _KeyOnly(keys[payer]),  # type: ignore[arg-type]
+                order,
+                signature,
+            )
+            key = (payer, str(order["nonce"]))
+            if key in first_of:
+                earlier, earlier_hash = first_of[key]
+                if earlier_hash != order_hash:
+                    raise IdempotencyMismatch("this nonce was already used by a different order")
+                repeats[i] = earlier
+                continue
+            first_of[key] = (i, order_hash)
+        except DomainError as exc:
+            results[i] = _problem(exc)
+            continue
+        positions.append(i)
+        instructions.append(
+            Instruction(
+                payer=payer,
+                payee=str(order["payee"]),
+                amount=int(order["amount"]),
+                nonce=str(order["nonce"]),
+                body=order,
+                signature=signature,
+                order_hash=order_hash,
+            )
+        )
+    outcomes = pay_many(session, ctx, instructions, now=now)
+    for i, ins, outcome in zip(positions, instructions, outcomes, strict=True):
+        if outcome.ok:
+            row = outcome.previous or Order(
+                id=outcome.order_id,
+                wallet_id=ins.payer,
+                nonce=ins.nonce,
+                amount=ins.amount,
+                counterparty=ins.payee,
+                status=outcome.status,
+                failure=None,
+                created_at=now,
+            )
+            receipt = service.payment_receipt(ctx, row)
+            results[i] = {"ok": True, "receipt": {**receipt, "replayed": outcome.replayed}}
+            continue
+        assert outcome.error is not None
+        if outcome.error.status < 500 and outcome.error.code not in UNRECORDED_REFUSALS:
+            order, signature = items[i]
+            with session.begin_nested():
+                service.record_refused_order(
+                    session,
+                    ctx,
+                    kind="payment",
+                    order=order,
+                    signature=signature,
+                    failure=outcome.error.code,
+                )
+        results[i] = _problem(outcome.error)
+    for i, earlier in repeats.items():
+        first = results[earlier]
+        assert first is not None
+        results[i] = (
+            {"ok": True, "receipt": {**first["receipt"], "replayed": True}}
+            if first["ok"]
+            else first
+        )
+    return [r for r in results if r is not None]
+
+
+@dataclass(frozen=True, slots=True)
+class _KeyOnly:
+    public_key: str
+
+
+def _public_keys(session: Session, wallet_ids: list[str]) -> dict[str, str]:
+    valid = sorted({w for w in wallet_ids if is_valid_wallet_id(w)})
+    if not valid:
+        return {}
+    rows = session.execute(
+        text("SELECT id, public_key FROM wallets WHERE id = ANY(CAST(:ids AS text[]))"),
+        {"ids": text_array(valid)},
+    )
+    return {r[0]: r[1] for r in rows}
+
+
+def _problem(exc: DomainError) -> dict[str, Any]:
+    return {
+        "ok": False,
+        "problem": {
+            "status": exc.status,
+            "code": exc.code,
+            "title": exc.title,
+            "detail": exc.detail,
+            **exc.extra,
+        },
+    }
