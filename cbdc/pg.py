@@ -154,8 +154,8 @@ class EmbeddedPostgres:
         options = (
             f"-c listen_addresses=127.0.0.1 -c port={self.port} "
             f"-c unix_socket_directories='{self.pgdata}' -c max_connections=300 "
-            "-c shared_buffers=1GB -c fsync=on -c synchronous_commit=on "
-            "-c max_wal_size=4GB -c checkpoint_timeout=15min"
+            "-c shared_buffers=2GB -c fsync=on -c synchronous_commit=on "
+            "-c max_wal_size=16GB -c checkpoint_timeout=30min"
         )
         self._run(
             [
