@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from cbdc.clock import iso
 from cbdc.policy import AmlRules, WalletClass
+from operators import aml_repository as aml_repo
 from operators import repository as repo
 from operators.context import OperatorContext
 from operators.models import Wallet
@@ -42,19 +43,32 @@ def _raise_alert(
     window_minutes: int | None,
 ) -> None:
     now = ctx.now()
-    if window_minutes is not None and repo.recent_alert_exists(
+    if window_minutes is not None and aml_repo.recent_alert_exists(
         session, wallet_id=wallet_id, rule=rule, since=now - timedelta(minutes=window_minutes)
     ):
         return
+    _store_alert(session, wallet_id=wallet_id, rule=rule, amount=amount, details=details, at=now)
+
+
+def _store_alert(
+    session: Session,
+    *,
+    wallet_id: str,
+    rule: str,
+    amount: int,
+    details: dict[str, Any],
+    at: datetime,
+) -> None:
+    """Keep the alert and queue its pseudonymous report to the analysis centre."""
     alert_id = uuid.uuid4()
-    repo.add_alert(
+    aml_repo.add_alert(
         session,
         alert_id=alert_id,
         wallet_id=wallet_id,
         rule=rule,
         amount=amount,
         details=details,
-        at=now,
+        at=at,
     )
     repo.enqueue(
         session,
@@ -66,7 +80,7 @@ def _raise_alert(
             "rule": rule,
             "amount": amount,
             "details": details,
-            "occurred_at": iso(now),
+            "occurred_at": iso(at),
         },
     )
 
@@ -105,7 +119,7 @@ def on_payment(
     ]
     if limits:
         since = now - timedelta(minutes=rules.structuring_window_minutes)
-        count = repo.count_payments_between(
+        count = aml_repo.count_payments_between(
             session,
             wallet_id=payer.id,
             since=since,
@@ -127,7 +141,7 @@ def on_payment(
                 window_minutes=rules.structuring_window_minutes,
             )
     since = now - timedelta(minutes=rules.velocity_window_minutes)
-    count = repo.count_payments_between(session, wallet_id=payer.id, since=since)
+    count = aml_repo.count_payments_between(session, wallet_id=payer.id, since=since)
     if count >= rules.velocity_count:
         _raise_alert(
             session,
@@ -139,7 +153,7 @@ def on_payment(
             window_minutes=rules.velocity_window_minutes,
         )
     since = now - timedelta(minutes=rules.fan_window_minutes)
-    payees = repo.distinct_payees(session, wallet_id=payer.id, since=since)
+    payees = aml_repo.distinct_payees(session, wallet_id=payer.id, since=since)
     if payees >= rules.fan_count:
         _raise_alert(
             session,
@@ -157,7 +171,7 @@ def on_payment(
 def on_receipt(session: Session, ctx: OperatorContext, *, payee_id: str, amount: int) -> None:
     rules = ctx.policy.aml
     since = ctx.now() - timedelta(minutes=rules.fan_window_minutes)
-    payers = repo.distinct_payers(session, wallet_id=payee_id, since=since)
+    payers = aml_repo.distinct_payers(session, wallet_id=payee_id, since=since)
     if payers >= rules.fan_count:
         _raise_alert(
             session,
@@ -175,7 +189,7 @@ def on_unload(session: Session, ctx: OperatorContext, *, wallet: Wallet, amount:
     rules = ctx.policy.aml
     wallet_id = wallet.id
     since = ctx.now() - timedelta(minutes=rules.load_unload_window_minutes)
-    loaded, unloaded = repo.exchange_totals(session, account_id=wallet.account_id, since=since)
+    loaded, unloaded = aml_repo.exchange_totals(session, account_id=wallet.account_id, since=since)
     if loaded >= rules.load_unload_min and unloaded >= loaded * rules.load_unload_ratio:
         _raise_alert(
             session,
@@ -239,7 +253,7 @@ def on_payments(
             )
     v_since = now - timedelta(minutes=rules.velocity_window_minutes)
     f_since = now - timedelta(minutes=rules.fan_window_minutes)
-    for row in repo.payer_window_stats(
+    for row in aml_repo.payer_window_stats(
         session,
         wallet_ids=list(payers),
         velocity_since=v_since,
@@ -259,7 +273,7 @@ def on_payments(
             )
     if structuring:
         s_since = now - timedelta(minutes=rules.structuring_window_minutes)
-        counts = repo.near_limit_counts(session, bounds=structuring, since=s_since)
+        counts = aml_repo.near_limit_counts(session, bounds=structuring, since=s_since)
         for wallet_id, count in counts.items():
             if count >= rules.structuring_count:
                 low, high, amount = structuring[wallet_id]
@@ -272,7 +286,7 @@ def on_payments(
                     },
                 )
     if payees:
-        for wallet_id, count in repo.payee_fan_in(
+        for wallet_id, count in aml_repo.payee_fan_in(
             session, wallet_ids=list(payees), since=f_since, at_least=rules.fan_count
         ).items():
             candidates[(wallet_id, "fan_in")] = (
@@ -286,7 +300,7 @@ def on_payments(
         "structuring": rules.structuring_window_minutes,
     }
     if candidates:
-        last = repo.last_alerts(session, wallet_ids=sorted({w for w, _ in candidates}))
+        last = aml_repo.last_alerts(session, wallet_ids=sorted({w for w, _ in candidates}))
         for (wallet_id, rule), _ in list(candidates.items()):
             previous = last.get((wallet_id, rule))
             if previous is not None and previous >= now - timedelta(minutes=windows[rule]):
@@ -294,27 +308,7 @@ def on_payments(
     raised = [(w, "large_value", a, d) for w, a, d in large]
     raised += [(w, rule, a, d) for (w, rule), (a, d) in candidates.items()]
     for wallet_id, rule, amount, details in raised:
-        alert_id = uuid.uuid4()
-        repo.add_alert(
-            session,
-            alert_id=alert_id,
-            wallet_id=wallet_id,
-            rule=rule,
-            amount=amount,
-            details=details,
-            at=now,
-        )
-        repo.enqueue(
-            session,
-            kind="aml_report",
-            reference=f"aml:{alert_id}",
-            payload={
-                "report_id": str(alert_id),
-                "wallet": wallet_id,
-                "rule": rule,
-                "amount": amount,
-                "details": details,
-                "occurred_at": iso(now),
-            },
+        _store_alert(
+            session, wallet_id=wallet_id, rule=rule, amount=amount, details=details, at=now
         )
     return len(raised)

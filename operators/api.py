@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from cbdc.auth import Principal, request_hash, require_role
 from cbdc.errors import BadSignature, DomainError, Forbidden, IdempotencyMismatch, ValidationFailed
 from cbdc.policy import WalletClass
+from operators import aml_repository as aml_repo
 from operators import disclosure, exchange, netting, service, settlement, signed_batch, vault
 from operators import repository as repo
 from operators.errors import InvalidWalletId, OrderExpired, UnknownWallet, WrongOperator
@@ -433,5 +434,6 @@ def aml_alerts(
     """AML alerts raised at this operator (also reported to the analysis centre)."""
     require_role(caller, "staff")
     return state.uow.run(
-        caller, lambda s: {"alerts": repo.list_alerts(s, rule=rule, wallet_id=wallet, limit=limit)}
+        caller,
+        lambda s: {"alerts": aml_repo.list_alerts(s, rule=rule, wallet_id=wallet, limit=limit)},
     )

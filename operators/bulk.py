@@ -28,7 +28,7 @@ from cbdc.errors import DomainError, InsufficientFunds
 from cbdc.policy import WalletClass
 from cbdc.sqlarrays import int_array
 from operators import service, vault
-from operators.batch import WalletState, load_wallet_states
+from operators.batch import WalletState, load_wallet_states, wallet_accounts
 from operators.context import OperatorContext
 from operators.errors import UnknownWallet, VaultFloatInsufficient
 from operators.identity import check_evidence
@@ -185,14 +185,11 @@ def exchange_many(
     issuance first, see `OperatorState.replenish`)."""
     now = now or ctx.now()
     wallet_ids = sorted({w for w, _ in moves})
-    before = load_wallet_states(session, wallet_ids)
     float_acc, contra = ctx.account("vault_float"), ctx.account("deposits_contra")
     cash, cash_contra = ctx.account("cash_on_hand"), ctx.account("cash_contra")
-    to_lock = {w.account_id for w in before.values()} | {float_acc}
-    if kind == "cash_load":
-        to_lock |= {cash, cash_contra}
-    else:
-        to_lock |= {contra} | {w.deposit_account_id for w in before.values()}
+    to_lock = wallet_accounts(session, wallet_ids, with_deposits=kind != "cash_load")
+    to_lock.add(float_acc)
+    to_lock |= {cash, cash_contra} if kind == "cash_load" else {contra}
     balances = ledger.lock_accounts(session, to_lock)
     wallets = load_wallet_states(session, wallet_ids)
     outcomes: list[ExchangeOutcome] = []

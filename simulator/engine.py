@@ -29,8 +29,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +106,7 @@ class Engine:
         self.events = list(scenario.events)
         self.nonce = 0
         self.previous: dict[str, Any] | None = None
+        self.net_paid: dict[str, int] = {}  # per operator, net settlement paid so far
         self.series: list[dict[str, int | float]] = []
         self.timing: list[dict[str, float]] = []
         self.checks_run = 0
@@ -160,7 +160,7 @@ class Engine:
                 self.runs.append((event.operator, event.share, event.at, event.at + event.over))
                 pop = self.populations[event.operator]
                 adopt(self.net, pop, pop.households)  # a run: everyone gets a wallet
-                pop.run_deposit = self._deposits(pop)  # type: ignore[attr-defined]
+                pop.run_deposit = self._deposits(pop)
             elif isinstance(event, SetLimits):
                 for code in [event.operator] if event.operator else self.codes:
                     policy = apply_limits(
@@ -226,7 +226,7 @@ class Engine:
             room = self._room(pop)
             cash_moves: list[tuple[str, int]] = []
             load_moves: list[tuple[str, int]] = []
-            run_deposits: dict[str, int] = getattr(pop, "run_deposit", {})
+            run_deposits = pop.run_deposit
             assert pop.moved_cash is not None and pop.moved_deposit is not None
             for h in pop.adopted:
                 wallet = pop.wallets[h]
@@ -472,8 +472,7 @@ class Engine:
         ops = figures["operators"]
         prev_ops = prev["operators"]
         net_paid = settle.net_paid(self.net)
-        prev_net = getattr(self, "_net_paid", {})
-        self._net_paid = net_paid
+        prev_net, self.net_paid = self.net_paid, net_paid
         per: dict[str, dict[str, int]] = {}
         for code in self.codes:
             o = ops[code]
@@ -520,9 +519,7 @@ class Engine:
         self.net.close()
 
 
-def _seconds(t: float) -> Any:
-    from datetime import timedelta
-
+def _seconds(t: float) -> timedelta:
     return timedelta(seconds=t)
 
 
@@ -640,5 +637,3 @@ def _database(database_url: str | None) -> tuple[str, Callable[[], None]]:
     url = server.start()
     return url, server.stop
 
-
-_ = replace  # keep dataclasses.replace importable for event handlers

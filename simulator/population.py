@@ -50,6 +50,7 @@ class OperatorPopulation:
     merchant_wallets: list[str] = field(default_factory=list)
     moved_cash: np.ndarray | None = None
     moved_deposit: np.ndarray | None = None
+    run_deposit: dict[str, int] = field(default_factory=dict)  # wallet -> deposit when run began
 
     @property
     def households(self) -> int:

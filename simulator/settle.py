@@ -42,31 +42,14 @@ def make_jobs_due(net: SimNetwork) -> None:
 def settle(net: SimNetwork, *, final: bool) -> None:
     """Let money in flight land: jobs, and in net mode a clearing cycle."""
     run_jobs(net)
-    if any(net.state(c).ctx.settlement_mode == "net" for c in net.codes) or _has_open_items(net):
+    from operators import netting
+
+    if any(netting.is_active(net.state(c)) for c in net.codes if net.up(c)):
         net_cycle(net)
         run_jobs(net)
     if final:
         make_jobs_due(net)
         run_jobs(net)
-
-
-def _has_open_items(net: SimNetwork) -> bool:
-    for code in net.codes:
-        with net.state(code).factory() as session:
-            exists = session.execute(
-                text("SELECT to_regclass('net_items') IS NOT NULL")
-            ).scalar_one()
-            if (
-                exists
-                and session.execute(
-                    text(
-                    "SELECT EXISTS (SELECT 1 FROM net_items "
-                    "WHERE status IN ('open', 'submitted'))"
-                )
-                ).scalar_one()
-            ):
-                return True
-    return False
 
 
 def net_cycle(net: SimNetwork) -> None:

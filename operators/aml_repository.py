@@ -1,0 +1,227 @@
+"""SQL of the operator's AML monitor (operators/aml.py): alerts, and the payment and exchange
+history the rules count over their windows, one wallet at a time and for a whole batch."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from cbdc.sqlarrays import text_array
+
+
+def recent_alert_exists(session: Session, *, wallet_id: str, rule: str, since: datetime) -> bool:
+    return (
+        session.execute(
+            text(
+                "SELECT 1 FROM aml_alerts WHERE wallet_id = :w AND rule = :r "
+                "AND created_at >= :since LIMIT 1"
+            ),
+            {"w": wallet_id, "r": rule, "since": since},
+        ).first()
+        is not None
+    )
+
+
+def add_alert(
+    session: Session,
+    *,
+    alert_id: uuid.UUID,
+    wallet_id: str,
+    rule: str,
+    amount: int,
+    details: dict[str, Any],
+    at: datetime,
+) -> None:
+    session.execute(
+        text(
+            "INSERT INTO aml_alerts (id, wallet_id, rule, amount, details, created_at) "
+            "VALUES (:i, :w, :r, :a, CAST(:d AS jsonb), :at)"
+        ),
+        {
+            "i": alert_id,
+            "w": wallet_id,
+            "r": rule,
+            "a": amount,
+            "d": json.dumps(details),
+            "at": at,
+        },
+    )
+
+
+def count_payments_between(
+    session: Session,
+    *,
+    wallet_id: str,
+    since: datetime,
+    low: int | None = None,
+    high: int | None = None,
+) -> int:
+    """Outgoing payments of a wallet since `since`, optionally with low <= amount < high."""
+    return int(
+        session.execute(
+            text(
+                "SELECT count(*) FROM orders WHERE wallet_id = :w AND kind = 'payment' "
+                "AND created_at >= :since AND status <> 'failed' "
+                "AND (CAST(:low AS bigint) IS NULL OR amount >= :low) "
+                "AND (CAST(:high AS bigint) IS NULL OR amount < :high)"
+            ),
+            {"w": wallet_id, "since": since, "low": low, "high": high},
+        ).scalar_one()
+    )
+
+
+def distinct_payees(session: Session, *, wallet_id: str, since: datetime) -> int:
+    return int(
+        session.execute(
+            text(
+                "SELECT count(DISTINCT counterparty) FROM orders WHERE wallet_id = :w "
+                "AND kind = 'payment' AND created_at >= :since AND status <> 'failed'"
+            ),
+            {"w": wallet_id, "since": since},
+        ).scalar_one()
+    )
+
+
+def distinct_payers(session: Session, *, wallet_id: str, since: datetime) -> int:
+    """Distinct payers of a wallet: same-operator payers plus cross-operator payer aliases."""
+    return int(
+        session.execute(
+            text(
+                "SELECT (SELECT count(DISTINCT wallet_id) FROM orders WHERE counterparty = :w "
+                "AND kind = 'payment' AND created_at >= :since AND status <> 'failed') + "
+                "(SELECT count(DISTINCT payer_alias) FROM inbound_settlements "
+                "WHERE payee_wallet = :w AND kind = 'payment' AND created_at >= :since)"
+            ),
+            {"w": wallet_id, "since": since},
+        ).scalar_one()
+    )
+
+
+def exchange_totals(session: Session, *, account_id: int, since: datetime) -> tuple[int, int]:
+    """What came into a wallet from outside (deposit loads and cash over the counter) and what
+    went back out to the deposit, since `since`."""
+    row = session.execute(
+        text(
+            "SELECT coalesce(sum(p.amount) FILTER (WHERE j.kind IN ('load', 'cash_load')), 0) "
+            "AS loaded, coalesce(-sum(p.amount) FILTER (WHERE j.kind = 'unload'), 0) AS unloaded "
+            "FROM postings p JOIN journal_entries j ON j.id = p.entry_id "
+            "WHERE p.account_id = :a AND j.created_at >= :since"
+        ),
+        {"a": account_id, "since": since},
+    ).one()
+    return int(row.loaded), int(row.unloaded)
+
+
+def list_alerts(
+    session: Session, *, rule: str | None, wallet_id: str | None, limit: int
+) -> list[dict[str, Any]]:
+    rows = (
+        session.execute(
+            text(
+                "SELECT id, wallet_id, rule, amount, details, created_at FROM aml_alerts "
+                "WHERE (CAST(:r AS text) IS NULL OR rule = :r) "
+                "AND (CAST(:w AS text) IS NULL OR wallet_id = :w) ORDER BY created_at DESC LIMIT :l"
+            ),
+            {"r": rule, "w": wallet_id, "l": limit},
+        )
+        .mappings()
+        .all()
+    )
+    return [dict(r) for r in rows]
+
+
+# ------------------------------------------------------------------ AML over a batch
+
+
+def payer_window_stats(
+    session: Session,
+    *,
+    wallet_ids: list[str],
+    velocity_since: datetime,
+    fan_since: datetime,
+    velocity_count: int,
+    fan_count: int,
+) -> list[Any]:
+    """Payers among `wallet_ids` at or over the velocity or fan-out threshold: rows of
+    (wallet_id, velocity, payees)."""
+    return list(
+        session.execute(
+            text(
+                "SELECT wallet_id, count(*) FILTER (WHERE created_at >= :vs) AS velocity, "
+                "count(DISTINCT counterparty) FILTER (WHERE created_at >= :fs) AS payees "
+                "FROM orders WHERE wallet_id = ANY(CAST(:w AS text[])) AND kind = 'payment' "
+                "AND status <> 'failed' AND created_at >= least(CAST(:vs AS timestamptz), "
+                "CAST(:fs AS timestamptz)) GROUP BY wallet_id "
+                "HAVING count(*) FILTER (WHERE created_at >= :vs) >= :vc "
+                "OR count(DISTINCT counterparty) FILTER (WHERE created_at >= :fs) >= :fc"
+            ),
+            {
+                "w": text_array(wallet_ids),
+                "vs": velocity_since,
+                "fs": fan_since,
+                "vc": velocity_count,
+                "fc": fan_count,
+            },
+        ).all()
+    )
+
+
+def near_limit_counts(
+    session: Session, *, bounds: dict[str, tuple[int, int, int]], since: datetime
+) -> dict[str, int]:
+    """Per wallet, its payments since `since` with low <= amount < high."""
+    ids = list(bounds)
+    rows = session.execute(
+        text(
+            "SELECT o.wallet_id, count(*) AS n FROM orders o JOIN unnest(CAST(:w AS text[]), "
+            "CAST(:lo AS bigint[]), CAST(:hi AS bigint[])) AS b(wallet_id, lo, hi) "
+            "ON o.wallet_id = b.wallet_id WHERE o.kind = 'payment' AND o.status <> 'failed' "
+            "AND o.created_at >= :since AND o.amount >= b.lo AND o.amount < b.hi "
+            "GROUP BY o.wallet_id"
+        ),
+        {
+            "w": ids,
+            "lo": [bounds[w][0] for w in ids],
+            "hi": [bounds[w][1] for w in ids],
+            "since": since,
+        },
+    ).all()
+    return {r.wallet_id: int(r.n) for r in rows}
+
+
+def payee_fan_in(
+    session: Session, *, wallet_ids: list[str], since: datetime, at_least: int
+) -> dict[str, int]:
+    """Payees among `wallet_ids` paid by at least `at_least` distinct payers since `since`
+    (same-operator payers plus cross-operator payer aliases)."""
+    rows = session.execute(
+        text(
+            "SELECT payee, sum(n) AS n FROM ("
+            "SELECT counterparty AS payee, count(DISTINCT wallet_id) AS n FROM orders "
+            "WHERE counterparty = ANY(CAST(:w AS text[])) AND kind = 'payment' "
+            "AND status <> 'failed' "
+            "AND created_at >= :since GROUP BY counterparty "
+            "UNION ALL SELECT payee_wallet, count(DISTINCT payer_alias) FROM "
+            "inbound_settlements WHERE payee_wallet = ANY(CAST(:w AS text[])) AND kind = 'payment' "
+            "AND created_at >= :since GROUP BY payee_wallet) x "
+            "GROUP BY payee HAVING sum(n) >= :k"
+        ),
+        {"w": text_array(wallet_ids), "since": since, "k": at_least},
+    ).all()
+    return {r.payee: int(r.n) for r in rows}
+
+
+def last_alerts(session: Session, *, wallet_ids: list[str]) -> dict[tuple[str, str], datetime]:
+    rows = session.execute(
+        text(
+            "SELECT wallet_id, rule, max(created_at) AS at FROM aml_alerts "
+            "WHERE wallet_id = ANY(CAST(:w AS text[])) GROUP BY wallet_id, rule"
+        ),
+        {"w": text_array(wallet_ids)},
+    ).all()
+    return {(r.wallet_id, r.rule): r.at for r in rows}
