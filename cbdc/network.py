@@ -1,5 +1,6 @@
 """Lays out and runs a network on this machine: PostgreSQL (embedded unless a URL is given),
-one database per service migrated to head, keys, the central bank and N operators as uvicorn
+one database per service migrated to head, keys (and the bearer token of every service's
+`/metrics`), the central bank and N operators as uvicorn
 processes on loopback ports, operators registered and funded with reserves.
 
 Used by `cbdc up`, `cbdc demo`, the tests and the benchmarks, so they all run the same thing.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -42,6 +44,16 @@ def operator_codes(count: int) -> list[str]:
 def operator_names(count: int) -> list[str]:
     names = ["Bank of Aurora", "Bailey Savings", "Civic Trust", "Delta Cooperative"]
     return [names[i] if i < len(names) else f"Operator {chr(ord('A') + i)}" for i in range(count)]
+
+
+def metrics_token_file(data_dir: Path) -> Path:
+    """The bearer token every service of the network at `data_dir` wants on GET /metrics."""
+    return data_dir / "keys" / "metrics.token"
+
+
+def metrics_dir(data_dir: Path, service: str) -> Path:
+    """Where a spawned service's uvicorn workers keep their Prometheus multiprocess files."""
+    return data_dir / "metrics" / service
 
 
 def port_is_free(port: int) -> bool:
@@ -91,6 +103,22 @@ class Network:
         if not path.exists():
             path.write_text(b64e(os.urandom(32)) + "\n")
             path.chmod(0o600)
+        return path
+
+    @property
+    def metrics_token_file(self) -> Path:
+        """Scrapers (Prometheus' `credentials_file`, the benchmarks) read the token here."""
+        return metrics_token_file(self.data_dir)
+
+    def _metrics_token(self) -> Path:
+        """Made once, 0600 from the start (never readable by others, even briefly)."""
+        path = self.metrics_token_file
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as file:
+                file.write(secrets.token_urlsafe(32))  # no newline: the file is the credential
+        path.chmod(0o600)
         return path
 
     def prepare(self, *, fresh_databases: bool = False) -> NetworkConfig:
@@ -163,6 +191,7 @@ class Network:
                 key_dir=str(regulator_dir),
             ),
             operators=operators,
+            metrics_token_file=str(self._metrics_token()),
         )
         self.config.save(network_file(self.data_dir))
         return self.config
@@ -176,7 +205,17 @@ class Network:
             )
         logs = self.data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "CBDC_NETWORK_FILE": str(network_file(self.data_dir)), **extra_env}
+        # Prometheus multiprocess mode: the workers' metric files, emptied at every start (files
+        # of dead processes would be summed in; counters start again, as after any restart).
+        metrics = metrics_dir(self.data_dir, name)
+        shutil.rmtree(metrics, ignore_errors=True)
+        metrics.mkdir(parents=True)
+        env = {
+            **os.environ,
+            "CBDC_NETWORK_FILE": str(network_file(self.data_dir)),
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics),
+            **extra_env,
+        }
         cmd = [
             sys.executable,
             "-m",

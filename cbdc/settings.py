@@ -100,6 +100,14 @@ class NetworkConfig(BaseModel):
     central_bank: CentralBankNode
     regulator: RegulatorNode
     operators: list[OperatorNode]
+    # Bearer token for every service's GET /metrics (a file, 0600, as Prometheus'
+    # `credentials_file` wants it). None (a network file from before /metrics): metrics are off.
+    metrics_token_file: str | None = None
+
+    def metrics_token(self) -> str | None:
+        if self.metrics_token_file is None:
+            return None
+        return Path(self.metrics_token_file).read_text().strip() or None
 
     def operator(self, code: str) -> OperatorNode:
         for node in self.operators:

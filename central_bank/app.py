@@ -16,6 +16,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from cbdc import metrics
 from cbdc.auth import prune_nonces
 from cbdc.crypto import SigningKey
 from cbdc.db import transaction
@@ -30,7 +31,7 @@ token; double spends refused; RTGS settlement between operators with signed rece
 deferred net settlement as a clearing house) and
 **analysis** (money supply). Every request except `/health` and `/v1/info` must be signed
 (CBDC-Key-Id, CBDC-Timestamp, CBDC-Nonce, CBDC-Signature); responses to signed requests carry
-CBDC-Response-Signature."""
+CBDC-Response-Signature. `/metrics` (Prometheus) wants the network's bearer token instead."""
 
 
 def create_app(config: CentralBankConfig) -> FastAPI:
@@ -64,6 +65,7 @@ def create_app(config: CentralBankConfig) -> FastAPI:
     app.state.cb = state
     app.include_router(router)
     sign_responses(app, config.key)
+    metrics.install(app, state.metrics, token=config.metrics_token)  # last: times the rest
     return app
 
 
@@ -79,6 +81,7 @@ def config_from_network(network: NetworkConfig) -> CentralBankConfig:
         regulator_public_key=network.regulator.signing_public_key,
         net_interval_seconds=network.net_interval_seconds,
         net_max_items=network.net_max_items,
+        metrics_token=network.metrics_token(),
     )
 
 

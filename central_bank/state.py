@@ -7,12 +7,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Request
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from cbdc.auth import ResolvedKey, SignedRequestAuth, UnitOfWork
 from cbdc.crypto import SigningKey
 from cbdc.db import make_engine, session_factory, transaction
+from cbdc.metrics import ServiceMetrics
 from central_bank import clearing, service
 from central_bank.models import Operator
 
@@ -35,6 +37,7 @@ class CentralBankConfig:
     net_interval_seconds: float = 5.0
     net_max_items: int = 1000
     clearing_timer: bool = True
+    metrics_token: str | None = None  # bearer token for GET /metrics; None: metrics are off
 
 
 @dataclass
@@ -44,6 +47,7 @@ class CentralBankState:
     cb: service.CentralBank = field(init=False)
     uow: UnitOfWork = field(init=False)
     auth: SignedRequestAuth = field(init=False)
+    metrics: ServiceMetrics = field(init=False)
     _operator_keys: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -56,6 +60,12 @@ class CentralBankState:
         self.uow = UnitOfWork(self.factory)
         self.auth = SignedRequestAuth(self.resolve_key)
         transaction(self.factory, service.bootstrap)
+        self.metrics = ServiceMetrics(
+            service="central_bank",
+            name="central_bank",
+            engine=self.engine,
+            queue_depths=lambda: transaction(self.factory, queue_depths),
+        )
 
     @property
     def decimals(self) -> int:
@@ -95,5 +105,23 @@ class CentralBankState:
         return None
 
 
-def get_state(request: Request) -> CentralBankState:
+def queue_depths(session: Session) -> dict[str, int]:
+    """The clearing house's queue, for /metrics: submissions (and the payments in them) not
+    yet in a clearing cycle, and obligations not yet settled. Answered from partial indexes
+    (ix_clearing_submissions_unassigned, ix_clearing_obligations_pending), bounded in time."""
+    session.execute(text("SET LOCAL statement_timeout = 2000"))
+    row = session.execute(
+        text(
+            "SELECT count(*) AS clearing_submissions_waiting, "
+            "coalesce(sum(items), 0) AS clearing_items_waiting, "
+            "(SELECT count(*) FROM clearing_obligations WHERE status = 'pending') "
+            "AS clearing_obligations_pending "
+            "FROM clearing_submissions WHERE cycle_id IS NULL"
+        )
+    ).one()
+    return {key: int(value) for key, value in row._mapping.items()}
+
+
+async def get_state(request: Request) -> CentralBankState:
+    # async: FastAPI would run a plain function in its thread pool, one hop per request
     return request.app.state.cb  # type: ignore[no-any-return]

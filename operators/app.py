@@ -14,6 +14,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from cbdc import metrics
 from cbdc.crypto import SigningKey, b64d
 from cbdc.settings import NetworkConfig
 from cbdc.webapp import base_app
@@ -26,7 +27,8 @@ central-bank-signed tokens, runs customer **wallets** in classes I-IV of control
 (limits from the policy file), **exchanges** deposits and cash for digital currency, and posts
 **payments** within the operator and, through the central bank's registration centre, across
 operators. Customer money moves only on orders signed by the wallet's Ed25519 key; reads are
-signed envelopes (CBDC-Key-Id `wallet:<id>`); staff use the operator's key."""
+signed envelopes (CBDC-Key-Id `wallet:<id>`); staff use the operator's key. `/metrics`
+(Prometheus) wants the network's bearer token."""
 
 
 def create_app(config: OperatorConfig) -> FastAPI:
@@ -42,6 +44,7 @@ def create_app(config: OperatorConfig) -> FastAPI:
     app.router.lifespan_context = lifespan
     app.state.operator = state
     app.include_router(router)
+    metrics.install(app, state.metrics, token=config.metrics_token)  # last: times the rest
     return app
 
 
@@ -65,6 +68,7 @@ def config_from_network(network: NetworkConfig, code: str) -> OperatorConfig:
         data_key=b64d(Path(node.data_key_file).read_text().strip()),
         regulator_signing_key=network.regulator.signing_public_key,
         regulator_sealing_key=network.regulator.sealing_public_key,
+        metrics_token=network.metrics_token(),
     )
 
 
