@@ -89,85 +89,6 @@ def _just_under(amount: int, limit: int | None, ratio: float) -> bool:
     return limit is not None and limit * ratio <= amount < limit
 
 
-def on_payment(
-    session: Session,
-    ctx: OperatorContext,
-    *,
-    payer: Wallet,
-    payee_id: str,
-    amount: int,
-    payee: Wallet | None,
-) -> None:
-    """Rules seen from the payer (and, for a payee at this operator, fan-in)."""
-    rules: AmlRules = ctx.policy.aml
-    now = ctx.now()
-    if amount >= rules.large_value:
-        _raise_alert(
-            session,
-            ctx,
-            wallet_id=payer.id,
-            rule="large_value",
-            amount=amount,
-            details={"payee_operator": payee_id[:4], "threshold": rules.large_value},
-            window_minutes=None,
-        )
-    single = ctx.policy.limits(WalletClass(payer.wallet_class)).single_payment
-    limits = [
-        lim
-        for lim in (single, rules.large_value)
-        if lim is not None and _just_under(amount, lim, rules.structuring_ratio)
-    ]
-    if limits:
-        since = now - timedelta(minutes=rules.structuring_window_minutes)
-        count = aml_repo.count_payments_between(
-            session,
-            wallet_id=payer.id,
-            since=since,
-            low=int(min(limits) * rules.structuring_ratio),
-            high=max(limits),
-        )
-        if count >= rules.structuring_count:
-            _raise_alert(
-                session,
-                ctx,
-                wallet_id=payer.id,
-                rule="structuring",
-                amount=amount,
-                details={
-                    "count": count,
-                    "limit": max(limits),
-                    "window_minutes": rules.structuring_window_minutes,
-                },
-                window_minutes=rules.structuring_window_minutes,
-            )
-    since = now - timedelta(minutes=rules.velocity_window_minutes)
-    count = aml_repo.count_payments_between(session, wallet_id=payer.id, since=since)
-    if count >= rules.velocity_count:
-        _raise_alert(
-            session,
-            ctx,
-            wallet_id=payer.id,
-            rule="velocity",
-            amount=amount,
-            details={"count": count, "window_minutes": rules.velocity_window_minutes},
-            window_minutes=rules.velocity_window_minutes,
-        )
-    since = now - timedelta(minutes=rules.fan_window_minutes)
-    payees = aml_repo.distinct_payees(session, wallet_id=payer.id, since=since)
-    if payees >= rules.fan_count:
-        _raise_alert(
-            session,
-            ctx,
-            wallet_id=payer.id,
-            rule="fan_out",
-            amount=amount,
-            details={"counterparties": payees, "window_minutes": rules.fan_window_minutes},
-            window_minutes=rules.fan_window_minutes,
-        )
-    if payee is not None:
-        on_receipt(session, ctx, payee_id=payee.id, amount=amount)
-
-
 def on_receipt(session: Session, ctx: OperatorContext, *, payee_id: str, amount: int) -> None:
     rules = ctx.policy.aml
     since = ctx.now() - timedelta(minutes=rules.fan_window_minutes)
@@ -216,7 +137,7 @@ def on_payments(
     *,
     now: datetime,
 ) -> int:
-    """The rules of `on_payment`/`on_receipt` for a batch already written to `orders`:
+    """The payment rules (and `on_receipt`'s fan-in) for a batch already written to `orders`:
     (payer wallet, payee id, amount, local payee wallet or None) each. Window rules are judged
     on the state at the end of the batch with one aggregate query per rule family, so a rule
     fires at most once per wallet per batch (and, as for single payments, once per window).

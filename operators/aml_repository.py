@@ -53,40 +53,6 @@ def add_alert(
     )
 
 
-def count_payments_between(
-    session: Session,
-    *,
-    wallet_id: str,
-    since: datetime,
-    low: int | None = None,
-    high: int | None = None,
-) -> int:
-    """Outgoing payments of a wallet since `since`, optionally with low <= amount < high."""
-    return int(
-        session.execute(
-            text(
-                "SELECT count(*) FROM orders WHERE wallet_id = :w AND kind = 'payment' "
-                "AND created_at >= :since AND status <> 'failed' "
-                "AND (CAST(:low AS bigint) IS NULL OR amount >= :low) "
-                "AND (CAST(:high AS bigint) IS NULL OR amount < :high)"
-            ),
-            {"w": wallet_id, "since": since, "low": low, "high": high},
-        ).scalar_one()
-    )
-
-
-def distinct_payees(session: Session, *, wallet_id: str, since: datetime) -> int:
-    return int(
-        session.execute(
-            text(
-                "SELECT count(DISTINCT counterparty) FROM orders WHERE wallet_id = :w "
-                "AND kind = 'payment' AND created_at >= :since AND status <> 'failed'"
-            ),
-            {"w": wallet_id, "since": since},
-        ).scalar_one()
-    )
-
-
 def distinct_payers(session: Session, *, wallet_id: str, since: datetime) -> int:
     """Distinct payers of a wallet: same-operator payers plus cross-operator payer aliases."""
     return int(

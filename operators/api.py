@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.concurrency import run_in_threadpool
 
 from cbdc.auth import Principal, request_hash, require_role
 from cbdc.errors import BadSignature, DomainError, Forbidden, IdempotencyMismatch, ValidationFailed
@@ -215,29 +217,36 @@ def unload(wallet_id: str, body: SignedUnload, state: State) -> Any:
 
 
 @router.post("/v1/payments", status_code=201, tags=["payments"])
-def pay(body: SignedPayment, state: State) -> Any:
+async def pay(body: SignedPayment, state: State) -> Any:
     """A payment order signed by the payer's wallet key. Same-operator payments complete at
     once; cross-operator payments settle through the central bank (RTGS: within the request;
     if the central bank or the payee's operator is unreachable the answer says
     `pending_settlement` and the outbox finishes the job later; net settlement: the answer is
-    `pending_settlement` and the payment settles, netted, in the next clearing cycle)."""
+    `pending_settlement` and the payment settles, netted, in the next clearing cycle).
+    Concurrent payments share a transaction (`operators.microbatch`); each is judged alone."""
     order = body.order.model_dump(exclude_unset=True)
-    with _refusals_recorded(state, "payment", order, body.signature):
-        receipt = state.uow.run(
-            None, lambda s: service.pay(s, state.ctx, order=order, signature=body.signature)
-        )
+    result = await asyncio.wrap_future(state.payments.submit(order, body.signature))
+    if isinstance(result, DomainError):
+        state.metrics.count_payments("single", "refused", result.code)
+        raise result
+    receipt = result
     if receipt["route"] == "cross" and receipt["status"] == "pending_settlement":
         if state.ctx.settlement_mode == "rtgs":
-            state.settle_inline(f"pay:{receipt['payment_id']}")
-            refreshed = state.uow.run(
-                None,
-                lambda s: service.payment_status(
-                    s, state.ctx, payment_id=receipt["payment_id"], wallet_id=None
-                ),
-            )
-            receipt = {**refreshed, "replayed": receipt["replayed"]}
+            receipt = await run_in_threadpool(_settle_inline, state, receipt)
         state.wake_worker()
+    state.metrics.count_receipt("single", receipt)
     return receipt
+
+
+def _settle_inline(state: OperatorState, receipt: dict[str, Any]) -> dict[str, Any]:
+    state.settle_inline(f"pay:{receipt['payment_id']}")
+    refreshed = state.uow.run(
+        None,
+        lambda s: service.payment_status(
+            s, state.ctx, payment_id=receipt["payment_id"], wallet_id=None
+        ),
+    )
+    return {**refreshed, "replayed": receipt["replayed"]}
 
 
 @router.post("/v1/payments/batch", tags=["payments"])
@@ -248,7 +257,12 @@ def pay_batch(body: SignedPaymentBatch, state: State) -> Any:
     background worker settles them); poll GET /v1/payments/{id}. The answer lists one result
     per order: `{"ok": true, "receipt": ...}` or `{"ok": false, "problem": {...}}`."""
     items = [(o.order.model_dump(exclude_unset=True), o.signature) for o in body.orders]
-    results = state.uow.run(None, lambda s: signed_batch.pay_signed(s, state.ctx, items=items))
+    try:
+        results = state.uow.run(None, lambda s: signed_batch.pay_signed(s, state.ctx, items=items))
+    except DomainError as exc:  # the whole batch refused: so is each of its orders
+        state.metrics.count_payments("batch", "refused", exc.code, n=len(items))
+        raise
+    state.metrics.count_batch(results)
     state.wake_worker()
     accepted = sum(1 for r in results if r["ok"])
     return {"accepted": accepted, "refused": len(results) - accepted, "results": results}

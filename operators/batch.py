@@ -1,13 +1,14 @@
 """The batch payment path: thousands of payments in one transaction.
 
-`pay_many` is what the signed batch API and the scenario engine call. It applies exactly the
-rules of a single payment (`operators.service.pay`): payer and payee exist and are active,
-class limits per payment, day and year, the payer's balance, the payee's balance cap (refuse or
-sweep, as the policy says), cross-operator payments through `in_transit_out` and settlement
-(RTGS or deferred net), AML rules. What differs is how the database is used:
+`pay_many` is what every payment goes through: single payments (micro-batched,
+`operators.microbatch`), the signed batch API and the scenario engine. It applies the rules of
+a payment: payer and payee exist and are active, class limits per payment, day and year, the
+payer's balance, the payee's balance cap (refuse or sweep, as the policy says), cross-operator
+payments through `in_transit_out` and settlement (RTGS or deferred net), AML rules. The
+database is used like this:
 
   1. the wallets the batch touches are read once, their accounts locked once, in ascending id
-     order (as single payments do, so batches and single payments cannot deadlock), and the
+     order (as every path that locks accounts does, so they cannot deadlock), and the
      wallets re-read as of the lock;
   2. the payments are judged in order in Python against those balances and counters, so a
      payment sees the effect of the ones before it in the batch;

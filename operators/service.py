@@ -23,13 +23,11 @@ from cbdc.errors import (
     Conflict,
     Forbidden,
     IdempotencyMismatch,
-    InsufficientFunds,
     ValidationFailed,
 )
 from cbdc.money import format_amount
 from cbdc.policy import ClassLimits, WalletClass
 from cbdc.tokens import sign_document
-from operators import aml
 from operators import repository as repo
 from operators.context import OperatorContext
 from operators.errors import (
@@ -41,9 +39,7 @@ from operators.errors import (
     OrderExpired,
     OrderRefused,
     PayeeBalanceCap,
-    SelfPayment,
     SinglePaymentLimit,
-    UnknownOperator,
     UnknownPayment,
     UnknownWallet,
     WalletNotActive,
@@ -436,100 +432,6 @@ def payment_receipt(ctx: OperatorContext, order: Order) -> dict[str, Any]:
         "accepted_at": iso(order.created_at),
     }
     return {**document, "receipt": sign_document(ctx.key, document)}
-
-
-def pay(
-    session: Session, ctx: OperatorContext, *, order: dict[str, Any], signature: str
-) -> dict[str, Any]:
-    """Post a signed payment order. Same-operator payments complete here; cross-operator ones
-    move the amount to `in_transit_out` and queue settlement through the central bank."""
-    payer_id, payee_id, amount = order["payer"], order["payee"], order["amount"]
-    check_currency(ctx, order)
-    if not is_valid_wallet_id(payee_id):
-        raise InvalidWalletId(f"payee {payee_id!r} is not a valid wallet id")
-    if payer_id == payee_id:
-        raise SelfPayment("payer and payee are the same wallet")
-    payer = require_wallet(session, ctx, payer_id)
-    order_hash = check_signed_order(payer, order, signature)
-    cross = routing_code(payee_id) != ctx.code
-    payee: Wallet | None = None
-    if cross:
-        if ctx.central_bank.operator(routing_code(payee_id)) is None:
-            raise UnknownOperator(f"no operator with routing code {routing_code(payee_id)}")
-        credit_account = ctx.account("in_transit_out")
-    else:
-        payee = repo.get_wallet(session, payee_id)
-        if payee is None:
-            raise UnknownWallet(f"no payee wallet {payee_id}")
-        credit_account = payee.account_id
-
-    balances = ledger.lock_accounts(session, [payer.account_id, credit_account])
-    previous = repo.find_order(session, payer_id, order["nonce"])
-    if previous is not None:
-        check_replay(previous, order_hash)
-        return {**payment_receipt(ctx, previous), "replayed": True}
-    session.refresh(payer)  # spend counters and class as of the lock
-    if payee is not None:
-        session.refresh(payee)  # class (hence cap) and status as of the lock
-    require_active(payer, "payer wallet")
-    day_total, year_total = check_outgoing_limits(ctx, payer, amount)
-    if balances[payer.account_id] < amount:
-        raise InsufficientFunds(
-            f"payer balance {balances[payer.account_id]} does not cover {amount}"
-        )
-    sweep = 0
-    if payee is not None:
-        require_active(payee, "payee wallet")
-        sweep = _overflow(ctx, payee, balances[payee.account_id], amount)
-    order_id = uuid.uuid4()
-    entry = ledger.post(
-        session,
-        kind="payment" if not cross else "payment_out",
-        reference=str(order_id),
-        legs=[(payer.account_id, -amount), (credit_account, amount)],
-    )
-    today, year = _today(ctx)
-    repo.update_spend_counters(
-        session, payer.id, day=today, day_total=day_total, year=year, year_total=year_total
-    )
-    row = repo.add_order(
-        session,
-        Order(
-            id=order_id,
-            wallet_id=payer.id,
-            nonce=order["nonce"],
-            kind="payment",
-            amount=amount,
-            counterparty=payee_id,
-            body=order,
-            signature=signature,
-            order_hash=order_hash,
-            status="pending_settlement" if cross else "completed",
-            entry_id=entry,
-            created_at=ctx.now(),
-        ),
-    )
-    if sweep:
-        holder = repo.get_customer(session, payee.customer_id)  # type: ignore[union-attr]
-        assert payee is not None and holder is not None
-        _sweep_to_deposit(
-            session,
-            ctx,
-            wallet=payee,
-            holder=holder,
-            amount=sweep,
-            source=payee.account_id,
-            reference=str(order_id),
-        )
-    if cross:
-        from operators import netting, settlement
-
-        if ctx.settlement_mode == "net":  # netted per operator pair, settled in cycles
-            netting.queue_net_payment(session, ctx, order=row)
-        else:
-            settlement.queue_payment_settlement(session, ctx, order=row)
-    aml.on_payment(session, ctx, payer=payer, payee_id=payee_id, amount=amount, payee=payee)
-    return {**payment_receipt(ctx, row), "replayed": False}
 
 
 def _overflow(ctx: OperatorContext, payee: Wallet, balance: int, amount: int) -> int:

@@ -48,9 +48,20 @@ def pay_signed(
     one result per order: {"ok": True, "receipt": ...} or {"ok": False, "problem": ...}."""
     if len(items) > MAX_BATCH:
         raise ValidationFailed(f"orders: at most {MAX_BATCH} per batch")
+    return [
+        _problem(r) if isinstance(r, DomainError) else {"ok": True, "receipt": r}
+        for r in judge_signed(session, ctx, items=items)
+    ]
+
+
+def judge_signed(
+    session: Session, ctx: OperatorContext, *, items: Sequence[tuple[dict[str, Any], str]]
+) -> list[dict[str, Any] | DomainError]:
+    """The work of `pay_signed`: one receipt or one refusal (the exception, not raised) per
+    order. Also the engine of micro-batched single payments (`operators.microbatch`)."""
     now = ctx.now()
     keys = _public_keys(session, [str(o.get("payer")) for o, _ in items])
-    results: list[dict[str, Any] | None] = [None] * len(items)
+    results: list[dict[str, Any] | DomainError | None] = [None] * len(items)
     instructions: list[Instruction] = []
     positions: list[int] = []
     first_of: dict[tuple[str, str], tuple[int, str]] = {}
@@ -79,7 +90,7 @@ def pay_signed(
                 continue
             first_of[key] = (i, order_hash)
         except DomainError as exc:
-            results[i] = _problem(exc)
+            results[i] = exc
             continue
         positions.append(i)
         instructions.append(
@@ -107,7 +118,7 @@ def pay_signed(
                 created_at=now,
             )
             receipt = service.payment_receipt(ctx, row)
-            results[i] = {"ok": True, "receipt": {**receipt, "replayed": outcome.replayed}}
+            results[i] = {**receipt, "replayed": outcome.replayed}
             continue
         assert outcome.error is not None
         if outcome.error.status < 500 and outcome.error.code not in UNRECORDED_REFUSALS:
@@ -121,15 +132,11 @@ def pay_signed(
                     signature=signature,
                     failure=outcome.error.code,
                 )
-        results[i] = _problem(outcome.error)
+        results[i] = outcome.error
     for i, earlier in repeats.items():
         first = results[earlier]
         assert first is not None
-        results[i] = (
-            {"ok": True, "receipt": {**first["receipt"], "replayed": True}}
-            if first["ok"]
-            else first
-        )
+        results[i] = first if isinstance(first, DomainError) else {**first, "replayed": True}
     return [r for r in results if r is not None]
 
 

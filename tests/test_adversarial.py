@@ -13,10 +13,12 @@ claims, which is what happens when a runner's lease runs out while it is still w
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -30,8 +32,8 @@ from cbdc.db import transaction
 from cbdc.envelope import sign_request
 from cbdc.http import RemoteError, SignedClient
 from cbdc.policy import WalletClass, load_policy, with_overrides
+from operators import batch, service, settlement, signed_batch, vault
 from operators import repository as repo
-from operators import service, settlement, vault
 from operators.models import OutboxJob
 from wallets.orders import payment_order, sign_order
 
@@ -449,9 +451,11 @@ def test_a_refund_does_not_erase_a_concurrent_payment_from_the_spend_counters(
                 payer=payer.wallet_id, payee=other.wallet_id, amount=2_000_00, currency="CNY"
             )
             signature = payer.key.sign_json(order)
-            transaction(
-                state.factory, lambda s: service.pay(s, state.ctx, order=order, signature=signature)
+            paid = transaction(
+                state.factory,
+                lambda s: signed_batch.pay_signed(s, state.ctx, items=[(order, signature)]),
             )
+            assert paid[0]["ok"], paid
         return found
 
     def refund_settlement(session: Any, ctx: Any, *, job: Any, reason: str) -> None:
@@ -476,45 +480,61 @@ def test_a_refund_does_not_erase_a_concurrent_payment_from_the_spend_counters(
     assert info.spent_today == 2_000_00
 
 
+@contextlib.contextmanager
+def between_read_and_lock(
+    monkeypatch: pytest.MonkeyPatch, wallet_id: str, action: Any
+) -> Iterator[dict[str, bool]]:
+    """Run `action` once (committed) after the payment path has read the account ids of a
+    payment naming `wallet_id` and before it locks them: the window where a stale read would
+    bite. Wallet class, status and counters must be read after the lock."""
+    real = batch.wallet_accounts
+    armed = {"on": True}
+
+    def wallet_accounts(session: Any, wallet_ids: Any, **kwargs: Any) -> Any:
+        found = real(session, wallet_ids, **kwargs)
+        if armed["on"] and wallet_id in wallet_ids:
+            armed["on"] = False
+            action()
+        return found
+
+    monkeypatch.setattr(batch, "wallet_accounts", wallet_accounts)
+    try:
+        yield armed
+    finally:
+        monkeypatch.setattr(batch, "wallet_accounts", real)
+
+
 def test_a_payee_downgraded_during_a_payment_is_not_credited_over_its_new_cap(
     network: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """BUG (balance cap bypassed): operators/service.py `pay` reads the payee's wallet row
-    (class) before locking the payee's account and never refreshes it (only the payer is
-    refreshed). Interleaving: the payee's downgrade II -> IV commits between that read and the
-    lock (allowed: its balance is exactly IV's cap); the payment then checks the cap of the
-    stale class II and credits. The class IV wallet ends above its 10,000.00 cap. (settlement
-    `_payee_target` and `load` read the class the same way.) Correct: the payment is refused
-    with `payee_balance_cap_exceeded`."""
+    """BUG (balance cap bypassed), found in the first single-payment path: it read the payee's
+    wallet row (class) before locking the payee's account and never refreshed it. Interleaving:
+    the payee's downgrade II -> IV commits between that read and the lock (allowed: its balance
+    is exactly IV's cap); the payment then checked the cap of the stale class II and credited.
+    Payments now run on the batch path, which reads only account ids before the lock
+    (`batch.wallet_accounts`) and the wallets' class and status after it: the downgrade is
+    injected right there. Correct: the payment is refused with `payee_balance_cap_exceeded`."""
     payer = network.open_wallet("BKA1", deposit=1_000_00, load=1_000_00)
     payee = network.open_wallet("BKA1", wallet_class="II", deposit=10_000_00, load=10_000_00)
     state = network.state("BKA1")
-    real_get_wallet = repo.get_wallet
-    armed = {"on": True}
-
-    def get_wallet(session: Any, wallet_id: str, **kwargs: Any) -> Any:
-        found = real_get_wallet(session, wallet_id, **kwargs)
-        if armed["on"] and wallet_id == payee.wallet_id:
-            armed["on"] = False
-            transaction(
-                state.factory,
-                lambda s: service.change_class(
-                    s,
-                    state.ctx,
-                    wallet_id=payee.wallet_id,
-                    wallet_class=WalletClass.IV,
-                    customer=None,
-                    by_staff=True,
-                ),
-            )
-        return found
-
-    monkeypatch.setattr(repo, "get_wallet", get_wallet)
-    try:
+    downgrade = functools.partial(
+        transaction,
+        state.factory,
+        lambda s: service.change_class(
+            s,
+            state.ctx,
+            wallet_id=payee.wallet_id,
+            wallet_class=WalletClass.IV,
+            customer=None,
+            by_staff=True,
+        ),
+    )
+    with (
+        between_read_and_lock(monkeypatch, payee.wallet_id, downgrade) as armed,
+        pytest.raises(RemoteError) as refused,
+    ):
         payer.pay(payee.wallet_id, 50_00)
-    except RemoteError as exc:
-        assert exc.code == "payee_balance_cap_exceeded"
-    monkeypatch.setattr(repo, "get_wallet", real_get_wallet)
+    assert refused.value.code == "payee_balance_cap_exceeded"
     assert not armed["on"]
     info = payee.balance()
     assert info.wallet_class == "IV"
@@ -875,28 +895,22 @@ def test_payer_downgraded_during_a_payment_gets_the_new_limits(
     payer = network.open_wallet("BKA1", wallet_class="II", deposit=3_000_00, load=3_000_00)
     payee = network.open_wallet("BKA1")
     state = network.state("BKA1")
-    real_get_wallet = repo.get_wallet
-    armed = {"on": True}
-
-    def get_wallet(session: Any, wallet_id: str, **kwargs: Any) -> Any:
-        found = real_get_wallet(session, wallet_id, **kwargs)
-        if armed["on"] and wallet_id == payer.wallet_id:
-            armed["on"] = False
-            transaction(
-                state.factory,
-                lambda s: service.change_class(
-                    s,
-                    state.ctx,
-                    wallet_id=payer.wallet_id,
-                    wallet_class=WalletClass.IV,
-                    customer=None,
-                    by_staff=True,
-                ),
-            )
-        return found
-
-    monkeypatch.setattr(repo, "get_wallet", get_wallet)
-    with pytest.raises(RemoteError) as caught:
+    downgrade = functools.partial(
+        transaction,
+        state.factory,
+        lambda s: service.change_class(
+            s,
+            state.ctx,
+            wallet_id=payer.wallet_id,
+            wallet_class=WalletClass.IV,
+            customer=None,
+            by_staff=True,
+        ),
+    )
+    with (
+        between_read_and_lock(monkeypatch, payer.wallet_id, downgrade) as armed,
+        pytest.raises(RemoteError) as caught,
+    ):
         payer.pay(payee.wallet_id, 2_500_00)
     assert caught.value.code == "single_payment_limit_exceeded"
     assert not armed["on"] and payer.balance().balance == 3_000_00
@@ -915,19 +929,10 @@ def test_waterfall_sweep_and_a_load_on_the_same_wallet_keep_it_under_its_cap(
     with money conserved (deadlocks between the sweep's locks and the load's are retried)."""
     payer = network.open_wallet("BKA1", wallet_class="II", deposit=20_000_00, load=20_000_00)
     payee = network.open_wallet("BKA1", deposit=20_000_00, load=8_000_00)  # class IV, cap 10k
-    real_get_wallet = repo.get_wallet
-    armed = {"on": True}
-
-    def get_wallet(session: Any, wallet_id: str, **kwargs: Any) -> Any:
-        found = real_get_wallet(session, wallet_id, **kwargs)
-        if armed["on"] and wallet_id == payee.wallet_id:
-            armed["on"] = False
-            payee.load(1_500_00)  # balance 9,500.00, committed before the payment locks
-        return found
-
-    monkeypatch.setattr(repo, "get_wallet", get_wallet)
-    assert payer.pay(payee.wallet_id, 1_000_00).status == "completed"
-    monkeypatch.setattr(repo, "get_wallet", real_get_wallet)
+    load = functools.partial(payee.load, 1_500_00)  # balance 9,500.00, before the lock
+    with between_read_and_lock(monkeypatch, payee.wallet_id, load) as armed:
+        assert payer.pay(payee.wallet_id, 1_000_00).status == "completed"
+    assert not armed["on"]
     info = payee.balance()
     assert (info.balance, info.deposit_balance) == (10_000_00, 12_000_00 - 1_500_00 + 500_00)
 
