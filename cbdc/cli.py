@@ -150,6 +150,10 @@ from cbdc.cli_scenario import scenario_app  # noqa: E402
 
 app.add_typer(scenario_app, name="scenario")
 
+from cbdc.cli_bench import bench  # noqa: E402
+
+app.command()(bench)
+
 
 def main() -> None:
     app()

@@ -1,0 +1,310 @@
+"""`cbdc bench`: one run that produces numbers you can trust on a shared, noisy machine.
+
+1. a network: started fresh (embedded PostgreSQL, central bank, operators as uvicorn processes
+   on 127.0.0.1) or an existing one (`network_file`);
+2. wallets seeded in bulk (`loadtest.seed`);
+3. the raw PostgreSQL baseline in the same run (`loadtest.pgbaseline`: pgbench, the same
+   transfer as three statements, as one SQL function call, and batched);
+4. the Locust suite (`loadtest/locustfile.py`) headless against the API for a fixed time, with
+   the CPU split between load generator, services and database sampled meanwhile;
+5. `cbdc audit` on the network afterwards: no money lost under load;
+6. `bench.json` and `bench.md` (plus Locust's CSV and HTML reports) in the run folder.
+
+Timings are reported as measured, with the ratio to the baseline of the same run; nothing here
+asserts a timing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+from sqlalchemy.engine import make_url
+
+from cbdc.audit import run_audit
+from cbdc.network import Network
+from cbdc.settings import NetworkConfig, Settings
+from loadtest import pgbaseline
+from loadtest.config import LoadtestSettings
+from loadtest.cpu import CpuSampler, postgres_roots
+from loadtest.seed import seed
+
+LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
+
+
+@dataclass
+class BenchOptions:
+    duration: float = 60.0  # seconds of Locust load
+    users: int = 64
+    spawn_rate: float = 0.0  # users started per second; 0 = all at once
+    processes: int = 1  # Locust processes (>1: a master and this many workers, forked)
+    operators: int = 2
+    workers: int = 2  # uvicorn workers per service
+    wallets: int = 10_000  # per operator
+    cross_share: float = 0.2
+    large_share: float = 0.05
+    merchant_weight: int = 1  # merchant (read) users per `wallet_weight` paying users
+    wallet_weight: int = 10
+    settlement_mode: str = "rtgs"
+    baseline_seconds: float = 15.0
+    baseline_clients: int = 8
+    baseline_accounts: int = 100_000
+    network_file: Path | None = None  # an existing network; default: start a fresh one
+    data_dir: Path = Path(".cbdc-bench")
+    port: int = 18_700
+    out_dir: Path | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+Progress = Callable[[str], None]
+
+
+def _server_url(network: Network | None, config: NetworkConfig) -> str:
+    if network is not None and network.pg is not None:
+        return network.pg.url
+    url = make_url(config.central_bank.database_url)
+    return url.set(database="postgres").render_as_string(hide_password=False)
+
+
+def _service_roots(network: Network | None, network_file: Path) -> Callable[[], list[int]]:
+    if network is not None:
+        pids = [p.pid for _, p in network.processes]
+        return lambda: pids
+
+    def roots() -> list[int]:  # services someone else started: found by their network file
+        found = []
+        for process in psutil.process_iter(["pid"]):
+            try:
+                if process.environ().get("CBDC_NETWORK_FILE") == str(network_file):
+                    found.append(process.pid)
+            except psutil.Error:
+                continue
+        return found
+
+    return roots
+
+
+def _locust(
+    options: BenchOptions, manifest: Path, out: Path, cpu: CpuSampler, progress: Progress
+) -> dict[str, Any]:
+    prefix = out / "locust"
+    outcomes_file = out / "payment_outcomes.json"
+    stats_file = out / "locust_stats.json"
+    env = {
+        **os.environ,
+        "LOADTEST_MANIFEST": str(manifest),
+        "LOADTEST_CROSS_SHARE": str(options.cross_share),
+        "LOADTEST_LARGE_SHARE": str(options.large_share),
+        "LOADTEST_WALLET_WEIGHT": str(options.wallet_weight),
+        "LOADTEST_MERCHANT_WEIGHT": str(options.merchant_weight),
+        "LOADTEST_OUTCOMES_FILE": str(outcomes_file),
+        "LOADTEST_STATS_FILE": str(stats_file),
+        **options.extra_env,
+    }
+    rate = options.spawn_rate or options.users
+    cmd = [
+        sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
+        "-u", str(options.users), "-r", str(rate), "-t", f"{int(options.duration)}s",
+        "--csv", str(prefix), "--html", str(out / "locust.html"), "--only-summary",
+        "--stop-timeout", "10", "--loglevel", "WARNING",
+    ]  # fmt: skip
+    if options.processes > 1:
+        cmd += ["--processes", str(options.processes)]
+    progress(f"Locust: {options.users} users for {options.duration:.0f} s")
+    with open(out / "locust.log", "wb") as log:
+        process = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        cpu.groups["load generator"] = lambda: [process.pid]
+        cpu.start()
+        try:
+            # Sample right before Locust exits, while its workers still exist.
+            while process.poll() is None:
+                cpu._sample()
+                time.sleep(0.5)
+        finally:
+            cpu.stop()
+            if process.poll() is None:
+                process.kill()
+    if process.returncode not in (0, 1):  # 1: some requests failed, reported below
+        tail = (out / "locust.log").read_text()[-2000:]
+        raise RuntimeError(f"locust exited with {process.returncode}:\n{tail}")
+    if not stats_file.exists():
+        tail = (out / "locust.log").read_text()[-2000:]
+        raise RuntimeError(f"locust wrote no statistics:\n{tail}")
+    stats = json.loads(stats_file.read_text())
+    payments = {k: v for k, v in stats.items() if k.startswith("pay ")}
+    outcomes = json.loads(outcomes_file.read_text()) if outcomes_file.exists() else {}
+    total = stats.get("Aggregated", {})
+    return {
+        "duration_s": options.duration,
+        "users": options.users,
+        "requests": stats,
+        "payments_per_s": round(sum(v["per_s"] for v in payments.values()), 1),
+        "payments": sum(v["requests"] for v in payments.values()),
+        # Locust keeps percentiles per request name; the payment p99 is the worst name's.
+        "payment_p50_ms": max((v["p50_ms"] for v in payments.values()), default=0.0),
+        "payment_p95_ms": max((v["p95_ms"] for v in payments.values()), default=0.0),
+        "payment_p99_ms": max((v["p99_ms"] for v in payments.values()), default=0.0),
+        "errors": total.get("failures", 0),
+        "outcomes": outcomes,
+    }
+
+
+def run_bench(options: BenchOptions, progress: Progress | None = None) -> dict[str, Any]:
+    say = progress or (lambda message: None)
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    out = (options.out_dir or Path("runs") / "bench" / stamp).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    network: Network | None = None
+    wallets_each = options.wallets + 100  # merchants too
+    try:
+        if options.network_file is None:
+            unit = 100
+            reserves = max(Settings().operator_reserves, wallets_each * 20_000 * unit * 2)
+            settings = Settings(
+                data_dir=options.data_dir,
+                operators=options.operators,
+                workers=options.workers,
+                port=options.port,
+                settlement_mode=options.settlement_mode,  # type: ignore[arg-type]
+                operator_reserves=reserves,
+                operator_quota=reserves,
+            )
+            network = Network(settings)
+            network.reset()
+            say(f"starting a network: {options.operators} operators, {options.workers} workers")
+            network.prepare(fresh_databases=True)
+            config = network.start()
+            network_file = network.data_dir / "network.json"
+        else:
+            network_file = options.network_file.resolve()
+            config = NetworkConfig.load(network_file)
+        manifest = out / "manifest.json"
+        say(f"seeding {options.wallets} wallets per operator")
+        started = time.perf_counter()
+        loadtest = LoadtestSettings(manifest=manifest, wallets=options.wallets)
+        seeded = seed(config, loadtest)
+        seed_seconds = time.perf_counter() - started
+
+        server = _server_url(network, config)
+        say(f"raw PostgreSQL baseline (pgbench, {options.baseline_seconds:.0f} s per mode)")
+        baseline = pgbaseline.measure(
+            server,
+            accounts=options.baseline_accounts,
+            seconds=options.baseline_seconds,
+            clients=options.baseline_clients,
+            work_dir=out / "pgbench",
+        )
+        pidfile = str(network.pg.pgdata / "postmaster.pid") if network and network.pg else None
+        cpu = CpuSampler(
+            {
+                "services": _service_roots(network, network_file),
+                "database": postgres_roots(pidfile),
+            }
+        )
+        api = _locust(options, manifest, out, cpu, say)
+        say("auditing the network (cbdc audit)")
+        audit = run_audit(config, drain_timeout=120)
+        function_tps = baseline["modes"].get("function", {}).get("transfers_per_s") or 0
+        batched_tps = baseline["modes"].get("batched", {}).get("transfers_per_s") or 0
+        result = {
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": {
+                "cpus": os.cpu_count(),
+                "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+                "python": platform.python_version(),
+                "postgres": baseline.get("server_version"),
+            },
+            "options": {
+                k: str(v) if isinstance(v, Path) else v for k, v in asdict(options).items()
+            },
+            "seeding": {"wallets": seeded.wallet_count, "seconds": round(seed_seconds, 1)},
+            "api": api,
+            "baseline": baseline,
+            "ratio_to_function_baseline": (
+                round(api["payments_per_s"] / function_tps, 3) if function_tps else None
+            ),
+            "ratio_to_batched_baseline": (
+                round(api["payments_per_s"] / batched_tps, 3) if batched_tps else None
+            ),
+            "cpu": cpu.split(),
+            "audit": {
+                "ok": audit["ok"],
+                "failed_checks": [c["name"] for c in audit["checks"] if not c["ok"]],
+            },
+            "out_dir": str(out),
+        }
+    finally:
+        if network is not None:
+            network.stop()
+    (out / "bench.json").write_text(json.dumps(result, indent=2))
+    (out / "bench.md").write_text(markdown(result))
+    return result
+
+
+def markdown(result: dict[str, Any]) -> str:
+    api, base = result["api"], result["baseline"]["modes"]
+    lines = [
+        f"# cbdc bench, {result['date']}",
+        "",
+        f"{result['machine']['cpus']} cores, PostgreSQL {result['machine']['postgres']}, "
+        f"{result['seeding']['wallets']:,} wallets, {api['users']} Locust users for "
+        f"{api['duration_s']:.0f} s, durable commits.",
+        "",
+        "| measure | per s | p50 ms | p95 ms | p99 ms | requests | errors |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+        f"| **signed HTTP payments (all)** | **{api['payments_per_s']:,.0f}** | "
+        f"{api['payment_p50_ms']:.0f} | {api['payment_p95_ms']:.0f} | "
+        f"{api['payment_p99_ms']:.0f} | {api['payments']:,} | {api['errors']} |",
+    ]
+    for name, row in sorted(api["requests"].items()):
+        if name == "Aggregated":
+            continue
+        lines.append(
+            f"| {name} | {row['per_s']:,.0f} | {row['p50_ms']:.0f} | {row['p95_ms']:.0f} | "
+            f"{row['p99_ms']:.0f} | {row['requests']:,} | {row['failures']} |"
+        )
+    for mode, label in (
+        ("statements", "pgbench: transfer as 3 statements"),
+        ("function", "pgbench: transfer as 1 SQL function"),
+        ("batched", "pgbench: batched transfers"),
+    ):
+        if mode not in base:
+            continue
+        row, lat = base[mode], base[mode]["latency_ms"]
+        lines.append(
+            f"| {label} | {row['transfers_per_s']:,.0f} | {lat['p50']:.1f} | "
+            f"{lat['p95']:.1f} | {lat['p99']:.1f} | | {row.get('failed', 0)} |"
+        )
+    lines += [
+        "",
+        f"Ratio of signed HTTP payments to the SQL-function baseline: "
+        f"**{result['ratio_to_function_baseline']}** (to batched: "
+        f"{result['ratio_to_batched_baseline']}).",
+        "",
+        "| CPU | seconds | cores busy | share |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, row in result["cpu"].items():
+        lines.append(f"| {name} | {row['cpu_seconds']} | {row['cores']} | {row['share']:.0%} |")
+    outcomes = result["api"]["outcomes"]
+    if outcomes:
+        lines += ["", "| payment outcome | count |", "|---|---:|"]
+        lines += [f"| {name} | {count:,} |" for name, count in outcomes.items()]
+    audit = result["audit"]
+    lines += [
+        "",
+        "Audit after the load: "
+        + ("**all invariants hold**" if audit["ok"] else f"**FAILED**: {audit['failed_checks']}"),
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Locust user classes, re-exported by `loadtest/locustfile.py`."""

@@ -1,0 +1,55 @@
+"""`cbdc bench` end to end at a tiny setting: a fresh network, seeding, the pgbench baseline, a
+short Locust run, the audit, and the JSON and Markdown it writes. No timing is asserted: the
+figures must exist, be consistent with each other and come from real work."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+from tests.e2e.conftest import cli_env, drop_databases, free_port_base, run_cli
+
+
+def test_bench_smoke(pg_url: str, tmp_path: Path) -> None:
+    prefix = f"bench_{uuid.uuid4().hex[:8]}"
+    out = tmp_path / "run"
+    env = cli_env(CBDC_DATABASE_URL=pg_url, CBDC_DB_PREFIX=prefix)
+    try:
+        result = run_cli(
+            "bench",
+            "--duration", "6",
+            "--users", "4",
+            "--wallets", "300",
+            "--workers", "1",
+            "--baseline-seconds", "1",
+            "--baseline-clients", "2",
+            "--data-dir", str(tmp_path / "net"),
+            "--port", str(free_port_base(3)),
+            "--out", str(out),
+            timeout=300,
+            env=env,
+        )  # fmt: skip
+    finally:
+        drop_databases(pg_url, prefix)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "signed HTTP payments" in result.stdout
+    assert "all invariants hold" in result.stdout
+
+    report = json.loads((out / "bench.json").read_text())
+    api = report["api"]
+    assert api["payments"] > 0 and api["payments_per_s"] > 0
+    assert api["errors"] == 0
+    assert {"pay same-operator", "pay cross-operator"} <= set(api["requests"])
+    # Every payment Locust counted has an outcome tallied by the users, and no other.
+    assert sum(api["outcomes"].values()) == api["payments"]
+    for mode in ("statements", "function", "batched"):
+        assert report["baseline"]["modes"][mode]["transfers_per_s"] > 0
+    assert report["ratio_to_function_baseline"] > 0
+    assert report["seeding"]["wallets"] == 2 * 300
+    assert set(report["cpu"]) == {"services", "database", "load generator"}
+    assert all(v["cpu_seconds"] > 0 for v in report["cpu"].values())
+    assert report["audit"]["ok"] is True
+    markdown = (out / "bench.md").read_text()
+    assert "signed HTTP payments" in markdown and "pgbench" in markdown
+    assert (out / "locust.html").exists() and (out / "locust_stats.csv").exists()
