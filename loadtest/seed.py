@@ -156,6 +156,8 @@ def _seed_operator(
                 else:
                     out.merchants.append(wallet_id)
             progress(code, len(chunk))
+        with state.engine.begin() as conn:  # fresh statistics after a bulk load
+            conn.exec_driver_sql("ANALYZE")
     finally:
         state.stop()
     return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -47,7 +48,10 @@ class OperatorConfig:
     net_max_items: int = 1000
     run_worker: bool = True
     pool_size: int = 8
-    payment_threads: int = 2  # micro-batch transactions of single payments in flight at once
+    # Micro-batch transactions of single payments in flight at once, per worker process.
+    payment_threads: int = field(
+        default_factory=lambda: int(os.environ.get("CBDC_PAYMENT_THREADS", "2"))
+    )
     # Identity at rest is encrypted under this key; it must persist across restarts.
     data_key: bytes = field(default_factory=IdentityCipher.generate_key)
     regulator_signing_key: str | None = None  # verifies disclosure orders
