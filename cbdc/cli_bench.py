@@ -18,7 +18,7 @@ def bench(
         int, typer.Option(help="Locust processes (>1: master + forked workers)")
     ] = 1,
     operators: Annotated[int, typer.Option(help="operators in a fresh network")] = 2,
-    workers: Annotated[int, typer.Option(help="uvicorn workers per service")] = 2,
+    workers: Annotated[int, typer.Option(help="uvicorn workers per service")] = 1,
     wallets: Annotated[int, typer.Option(help="wallets seeded per operator")] = 10_000,
     cross_share: Annotated[float, typer.Option(help="share of cross-operator payments")] = 0.2,
     large_share: Annotated[float, typer.Option(help="share of large payments")] = 0.05,
@@ -28,6 +28,9 @@ def bench(
     settlement: Annotated[str, typer.Option(help="rtgs or net (fresh network)")] = "rtgs",
     baseline_seconds: Annotated[float, typer.Option(help="pgbench seconds per mode")] = 15,
     baseline_clients: Annotated[int, typer.Option(help="pgbench clients")] = 8,
+    batch_orders: Annotated[
+        int, typer.Option(help="signed orders per operator for the batch API phase (0: skip)")
+    ] = 20_000,
     network_file: Annotated[
         Path | None, typer.Option(help="bench an existing network instead of a fresh one")
     ] = None,
@@ -58,6 +61,7 @@ def bench(
         settlement_mode=settlement,
         baseline_seconds=baseline_seconds,
         baseline_clients=baseline_clients,
+        batch_orders=batch_orders,
         network_file=network_file,
         data_dir=data_dir,
         port=port,
@@ -95,6 +99,16 @@ def _table(result: dict) -> Table:
                 f"{row['p99_ms']:.0f}",
                 str(row["failures"]),
             )
+    batch = result.get("batch_api")
+    if batch:
+        table.add_row(
+            f"signed batch API ({batch['batch']}/request)",
+            f"{batch['payments_per_s']:,.0f}",
+            f"{batch['request_ms']['p50']:.0f}/req",
+            "",
+            f"{batch['request_ms']['p99']:.0f}/req",
+            "0",
+        )
     for mode in ("statements", "function", "batched"):
         if mode in base:
             row, lat = base[mode], base[mode]["latency_ms"]

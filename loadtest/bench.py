@@ -34,10 +34,10 @@ from sqlalchemy.engine import make_url
 from cbdc.audit import run_audit
 from cbdc.network import Network
 from cbdc.settings import NetworkConfig, Settings
-from loadtest import pgbaseline
+from loadtest import batchpath, pgbaseline
 from loadtest.config import LoadtestSettings
 from loadtest.cpu import CpuSampler, postgres_roots
-from loadtest.seed import seed
+from loadtest.seed import Manifest, seed
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 
@@ -49,7 +49,7 @@ class BenchOptions:
     spawn_rate: float = 0.0  # users started per second; 0 = all at once
     processes: int = 1  # Locust processes (>1: a master and this many workers, forked)
     operators: int = 2
-    workers: int = 2  # uvicorn workers per service
+    workers: int = 1  # uvicorn workers per service
     wallets: int = 10_000  # per operator
     cross_share: float = 0.2
     large_share: float = 0.05
@@ -59,6 +59,8 @@ class BenchOptions:
     baseline_seconds: float = 15.0
     baseline_clients: int = 8
     baseline_accounts: int = 100_000
+    batch_orders: int = 20_000  # per operator, through POST /v1/payments/batch; 0: skip
+    batch_size: int = 500
     network_file: Path | None = None  # an existing network; default: start a fresh one
     data_dir: Path = Path(".cbdc-bench")
     port: int = 18_700
@@ -212,6 +214,13 @@ def run_bench(options: BenchOptions, progress: Progress | None = None) -> dict[s
             }
         )
         api = _locust(options, manifest, out, cpu, say)
+        batch_api = None
+        if options.batch_orders:
+            say(f"batch API: {options.batch_orders} signed orders per operator, "
+                f"{options.batch_size} per request")  # fmt: skip
+            batch_api = batchpath.measure(
+                Manifest.load(manifest), orders=options.batch_orders, batch=options.batch_size
+            )
         say("auditing the network (cbdc audit)")
         audit = run_audit(config, drain_timeout=120)
         function_tps = baseline["modes"].get("function", {}).get("transfers_per_s") or 0
@@ -229,12 +238,18 @@ def run_bench(options: BenchOptions, progress: Progress | None = None) -> dict[s
             },
             "seeding": {"wallets": seeded.wallet_count, "seconds": round(seed_seconds, 1)},
             "api": api,
+            "batch_api": batch_api,
             "baseline": baseline,
             "ratio_to_function_baseline": (
                 round(api["payments_per_s"] / function_tps, 3) if function_tps else None
             ),
             "ratio_to_batched_baseline": (
                 round(api["payments_per_s"] / batched_tps, 3) if batched_tps else None
+            ),
+            "batch_api_ratio_to_batched_baseline": (
+                round(batch_api["payments_per_s"] / batched_tps, 3)
+                if batch_api and batched_tps
+                else None
             ),
             "cpu": cpu.split(),
             "audit": {
@@ -273,6 +288,13 @@ def markdown(result: dict[str, Any]) -> str:
             f"| {name} | {row['per_s']:,.0f} | {row['p50_ms']:.0f} | {row['p95_ms']:.0f} | "
             f"{row['p99_ms']:.0f} | {row['requests']:,} | {row['failures']} |"
         )
+    batch = result.get("batch_api")
+    if batch:
+        lines.append(
+            f"| signed batch API ({batch['batch']} orders per request) | "
+            f"{batch['payments_per_s']:,.0f} | {batch['request_ms']['p50']:.0f} (per request) | | "
+            f"{batch['request_ms']['p99']:.0f} (per request) | {batch['orders']:,} | 0 |"
+        )
     for mode, label in (
         ("statements", "pgbench: transfer as 3 statements"),
         ("function", "pgbench: transfer as 1 SQL function"),
@@ -289,7 +311,8 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         f"Ratio of signed HTTP payments to the SQL-function baseline: "
         f"**{result['ratio_to_function_baseline']}** (to batched: "
-        f"{result['ratio_to_batched_baseline']}).",
+        f"{result['ratio_to_batched_baseline']}). Batch API to the batched baseline: "
+        f"{result['batch_api_ratio_to_batched_baseline']}.",
         "",
         "| CPU | seconds | cores busy | share |",
         "|---|---:|---:|---:|",

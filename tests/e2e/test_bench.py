@@ -43,6 +43,9 @@ def test_bench_smoke(pg_url: str, tmp_path: Path) -> None:
     assert {"pay same-operator", "pay cross-operator"} <= set(api["requests"])
     # Every payment Locust counted has an outcome tallied by the users, and no other.
     assert sum(api["outcomes"].values()) == api["payments"]
+    batch = report["batch_api"]  # one signed order per seeded payer, 300 per operator
+    assert batch["orders"] == 2 * 300 and batch["accepted"] > 0
+    assert batch["accepted"] + batch["refused"] == batch["orders"]
     for mode in ("statements", "function", "batched"):
         assert report["baseline"]["modes"][mode]["transfers_per_s"] > 0
     assert report["ratio_to_function_baseline"] > 0

@@ -1,0 +1,101 @@
+"""The batch path through the API: signed orders posted to `POST /v1/payments/batch`.
+
+A fixed amount of work: `orders` payment orders per operator, one per seeded payer (small
+amounts, payees at the same operator), all signed before the clock starts so the figure is the
+services' and the database's, not the signer's. They go out in requests of `batch` orders from
+`clients` threads per operator; payments/s = orders judged / seconds from the first request to
+the last answer.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+
+from loadtest.keys import wallet_key
+from loadtest.scenarios.common import signed_payment
+from loadtest.seed import Manifest
+
+
+def _signed_orders(manifest: Manifest, count: int, rng: random.Random) -> dict[str, list[str]]:
+    unit = 10**manifest.decimals
+    per_operator: dict[str, list[str]] = {}
+    for op in manifest.operators:
+        n = min(count, len(op.wallets))
+        bodies = []
+        for index in rng.sample(range(len(op.wallets)), n):
+            payer = op.wallets[index]
+            payee = rng.choice(op.wallets)
+            while payee == payer:
+                payee = rng.choice(op.wallets)
+            bodies.append(
+                signed_payment(
+                    wallet_key(manifest.key_seed, op.code, index),
+                    payer=payer,
+                    payee=payee,
+                    amount=rng.randint(1, 50) * unit,
+                    currency=manifest.currency,
+                )
+            )
+        per_operator[op.url] = bodies
+    return per_operator
+
+
+def measure(
+    manifest: Manifest, *, orders: int = 20_000, batch: int = 500, clients: int = 2
+) -> dict[str, Any]:
+    rng = random.Random(7)
+    signed = _signed_orders(manifest, orders, rng)
+    requests: list[tuple[str, str]] = []
+    for url, bodies in signed.items():
+        for first in range(0, len(bodies), batch):
+            requests.append((url, '{"orders": [' + ",".join(bodies[first : first + batch]) + "]}"))
+    rng.shuffle(requests)
+    latencies: list[float] = []
+    accepted = refused = 0
+    refusals: dict[str, int] = {}
+
+    def post(item: tuple[str, str]) -> dict[str, Any]:
+        url, body = item
+        started = time.perf_counter()
+        with httpx.Client(timeout=120) as client:
+            response = client.post(
+                f"{url}/v1/payments/batch",
+                content=body,
+                headers={"Content-Type": "application/json"},
+            )
+        latencies.append((time.perf_counter() - started) * 1000)
+        response.raise_for_status()
+        return response.json()  # type: ignore[no-any-return]
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=clients * len(signed)) as pool:
+        for answer in pool.map(post, requests):
+            accepted += answer["accepted"]
+            refused += answer["refused"]
+            for result in answer["results"]:
+                if not result["ok"]:
+                    code = result["problem"]["code"]
+                    refusals[code] = refusals.get(code, 0) + 1
+    elapsed = time.perf_counter() - started
+    judged = accepted + refused
+    latencies.sort()
+    return {
+        "orders": judged,
+        "batch": batch,
+        "requests": len(requests),
+        "seconds": round(elapsed, 2),
+        "payments_per_s": round(judged / elapsed, 1) if elapsed else 0.0,
+        "accepted": accepted,
+        "refused": refused,
+        "refusals": refusals,
+        "request_ms": {
+            "p50": round(statistics.median(latencies), 1) if latencies else 0.0,
+            "p99": round(latencies[int(0.99 * (len(latencies) - 1))], 1) if latencies else 0.0,
+        },
+    }
