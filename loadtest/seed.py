@@ -27,18 +27,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import text
 
 from cbdc.crypto import b64e
-from cbdc.identity import make_bank_account, make_resident_id
 from cbdc.policy import WalletClass
 from cbdc.settings import NetworkConfig
 from loadtest.config import LoadtestSettings
 from loadtest.keys import private_bytes
 from operators import bulk
 from operators.app import config_from_network
+from operators.errors import VaultFloatInsufficient
 from operators.state import OperatorState
+from simulator.population import identity  # well-formed evidence for every class
 
 CHUNK = 5_000  # wallets per transaction
-ID_NUMBER = make_resident_id("11010119900307765")
-BANK_ACCOUNT = make_bank_account("621700000000000")
 MERCHANT_SUFFIX = ":merchant"
 
 
@@ -48,15 +47,6 @@ def public_key(seed: str, code: str, index: int) -> str:
     key = Ed25519PrivateKey.from_private_bytes(private_bytes(seed, code, index))
     raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return b64e(raw)
-
-
-def identity(name: str) -> dict[str, str]:
-    return {
-        "display_name": name,
-        "phone": "+8613800000000",
-        "id_number": ID_NUMBER,
-        "bank_account": BANK_ACCOUNT,
-    }
 
 
 @dataclass
@@ -142,13 +132,21 @@ def _seed_operator(
             chunk = plan[first : first + CHUNK]
             balances = [_opening_balance(settings, state, cls, unit) for _, _, cls in chunk]
             needed = sum(balances)
-            float_balance = _float_balance(state)
-            if needed > float_balance:
-                state.replenish(needed - float_balance + state.ctx.water_marks.target)
             work = functools.partial(
                 _seed_chunk, state=state, key_seed=key_seed, chunk=chunk, balances=balances
             )
-            ids: list[str] = state.uow.run(None, work)
+            for attempt in range(5):
+                float_balance = _float_balance(state)
+                if needed > float_balance:
+                    state.replenish(needed - float_balance + state.ctx.water_marks.target)
+                try:
+                    ids: list[str] = state.uow.run(None, work)
+                    break
+                except VaultFloatInsufficient:
+                    # The service's own worker may redeem a float above its high water mark
+                    # between our issuance and the loads: obtain it again and retry the chunk.
+                    if attempt == 4:
+                        raise
             for (owner, _, cls), wallet_id in zip(chunk, ids, strict=True):
                 if owner == code:
                     out.wallets.append(wallet_id)
@@ -195,6 +193,8 @@ def _seed_chunk(
     outcomes = bulk.exchange_many(session, ctx, "load", moves)
     refused = [o for o in outcomes if not o.ok]
     if refused:
+        if any(isinstance(o.error, VaultFloatInsufficient) for o in refused):
+            raise VaultFloatInsufficient("the vault float was redeemed meanwhile")
         raise RuntimeError(f"seeding load refused: {refused[0].wallet_id}: {refused[0].error}")
     return ids
 

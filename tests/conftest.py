@@ -123,12 +123,19 @@ class InProcessNetwork:
 @pytest.fixture
 def network(pg_url: str, request: pytest.FixtureRequest) -> Iterator[InProcessNetwork]:
     """Parametrize indirectly with a `cbdc.policy.Policy` to run under another policy."""
+    yield from in_process_network(pg_url, policy=getattr(request, "param", None))
+
+
+def in_process_network(
+    pg_url: str, *, policy: Any = None, metrics_token: str | None = None
+) -> Iterator[InProcessNetwork]:
+    """A fresh central bank and operators BKA1, BKB1 (generator: stops them afterwards)."""
     cb_key, admin_key = SigningKey.generate(), SigningKey.generate()
     regulator = RegulatorKeys.generate()
     cb_app = create_central_bank(CentralBankConfig(
         database_url=new_database(pg_url, "central_bank"), key=cb_key,
         admin_public_key=admin_key.public_key, max_token_amount=1_000_000_00,
-        regulator_public_key=regulator.signing.public_key,
+        regulator_public_key=regulator.signing.public_key, metrics_token=metrics_token,
     ))
     cb = TestClient(cb_app)
     codes = ["BKA1", "BKB1"]
@@ -152,8 +159,9 @@ def network(pg_url: str, request: pytest.FixtureRequest) -> Iterator[InProcessNe
             run_worker=False, central_bank_http=cb,
             regulator_signing_key=regulator.signing.public_key,
             regulator_sealing_key=regulator.sealing.public_key,
-            policy=getattr(request, "param", None),
+            policy=policy,
             peer_http_factory=lambda url: net.operator_http[url.removeprefix("http://")],
+            metrics_token=metrics_token,
         ))
         net.operator_apps[code] = app
         net.operator_http[code] = TestClient(app)

@@ -480,6 +480,17 @@ def test_a_refund_does_not_erase_a_concurrent_payment_from_the_spend_counters(
     assert info.spent_today == 2_000_00
 
 
+def downgrade_to_iv(state: Any, wallet_id: str) -> None:
+    """Staff move a wallet to class IV, committed at once."""
+    transaction(
+        state.factory,
+        lambda s: service.change_class(
+            s, state.ctx, wallet_id=wallet_id, wallet_class=WalletClass.IV, customer=None,
+            by_staff=True,
+        ),
+    )
+
+
 @contextlib.contextmanager
 def between_read_and_lock(
     monkeypatch: pytest.MonkeyPatch, wallet_id: str, action: Any
@@ -517,18 +528,7 @@ def test_a_payee_downgraded_during_a_payment_is_not_credited_over_its_new_cap(
     payer = network.open_wallet("BKA1", deposit=1_000_00, load=1_000_00)
     payee = network.open_wallet("BKA1", wallet_class="II", deposit=10_000_00, load=10_000_00)
     state = network.state("BKA1")
-    downgrade = functools.partial(
-        transaction,
-        state.factory,
-        lambda s: service.change_class(
-            s,
-            state.ctx,
-            wallet_id=payee.wallet_id,
-            wallet_class=WalletClass.IV,
-            customer=None,
-            by_staff=True,
-        ),
-    )
+    downgrade = functools.partial(downgrade_to_iv, state, payee.wallet_id)
     with (
         between_read_and_lock(monkeypatch, payee.wallet_id, downgrade) as armed,
         pytest.raises(RemoteError) as refused,
@@ -895,18 +895,7 @@ def test_payer_downgraded_during_a_payment_gets_the_new_limits(
     payer = network.open_wallet("BKA1", wallet_class="II", deposit=3_000_00, load=3_000_00)
     payee = network.open_wallet("BKA1")
     state = network.state("BKA1")
-    downgrade = functools.partial(
-        transaction,
-        state.factory,
-        lambda s: service.change_class(
-            s,
-            state.ctx,
-            wallet_id=payer.wallet_id,
-            wallet_class=WalletClass.IV,
-            customer=None,
-            by_staff=True,
-        ),
-    )
+    downgrade = functools.partial(downgrade_to_iv, state, payer.wallet_id)
     with (
         between_read_and_lock(monkeypatch, payer.wallet_id, downgrade) as armed,
         pytest.raises(RemoteError) as caught,

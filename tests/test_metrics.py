@@ -14,17 +14,10 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine
 
-from cbdc.crypto import SigningKey
 from cbdc.http import RemoteError
 from cbdc.metrics import ServiceMetrics
-from cbdc.regulator import RegulatorKeys
-from central_bank.app import create_app as create_central_bank
-from central_bank.state import CentralBankConfig
 from operators import repository as repo
-from operators.app import create_app as create_operator
-from operators.context import WaterMarks
-from operators.state import OperatorConfig
-from tests.conftest import InProcessNetwork, new_database
+from tests.conftest import InProcessNetwork, in_process_network
 from wallets.orders import payment_order, sign_order
 
 TOKEN = "test-metrics-token-" + uuid.uuid4().hex
@@ -34,44 +27,7 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 @pytest.fixture
 def metered(pg_url: str) -> Iterator[InProcessNetwork]:
     """The in-process network of tests/conftest.py, its services given a metrics token."""
-    cb_key, admin_key = SigningKey.generate(), SigningKey.generate()
-    regulator = RegulatorKeys.generate()
-    cb_app = create_central_bank(CentralBankConfig(
-        database_url=new_database(pg_url, "central_bank"), key=cb_key,
-        admin_public_key=admin_key.public_key, max_token_amount=1_000_000_00,
-        regulator_public_key=regulator.signing.public_key, metrics_token=TOKEN,
-    ))
-    cb = TestClient(cb_app)
-    codes = ["BKA1", "BKB1"]
-    net = InProcessNetwork(cb_key=cb_key, admin_key=admin_key, cb_app=cb_app, cb=cb,
-                           operator_keys={c: SigningKey.generate() for c in codes},
-                           regulator=regulator)
-    for code in codes:
-        net.admin.request("POST", "/v1/admin/operators", {
-            "code": code, "name": f"Bank {code}", "public_key": net.operator_keys[code].public_key,
-            "quota": 10**12,
-        })
-        net.admin.request("POST", f"/v1/admin/operators/{code}/reserves",
-                          {"amount": 10**11}, idempotency_key=f"reserves-{code}")
-    for code in codes:
-        app = create_operator(OperatorConfig(
-            database_url=new_database(pg_url, "operator"), code=code, name=f"Bank {code}",
-            key=net.operator_keys[code], central_bank_url="http://testserver",
-            central_bank_public_key=cb_key.public_key,
-            peers={c: f"http://{c}" for c in codes if c != code},
-            water_marks=WaterMarks(low=100_000_00, target=1_000_000_00, high=5_000_000_00),
-            run_worker=False, central_bank_http=cb,
-            regulator_signing_key=regulator.signing.public_key,
-            regulator_sealing_key=regulator.sealing.public_key,
-            peer_http_factory=lambda url: net.operator_http[url.removeprefix("http://")],
-            metrics_token=TOKEN,
-        ))
-        net.operator_apps[code] = app
-        net.operator_http[code] = TestClient(app)
-    yield net
-    for code in codes:
-        net.state(code).stop()
-    cb_app.state.cb.engine.dispose()
+    yield from in_process_network(pg_url, metrics_token=TOKEN)
 
 
 def scrape(client: TestClient) -> Samples:

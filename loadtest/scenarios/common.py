@@ -14,6 +14,8 @@ from collections import Counter
 from functools import lru_cache
 from typing import Any
 
+from locust import between, constant
+
 from cbdc.clock import iso, utcnow
 from cbdc.crypto import SigningKey, canonical_json
 from cbdc.envelope import sign_request
@@ -39,6 +41,12 @@ outcomes: Counter[str] = Counter()
 @lru_cache(maxsize=1)
 def settings() -> LoadtestSettings:
     return LoadtestSettings()
+
+
+def wait_time() -> Any:
+    """Locust's wait between a user's tasks: `LOADTEST_WAIT_MIN..MAX` seconds, or none."""
+    s = settings()
+    return between(s.wait_min, s.wait_max) if s.wait_max > 0 else constant(0)
 
 
 @lru_cache(maxsize=1)

@@ -5,20 +5,15 @@ from __future__ import annotations
 
 import random
 
-from locust import between, constant, task
+from locust import task
 from locust.contrib.fasthttp import FastHttpUser
 
 from loadtest.scenarios import common
 
 
-def _wait():  # type: ignore[no-untyped-def]
-    s = common.settings()
-    return between(s.wait_min, s.wait_max) if s.wait_max > 0 else constant(0)
-
-
 class MerchantUser(FastHttpUser):
     weight = common.settings().merchant_weight
-    wait_time = _wait()
+    wait_time = common.wait_time()
     host = "http://127.0.0.1"
 
     def on_start(self) -> None:
