@@ -270,13 +270,15 @@ def run_bench(options: BenchOptions, progress: Progress | None = None) -> dict[s
 
 
 def markdown(result: dict[str, Any]) -> str:
-    api, base = result["api"], result["baseline"]["modes"]
+    api, base, opts = result["api"], result["baseline"]["modes"], result["options"]
     lines = [
         f"# cbdc bench, {result['date']}",
         "",
         f"{result['machine']['cpus']} cores, PostgreSQL {result['machine']['postgres']}, "
         f"{result['seeding']['wallets']:,} wallets, {api['users']} Locust users for "
-        f"{api['duration_s']:.0f} s, durable commits.",
+        f"{api['duration_s']:.0f} s, durable commits; {opts['operators']} operators, "
+        f"{opts['workers']} uvicorn worker(s) each, {opts['cross_share']:.0%} of payments across "
+        f"operators, settlement {opts['settlement_mode']}.",
         "",
         "| measure | per s | p50 ms | p95 ms | p99 ms | requests | errors |",
         "|---|---:|---:|---:|---:|---:|---:|",
