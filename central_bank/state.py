@@ -7,15 +7,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Request
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session
 
 from cbdc.auth import ResolvedKey, SignedRequestAuth, UnitOfWork
 from cbdc.crypto import SigningKey
 from cbdc.db import make_engine, session_factory, transaction
 from cbdc.metrics import ServiceMetrics
 from central_bank import clearing, service
+from central_bank import repository as repo
 from central_bank.models import Operator
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ class CentralBankState:
             service="central_bank",
             name="central_bank",
             engine=self.engine,
-            queue_depths=lambda: transaction(self.factory, queue_depths),
+            queue_depths=lambda: transaction(self.factory, repo.queue_depths),
         )
 
     @property
@@ -103,23 +103,6 @@ class CentralBankState:
                 self._operator_keys[code] = public_key
             return ResolvedKey("operator", code, public_key)
         return None
-
-
-def queue_depths(session: Session) -> dict[str, int]:
-    """The clearing house's queue, for /metrics: submissions (and the payments in them) not
-    yet in a clearing cycle, and obligations not yet settled. Answered from partial indexes
-    (ix_clearing_submissions_unassigned, ix_clearing_obligations_pending), bounded in time."""
-    session.execute(text("SET LOCAL statement_timeout = 2000"))
-    row = session.execute(
-        text(
-            "SELECT count(*) AS clearing_submissions_waiting, "
-            "coalesce(sum(items), 0) AS clearing_items_waiting, "
-            "(SELECT count(*) FROM clearing_obligations WHERE status = 'pending') "
-            "AS clearing_obligations_pending "
-            "FROM clearing_submissions WHERE cycle_id IS NULL"
-        )
-    ).one()
-    return {key: int(value) for key, value in row._mapping.items()}
 
 
 async def get_state(request: Request) -> CentralBankState:

@@ -60,21 +60,23 @@ def measure(
     accepted = refused = 0
     refusals: dict[str, int] = {}
 
+    workers = clients * len(signed)
+    http = httpx.Client(timeout=120, limits=httpx.Limits(max_connections=workers))
+
     def post(item: tuple[str, str]) -> dict[str, Any]:
         url, body = item
         started = time.perf_counter()
-        with httpx.Client(timeout=120) as client:
-            response = client.post(
-                f"{url}/v1/payments/batch",
-                content=body,
-                headers={"Content-Type": "application/json"},
-            )
+        response = http.post(
+            f"{url}/v1/payments/batch",
+            content=body,
+            headers={"Content-Type": "application/json"},
+        )
         latencies.append((time.perf_counter() - started) * 1000)
         response.raise_for_status()
         return response.json()  # type: ignore[no-any-return]
 
     started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=clients * len(signed)) as pool:
+    with http, ThreadPoolExecutor(max_workers=workers) as pool:
         for answer in pool.map(post, requests):
             accepted += answer["accepted"]
             refused += answer["refused"]

@@ -130,7 +130,7 @@ def _locust(
         try:
             # Sample right before Locust exits, while its workers still exist.
             while process.poll() is None:
-                cpu._sample()
+                cpu.sample()
                 time.sleep(0.5)
         finally:
             cpu.stop()

@@ -45,7 +45,9 @@ class CpuSampler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="cpu-sampler", daemon=True)
 
-    def _sample(self, *, initial: bool = False) -> None:
+    def sample(self, *, initial: bool = False) -> None:
+        """Read every group's processes now (also called by the owner right before a group's
+        processes exit, so their last CPU time is kept)."""
         for name, roots in self.groups.items():
             for root in roots():
                 for process in _tree(root):
@@ -59,15 +61,15 @@ class CpuSampler:
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
-            self._sample()
+            self.sample()
 
     def start(self) -> None:
         self._started = time.perf_counter()
-        self._sample(initial=True)
+        self.sample(initial=True)
         self._thread.start()
 
     def stop(self) -> None:
-        self._sample()
+        self.sample()
         self._elapsed = time.perf_counter() - self._started
         self._stop.set()
         self._thread.join(timeout=5)

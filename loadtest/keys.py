@@ -19,6 +19,8 @@ def private_bytes(seed: str, code: str, index: int) -> bytes:
     return hashlib.sha256(f"cbdc-loadtest:{seed}:{code}:{index}".encode()).digest()
 
 
-@lru_cache(maxsize=200_000)
-def wallet_key(seed: str, code: str, index: int) -> SigningKey:
+def derive_key(seed: str, code: str, index: int) -> SigningKey:
     return SigningKey(Ed25519PrivateKey.from_private_bytes(private_bytes(seed, code, index)))
+
+
+wallet_key = lru_cache(maxsize=200_000)(derive_key)  # Locust users sign with the same keys often

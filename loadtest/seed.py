@@ -23,14 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import text
-
-from cbdc.crypto import b64e
 from cbdc.policy import WalletClass
 from cbdc.settings import NetworkConfig
 from loadtest.config import LoadtestSettings
-from loadtest.keys import private_bytes
+from loadtest.keys import derive_key
 from operators import bulk
 from operators.app import config_from_network
 from operators.errors import VaultFloatInsufficient
@@ -39,14 +35,6 @@ from simulator.population import identity  # well-formed evidence for every clas
 
 CHUNK = 5_000  # wallets per transaction
 MERCHANT_SUFFIX = ":merchant"
-
-
-def public_key(seed: str, code: str, index: int) -> str:
-    from cryptography.hazmat.primitives import serialization
-
-    key = Ed25519PrivateKey.from_private_bytes(private_bytes(seed, code, index))
-    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return b64e(raw)
 
 
 @dataclass
@@ -97,16 +85,6 @@ class Manifest:
         return sum(len(o.wallets) for o in self.operators)
 
 
-def _float_balance(state: OperatorState) -> int:
-    with state.factory() as session:
-        return int(
-            session.execute(
-                text("SELECT balance FROM accounts WHERE id = :a"),
-                {"a": state.ctx.account("vault_float")},
-            ).scalar_one()
-        )
-
-
 def _seed_operator(
     network: NetworkConfig,
     code: str,
@@ -136,9 +114,7 @@ def _seed_operator(
                 _seed_chunk, state=state, key_seed=key_seed, chunk=chunk, balances=balances
             )
             for attempt in range(5):
-                float_balance = _float_balance(state)
-                if needed > float_balance:
-                    state.replenish(needed - float_balance + state.ctx.water_marks.target)
+                state.ensure_float(needed)
                 try:
                     ids: list[str] = state.uow.run(None, work)
                     break
@@ -185,7 +161,7 @@ def _seed_chunk(
     ]
     customers = bulk.add_customers(session, ctx, people)
     wallets = [
-        bulk.NewWallet(cid, p.identity, cls, public_key(key_seed, owner, i))
+        bulk.NewWallet(cid, p.identity, cls, derive_key(key_seed, owner, i).public_key)
         for (owner, i, cls), cid, p in zip(chunk, customers, people, strict=True)
     ]
     ids = bulk.open_wallets(session, ctx, wallets)

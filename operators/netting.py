@@ -46,9 +46,8 @@ from cbdc import ledger
 from cbdc.addresses import is_valid_wallet_id, routing_code
 from cbdc.http import RemoteError, RemoteUnavailable
 from cbdc.netting import direction_digest, submission_digest
-from cbdc.policy import WalletClass
 from cbdc.tokens import verify_document
-from operators import aml, vault
+from operators import aml, settlement, vault
 from operators import repository as repo
 from operators.context import OperatorContext
 from operators.models import Order, OutboxJob
@@ -681,21 +680,20 @@ def _target(
     amount: int,
 ) -> tuple[str, int | None, str | None, int]:
     """(outcome, account to credit, reason, amount to sweep past the cap): the rules of an
-    RTGS delivery (operators/settlement.py `_payee_target`), against the locked balances."""
+    RTGS delivery (operators/settlement.py), against the locked balances."""
     if not _ours(ctx, wallet_id):
         return "returning", None, "invalid_wallet_id", 0
     payee = payees.get(wallet_id)
     if payee is None:
         return "returning", None, "unknown_wallet", 0
-    if payee.status != "active":
-        return "returning", None, "wallet_not_active", 0
-    balance = balances[payee.account_id]
-    cap = ctx.policy.limits(WalletClass(payee.wallet_class)).balance_cap
-    if cap is not None and balance + amount > cap:
-        if ctx.policy.overflow != "sweep":
-            return "returning", None, "payee_balance_cap_exceeded", 0
-        return "credited", payee.account_id, None, balance + amount - max(cap, balance)
-    return "credited", payee.account_id, None, 0
+    return settlement.credit_verdict(
+        ctx,
+        account_id=payee.account_id,
+        wallet_class=payee.wallet_class,
+        status=payee.status,
+        balance=balances[payee.account_id],
+        amount=amount,
+    )
 
 
 def _insert_inbound(

@@ -422,3 +422,19 @@ def customer_deposit_balance(session: Session, customer_id: int) -> int:
 
 def wallet_count(session: Session) -> int:
     return int(session.scalar(select(func.count()).select_from(Wallet)) or 0)
+
+
+def queue_depths(session: Session) -> dict[str, int]:
+    """Settlement work waiting here, for /metrics: outbox jobs not done, net-settlement items
+    not yet handed to the clearing house, and those handed in but not settled. Each count is
+    answered from a partial index (ix_outbox_due, ix_net_items_open, ix_net_items_in_flight),
+    and bounded in time so a slow database cannot hold a scrape."""
+    session.execute(text("SET LOCAL statement_timeout = 2000"))
+    row = session.execute(
+        text(
+            "SELECT (SELECT count(*) FROM outbox WHERE status = 'pending') AS outbox_pending, "
+            "(SELECT count(*) FROM net_items WHERE status = 'open') AS net_items_open, "
+            "(SELECT count(*) FROM net_items WHERE status = 'submitted') AS net_items_submitted"
+        )
+    ).one()
+    return {key: int(value) for key, value in row._mapping.items()}

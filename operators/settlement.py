@@ -270,14 +270,36 @@ def _payee_target(
         return "returning", None, "unknown_wallet", 0
     balance = ledger.lock_accounts(session, [wallet.account_id])[wallet.account_id]
     session.refresh(wallet)  # class (hence cap) and status as of the lock
-    if wallet.status != "active":
+    return credit_verdict(
+        ctx,
+        account_id=wallet.account_id,
+        wallet_class=wallet.wallet_class,
+        status=wallet.status,
+        balance=balance,
+        amount=amount,
+    )
+
+
+def credit_verdict(
+    ctx: OperatorContext,
+    *,
+    account_id: int,
+    wallet_class: int,
+    status: str,
+    balance: int,
+    amount: int,
+) -> tuple[str, int | None, str | None, int]:
+    """Whether an inbound payment may be credited to a wallet (as of its lock), for RTGS
+    deliveries and net settlement alike: (outcome, account to credit, reason, amount to sweep
+    past the balance cap to the holder's deposit)."""
+    if status != "active":
         return "returning", None, "wallet_not_active", 0
-    cap = ctx.policy.limits(WalletClass(wallet.wallet_class)).balance_cap
+    cap = ctx.policy.limits(WalletClass(wallet_class)).balance_cap
     if cap is not None and balance + amount > cap:
         if ctx.policy.overflow != "sweep":
             return "returning", None, "payee_balance_cap_exceeded", 0
-        return "credited", wallet.account_id, None, balance + amount - max(cap, balance)
-    return "credited", wallet.account_id, None, 0
+        return "credited", account_id, None, balance + amount - max(cap, balance)
+    return "credited", account_id, None, 0
 
 
 def _refund_target(

@@ -11,7 +11,6 @@ from typing import Any
 
 import httpx
 from fastapi import Request
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from cbdc.auth import Principal, ResolvedKey, SignedRequestAuth, UnitOfWork
@@ -121,7 +120,7 @@ class OperatorState:
             service="operator",
             name=config.code,
             engine=self.engine,
-            queue_depths=lambda: transaction(self.factory, queue_depths),
+            queue_depths=lambda: transaction(self.factory, repo.queue_depths),
             payments=True,
         )
 
@@ -217,26 +216,18 @@ class OperatorState:
                 self.replenish(max(shortfall.needed, self.ctx.water_marks.target))
         raise VaultFloatInsufficient("the central bank did not issue enough to cover this load")
 
+    def ensure_float(self, needed: int) -> None:
+        """Before loads in bulk: if the vault float cannot cover `needed`, obtain issuance of
+        the shortfall plus the target float (refusals of the central bank propagate)."""
+        with self.factory() as session:
+            float_balance = repo.account_balance(session, self.ctx.account("vault_float"))
+        if needed > float_balance:
+            self.replenish(needed - float_balance + self.ctx.water_marks.target)
+
     def replenish(self, amount: int) -> None:
         """Request issuance of `amount` into the vault float and wait for it."""
         reference: str = transaction(self.factory, lambda s: vault.queue_issuance(s, amount))
         self.runner.run_reference(reference)
-
-
-def queue_depths(session: Session) -> dict[str, int]:
-    """Settlement work waiting here, for /metrics: outbox jobs not done, net-settlement items
-    not yet handed to the clearing house, and those handed in but not settled. Each count is
-    answered from a partial index (ix_outbox_due, ix_net_items_open, ix_net_items_in_flight),
-    and bounded in time so a slow database cannot hold a scrape."""
-    session.execute(text("SET LOCAL statement_timeout = 2000"))
-    row = session.execute(
-        text(
-            "SELECT (SELECT count(*) FROM outbox WHERE status = 'pending') AS outbox_pending, "
-            "(SELECT count(*) FROM net_items WHERE status = 'open') AS net_items_open, "
-            "(SELECT count(*) FROM net_items WHERE status = 'submitted') AS net_items_submitted"
-        )
-    ).one()
-    return {key: int(value) for key, value in row._mapping.items()}
 
 
 async def get_state(request: Request) -> OperatorState:

@@ -290,18 +290,9 @@ class Engine:
             return []
         state = self.net.state(code)
         if kind != "unload":
-            needed = sum(a for _, a in moves)
-            with state.factory() as session:
-                float_balance = int(
-                    session.execute(
-                        text("SELECT balance FROM accounts WHERE id = :a"),
-                        {"a": state.ctx.account("vault_float")},
-                    ).scalar_one()
-                )
-            if needed > float_balance:
-                # Refused (reserves, quota): the loads it cannot cover are refused below.
-                with contextlib.suppress(DomainError):
-                    state.replenish(needed - float_balance + state.ctx.water_marks.target)
+            # Refused (reserves, quota): the loads it cannot cover are refused below.
+            with contextlib.suppress(DomainError):
+                state.ensure_float(sum(a for _, a in moves))
         outcomes: list[bulk.ExchangeOutcome] = []
         size = self.scenario.payments.batch_size
         for i in range(0, len(moves), size):

@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import json
 import random
-import secrets
 from collections import Counter
 from functools import lru_cache
 from typing import Any
 
 from locust import between, constant
 
-from cbdc.clock import iso, utcnow
-from cbdc.crypto import SigningKey, canonical_json
+from cbdc.crypto import SigningKey
 from cbdc.envelope import sign_request
 from loadtest.config import LoadtestSettings
 from loadtest.keys import wallet_key
 from loadtest.seed import MERCHANT_SUFFIX, Manifest, OperatorWallets
+from wallets.orders import payment_order, sign_order
 
 # Refusals a payment may meet by design of the mix (class limits, caps, a spent wallet): the
 # service was right to refuse, so they are outcomes, not errors.
@@ -60,16 +59,9 @@ def key_of(operator: OperatorWallets, index: int, *, merchant: bool = False) -> 
 
 
 def signed_payment(key: SigningKey, *, payer: str, payee: str, amount: int, currency: str) -> str:
-    order = {
-        "type": "payment",
-        "payer": payer,
-        "payee": payee,
-        "amount": amount,
-        "currency": currency,
-        "nonce": secrets.token_hex(16),
-        "created_at": iso(utcnow()),
-    }
-    return json.dumps({"order": order, "signature": key.sign(canonical_json(order))})
+    """A request body for POST /v1/payments: the wallets' own order format and signature."""
+    order = payment_order(payer=payer, payee=payee, amount=amount, currency=currency)
+    return json.dumps(sign_order(key, order))
 
 
 def signed_get_headers(key: SigningKey, wallet_id: str, target: str) -> dict[str, str]:
