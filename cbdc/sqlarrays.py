@@ -7,7 +7,7 @@ expression); for the batch paths that was most of their time. These build the li
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 
@@ -15,20 +15,21 @@ def int_array(values: Iterable[int]) -> str:
     return "{" + ",".join(map(str, values)) + "}"
 
 
-def text_array(values: list[str]) -> str | list[str]:
-    """Every element quoted; falls back to psycopg's own adaptation if one holds a quote or a
-    backslash (never for wallet ids, kinds, statuses or the engine's nonces)."""
+def _quoted(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def text_array(values: Sequence[str]) -> str:
+    """Every element quoted (backslashes and quotes escaped, as in JSON documents)."""
     if any('"' in v or "\\" in v for v in values):
-        return values
+        return "{" + ",".join(map(_quoted, values)) + "}"
     return '{"' + '","'.join(values) + '"}' if values else "{}"
 
 
-def nullable_text_array(values: list[str | None]) -> str | list[str | None]:
+def nullable_text_array(values: Sequence[str | None]) -> str:
     if any(v is None for v in values):
-        if not any(v is not None for v in values):
-            return "{" + ",".join("NULL" for _ in values) + "}"
-        return values
-    return text_array(values)  # type: ignore[arg-type,return-value]
+        return "{" + ",".join("NULL" if v is None else _quoted(v) for v in values) + "}"
+    return text_array(values)  # type: ignore[arg-type]
 
 
 def any_array(values: list[Any]) -> str:

@@ -18,7 +18,7 @@ already fired for a wallet inside its window does not fire again until the windo
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -89,19 +89,32 @@ def _just_under(amount: int, limit: int | None, ratio: float) -> bool:
     return limit is not None and limit * ratio <= amount < limit
 
 
-def on_receipt(session: Session, ctx: OperatorContext, *, payee_id: str, amount: int) -> None:
+def on_receipts(session: Session, ctx: OperatorContext, credited: Mapping[str, int]) -> None:
+    """Fan-in for wallets just credited from another operator ({payee id: amount}): one
+    aggregate query for all of them, an alert for each that now has `fan_count` distinct
+    payers in the window and no fan-in alert inside it yet."""
+    if not credited:
+        return
     rules = ctx.policy.aml
-    since = ctx.now() - timedelta(minutes=rules.fan_window_minutes)
-    payers = aml_repo.distinct_payers(session, wallet_id=payee_id, since=since)
-    if payers >= rules.fan_count:
-        _raise_alert(
+    now = ctx.now()
+    since = now - timedelta(minutes=rules.fan_window_minutes)
+    hits = aml_repo.payee_fan_in(
+        session, wallet_ids=sorted(credited), since=since, at_least=rules.fan_count
+    )
+    if not hits:
+        return
+    last = aml_repo.last_alerts(session, wallet_ids=sorted(hits))
+    for wallet_id, payers in sorted(hits.items()):
+        previous = last.get((wallet_id, "fan_in"))
+        if previous is not None and previous >= since:
+            continue
+        _store_alert(
             session,
-            ctx,
-            wallet_id=payee_id,
+            wallet_id=wallet_id,
             rule="fan_in",
-            amount=amount,
+            amount=credited[wallet_id],
             details={"counterparties": payers, "window_minutes": rules.fan_window_minutes},
-            window_minutes=rules.fan_window_minutes,
+            at=now,
         )
 
 

@@ -53,21 +53,6 @@ def add_alert(
     )
 
 
-def distinct_payers(session: Session, *, wallet_id: str, since: datetime) -> int:
-    """Distinct payers of a wallet: same-operator payers plus cross-operator payer aliases."""
-    return int(
-        session.execute(
-            text(
-                "SELECT (SELECT count(DISTINCT wallet_id) FROM orders WHERE counterparty = :w "
-                "AND kind = 'payment' AND created_at >= :since AND status <> 'failed') + "
-                "(SELECT count(DISTINCT payer_alias) FROM inbound_settlements "
-                "WHERE payee_wallet = :w AND kind = 'payment' AND created_at >= :since)"
-            ),
-            {"w": wallet_id, "since": since},
-        ).scalar_one()
-    )
-
-
 def exchange_totals(session: Session, *, account_id: int, since: datetime) -> tuple[int, int]:
     """What came into a wallet from outside (deposit loads and cash over the counter) and what
     went back out to the deposit, since `since`."""

@@ -229,7 +229,7 @@ def receive(
             session, ctx, wallet_id=body["payee_wallet"], amount=sweep, reference=settlement_id
         )
     if outcome == "credited":
-        aml.on_receipt(session, ctx, payee_id=body["payee_wallet"], amount=amount)
+        aml.on_receipts(session, ctx, {body["payee_wallet"]: amount})
     if kind == "return" and outcome == "refunded":
         repo.set_order_status(session, uuid.UUID(body["reference"]), "returned", failure=reason)
         original = repo.get_order(session, uuid.UUID(body["reference"]))
