@@ -36,6 +36,7 @@ from cbdc.addresses import routing_code
 from cbdc.clock import iso, utcnow
 from cbdc.errors import IdempotencyMismatch, ValidationFailed
 from cbdc.netting import MAX_SUBMISSION_ITEMS, direction_digest, submission_digest
+from cbdc.sqlarrays import int_array, nullable_text_array, text_array
 from cbdc.tokens import sign_document
 from central_bank import repository as repo
 from central_bank import service
@@ -112,9 +113,9 @@ def submit(
     seen = session.execute(
         text(
             "SELECT reference FROM clearing_items WHERE operator_id = :o "
-            "AND reference = ANY(:refs) LIMIT 1"
+            "AND reference = ANY(CAST(:refs AS text[])) LIMIT 1"
         ),
-        {"o": operator.id, "refs": references},
+        {"o": operator.id, "refs": text_array(references)},
     ).scalar()
     if seen is not None:
         raise DuplicateClearingItem(f"payment {seen} was already submitted for clearing")
@@ -158,11 +159,11 @@ def submit(
                 {
                     "s": sid,
                     "o": operator.id,
-                    "seq": list(range(len(items))),
-                    "refs": references,
-                    "wallets": [i["payee_wallet"] for i in items],
-                    "aliases": [i["payer_alias"] for i in items],
-                    "amounts": [int(i["amount"]) for i in items],
+                    "seq": int_array(range(len(items))),
+                    "refs": text_array(references),
+                    "wallets": text_array([i["payee_wallet"] for i in items]),
+                    "aliases": nullable_text_array([i["payer_alias"] for i in items]),
+                    "amounts": int_array(int(i["amount"]) for i in items),
                 },
             )
     except IntegrityError as exc:

@@ -26,7 +26,7 @@ from cbdc.addresses import make_wallet_id
 from cbdc.clock import iso
 from cbdc.errors import DomainError, InsufficientFunds
 from cbdc.policy import WalletClass
-from cbdc.sqlarrays import int_array
+from cbdc.sqlarrays import int_array, text_array
 from operators import service, vault
 from operators.batch import WalletState, load_wallet_states, wallet_accounts
 from operators.context import OperatorContext
@@ -88,7 +88,7 @@ def add_customers(
             "SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:boxes AS jsonb[]), "
             "CAST(:deposits AS bigint[]))"
         ),
-        {"ids": int_array(ids), "boxes": boxes, "deposits": int_array(deposits)},
+        {"ids": int_array(ids), "boxes": text_array(boxes), "deposits": int_array(deposits)},
     )
     credits = [
         (
@@ -142,14 +142,14 @@ def open_wallets(session: Session, ctx: OperatorContext, wallets: Sequence[NewWa
             "public_key, certificate, signature, evidence)"
         ),
         {
-            "ids": ids,
-            "customers": [w.customer_id for w in wallets],
-            "accounts": accounts,
-            "classes": [int(w.wallet_class) for w in wallets],
-            "keys": [w.public_key for w in wallets],
-            "certificates": certificates,
-            "signatures": signatures,
-            "evidence": [",".join(e) for e in evidence],
+            "ids": text_array(ids),
+            "customers": int_array(w.customer_id for w in wallets),
+            "accounts": int_array(accounts),
+            "classes": int_array(int(w.wallet_class) for w in wallets),
+            "keys": text_array([w.public_key for w in wallets]),
+            "certificates": text_array(certificates),
+            "signatures": text_array(signatures),
+            "evidence": text_array([",".join(e) for e in evidence]),
         },
     )
     return ids
