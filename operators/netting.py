@@ -46,6 +46,7 @@ from cbdc import ledger
 from cbdc.addresses import is_valid_wallet_id, routing_code
 from cbdc.http import RemoteError, RemoteUnavailable
 from cbdc.netting import direction_digest, submission_digest
+from cbdc.sqlarrays import any_array, int_array, nullable_text_array, text_array
 from cbdc.tokens import verify_document
 from operators import aml, settlement, vault
 from operators import repository as repo
@@ -95,12 +96,12 @@ def queue_net_items(session: Session, ctx: OperatorContext, items: list[dict[str
             "CAST(:ats AS timestamptz[]))"
         ),
         {
-            "orders": [_as_uuid(i["order_id"]) for i in items],
-            "peers": [routing_code(str(i["payee_wallet"])) for i in items],
-            "wallets": [str(i["payee_wallet"]) for i in items],
-            "aliases": [str(i["payer_alias"]) for i in items],
-            "amounts": [int(i["amount"]) for i in items],
-            "ats": [i.get("created_at") or now for i in items],
+            "orders": any_array([_as_uuid(i["order_id"]) for i in items]),
+            "peers": text_array([routing_code(str(i["payee_wallet"])) for i in items]),
+            "wallets": text_array([str(i["payee_wallet"]) for i in items]),
+            "aliases": text_array([str(i["payer_alias"]) for i in items]),
+            "amounts": int_array(int(i["amount"]) for i in items),
+            "ats": text_array([(i.get("created_at") or now).isoformat() for i in items]),
         },
     )
     return len(items)
@@ -572,7 +573,7 @@ def apply_pair(
                 "UPDATE orders SET status = 'settled', updated_at = :at "
                 "WHERE id = ANY(CAST(:ids AS uuid[])) AND status = 'pending_settlement'"
             ),
-            {"at": now, "ids": [r.order_id for r in mine]},
+            {"at": now, "ids": any_array([r.order_id for r in mine])},
         )
     credited: dict[str, int] = defaultdict(int)
     returned: list[str] = []
@@ -599,8 +600,7 @@ def apply_pair(
                 },
             },
         )
-    for payee_id, amount in credited.items():
-        aml.on_receipt(session, ctx, payee_id=payee_id, amount=amount)
+    aml.on_receipts(session, ctx, credited)
     status = "applied" if gross_out else "delivered"  # nothing of ours to see delivered
     values = {
         "o": uuid.UUID(oid),
@@ -662,9 +662,10 @@ def _payees(session: Session, wallet_ids: set[str]) -> dict[str, _Payee]:
     rows = session.execute(
         text(
             "SELECT w.id, w.account_id, w.wallet_class, w.status, c.deposit_account_id "
-            "FROM wallets w JOIN customers c ON c.id = w.customer_id WHERE w.id = ANY(:ids)"
+            "FROM wallets w JOIN customers c ON c.id = w.customer_id "
+            "WHERE w.id = ANY(CAST(:ids AS text[]))"
         ),
-        {"ids": sorted(wallet_ids)},
+        {"ids": text_array(sorted(wallet_ids))},
     ).all()
     return {
         r.id: _Payee(int(r.account_id), int(r.wallet_class), r.status, int(r.deposit_account_id))
@@ -718,13 +719,13 @@ def _insert_inbound(
         {
             "peer": peer,
             "at": now,
-            "ids": [s for s, *_ in inbound],
-            "refs": [i["reference"] for _, i, *_ in inbound],
-            "wallets": [i["payee_wallet"] for _, i, *_ in inbound],
-            "aliases": [i["payer_alias"] for _, i, *_ in inbound],
-            "amounts": [int(i["amount"]) for _, i, *_ in inbound],
-            "outcomes": [o for _, _, o, *_ in inbound],
-            "receipts": [
+            "ids": any_array([s for s, *_ in inbound]),
+            "refs": text_array([i["reference"] for _, i, *_ in inbound]),
+            "wallets": text_array([i["payee_wallet"] for _, i, *_ in inbound]),
+            "aliases": nullable_text_array([i["payer_alias"] for _, i, *_ in inbound]),
+            "amounts": int_array(int(i["amount"]) for _, i, *_ in inbound),
+            "outcomes": text_array([o for _, _, o, *_ in inbound]),
+            "receipts": text_array([
                 json.dumps(
                     {
                         "kind": "net_item",
@@ -734,8 +735,8 @@ def _insert_inbound(
                     }
                 )
                 for _, i, *_ in inbound
-            ],
-            "entries": [entry_ids[k] for *_, k in inbound],
+            ]),
+            "entries": int_array(entry_ids[k] for *_, k in inbound),
         },
     )
 
@@ -856,11 +857,15 @@ def sync(
     now: datetime | None = None,
     force: bool = False,
     poll: bool = True,
+    roles: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """One pass of the clearing steps, in order: submit the due open items (`force`: all of
     them), then (`poll`) ask the clearing house what we must act on and do it (pay what we owe,
     apply settled pairs and acknowledge them), then mark delivered what the peers have applied.
-    `now` is the clock the submission rule uses (default: the context's clock). Safe to call
+    `now` is the clock the submission rule uses (default: the context's clock). `roles`: act
+    only on the obligations where we are one of these ("debtor", "creditor", "even"), and leave
+    jobs retried earlier to the worker (the simulator phases a cycle this way so that every
+    operator applies its pairs in the same order however its threads interleave). Safe to call
     any number of times; returns what it did."""
     runner = _runner(target)
     ctx = runner.ctx
@@ -879,8 +884,11 @@ def sync(
     except (RemoteUnavailable, RemoteError) as exc:
         result["errors"].append(str(exc))
         return result
+    if roles is not None:
+        actionable = [ob for ob in actionable if ob["role"] in roles]
     references = runner.tx(lambda s: note_obligations(s, ctx, actionable))
-    references += runner.tx(lambda s: _pending_references(s, ("net_pay", "net_apply")))
+    if roles is None:
+        references += runner.tx(lambda s: _pending_references(s, ("net_pay", "net_apply")))
     for reference in dict.fromkeys(references):
         runner.run_reference(reference, patience=0)
     result["obligations"] = len(set(references))

@@ -12,11 +12,13 @@ so the others' outboxes retry until it is back.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import anyio.from_thread
 import httpx
 from fastapi.testclient import TestClient
 
@@ -50,6 +52,19 @@ class ServiceClient(TestClient):
         super().__init__(app, base_url=f"http://{code}")
         self._code = code
         self._down = down
+        self._loop = contextlib.ExitStack()
+
+    def start_loop(self) -> None:
+        """Serve every request on one event loop thread (a TestClient that is not entered
+        starts a new one per request, about a millisecond each), without the app's lifespan:
+        the simulator starts no background workers."""
+        self.portal = self._loop.enter_context(
+            anyio.from_thread.start_blocking_portal(**self.async_backend)
+        )
+
+    def stop_loop(self) -> None:
+        self._loop.close()
+        self.portal = None
 
     def request(self, method: str, url: Any, *args: Any, **kwargs: Any) -> httpx.Response:
         if self._code in self._down:
@@ -89,6 +104,7 @@ class SimNetwork:
             )
         )
         self.cb_http = ServiceClient(self.cb_app, "central-bank", self.down)
+        self.cb_http.start_loop()
         self.admin = SignedClient(
             self.cb_http,
             key=self.admin_key,
@@ -147,6 +163,7 @@ class SimNetwork:
             )
             self.apps[spec.code] = app
             self.http[spec.code] = ServiceClient(app, spec.code, self.down)
+            self.http[spec.code].start_loop()
             self.state(spec.code).ctx.clock = self.clock.now
 
     # ------------------------------------------------------------ access
@@ -171,6 +188,8 @@ class SimNetwork:
         """Stop the services; drop their databases (the run folder keeps what was measured)."""
         for code in self.apps:
             self.state(code).stop()
+        for client in (self.cb_http, *self.http.values()):
+            client.stop_loop()
         self.cb_state.engine.dispose()
         if drop:
             for url in self.database_urls:

@@ -8,8 +8,14 @@ at the scenario's interval of simulated time.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
 from sqlalchemy import text
 
+from operators.state import OperatorState
 from simulator.network import SimNetwork
 
 MAX_ROUNDS = 200
@@ -52,20 +58,35 @@ def settle(net: SimNetwork, *, final: bool) -> None:
         run_jobs(net)
 
 
+def each_operator(net: SimNetwork, work: Callable[[OperatorState], Any]) -> None:
+    """`work` for every reachable operator, side by side (one thread each: their databases
+    and Python overlap); returns when all are done, raising the first error."""
+    states = [net.state(code) for code in net.codes if net.up(code)]
+    if len(states) < 2:
+        for state in states:
+            work(state)
+        return
+    with ThreadPoolExecutor(max_workers=len(states)) as executor:
+        for future in [executor.submit(work, state) for state in states]:
+            future.result()
+
+
 def net_cycle(net: SimNetwork) -> None:
-    """One clearing cycle: operators submit, the central bank closes, debtors pay the net,
-    everyone applies the settled pairs."""
+    """One clearing cycle: operators submit, the central bank closes, debtors pay the net and
+    apply those pairs, then creditors (and even pairs) apply theirs. The operators work side
+    by side in each phase; the phases keep the order in which each applies its pairs the same
+    from run to run."""
     from operators import netting
 
     now = net.clock.now()
-    for code in net.codes:
-        if net.up(code):
-            netting.sync(net.state(code), now=now, force=True)
+    each_operator(net, lambda state: netting.sync(state, now=now, force=True, poll=False))
     net.cb_state.close_cycle("manual")
     for _ in range(2):
-        for code in net.codes:
-            if net.up(code):
-                netting.sync(net.state(code), now=now, force=True)
+        for roles in (("debtor",), ("creditor", "even")):
+            each_operator(
+                net,
+                functools.partial(netting.sync, now=now, force=True, roles=roles),
+            )
 
 
 def net_paid(net: SimNetwork) -> dict[str, int]:
