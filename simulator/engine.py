@@ -37,6 +37,7 @@ import numpy as np
 from sqlalchemy import text
 
 from cbdc.errors import DomainError
+from cbdc.sqlarrays import text_array
 from operators import batch, bulk
 from simulator import settle
 from simulator.metrics import observe
@@ -190,9 +191,9 @@ class Engine:
                 text(
                     "SELECT w.id, a.balance FROM wallets w JOIN customers c "
                     "ON c.id = w.customer_id JOIN accounts a ON a.id = c.deposit_account_id "
-                    "WHERE w.id = ANY(:ids)"
+                    "WHERE w.id = ANY(CAST(:ids AS text[]))"
                 ),
-                {"ids": pop.adopted_wallets},
+                {"ids": text_array(pop.adopted_wallets)},
             ).all()
         return {r.id: int(r.balance) for r in rows}
 
@@ -204,9 +205,9 @@ class Engine:
             rows = session.execute(
                 text(
                     "SELECT w.id, a.balance FROM wallets w JOIN accounts a "
-                    "ON a.id = w.account_id WHERE w.id = ANY(:ids)"
+                    "ON a.id = w.account_id WHERE w.id = ANY(CAST(:ids AS text[]))"
                 ),
-                {"ids": pop.adopted_wallets},
+                {"ids": text_array(pop.adopted_wallets)},
             ).all()
         return {r.id: bulk.cap_room(state.ctx, wallets[r.id], int(r.balance)) for r in rows}
 
@@ -223,14 +224,13 @@ class Engine:
                     run_share += share / slices
             if sub.cash_target == 0 and sub.deposit_target == 0 and run_share == 0:
                 continue
-            room = self._room(pop)
             cash_moves: list[tuple[str, int]] = []
             load_moves: list[tuple[str, int]] = []
             run_deposits = pop.run_deposit
             assert pop.moved_cash is not None and pop.moved_deposit is not None
+            wants: list[tuple[int, str, int, int]] = []  # household, wallet, cash, deposit
             for h in pop.adopted:
                 wallet = pop.wallets[h]
-                left = room.get(wallet)
                 want_cash = int(
                     sub.speed * max(0, sub.cash_target * pop.cash_start[h] - pop.moved_cash[h])
                 )
@@ -241,6 +241,13 @@ class Engine:
                 )
                 if run_share:
                     want_dep += int(run_share * run_deposits.get(wallet, 0))
+                if want_cash > 0 or want_dep > 0:
+                    wants.append((h, wallet, want_cash, want_dep))
+            if not wants:
+                continue  # everyone holds what they want to: no need to read the caps
+            room = self._room(pop)
+            for h, wallet, want_cash, want_dep in wants:
+                left = room.get(wallet)
                 for want, moves, kind in (
                     (want_cash, cash_moves, "cash"),
                     (want_dep, load_moves, "deposit"),
