@@ -110,14 +110,18 @@ def post_many(
 def lock_accounts(session: Session, account_ids: Iterable[int]) -> dict[int, int]:
     """SELECT ... FOR UPDATE in ascending id order; return {id: balance}."""
     ids = sorted(set(account_ids))
-    rows = session.execute(
+    if not ids:
+        return {}
+    # one row of two arrays: for the thousands of accounts of a batch, much cheaper to fetch
+    # than a row per account
+    locked, balances = session.execute(
         text(
-            "SELECT id, balance FROM accounts WHERE id = ANY(CAST(:ids AS bigint[])) "
-            "ORDER BY id FOR UPDATE"
+            "WITH l AS (SELECT id, balance FROM accounts WHERE id = ANY(CAST(:ids AS bigint[])) "
+            "ORDER BY id FOR UPDATE) SELECT array_agg(id), array_agg(balance) FROM l"
         ),
         {"ids": int_array(ids)},
-    ).all()
-    return {r[0]: r[1] for r in rows}
+    ).one()
+    return dict(zip(locked or [], balances or [], strict=True))
 
 
 def account_id(session: Session, code: str) -> int | None:

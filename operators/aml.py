@@ -150,7 +150,7 @@ def on_payments(
     *,
     now: datetime,
 ) -> int:
-    """The payment rules (and `on_receipt`'s fan-in) for a batch already written to `orders`:
+    """The payment rules (and the fan-in of `on_receipts`) for a batch already written to `orders`:
     (payer wallet, payee id, amount, local payee wallet or None) each. Window rules are judged
     on the state at the end of the batch with one aggregate query per rule family, so a rule
     fires at most once per wallet per batch (and, as for single payments, once per window).

@@ -48,7 +48,7 @@ from cbdc.http import RemoteError, RemoteUnavailable
 from cbdc.netting import direction_digest, submission_digest
 from cbdc.sqlarrays import any_array, int_array, nullable_text_array, text_array
 from cbdc.tokens import verify_document
-from operators import aml, settlement, vault
+from operators import aml, batch, settlement, vault
 from operators import repository as repo
 from operators.context import OperatorContext
 from operators.models import Order, OutboxJob
@@ -504,13 +504,11 @@ def apply_pair(
 
     # lock every account this touches, once, in ascending order
     wanted = {i["payee_wallet"] for i in items if _ours(ctx, i["payee_wallet"])}
-    payees = _payees(session, wanted)
     system = [ctx.account(c) for c in ("tokens_held", "in_transit_out", "returns_pending")]
     sweeping = ctx.policy.overflow == "sweep"
-    to_lock = set(system) | {p.account_id for p in payees.values()}
+    to_lock = set(system) | batch.wallet_accounts(session, sorted(wanted), with_deposits=sweeping)
     if sweeping:
         to_lock |= {ctx.account("vault_float"), ctx.account("deposits_contra")}
-        to_lock |= {p.deposit_account_id for p in payees.values()}
     balances = ledger.lock_accounts(session, to_lock)
     payees = _payees(session, wanted)  # status and class as of the lock
 
