@@ -78,6 +78,7 @@ KNOWN_SUMMARY_KEYS = frozenset(
         "payments_failed",
         "failed_by_reason",
         "wall_seconds",
+        "phase_seconds",
         "payments_per_second",
         "invariants_checked",
         "invariants_ok",
@@ -478,6 +479,14 @@ def _run_table(run_dir: Path, summary: Mapping[str, Any]) -> str:
         rows.append(("settlement", summary["settlement_mode"]))
     if "wall_seconds" in summary:
         rows.append(("wall-clock time", f"{float(summary['wall_seconds']):,.1f} s"))
+    phases = summary.get("phase_seconds")
+    if isinstance(phases, Mapping) and phases:
+        rows.append(
+            (
+                "of which",
+                " · ".join(f"{name} {float(value):,.1f} s" for name, value in phases.items()),
+            )
+        )
     if "payments_per_second" in summary:
         rows.append(("payments per second", f"{float(summary['payments_per_second']):,.1f}"))
     return md_table(("", ""), rows, right_from=99)
