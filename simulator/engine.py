@@ -42,7 +42,7 @@ from cbdc.sqlarrays import text_array
 from operators import batch, bulk
 from simulator import settle
 from simulator.metrics import observe
-from simulator.network import SimNetwork, apply_limits
+from simulator.network import SimNetwork, analyze, apply_limits
 from simulator.population import OperatorPopulation, adopt, seed
 from simulator.scenario import (
     DepositRun,
@@ -131,6 +131,7 @@ class Engine:
             self._events(start)
             self._adoption(start + self.step_seconds)
             self._substitution(step, tally)
+            analyze(self.net.database_urls)  # autovacuum is off on the run's databases
             setup = time.perf_counter() - started
             self.settling = 0.0
             payments = self._payments(step, tally)
