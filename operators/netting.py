@@ -882,8 +882,11 @@ def sync(
     except (RemoteUnavailable, RemoteError) as exc:
         result["errors"].append(str(exc))
         return result
-    if roles is not None:
-        actionable = [ob for ob in actionable if ob["role"] in roles]
+    if roles is not None:  # in a fixed order: by cycle, then peer
+        actionable = sorted(
+            (ob for ob in actionable if ob["role"] in roles),
+            key=lambda ob: (int(ob["cycle_id"]), str(ob["peer"])),
+        )
     references = runner.tx(lambda s: note_obligations(s, ctx, actionable))
     if roles is None:
         references += runner.tx(lambda s: _pending_references(s, ("net_pay", "net_apply")))
