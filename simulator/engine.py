@@ -394,18 +394,27 @@ class Engine:
             pick = self.rng.random(n)
             amounts = self._amounts(n)
             times = start + self.rng.random(n) * self.step_seconds
-            for k in range(n):
-                target = others[target_idx[k]] if cross[k] and others else code
-                pool = (
-                    merchants[target] if to_merchant[k] and merchants[target] else adopted[target]
-                )
+            # plain lists: indexing numpy arrays one element at a time costs more than the rest
+            rows = zip(
+                times.tolist(),
+                payer_idx.tolist(),
+                to_merchant.tolist(),
+                cross.tolist(),
+                target_idx.tolist(),
+                pick.tolist(),
+                amounts.tolist(),
+                strict=True,
+            )
+            for t, payer_k, merchant_k, cross_k, target_k, pick_k, amount in rows:
+                target = others[target_k] if cross_k and others else code
+                pool = merchants[target] if merchant_k and merchants[target] else adopted[target]
                 if not pool:
                     continue
-                payee = pool[int(pick[k] * len(pool))]
-                payer = payers[payer_idx[k]]
+                payee = pool[int(pick_k * len(pool))]
+                payer = payers[payer_k]
                 if payee == payer:
                     continue
-                drawn.append((float(times[k]), code, payer, payee, int(amounts[k])))
+                drawn.append((t, code, payer, payee, amount))
         drawn.sort(key=lambda d: d[0])
         # Net settlement clears every `net_interval` of simulated time, so the step's payments
         # run in slices of it with a clearing cycle after each; RTGS settles after each slice.
