@@ -423,7 +423,6 @@ class Engine:
         boundaries = np.arange(
             start, start + self.step_seconds, min(mode_interval, self.step_seconds)
         )
-        epoch = self.net.clock.epoch
         done = 0
         cursor = 0
         for b_index, b_start in enumerate(boundaries):
@@ -441,7 +440,7 @@ class Engine:
             by_operator: dict[str, list[tuple[float, str, str, int]]] = {}
             for t, code, payer, payee, amount in chunk:
                 by_operator.setdefault(code, []).append((t, payer, payee, amount))
-            work: dict[str, list[batch.Instruction]] = {}
+            work: dict[str, tuple[int, list[tuple[float, str, str, int]]]] = {}
             for code in self.codes:
                 items = by_operator.get(code, [])
                 if not items:
@@ -450,19 +449,8 @@ class Engine:
                     tally.failed[code] += len(items)
                     tally.failed_by_reason["operator_unavailable"] += len(items)
                     continue
-                instructions = []
-                for t, payer, payee, amount in items:
-                    self.nonce += 1
-                    instructions.append(
-                        batch.Instruction(
-                            payer=payer,
-                            payee=payee,
-                            amount=amount,
-                            nonce=f"sim-{self.nonce}",
-                            at=epoch + _seconds(t),
-                        )
-                    )
-                work[code] = instructions
+                work[code] = (self.nonce, items)  # nonces sim-<n+1>.. in operator order
+                self.nonce += len(items)
             # Operators have their own databases and customers: their batches of a slice run
             # side by side (one thread each), so one operator's Python overlaps another's
             # database work. Outcomes are tallied afterwards in operator order.
@@ -471,11 +459,11 @@ class Engine:
                     results = list(executor.map(self._pay_all, work, work.values()))
                 outcomes = dict(zip(work, results, strict=True))
             else:
-                outcomes = {code: self._pay_all(code, ins) for code, ins in work.items()}
-            for code, instructions in work.items():
-                for ins, outcome in zip(instructions, outcomes[code], strict=True):
-                    tally.payment(code, outcome, ins.amount)
-                done += len(instructions)
+                outcomes = {code: self._pay_all(code, w) for code, w in work.items()}
+            for code, (_, items) in work.items():
+                for item, outcome in zip(items, outcomes[code], strict=True):
+                    tally.payment(code, outcome, item[3])
+                done += len(items)
             self.net.clock.seconds = float(b_end)
             self._settle(final=False)
         return done
@@ -485,14 +473,28 @@ class Engine:
         settle.settle(self.net, final=final)
         self.settling += time.perf_counter() - started
 
-    def _pay_all(self, code: str, instructions: list[batch.Instruction]) -> list[batch.Outcome]:
-        """One operator's payments of a slice, in batches, each batch at its last payment's
-        time."""
+    def _pay_all(
+        self, code: str, work: tuple[int, list[tuple[float, str, str, int]]]
+    ) -> list[batch.Outcome]:
+        """One operator's payments of a slice ((time, payer, payee, amount) each, numbered
+        from `work[0] + 1`), in batches, each batch at its last payment's time. The
+        instructions are built here, batch by batch, in the operator's thread."""
+        first, items = work
         state = self.net.state(code)
+        epoch = self.net.clock.epoch
         size = self.scenario.payments.batch_size
         outcomes: list[batch.Outcome] = []
-        for i in range(0, len(instructions), size):
-            part = instructions[i : i + size]
+        for i in range(0, len(items), size):
+            part = [
+                batch.Instruction(
+                    payer=payer,
+                    payee=payee,
+                    amount=amount,
+                    nonce=f"sim-{first + i + k + 1}",
+                    at=epoch + _seconds(t),
+                )
+                for k, (t, payer, payee, amount) in enumerate(items[i : i + size])
+            ]
             at = part[-1].at
             outcomes += state.uow.run(
                 None,
