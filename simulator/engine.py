@@ -188,9 +188,18 @@ class Engine:
 
     def _adoption(self, at: int) -> None:
         share = self.scenario.adoption.share_at(at)
-        for code, pop in self.populations.items():
-            if self.net.up(code):
-                adopt(self.net, pop, int(share * pop.households + 0.5))
+        work = [
+            (pop, int(share * pop.households + 0.5))
+            for code, pop in self.populations.items()
+            if self.net.up(code)
+        ]
+        if len(work) > 1:  # operators open their wallets side by side (own databases)
+            with ThreadPoolExecutor(max_workers=len(work)) as executor:
+                for future in [executor.submit(adopt, self.net, pop, n) for pop, n in work]:
+                    future.result()
+        else:
+            for pop, n in work:
+                adopt(self.net, pop, n)
 
     # ------------------------------------------------------------ exchange
 
