@@ -231,6 +231,11 @@ class Network:
             "--log-level",
             "warning",
             "--no-access-log",
+            # Keep idle connections longer than clients do (httpx drops its idle pooled
+            # connections after 5 s, uvicorn's default is also 5 s): with equal timeouts a
+            # client could reuse a connection the server was closing and get a reset.
+            "--timeout-keep-alive",
+            "30",
         ]
         log_file = open(logs / f"{name}.log", "ab")  # noqa: SIM115 - owned by the process
         process = subprocess.Popen(
