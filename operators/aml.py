@@ -90,32 +90,56 @@ def _just_under(amount: int, limit: int | None, ratio: float) -> bool:
 
 
 def on_receipts(session: Session, ctx: OperatorContext, credited: Mapping[str, int]) -> None:
-    """Fan-in for wallets just credited from another operator ({payee id: amount}): one
-    aggregate query for all of them, an alert for each that now has `fan_count` distinct
-    payers in the window and no fan-in alert inside it yet."""
-    if not credited:
-        return
+    """Fan-in for wallets just credited from another operator ({payee id: amount}): the same
+    aggregate query and once-per-window rule as a batch's payees (`on_payments`), for all of
+    them at once."""
     rules = ctx.policy.aml
     now = ctx.now()
-    since = now - timedelta(minutes=rules.fan_window_minutes)
-    hits = aml_repo.payee_fan_in(
-        session, wallet_ids=sorted(credited), since=since, at_least=rules.fan_count
-    )
-    if not hits:
-        return
-    last = aml_repo.last_alerts(session, wallet_ids=sorted(hits))
-    for wallet_id, payers in sorted(hits.items()):
-        previous = last.get((wallet_id, "fan_in"))
-        if previous is not None and previous >= since:
-            continue
+    candidates = _fan_in(session, rules, credited, now)
+    fresh = _not_alerted_within(session, candidates, {"fan_in": rules.fan_window_minutes}, now)
+    for (wallet_id, rule), (amount, details) in sorted(fresh.items()):
         _store_alert(
-            session,
-            wallet_id=wallet_id,
-            rule="fan_in",
-            amount=credited[wallet_id],
-            details={"counterparties": payers, "window_minutes": rules.fan_window_minutes},
-            at=now,
+            session, wallet_id=wallet_id, rule=rule, amount=amount, details=details, at=now
         )
+
+
+Candidates = dict[tuple[str, str], tuple[int, dict[str, Any]]]  # (wallet, rule) -> amount, details
+
+
+def _fan_in(
+    session: Session, rules: AmlRules, amounts: Mapping[str, int], now: datetime
+) -> Candidates:
+    """Fan-in candidates among the payees in `amounts` ({wallet: amount that triggered it})."""
+    if not amounts:
+        return {}
+    hits = aml_repo.payee_fan_in(
+        session,
+        wallet_ids=sorted(amounts),
+        since=now - timedelta(minutes=rules.fan_window_minutes),
+        at_least=rules.fan_count,
+    )
+    return {
+        (wallet_id, "fan_in"): (
+            amounts[wallet_id],
+            {"counterparties": count, "window_minutes": rules.fan_window_minutes},
+        )
+        for wallet_id, count in hits.items()
+    }
+
+
+def _not_alerted_within(
+    session: Session, candidates: Candidates, windows: Mapping[str, int], now: datetime
+) -> Candidates:
+    """The candidates whose rule has not fired for their wallet inside the rule's window."""
+    if not candidates:
+        return candidates
+    last = aml_repo.last_alerts(session, wallet_ids=sorted({w for w, _ in candidates}))
+    return {
+        key: value
+        for key, value in candidates.items()
+        if (previous := last.get(key)) is None
+        or previous < now - timedelta(minutes=windows[key[1]])
+    }
 
 
 def on_unload(session: Session, ctx: OperatorContext, *, wallet: Wallet, amount: int) -> None:
@@ -150,13 +174,13 @@ def on_payments(
     *,
     now: datetime,
 ) -> int:
-    """The payment rules (and the fan-in of `on_receipts`) for a batch already written to `orders`:
+    """The payment rules (and the payees' fan-in) for a batch already written to `orders`:
     (payer wallet, payee id, amount, local payee wallet or None) each. Window rules are judged
     on the state at the end of the batch with one aggregate query per rule family, so a rule
     fires at most once per wallet per batch (and, as for single payments, once per window).
     Returns the number of alerts raised."""
     rules: AmlRules = ctx.policy.aml
-    candidates: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
+    candidates: Candidates = {}
     large: list[tuple[str, int, dict[str, Any]]] = []
     structuring: dict[str, tuple[int, int, int]] = {}  # payer -> (low, high, amount)
     payers: dict[str, int] = {}
@@ -219,26 +243,14 @@ def on_payments(
                         "window_minutes": rules.structuring_window_minutes,
                     },
                 )
-    if payees:
-        for wallet_id, count in aml_repo.payee_fan_in(
-            session, wallet_ids=list(payees), since=f_since, at_least=rules.fan_count
-        ).items():
-            candidates[(wallet_id, "fan_in")] = (
-                payees[wallet_id],
-                {"counterparties": count, "window_minutes": rules.fan_window_minutes},
-            )
+    candidates.update(_fan_in(session, rules, payees, now))
     windows = {
         "velocity": rules.velocity_window_minutes,
         "fan_out": rules.fan_window_minutes,
         "fan_in": rules.fan_window_minutes,
         "structuring": rules.structuring_window_minutes,
     }
-    if candidates:
-        last = aml_repo.last_alerts(session, wallet_ids=sorted({w for w, _ in candidates}))
-        for (wallet_id, rule), _ in list(candidates.items()):
-            previous = last.get((wallet_id, rule))
-            if previous is not None and previous >= now - timedelta(minutes=windows[rule]):
-                del candidates[(wallet_id, rule)]
+    candidates = _not_alerted_within(session, candidates, windows, now)
     raised = [(w, "large_value", a, d) for w, a, d in large]
     raised += [(w, rule, a, d) for (w, rule), (a, d) in candidates.items()]
     for wallet_id, rule, amount, details in raised:

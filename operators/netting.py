@@ -35,7 +35,6 @@ import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -416,14 +415,6 @@ def fetch_settled_pair(
     return detail, items
 
 
-@dataclass
-class _Payee:
-    account_id: int
-    wallet_class: int
-    status: str
-    deposit_account_id: int
-
-
 def apply_pair(
     session: Session,
     ctx: OperatorContext,
@@ -510,7 +501,7 @@ def apply_pair(
     if sweeping:
         to_lock |= {ctx.account("vault_float"), ctx.account("deposits_contra")}
     balances = ledger.lock_accounts(session, to_lock)
-    payees = _payees(session, wanted)  # status and class as of the lock
+    payees = batch.load_wallet_states(session, sorted(wanted))  # as of the lock
 
     held = ctx.account("tokens_held")
     entries: list[ledger.Entry] = []
@@ -654,27 +645,10 @@ def _ours(ctx: OperatorContext, wallet_id: str) -> bool:
     return is_valid_wallet_id(wallet_id) and routing_code(wallet_id) == ctx.code
 
 
-def _payees(session: Session, wallet_ids: set[str]) -> dict[str, _Payee]:
-    if not wallet_ids:
-        return {}
-    rows = session.execute(
-        text(
-            "SELECT w.id, w.account_id, w.wallet_class, w.status, c.deposit_account_id "
-            "FROM wallets w JOIN customers c ON c.id = w.customer_id "
-            "WHERE w.id = ANY(CAST(:ids AS text[]))"
-        ),
-        {"ids": text_array(sorted(wallet_ids))},
-    ).all()
-    return {
-        r.id: _Payee(int(r.account_id), int(r.wallet_class), r.status, int(r.deposit_account_id))
-        for r in rows
-    }
-
-
 def _target(
     ctx: OperatorContext,
     wallet_id: str,
-    payees: dict[str, _Payee],
+    payees: dict[str, batch.WalletState],
     balances: dict[int, int],
     amount: int,
 ) -> tuple[str, int | None, str | None, int]:

@@ -29,7 +29,6 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -42,7 +41,7 @@ from cbdc.sqlarrays import text_array
 from operators import batch, bulk
 from simulator import settle
 from simulator.metrics import observe
-from simulator.network import SimNetwork, analyze, apply_limits
+from simulator.network import SimNetwork, apply_limits, side_by_side
 from simulator.population import OperatorPopulation, adopt, seed
 from simulator.scenario import (
     DepositRun,
@@ -131,7 +130,7 @@ class Engine:
             self._events(start)
             self._adoption(start + self.step_seconds)
             self._substitution(step, tally)
-            analyze(self.net.database_urls)  # autovacuum is off on the run's databases
+            self.net.analyze()  # autovacuum is off on the run's databases
             setup = time.perf_counter() - started
             self.settling = 0.0
             payments = self._payments(step, tally)
@@ -188,18 +187,10 @@ class Engine:
 
     def _adoption(self, at: int) -> None:
         share = self.scenario.adoption.share_at(at)
-        work = [
-            (pop, int(share * pop.households + 0.5))
-            for code, pop in self.populations.items()
-            if self.net.up(code)
-        ]
-        if len(work) > 1:  # operators open their wallets side by side (own databases)
-            with ThreadPoolExecutor(max_workers=len(work)) as executor:
-                for future in [executor.submit(adopt, self.net, pop, n) for pop, n in work]:
-                    future.result()
-        else:
-            for pop, n in work:
-                adopt(self.net, pop, n)
+        side_by_side(  # operators open their wallets side by side (own databases)
+            lambda pop: adopt(self.net, pop, int(share * pop.households + 0.5)),
+            [pop for code, pop in self.populations.items() if self.net.up(code)],
+        )
 
     # ------------------------------------------------------------ exchange
 
@@ -234,22 +225,13 @@ class Engine:
         """Cash and deposits into wallets, operator by operator (their databases and the
         central bank's issuance side by side, one thread each: each touches only its own
         population and tally entries)."""
-        work = [
-            (code, pop)
-            for code, pop in self.populations.items()
-            if self.net.up(code) and pop.adopted
-        ]
-        if len(work) > 1:
-            with ThreadPoolExecutor(max_workers=len(work)) as executor:
-                for future in [
-                    executor.submit(self._substitute, code, pop, tally) for code, pop in work
-                ]:
-                    future.result()
-        else:
-            for code, pop in work:
-                self._substitute(code, pop, tally)
+        side_by_side(
+            lambda pop: self._substitute(pop, tally),
+            [p for code, p in self.populations.items() if self.net.up(code) and p.adopted],
+        )
 
-    def _substitute(self, code: str, pop: OperatorPopulation, tally: StepTally) -> None:
+    def _substitute(self, pop: OperatorPopulation, tally: StepTally) -> None:
+        code = pop.code
         sub = self.scenario.substitution
         now = self.net.clock.seconds
         run_share = 0.0
@@ -463,12 +445,8 @@ class Engine:
             # Operators have their own databases and customers: their batches of a slice run
             # side by side (one thread each), so one operator's Python overlaps another's
             # database work. Outcomes are tallied afterwards in operator order.
-            if len(work) > 1:
-                with ThreadPoolExecutor(max_workers=len(work)) as executor:
-                    results = list(executor.map(self._pay_all, work, work.values()))
-                outcomes = dict(zip(work, results, strict=True))
-            else:
-                outcomes = {code: self._pay_all(code, w) for code, w in work.items()}
+            results = side_by_side(lambda w: self._pay_all(*w), list(work.items()))
+            outcomes = dict(zip(work, results, strict=True))
             for code, (_, items) in work.items():
                 for item, outcome in zip(items, outcomes[code], strict=True):
                     tally.payment(code, outcome, item[3])

@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio.from_thread
 import httpx
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
 
 from cbdc.crypto import SigningKey
 from cbdc.db import create_database, drop_database, migrate
@@ -34,6 +36,9 @@ from operators.app import create_app as create_operator
 from operators.context import WaterMarks
 from operators.state import OperatorConfig, OperatorState
 from simulator.scenario import Scenario
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 EPOCH = datetime(2027, 1, 4, tzinfo=UTC)  # a Monday: simulated time 0
 
@@ -74,46 +79,39 @@ class ServiceClient(TestClient):
         return super().request(method, url, *args, **kwargs)
 
 
-def manual_statistics(database_url: str) -> None:
-    """No autovacuum on this run's throw-away database: the engine refreshes the planner's
-    statistics itself after every step (`analyze`). On two cores, autovacuum workers
-    vacuuming and analysing the tables a run grows by millions of rows took about a third of
-    a core while the payments ran; nothing here needs vacuuming before the database is
-    dropped (updated rows are pruned in their page)."""
-    engine = create_engine(database_url)
-    try:
-        with engine.begin() as conn:
-            tables = conn.execute(
-                text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
-            ).scalars()
-            for table in list(tables):
-                conn.execute(text(f'ALTER TABLE "{table}" SET (autovacuum_enabled = off)'))
-    finally:
-        engine.dispose()
+def side_by_side(work: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    """`work` for each item, one thread each (operators have their own databases, so one's
+    Python overlaps another's database work); results in the items' order, the first error
+    raised. Inline for fewer than two items."""
+    if len(items) < 2:
+        return [work(item) for item in items]
+    with ThreadPoolExecutor(max_workers=len(items)) as executor:
+        futures = [executor.submit(work, item) for item in items]
+        return [future.result() for future in futures]
 
 
-def analyze(database_urls: list[str]) -> None:
-    """Fresh planner statistics on the run's databases (one thread each), for the tables
-    changed by more than half since they were last analysed (autovacuum's rule, with a larger
-    factor: a table growing steadily is analysed less and less often)."""
+def _autovacuum_off(engine: Engine) -> None:
+    with engine.begin() as conn:
+        tables = conn.execute(
+            text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        ).scalars()
+        for table in list(tables):
+            conn.execute(text(f'ALTER TABLE "{table}" SET (autovacuum_enabled = off)'))
 
-    def one(url: str) -> None:
-        engine = create_engine(url, isolation_level="AUTOCOMMIT")
-        try:
-            with engine.connect() as conn:
-                stale = conn.execute(
-                    text(
-                        "SELECT relname FROM pg_stat_user_tables WHERE n_mod_since_analyze "
-                        "> greatest(1000, 0.5 * n_live_tup) ORDER BY relname"
-                    )
-                ).scalars()
-                for table in list(stale):
-                    conn.execute(text(f'ANALYZE "{table}"'))
-        finally:
-            engine.dispose()
 
-    with ThreadPoolExecutor(max_workers=max(1, len(database_urls))) as executor:
-        list(executor.map(one, database_urls))
+def _analyze_stale(engine: Engine) -> None:
+    """ANALYZE the tables changed by more than half since they were last analysed
+    (autovacuum's rule, with a larger factor: a table growing steadily is analysed less and
+    less often)."""
+    with engine.begin() as conn:
+        stale = conn.execute(
+            text(
+                "SELECT relname FROM pg_stat_user_tables WHERE n_mod_since_analyze "
+                "> greatest(1000, 0.5 * n_live_tup) ORDER BY relname"
+            )
+        ).scalars()
+        for table in list(stale):
+            conn.execute(text(f'ANALYZE "{table}"'))
 
 
 def apply_limits(policy: Policy, overrides: dict[str, dict[str, int | None]]) -> Policy:
@@ -138,7 +136,6 @@ class SimNetwork:
         cb_url = create_database(server_url, f"sim_{run}_central_bank")
         self.database_urls.append(cb_url)
         migrate(cb_url, "central_bank")
-        manual_statistics(cb_url)
         self.cb_app = create_central_bank(
             CentralBankConfig(
                 database_url=cb_url,
@@ -187,7 +184,6 @@ class SimNetwork:
             url = create_database(server_url, f"sim_{run}_{spec.code.lower()}")
             self.database_urls.append(url)
             migrate(url, "operator")
-            manual_statistics(url)
             marks = spec.water_marks
             app = create_operator(
                 OperatorConfig(
@@ -211,6 +207,13 @@ class SimNetwork:
             self.http[spec.code] = ServiceClient(app, spec.code, self.down)
             self.http[spec.code].start_loop()
             self.state(spec.code).ctx.clock = self.clock.now
+        # No autovacuum on the run's throw-away databases: the engine refreshes the planner's
+        # statistics itself after each step's setup (`analyze`). On two cores, autovacuum
+        # workers vacuuming and analysing the tables a run grows by millions of rows took
+        # about a third of a core while the payments ran; nothing here needs vacuuming before
+        # the databases are dropped (updated rows are pruned within their pages).
+        for engine in self.engines():
+            _autovacuum_off(engine)
 
     # ------------------------------------------------------------ access
 
@@ -226,6 +229,14 @@ class SimNetwork:
 
     def set_policy(self, code: str, policy: Policy) -> None:
         self.state(code).ctx.policy = policy
+
+    def engines(self) -> list[Engine]:
+        """The services' database engines: the central bank's, then the operators'."""
+        return [self.cb_state.engine, *(self.state(code).engine for code in self.codes)]
+
+    def analyze(self) -> None:
+        """Fresh planner statistics on every service's database, side by side."""
+        side_by_side(_analyze_stale, self.engines())
 
     def up(self, code: str) -> bool:
         return code not in self.down

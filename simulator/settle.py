@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sqlalchemy import text
 
 from operators.state import OperatorState
-from simulator.network import SimNetwork
+from simulator.network import SimNetwork, side_by_side
 
 MAX_ROUNDS = 200
 
@@ -59,16 +58,8 @@ def settle(net: SimNetwork, *, final: bool) -> None:
 
 
 def each_operator(net: SimNetwork, work: Callable[[OperatorState], Any]) -> None:
-    """`work` for every reachable operator, side by side (one thread each: their databases
-    and Python overlap); returns when all are done, raising the first error."""
-    states = [net.state(code) for code in net.codes if net.up(code)]
-    if len(states) < 2:
-        for state in states:
-            work(state)
-        return
-    with ThreadPoolExecutor(max_workers=len(states)) as executor:
-        for future in [executor.submit(work, state) for state in states]:
-            future.result()
+    """`work` for every reachable operator, side by side; returns when all are done."""
+    side_by_side(work, [net.state(code) for code in net.codes if net.up(code)])
 
 
 def net_cycle(net: SimNetwork) -> None:
