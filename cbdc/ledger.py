@@ -64,30 +64,24 @@ def post_many(
         kinds.append(kind)
         references.append(reference)
         counts.append(n)
-    ids = [
-        int(v)
-        for v in session.execute(
-            text(
-                "SELECT nextval(pg_get_serial_sequence('journal_entries', 'id')) "
-                "FROM generate_series(1, :n)"
-            ),
-            {"n": len(kinds)},
-        ).scalars()
-    ]
-    session.execute(
+    # Ids drawn and entries written in one statement; the CTE is materialised (read twice), so
+    # each row's nextval is evaluated once and the ids come back in the entries' order.
+    ids = session.execute(
         text(
-            "INSERT INTO journal_entries (id, kind, reference, created_at) "
+            "WITH e AS (SELECT nextval('journal_entries_id_seq') AS id, k.kind, k.reference, "
+            "k.n FROM unnest(CAST(:kinds AS text[]), CAST(:refs AS text[])) "
+            "WITH ORDINALITY AS k(kind, reference, n)), "
+            "w AS (INSERT INTO journal_entries (id, kind, reference, created_at) "
             "SELECT e.id, e.kind, e.reference, coalesce(CAST(:at AS timestamptz), now()) "
-            "FROM unnest(CAST(:ids AS bigint[]), CAST(:kinds AS text[]), "
-            "CAST(:refs AS text[])) AS e(id, kind, reference)"
+            "FROM e) "
+            "SELECT array_agg(id ORDER BY n) FROM e"
         ),
         {
-            "ids": int_array(ids),
             "kinds": text_array(kinds),
             "refs": nullable_text_array(references),
             "at": at,
         },
-    )
+    ).scalar_one()
     entry_ids: list[int] = []
     for entry_id, n in zip(ids, counts, strict=True):
         entry_ids.extend([entry_id] * n)

@@ -1,6 +1,6 @@
-"""Ledger invariants enforced by the DATABASE itself (migrations/ledger_v1.py + ledger_v2.py and
-the central bank's token triggers), checked with raw SQL on freshly migrated databases, plus the
-Python wrappers `cbdc.ledger.post` and `post_many`.
+"""Ledger invariants enforced by the DATABASE itself (migrations/ledger_v1.py, ledger_v2.py,
+ledger_v3.py and the central bank's token triggers), checked with raw SQL on freshly migrated
+databases, plus the Python wrappers `cbdc.ledger.post` and `post_many`.
 
 Postings are applied and checked per statement: the legs of an entry are inserted together.
 These tests commit, so each one works on its own fresh database.
@@ -23,6 +23,7 @@ from tests.conftest import new_database
 
 CHECK_VIOLATION = "23514"
 INTEGRITY_VIOLATION = "23000"
+FOREIGN_KEY_VIOLATION = "23503"
 
 
 def sqlstate(exc: DBAPIError) -> str | None:
@@ -222,8 +223,73 @@ def test_ledger_rows_are_immutable(funded: tuple[Engine, int, int, int], stateme
 
 
 def test_posting_to_unknown_account_is_refused(operator_db: Engine) -> None:
-    with pytest.raises(DBAPIError), operator_db.begin() as conn:
+    with pytest.raises(DBAPIError) as caught, operator_db.begin() as conn:
         post_legs(conn, new_entry(conn), (987654, 5), (987654, -5))
+    assert sqlstate(caught.value) == FOREIGN_KEY_VIOLATION
+    assert "unknown account 987654" in str(caught.value.orig)
+
+
+@pytest.mark.parametrize("database", ["operator", "central_bank"])
+def test_references_are_checked_per_statement(pg_url: str, database: str) -> None:
+    """Ledger v3 checks a statement's entries and accounts in its trigger (no per-row foreign
+    keys): an unknown account among known ones, an unknown account whose legs net to zero in
+    the statement, and an unknown journal entry are all refused, and nothing moves."""
+    engine = create_engine(new_database(pg_url, database))
+    try:
+        with engine.begin() as conn:
+            a, b = make_account(conn, "a", allow_negative=True), make_account(conn, "b")
+            post_legs(conn, new_entry(conn), (a, -100), (b, 100))
+        before, before_counts = balances(engine), counts(engine)
+        attempts = [
+            lambda conn: post_legs(conn, new_entry(conn), (a, -5), (987654, 5)),
+            lambda conn: post_legs(
+                conn, new_entry(conn), (a, -5), (b, 5), (987654, 3), (987654, -3)
+            ),
+            lambda conn: post_legs(conn, 987655, (a, -5), (b, 5)),
+        ]
+        expected = ["account 987654", "account 987654", "entry 987655"]
+        for attempt, missing in zip(attempts, expected, strict=True):
+            with pytest.raises(DBAPIError) as caught, engine.begin() as conn:
+                attempt(conn)
+            assert sqlstate(caught.value) == FOREIGN_KEY_VIOLATION
+            assert f"unknown {'journal ' if 'entry' in missing else ''}{missing}" in str(
+                caught.value.orig
+            )
+        assert balances(engine) == before
+        assert counts(engine) == before_counts
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "DELETE FROM accounts WHERE code = 'b'",
+        "UPDATE accounts SET id = id + 1000 WHERE code = 'b'",
+        "TRUNCATE accounts CASCADE",
+        "TRUNCATE journal_entries CASCADE",
+        "TRUNCATE postings",
+    ],
+)
+def test_posted_rows_cannot_go_away(operator_db: Engine, statement: str) -> None:
+    """What the foreign keys also guarded: an account with postings stays, under its id, and
+    no ledger table can be emptied."""
+    with operator_db.begin() as conn:
+        a, b = make_account(conn, "a", allow_negative=True), make_account(conn, "b")
+        post_legs(conn, new_entry(conn), (a, -100), (b, 100))
+    before, before_counts = balances(operator_db), counts(operator_db)
+    with pytest.raises(DBAPIError), operator_db.begin() as conn:
+        conn.execute(text(statement))
+    assert balances(operator_db) == before
+    assert counts(operator_db) == before_counts
+
+
+def test_account_without_postings_can_go(operator_db: Engine) -> None:
+    with operator_db.begin() as conn:
+        make_account(conn, "spare")
+        conn.execute(text("UPDATE accounts SET balance = 0 WHERE code = 'spare'"))
+        conn.execute(text("DELETE FROM accounts WHERE code = 'spare'"))
+    assert "spare" not in balances(operator_db)
 
 
 # ------------------------------------------------------------------ central bank tokens
@@ -282,8 +348,10 @@ def test_spent_token_cannot_come_back_or_be_spent_again(central_bank_db: Engine)
     # back to live: refused by the trigger
     with pytest.raises(DBAPIError) as caught, central_bank_db.begin() as conn:
         conn.execute(
-            text("UPDATE tokens SET status = 'live', spent_by = NULL, spent_at = NULL "
-                 "WHERE serial = :s"),
+            text(
+                "UPDATE tokens SET status = 'live', spent_by = NULL, spent_at = NULL "
+                "WHERE serial = :s"
+            ),
             {"s": serial},
         )
     assert sqlstate(caught.value) == CHECK_VIOLATION
@@ -299,9 +367,7 @@ def test_spent_token_cannot_come_back_or_be_spent_again(central_bank_db: Engine)
 
     # redeemed after being spent: refused
     with pytest.raises(DBAPIError), central_bank_db.begin() as conn:
-        conn.execute(
-            text("UPDATE tokens SET status = 'redeemed' WHERE serial = :s"), {"s": serial}
-        )
+        conn.execute(text("UPDATE tokens SET status = 'redeemed' WHERE serial = :s"), {"s": serial})
 
     # deleted: refused
     with pytest.raises(DBAPIError) as caught, central_bank_db.begin() as conn:
