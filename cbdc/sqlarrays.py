@@ -27,6 +27,8 @@ def text_array(values: Sequence[str]) -> str:
 
 
 def nullable_text_array(values: Sequence[str | None]) -> str:
+    if values and all(v is None for v in values):
+        return "{" + ",".join(["NULL"] * len(values)) + "}"
     if any(v is None for v in values):
         return "{" + ",".join("NULL" if v is None else _quoted(v) for v in values) + "}"
     return text_array(values)  # type: ignore[arg-type]

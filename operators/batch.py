@@ -29,7 +29,8 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import time as dtime
 from typing import Any, NamedTuple
 
 from sqlalchemy import text
@@ -179,6 +180,7 @@ def pay_many(
     seen: set[tuple[str, str]] = set()
     dirty: dict[str, WalletState] = {}
     in_transit = ctx.accounts.get("in_transit_out", 0)
+    days = _LocalDays(ctx.timezone)
     for i, ins in enumerate(instructions):
         if outcomes[i] is not None:
             continue
@@ -207,7 +209,7 @@ def pay_many(
                 raise UnknownWallet(f"no payee wallet {ins.payee}")
             service.require_active(payer, "payer wallet")  # type: ignore[arg-type]
             at = ins.at or now
-            day_total, year_total, today, year = _limits(ctx, payer, ins.amount, at)
+            day_total, year_total, today, year = _limits(ctx, days, payer, ins.amount, at)
             if balances[payer.account_id] < ins.amount:
                 raise InsufficientFunds(
                     f"payer balance {balances[payer.account_id]} does not cover {ins.amount}"
@@ -325,11 +327,38 @@ def _static_refusal(
     return None
 
 
+class _LocalDays:
+    """The local day and year of each payment's time, in the operator's time zone. A batch's
+    times mostly fall on one local day: the UTC bounds of the last day looked up answer the
+    next time without a time zone conversion."""
+
+    __slots__ = ("tz", "lo", "hi", "day", "year")
+
+    def __init__(self, tz: tzinfo) -> None:
+        self.tz = tz
+        self.lo = self.hi = None  # type: datetime | None
+        self.day = date.min
+        self.year = 0
+
+    def of(self, at: datetime) -> tuple[date, int]:
+        if at.tzinfo is None:  # naive: the local time of this machine, as astimezone reads it
+            day = at.astimezone(self.tz).date()
+            return day, day.year
+        if self.lo is None or self.hi is None or not self.lo <= at < self.hi:
+            day = at.astimezone(self.tz).date()
+            self.lo = datetime.combine(day, dtime.min, tzinfo=self.tz).astimezone(UTC)
+            self.hi = datetime.combine(day + timedelta(days=1), dtime.min, tzinfo=self.tz)
+            self.hi = self.hi.astimezone(UTC)
+            if not self.lo <= at < self.hi:  # a wall-clock day that DST cuts short or repeats
+                self.lo = self.hi = None
+            self.day, self.year = day, day.year
+        return self.day, self.year
+
+
 def _limits(
-    ctx: OperatorContext, payer: WalletState, amount: int, at: datetime
+    ctx: OperatorContext, days: _LocalDays, payer: WalletState, amount: int, at: datetime
 ) -> tuple[int, int, date, int]:
-    local = at.astimezone(ctx.timezone)
-    today, year = local.date(), local.year
+    today, year = days.of(at)
     day_total, year_total = service.check_outgoing_limits(
         ctx,
         payer,  # type: ignore[arg-type]
@@ -370,8 +399,29 @@ def _insert_orders(
 ) -> None:
     """One INSERT for the batch's orders. Signed orders keep their body, signature and hash;
     the engine's simulated ones have none of the three."""
-    rows = [(instructions[i], order_id, payee, at) for i, order_id, _, payee, at in accepted]
-    signed = any(ins.signature is not None for ins, _, _, _ in rows)
+    ids: list[uuid.UUID] = []
+    wallets: list[str] = []
+    nonces: list[str] = []
+    amounts: list[int] = []
+    payees: list[str] = []
+    statuses: list[str] = []
+    ats: list[str] = []
+    signed: list[Instruction] = []
+    iso: dict[datetime, str] = {}
+    for i, order_id, _, payee, at in accepted:  # one pass: a batch has thousands of rows
+        ins = instructions[i]
+        ids.append(order_id)
+        wallets.append(ins.payer)
+        nonces.append(ins.nonce)
+        amounts.append(ins.amount)
+        payees.append(ins.payee)
+        statuses.append("completed" if payee is not None else "pending_settlement")
+        stamp = iso.get(at)
+        if stamp is None:
+            stamp = iso[at] = at.isoformat()
+        ats.append(stamp)
+        signed.append(ins)
+    any_signed = any(ins.signature is not None for ins in signed)
     session.execute(
         text(
             "INSERT INTO orders (id, wallet_id, nonce, kind, amount, counterparty, body, "
@@ -387,20 +437,17 @@ def _insert_orders(
             "payee, signature, order_hash, status, entry_id, at, n)"
         ),
         {
-            "ids": any_array([order_id for _, order_id, _, _ in rows]),
-            "wallets": text_array([ins.payer for ins, _, _, _ in rows]),
-            "nonces": text_array([ins.nonce for ins, _, _, _ in rows]),
-            "amounts": int_array(ins.amount for ins, _, _, _ in rows),
-            "payees": text_array([ins.payee for ins, _, _, _ in rows]),
-            "bodies": json.dumps([ins.body for ins, _, _, _ in rows]) if signed else "[]",
-            "signatures": nullable_text_array([ins.signature for ins, _, _, _ in rows]),
-            "hashes": nullable_text_array([ins.order_hash for ins, _, _, _ in rows]),
-            "statuses": text_array(
-                ["completed" if payee is not None else "pending_settlement"
-                 for _, _, payee, _ in rows]
-            ),
+            "ids": any_array(ids),
+            "wallets": text_array(wallets),
+            "nonces": text_array(nonces),
+            "amounts": int_array(amounts),
+            "payees": text_array(payees),
+            "bodies": json.dumps([ins.body for ins in signed]) if any_signed else "[]",
+            "signatures": nullable_text_array([ins.signature for ins in signed]),
+            "hashes": nullable_text_array([ins.order_hash for ins in signed]),
+            "statuses": text_array(statuses),
             "entries": int_array(entry_ids),
-            "ats": text_array([at.isoformat() for _, _, _, at in rows]),
+            "ats": text_array(ats),
         },
     )
 
