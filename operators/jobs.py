@@ -48,8 +48,11 @@ class JobRunner:
             self.run(job)
         return len(jobs)
 
-    def run_reference(self, reference: str, *, patience: float = 1.0) -> bool:
-        """Run the named job now if it is due (RTGS: settle within the request). A job that
+    def run_reference(
+        self, reference: str, *, patience: float = 1.0, kind: str | None = None
+    ) -> bool:
+        """Run the named job now if it is due (RTGS: settle within the request), and the jobs
+        it leads to under the same reference (only those of `kind`, if given). A job that
         only waits for vault tokens other settlements hold is retried here for up to
         `patience` seconds before it is left to the background worker."""
         deadline = time.monotonic() + patience

@@ -49,12 +49,44 @@ def settle(net: SimNetwork, *, final: bool) -> None:
     run_jobs(net)
     from operators import netting
 
-    if any(netting.is_active(net.state(c)) for c in net.codes if net.up(c)):
+    if any(netting.is_active(net.state(c)) for c in net.codes if net.up(c)) and net_work(net):
         net_cycle(net)
         run_jobs(net)
     if final:
         make_jobs_due(net)
         run_jobs(net)
+
+
+def net_work(net: SimNetwork) -> bool:
+    """Whether a clearing cycle has anything to do: items not yet settled or obligations not
+    yet delivered at a reachable operator, or submissions not yet cleared or obligations not
+    acknowledged by both sides at the central bank. (The engine settles after its last slice
+    of payments and again at the end of the step; the second cycle usually finds nothing.)"""
+    from operators import netting
+
+    for code in net.codes:
+        if net.up(code):
+            left = net.state(code).runner.tx(netting.outstanding)
+            if any(left[k] for k in UNFINISHED):
+                return True
+    with net.cb_state.factory() as session:
+        exists = session.execute(
+            text("SELECT to_regclass('clearing_obligations') IS NOT NULL")
+        ).scalar_one()
+        if not exists:
+            return False
+        return bool(
+            session.execute(
+                text(
+                    "SELECT EXISTS (SELECT 1 FROM clearing_submissions WHERE cycle_id IS NULL) "
+                    "OR EXISTS (SELECT 1 FROM clearing_obligations "
+                    "WHERE a_ack IS NULL OR b_ack IS NULL)"
+                )
+            ).scalar_one()
+        )
+
+
+UNFINISHED = ("items_open", "items_submitted", "obligations_unapplied", "obligations_undelivered")
 
 
 def each_operator(net: SimNetwork, work: Callable[[OperatorState], Any]) -> None:
@@ -63,21 +95,23 @@ def each_operator(net: SimNetwork, work: Callable[[OperatorState], Any]) -> None
 
 
 def net_cycle(net: SimNetwork) -> None:
-    """One clearing cycle: operators submit, the central bank closes, debtors pay the net and
-    apply those pairs, then creditors (and even pairs) apply theirs. The operators work side
-    by side in each phase; the phases keep the order in which each applies its pairs the same
-    from run to run."""
+    """One clearing cycle: operators submit, the central bank closes, debtors pay their nets,
+    then every operator applies its pairs (by cycle, then peer) and marks delivered what its
+    peers have applied. The operators work side by side in each phase; the phases keep the
+    order in which each applies its pairs the same from run to run. A second round takes what
+    the first left (a debtor short of tokens, a delivery its peer acknowledged late)."""
     from operators import netting
 
     now = net.clock.now()
     each_operator(net, lambda state: netting.sync(state, now=now, force=True, poll=False))
     net.cb_state.close_cycle("manual")
+    every = ("debtor", "creditor", "even")
     for _ in range(2):
-        for roles in (("debtor",), ("creditor", "even")):
-            each_operator(
-                net,
-                functools.partial(netting.sync, now=now, force=True, roles=roles),
-            )
+        each_operator(
+            net,
+            functools.partial(netting.sync, now=now, force=True, roles=("debtor",), pay_only=True),
+        )
+        each_operator(net, functools.partial(netting.sync, now=now, force=True, roles=every))
 
 
 def net_paid(net: SimNetwork) -> dict[str, int]:
