@@ -60,7 +60,7 @@ class JobRunner:
         for _ in range(100):  # bounded: each pass either runs a job or waits 20 ms
             jobs = self.tx(
                 lambda s: repo.claim_jobs(
-                    s, limit=5, lease_seconds=LEASE_SECONDS, reference=reference
+                    s, limit=5, lease_seconds=LEASE_SECONDS, reference=reference, kind=kind
                 )
             )
             for job in sorted(jobs, key=lambda j: j.id):
