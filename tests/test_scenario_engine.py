@@ -5,6 +5,8 @@ seed give identical series, and `cbdc scenario run` writes the report with its p
 from __future__ import annotations
 
 import csv
+import gc
+import sys
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -124,7 +126,14 @@ def _series(run_dir: Path) -> list[dict[str, str]]:
 def test_same_file_and_seed_give_identical_series(pg_url: str, tmp_path: Path) -> None:
     path = tmp_path / "tiny.toml"
     path.write_text(TINY)
+    thresholds, switch = gc.get_threshold(), sys.getswitchinterval()
     first = run_scenario(path, runs_root=tmp_path / "runs", database_url=pg_url)
+    # the run's garbage-collector and GIL settings are the process's again afterwards
+    assert (gc.get_threshold(), sys.getswitchinterval(), gc.get_freeze_count()) == (
+        thresholds,
+        switch,
+        0,
+    )
     second = run_scenario(path, runs_root=tmp_path / "runs", database_url=pg_url)
     assert first != second
     assert (first / "series.csv").read_bytes() == (second / "series.csv").read_bytes()
