@@ -149,7 +149,8 @@ def payee_fan_in(
     session: Session, *, wallet_ids: list[str], since: datetime, at_least: int
 ) -> dict[str, int]:
     """Payees among `wallet_ids` paid by at least `at_least` distinct payers since `since`
-    (same-operator payers plus cross-operator payer aliases)."""
+    (same-operator payers plus cross-operator payer aliases). A payment sent back to its payer
+    (the payee at its cap, closed, unknown) paid nobody and does not count."""
     rows = session.execute(
         text(
             "SELECT payee, sum(n) AS n FROM ("
@@ -159,7 +160,7 @@ def payee_fan_in(
             "AND created_at >= :since GROUP BY counterparty "
             "UNION ALL SELECT payee_wallet, count(DISTINCT payer_alias) FROM "
             "inbound_settlements WHERE payee_wallet = ANY(CAST(:w AS text[])) AND kind = 'payment' "
-            "AND created_at >= :since GROUP BY payee_wallet) x "
+            "AND outcome = 'credited' AND created_at >= :since GROUP BY payee_wallet) x "
             "GROUP BY payee HAVING sum(n) >= :k"
         ),
         {"w": text_array(wallet_ids), "since": since, "k": at_least},

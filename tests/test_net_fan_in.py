@@ -193,3 +193,19 @@ def test_a_new_window_may_alert_again(net: Any) -> None:
     assert sorted(a["details"]["counterparties"] for a in alerts) == [FAN, FAN]
     net.run_jobs()
     assert [a["wallet"] for a in cb_alerts(net, rule="fan_in")] == [hub.wallet_id] * 2
+
+
+@pytest.mark.parametrize("network", [POLICY], indirect=True)
+def test_payments_sent_back_do_not_count_as_payers(net: Any) -> None:
+    """Three payers pay a wallet near its balance cap: one payment is credited, two go back.
+    The wallet was paid by one payer, not three: no fan-in alert."""
+    a_payers = payers(net, FAN, "BKA1")
+    hub = net.open_wallet("BKB1", deposit=10_000 * YUAN, load=9_992 * YUAN)  # class IV: cap 10,000
+    for payer in a_payers:
+        pay(payer, hub, 5 * YUAN)
+    cycle(net)
+    net.run_jobs()
+    assert hub.balance().balance == 9_997 * YUAN  # one credited, two sent back
+    assert sorted(p.balance().balance for p in a_payers) == [495 * YUAN, 500 * YUAN, 500 * YUAN]
+    assert fan_in(net, "BKB1") == []
+    conserved(net)
