@@ -336,7 +336,8 @@ class _LocalDays:
 
     def __init__(self, tz: tzinfo) -> None:
         self.tz = tz
-        self.lo = self.hi = None  # type: datetime | None
+        self.lo: datetime | None = None  # UTC bounds of the day looked up last
+        self.hi: datetime | None = None
         self.day = date.min
         self.year = 0
 
@@ -406,7 +407,7 @@ def _insert_orders(
     payees: list[str] = []
     statuses: list[str] = []
     ats: list[str] = []
-    signed: list[Instruction] = []
+    placed: list[Instruction] = []
     iso: dict[datetime, str] = {}
     for i, order_id, _, payee, at in accepted:  # one pass: a batch has thousands of rows
         ins = instructions[i]
@@ -420,8 +421,8 @@ def _insert_orders(
         if stamp is None:
             stamp = iso[at] = at.isoformat()
         ats.append(stamp)
-        signed.append(ins)
-    any_signed = any(ins.signature is not None for ins in signed)
+        placed.append(ins)
+    signed = any(ins.signature is not None for ins in placed)
     session.execute(
         text(
             "INSERT INTO orders (id, wallet_id, nonce, kind, amount, counterparty, body, "
@@ -442,9 +443,9 @@ def _insert_orders(
             "nonces": text_array(nonces),
             "amounts": int_array(amounts),
             "payees": text_array(payees),
-            "bodies": json.dumps([ins.body for ins in signed]) if any_signed else "[]",
-            "signatures": nullable_text_array([ins.signature for ins in signed]),
-            "hashes": nullable_text_array([ins.order_hash for ins in signed]),
+            "bodies": json.dumps([ins.body for ins in placed]) if signed else "[]",
+            "signatures": nullable_text_array([ins.signature for ins in placed]),
+            "hashes": nullable_text_array([ins.order_hash for ins in placed]),
             "statuses": text_array(statuses),
             "entries": int_array(entry_ids),
             "ats": text_array(ats),

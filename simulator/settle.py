@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.orm import Session
 
 from operators.state import OperatorState
 from simulator.network import SimNetwork, side_by_side
@@ -57,6 +58,16 @@ def settle(net: SimNetwork, *, final: bool) -> None:
         run_jobs(net)
 
 
+UNFINISHED = ("items_open", "items_submitted", "obligations_unapplied", "obligations_undelivered")
+
+
+def _has_clearing_house(session: Session) -> bool:
+    """Whether the central bank's database has the clearing tables (revision cb0003)."""
+    return bool(
+        session.execute(text("SELECT to_regclass('clearing_obligations') IS NOT NULL")).scalar_one()
+    )
+
+
 def net_work(net: SimNetwork) -> bool:
     """Whether a clearing cycle has anything to do: items not yet settled or obligations not
     yet delivered at a reachable operator, or submissions not yet cleared or obligations not
@@ -70,10 +81,7 @@ def net_work(net: SimNetwork) -> bool:
             if any(left[k] for k in UNFINISHED):
                 return True
     with net.cb_state.factory() as session:
-        exists = session.execute(
-            text("SELECT to_regclass('clearing_obligations') IS NOT NULL")
-        ).scalar_one()
-        if not exists:
+        if not _has_clearing_house(session):
             return False
         return bool(
             session.execute(
@@ -84,9 +92,6 @@ def net_work(net: SimNetwork) -> bool:
                 )
             ).scalar_one()
         )
-
-
-UNFINISHED = ("items_open", "items_submitted", "obligations_unapplied", "obligations_undelivered")
 
 
 def each_operator(net: SimNetwork, work: Callable[[OperatorState], Any]) -> None:
@@ -117,10 +122,7 @@ def net_cycle(net: SimNetwork) -> None:
 def net_paid(net: SimNetwork) -> dict[str, int]:
     """Per operator, the token value it has paid to settle net obligations so far."""
     with net.cb_state.factory() as session:
-        exists = session.execute(
-            text("SELECT to_regclass('clearing_obligations') IS NOT NULL")
-        ).scalar_one()
-        if not exists:
+        if not _has_clearing_house(session):
             return {}
         from central_bank import clearing
 
