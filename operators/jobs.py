@@ -48,11 +48,8 @@ class JobRunner:
             self.run(job)
         return len(jobs)
 
-    def run_reference(
-        self, reference: str, *, patience: float = 1.0, kind: str | None = None
-    ) -> bool:
-        """Run the named job now if it is due (RTGS: settle within the request), and the jobs
-        it leads to under the same reference (only those of `kind`, if given). A job that
+    def run_reference(self, reference: str, *, patience: float = 1.0) -> bool:
+        """Run the named job now if it is due (RTGS: settle within the request). A job that
         only waits for vault tokens other settlements hold is retried here for up to
         `patience` seconds before it is left to the background worker."""
         deadline = time.monotonic() + patience
@@ -60,7 +57,7 @@ class JobRunner:
         for _ in range(100):  # bounded: each pass either runs a job or waits 20 ms
             jobs = self.tx(
                 lambda s: repo.claim_jobs(
-                    s, limit=5, lease_seconds=LEASE_SECONDS, reference=reference, kind=kind
+                    s, limit=5, lease_seconds=LEASE_SECONDS, reference=reference
                 )
             )
             for job in sorted(jobs, key=lambda j: j.id):

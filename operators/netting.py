@@ -842,17 +842,15 @@ def sync(
     force: bool = False,
     poll: bool = True,
     roles: Sequence[str] | None = None,
-    pay_only: bool = False,
 ) -> dict[str, Any]:
     """One pass of the clearing steps, in order: submit the due open items (`force`: all of
     them), then (`poll`) ask the clearing house what we must act on and do it (pay what we owe,
     apply settled pairs and acknowledge them), then mark delivered what the peers have applied.
     `now` is the clock the submission rule uses (default: the context's clock). `roles`: act
     only on the obligations where we are one of these ("debtor", "creditor", "even"), and leave
-    jobs retried earlier to the worker; `pay_only`: pay what we owe and leave applying the
-    pairs to a later call (the simulator phases a cycle this way, debtors pay, then everyone
-    applies, so that every operator applies its pairs in the same order however its threads
-    interleave). Safe to call any number of times; returns what it did."""
+    jobs retried earlier to the worker (the simulator phases a cycle this way so that every
+    operator applies its pairs in the same order however its threads interleave). Safe to call
+    any number of times; returns what it did."""
     runner = _runner(target)
     ctx = runner.ctx
     now = now or ctx.now()
@@ -879,10 +877,8 @@ def sync(
     if roles is None:
         references += runner.tx(lambda s: _pending_references(s, ("net_pay", "net_apply")))
     for reference in dict.fromkeys(references):
-        runner.run_reference(reference, patience=0, kind="net_pay" if pay_only else None)
+        runner.run_reference(reference, patience=0)
     result["obligations"] = len(set(references))
-    if pay_only:
-        return result
     for oid in runner.tx(awaiting_delivery):
         try:
             view = ctx.central_bank.obligation(oid, items=False)

@@ -284,23 +284,14 @@ def has_pending(session: Session, kind: str) -> bool:
 
 
 def claim_jobs(
-    session: Session,
-    *,
-    limit: int,
-    lease_seconds: int,
-    reference: str | None = None,
-    kind: str | None = None,
+    session: Session, *, limit: int, lease_seconds: int, reference: str | None = None
 ) -> list[OutboxJob]:
-    """Take due jobs (or the named one, of `kind` if given) and lease them, so no other worker
-    runs them now."""
+    """Take due jobs (or the named one) and lease them, so no other worker runs them now."""
     where = "status = 'pending' AND next_attempt_at <= now()"
     params: dict[str, Any] = {"limit": limit, "lease": lease_seconds}
     if reference is not None:
         where += " AND reference = :ref"
         params["ref"] = reference
-    if kind is not None:
-        where += " AND kind = :kind"
-        params["kind"] = kind
     ids = (
         session.execute(
             text(

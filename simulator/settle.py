@@ -100,23 +100,22 @@ def each_operator(net: SimNetwork, work: Callable[[OperatorState], Any]) -> None
 
 
 def net_cycle(net: SimNetwork) -> None:
-    """One clearing cycle: operators submit, the central bank closes, debtors pay their nets,
-    then every operator applies its pairs (by cycle, then peer) and marks delivered what its
-    peers have applied. The operators work side by side in each phase; the phases keep the
-    order in which each applies its pairs the same from run to run. A second round takes what
-    the first left (a debtor short of tokens, a delivery its peer acknowledged late)."""
+    """One clearing cycle: operators submit, the central bank closes, debtors pay the net and
+    apply those pairs, then creditors (and even pairs) apply theirs. The operators work side
+    by side in each phase; the phases keep the order in which each applies its pairs the same
+    from run to run. (Debtors apply each pair right after paying it, so the change the central
+    bank mints back is in their vault before they pay the next one.)"""
     from operators import netting
 
     now = net.clock.now()
     each_operator(net, lambda state: netting.sync(state, now=now, force=True, poll=False))
     net.cb_state.close_cycle("manual")
-    every = ("debtor", "creditor", "even")
     for _ in range(2):
-        each_operator(
-            net,
-            functools.partial(netting.sync, now=now, force=True, roles=("debtor",), pay_only=True),
-        )
-        each_operator(net, functools.partial(netting.sync, now=now, force=True, roles=every))
+        for roles in (("debtor",), ("creditor", "even")):
+            each_operator(
+                net,
+                functools.partial(netting.sync, now=now, force=True, roles=roles),
+            )
 
 
 def net_paid(net: SimNetwork) -> dict[str, int]:
