@@ -332,12 +332,11 @@ class _LocalDays:
     times mostly fall on one local day: the UTC bounds of the last day looked up answer the
     next time without a time zone conversion."""
 
-    __slots__ = ("tz", "lo", "hi", "day", "year")
+    __slots__ = ("tz", "bounds", "day", "year")
 
     def __init__(self, tz: tzinfo) -> None:
         self.tz = tz
-        self.lo: datetime | None = None  # UTC bounds of the day looked up last
-        self.hi: datetime | None = None
+        self.bounds: tuple[datetime, datetime] | None = None  # the last day's, in UTC
         self.day = date.min
         self.year = 0
 
@@ -345,13 +344,13 @@ class _LocalDays:
         if at.tzinfo is None:  # naive: the local time of this machine, as astimezone reads it
             day = at.astimezone(self.tz).date()
             return day, day.year
-        if self.lo is None or self.hi is None or not self.lo <= at < self.hi:
+        if self.bounds is None or not self.bounds[0] <= at < self.bounds[1]:
             day = at.astimezone(self.tz).date()
-            self.lo = datetime.combine(day, dtime.min, tzinfo=self.tz).astimezone(UTC)
-            self.hi = datetime.combine(day + timedelta(days=1), dtime.min, tzinfo=self.tz)
-            self.hi = self.hi.astimezone(UTC)
-            if not self.lo <= at < self.hi:  # a wall-clock day that DST cuts short or repeats
-                self.lo = self.hi = None
+            lo = datetime.combine(day, dtime.min, tzinfo=self.tz).astimezone(UTC)
+            hi = datetime.combine(day + timedelta(days=1), dtime.min, tzinfo=self.tz)
+            hi = hi.astimezone(UTC)
+            # a wall-clock day that DST cuts short or repeats: look such times up each time
+            self.bounds = (lo, hi) if lo <= at < hi else None
             self.day, self.year = day, day.year
         return self.day, self.year
 

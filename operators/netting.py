@@ -820,10 +820,12 @@ def outstanding(session: Session) -> dict[str, int]:
 def is_active(target: JobRunner | _HasRunner) -> bool:
     """Whether there is net work here: the mode is "net", or items or obligations queued under
     it are not finished (they finish under net even after a switch back to RTGS)."""
-    runner = _runner(target)
-    if runner.ctx.settlement_mode == "net":
-        return True
-    left = runner.tx(outstanding)
+    return _runner(target).ctx.settlement_mode == "net" or unfinished(target)
+
+
+def unfinished(target: JobRunner | _HasRunner) -> bool:
+    """Whether items or obligations here are not finished (see `outstanding`)."""
+    left = _runner(target).tx(outstanding)
     return any(
         left[k]
         for k in (

@@ -58,9 +58,6 @@ def settle(net: SimNetwork, *, final: bool) -> None:
         run_jobs(net)
 
 
-UNFINISHED = ("items_open", "items_submitted", "obligations_unapplied", "obligations_undelivered")
-
-
 def _has_clearing_house(session: Session) -> bool:
     """Whether the central bank's database has the clearing tables (revision cb0003)."""
     return bool(
@@ -69,28 +66,21 @@ def _has_clearing_house(session: Session) -> bool:
 
 
 def net_work(net: SimNetwork) -> bool:
-    """Whether a clearing cycle has anything to do: items not yet settled or obligations not
-    yet delivered at a reachable operator, or submissions not yet cleared or obligations not
+    """Whether a clearing cycle has anything to do: items or obligations not finished at a
+    reachable operator, or submissions not yet in a cycle or obligations not paid or not
     acknowledged by both sides at the central bank. (The engine settles after its last slice
     of payments and again at the end of the step; the second cycle usually finds nothing.)"""
     from operators import netting
 
-    for code in net.codes:
-        if net.up(code):
-            left = net.state(code).runner.tx(netting.outstanding)
-            if any(left[k] for k in UNFINISHED):
-                return True
+    if any(netting.unfinished(net.state(code)) for code in net.codes if net.up(code)):
+        return True
     with net.cb_state.factory() as session:
         if not _has_clearing_house(session):
             return False
-        return bool(
-            session.execute(
-                text(
-                    "SELECT EXISTS (SELECT 1 FROM clearing_submissions WHERE cycle_id IS NULL) "
-                    "OR EXISTS (SELECT 1 FROM clearing_obligations "
-                    "WHERE a_ack IS NULL OR b_ack IS NULL)"
-                )
-            ).scalar_one()
+        from central_bank import clearing
+
+        return clearing.waiting_items(session) > 0 or bool(
+            clearing.list_obligations(session, operator=None, actionable=True, limit=1)
         )
 
 
