@@ -3,6 +3,11 @@ one database per service migrated to head, keys (and the bearer token of every s
 `/metrics`), the central bank and N operators as uvicorn
 processes on loopback ports, operators registered and funded with reserves.
 
+Each service's database has a role of its own (`cbdc.db.create_service_database`), whose
+password file sits with the keys. Secrets are private from the moment they exist: `keys/`,
+`metrics/` and `logs/` are made 0700, every file in `keys/` and `network.json` 0600 (see
+`cbdc.files`), and the services run with umask 077, so what they write is theirs alone.
+
 Used by `cbdc up`, `cbdc demo`, the tests and the benchmarks, so they all run the same thing.
 """
 
@@ -22,7 +27,8 @@ from pathlib import Path
 import httpx
 
 from cbdc.crypto import SigningKey, b64e
-from cbdc.db import create_database, migrate
+from cbdc.db import create_service_database, migrate
+from cbdc.files import open_private_append, private_dir, write_private
 from cbdc.http import RemoteError, SignedClient
 from cbdc.pg import EmbeddedPostgres
 from cbdc.policy import DEFAULT_POLICY_FILE
@@ -86,23 +92,28 @@ class Network:
             shutil.rmtree(self.data_dir)
 
     def server_url(self) -> str:
+        """The server-level URL of the database server (an administrator's: the embedded
+        server's superuser, or `CBDC_DATABASE_URL`), starting the embedded server if needed."""
         if self.settings.database_url:
             return self.settings.database_url
         self.pg = EmbeddedPostgres(self.data_dir)
         return self.pg.start()
 
+    @property
+    def keys_dir(self) -> Path:
+        return self.data_dir / "keys"
+
     def _key(self, name: str) -> tuple[Path, SigningKey]:
-        path = self.data_dir / "keys" / f"{name}.key"
+        path = self.keys_dir / f"{name}.key"
         if not path.exists():
-            SigningKey.generate().save(path)
+            SigningKey.generate().save(path)  # 0600 from creation (cbdc.crypto.write_secret)
         return path, SigningKey.load(path)
 
     def _data_key(self, name: str) -> Path:
         """A 256-bit key for encrypting customer identity at rest."""
-        path = self.data_dir / "keys" / f"{name}.datakey"
+        path = self.keys_dir / f"{name}.datakey"
         if not path.exists():
-            path.write_text(b64e(os.urandom(32)) + "\n")
-            path.chmod(0o600)
+            write_private(path, b64e(os.urandom(32)) + "\n", exclusive=True)
         return path
 
     @property
@@ -114,30 +125,33 @@ class Network:
         """Made once, 0600 from the start (never readable by others, even briefly)."""
         path = self.metrics_token_file
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as file:
-                file.write(secrets.token_urlsafe(32))  # no newline: the file is the credential
-        path.chmod(0o600)
+            # no newline: the file is the credential
+            write_private(path, secrets.token_urlsafe(32), exclusive=True)
         return path
 
     def prepare(self, *, fresh_databases: bool = False) -> NetworkConfig:
         s = self.settings
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.keys_dir)  # before any secret goes in
         server = self.server_url()
 
-        def database(name: str, override: str | None) -> str:
+        def database(name: str, key_name: str, override: str | None) -> str:
+            """The service's own database, as its own role (migrations too, so it owns
+            everything in it); its password file is `keys/<key_name>.pgpass`."""
             if override:
                 return override
-            return create_database(
-                server, f"{self.db_prefix}_{name}", drop_existing=fresh_databases
+            return create_service_database(
+                server,
+                f"{self.db_prefix}_{name}",
+                passfile=self.keys_dir / f"{key_name}.pgpass",
+                drop_existing=fresh_databases,
             )
 
-        cb_db = database("central_bank", s.central_bank_database_url)
+        cb_db = database("central_bank", "central_bank", s.central_bank_database_url)
         migrate(cb_db, "central_bank")
         cb_key_file, cb_key = self._key("central_bank")
         admin_key_file, admin_key = self._key("admin")
-        regulator_dir = self.data_dir / "regulator"
+        regulator_dir = private_dir(self.data_dir / "regulator")
         regulator = RegulatorKeys.load_or_create(regulator_dir)
         host = s.host
         operators = []
@@ -146,7 +160,9 @@ class Network:
         ):
             template = s.operator_database_url_template
             db = database(
-                f"operator_{code.lower()}", template.format(code=code) if template else None
+                f"operator_{code.lower()}",
+                f"operator_{code}",
+                template.format(code=code) if template else None,
             )
             migrate(db, "operator")
             key_file, key = self._key(f"operator_{code}")
@@ -203,13 +219,13 @@ class Network:
             raise RuntimeError(
                 f"port {port} on 127.0.0.1 is in use (another `cbdc up`?); set CBDC_PORT"
             )
-        logs = self.data_dir / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
+        logs = private_dir(self.data_dir / "logs")
         # Prometheus multiprocess mode: the workers' metric files, emptied at every start (files
         # of dead processes would be summed in; counters start again, as after any restart).
         metrics = metrics_dir(self.data_dir, name)
         shutil.rmtree(metrics, ignore_errors=True)
-        metrics.mkdir(parents=True)
+        private_dir(metrics.parent)
+        metrics.mkdir(mode=0o700)
         env = {
             **os.environ,
             "CBDC_NETWORK_FILE": str(network_file(self.data_dir)),
@@ -237,10 +253,18 @@ class Network:
             "--timeout-keep-alive",
             "30",
         ]
-        log_file = open(logs / f"{name}.log", "ab")  # noqa: SIM115 - owned by the process
-        process = subprocess.Popen(
-            cmd, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        log_fd = open_private_append(logs / f"{name}.log")
+        try:
+            process = subprocess.Popen(
+                cmd,
+                env=env,
+                stdout=log_fd,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                umask=0o077,  # the metric files (and whatever else a service writes): 0600
+            )
+        finally:
+            os.close(log_fd)  # the process has its own copy
         self.processes.append((name, process))
 
     def _wait_healthy(self, name: str, url: str, timeout: float = 60) -> None:

@@ -7,6 +7,14 @@ unprivileged user (`postgres` if it exists, else one we create).
 
 The server listens on 127.0.0.1 only, keeps its data in `<data_dir>/pg`, and uses durable
 commits (fsync on, synchronous_commit on): benchmarks must measure the real thing.
+
+Nobody gets in without a password: every connection (TCP on loopback, and the Unix socket in
+the cluster's own 0700 directory) must pass SCRAM-SHA-256. The superuser's password is made
+once, at random, and kept in `<data_dir>/pg-superuser.secret` (0600, outside the cluster so
+only the user running `cbdc` reads it, not the server's user), in libpq's password-file format;
+`url` names that file (`?passfile=`), so the URL itself carries no secret. The services never
+use it: each connects as its own role (`cbdc.db.create_service_database`). A cluster made by
+an older version (`trust`) is given a password and the same rules the first time it starts.
 """
 
 from __future__ import annotations
@@ -14,8 +22,10 @@ from __future__ import annotations
 import contextlib
 import glob
 import hashlib
+import logging
 import os
 import pwd
+import secrets
 import shutil
 import socket
 import subprocess
@@ -24,7 +34,42 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy.engine import URL
+
+from cbdc.files import write_private
+
+log = logging.getLogger(__name__)
+
 SERVER_USER_FALLBACK = "cbdcpg"
+SUPERUSER = "cbdc"
+SECRET_FILE = "pg-superuser.secret"
+# Loopback and the Unix socket only, and never without a password.
+PG_HBA = """# Written by cbdc: SCRAM-SHA-256 password logins only, from this machine only.
+# TYPE  DATABASE  USER  ADDRESS       METHOD
+local   all       all                 scram-sha-256
+host    all       all   127.0.0.1/32  scram-sha-256
+host    all       all   ::1/128       scram-sha-256
+"""
+
+
+def new_password() -> str:
+    """A random password (URL-safe characters: no `:` or `\\` to escape in a password file)."""
+    return secrets.token_urlsafe(32)
+
+
+def pgpass_line(role: str, password: str) -> str:
+    """One line of a libpq password file: this password for `role` on any host, port, database."""
+    return f"*:*:*:{role}:{password}\n"
+
+
+def read_pgpass_password(path: Path) -> str | None:
+    """The password of the first entry of the libpq password file at `path` (None: no file)."""
+    if not path.exists():
+        return None
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            return line.rsplit(":", 1)[1]
+    return None
 
 
 def find_bin_dir() -> Path:
@@ -76,6 +121,7 @@ class EmbeddedPostgres:
     def __post_init__(self) -> None:
         self.data_dir = self.data_dir.resolve()
         self.pgdata = self.data_dir / "pg"
+        self.secret_file = self.data_dir / SECRET_FILE
         self.bin_dir = find_bin_dir()
         self.user = _server_user()
         if self.user and not self._reachable(self.data_dir):
@@ -83,10 +129,19 @@ class EmbeddedPostgres:
             # directory such as /root/...: keep the cluster in a world-searchable place instead.
             digest = hashlib.sha256(str(self.data_dir).encode()).hexdigest()[:12]
             self.pgdata = Path(tempfile.gettempdir()) / f"cbdc-pg-{digest}" / "pg"
+        self._secure_on_start = False
 
     @property
     def url(self) -> str:
-        return f"postgresql+psycopg://cbdc@127.0.0.1:{self.port}/postgres"
+        """The superuser's server-level URL; the password comes from `secret_file`."""
+        return URL.create(
+            "postgresql+psycopg",
+            username=SUPERUSER,
+            host="127.0.0.1",
+            port=self.port,
+            database="postgres",
+            query={"passfile": str(self.secret_file)},
+        ).render_as_string(hide_password=False)
 
     def _run(self, args: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
         cmd = [str(self.bin_dir / args[0]), *args[1:]]
@@ -99,28 +154,109 @@ class EmbeddedPostgres:
             entry = pwd.getpwnam(self.user)
             os.chown(path, entry.pw_uid, entry.pw_gid)
 
+    def _password(self) -> str:
+        """The superuser's password, made (0600, never wider) the first time it is asked for."""
+        password = read_pgpass_password(self.secret_file)
+        if password is None:
+            password = new_password()
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            write_private(self.secret_file, pgpass_line(SUPERUSER, password), exclusive=True)
+        return password
+
+    def _hba_trusts(self) -> bool:
+        """Does the cluster's pg_hba.conf let anyone in without a password (older versions)?"""
+        hba = self.pgdata / "pg_hba.conf"
+        if not hba.exists():
+            return False
+        for line in hba.read_text().splitlines():
+            fields = line.split("#", 1)[0].split()
+            if fields and fields[-1] in ("trust", "peer", "ident"):
+                return True
+        return False
+
     def init(self) -> None:
         if (self.pgdata / "PG_VERSION").exists():
-            return
+            if self._hba_trusts():
+                self._secure_on_start = True  # a cluster from before passwords: see start()
+                return
+            if self.secret_file.exists():
+                return
+            if self.data_dir in self.pgdata.parents:
+                raise RuntimeError(
+                    f"the PostgreSQL cluster in {self.pgdata} needs its superuser's password, "
+                    f"and {self.secret_file} is gone: start afresh (`cbdc up --fresh` wipes "
+                    "the data directory)"
+                )
+            # A cluster kept outside the data directory (under root, in /tmp) whose data
+            # directory was deleted: nobody can log in to it any more, and it holds nothing
+            # another data directory owns. Make a new one.
+            log.warning("discarding %s: its data directory lost the password", self.pgdata)
+            self.destroy()
+        password = self._password()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
         self.pgdata.mkdir(exist_ok=True)
         self._chown(self.pgdata)
         self.pgdata.chmod(0o700)
-        self._run(
-            [
-                "initdb",
-                "-D",
-                str(self.pgdata),
-                "-U",
-                "cbdc",
-                "-A",
-                "trust",
-                "-E",
-                "UTF8",
-                "--no-locale",
-            ]
-        )
+        # initdb reads the password from a file the server's user can read: a private temporary
+        # one, given to that user, removed straight after.
+        fd, pwfile = tempfile.mkstemp(dir=self.pgdata.parent, prefix=".pwfile-")
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(password + "\n")
+            self._chown(Path(pwfile))
+            self._run(
+                [
+                    "initdb",
+                    "-D",
+                    str(self.pgdata),
+                    "-U",
+                    SUPERUSER,
+                    "--auth=scram-sha-256",
+                    f"--pwfile={pwfile}",
+                    "-E",
+                    "UTF8",
+                    "--no-locale",
+                ]
+            )
+        finally:
+            os.unlink(pwfile)
+        self._write_hba()
+        self._secure_on_start = True  # close the maintenance databases once it runs
+
+    def _write_hba(self) -> None:
+        # In place: the file keeps the owner (the server's user) and mode initdb gave it.
+        (self.pgdata / "pg_hba.conf").write_text(PG_HBA)
+
+    def _secure(self) -> None:
+        """On a running server: the superuser has the password of `secret_file` (a cluster from
+        before passwords had none), pg_hba.conf asks everyone for one, and only the owners of
+        the service databases (and superusers) may connect to them: not even to `postgres`."""
+        import psycopg
+        from psycopg import sql
+
+        password = self._password()
+        trusted = self._hba_trusts()
+        params = {"host": "127.0.0.1", "port": self.port, "user": SUPERUSER, "dbname": "postgres"}
+        if not trusted:
+            params["passfile"] = str(self.secret_file)
+        with psycopg.connect(**params, autocommit=True) as conn:  # type: ignore[arg-type]
+            if trusted:
+                verifier = conn.pgconn.encrypt_password(
+                    password.encode(), SUPERUSER.encode(), b"scram-sha-256"
+                )
+                conn.execute(
+                    sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                        sql.Identifier(SUPERUSER), sql.Literal(verifier.decode())
+                    )
+                )
+                log.warning("%s: the cluster trusted local connections; it now wants a "
+                            "password (kept in %s)", self.pgdata, self.secret_file)
+            conn.execute("REVOKE CONNECT, TEMPORARY ON DATABASE postgres, template1 FROM PUBLIC")
+            if trusted:
+                self._write_hba()
+                conn.execute("SELECT pg_reload_conf()")
+        self._secure_on_start = False
 
     @staticmethod
     def _reachable(directory: Path) -> bool:
@@ -143,11 +279,13 @@ class EmbeddedPostgres:
         return port
 
     def start(self) -> str:
-        """Start (or reuse) the server; return its server-level URL."""
+        """Start (or reuse) the server; return its server-level URL (the superuser's)."""
         self.init()
         existing = self.running_port()
         if existing:
             self.port = existing
+            if self._secure_on_start:
+                self._secure()
             return self.url
         self.port = self.port or free_port()
         log_file = self.pgdata / "server.log"
@@ -158,7 +296,7 @@ class EmbeddedPostgres:
             "-c max_wal_size=16GB -c checkpoint_timeout=30min "
             # Tables here go from empty to millions of rows in minutes (bulk seeding, load
             # tests): look for stale statistics every 10 s, not every minute.
-            "-c autovacuum_naptime=10s"
+            "-c autovacuum_naptime=10s -c password_encryption=scram-sha-256"
         )
         self._run(
             [
@@ -175,6 +313,8 @@ class EmbeddedPostgres:
                 "start",
             ]
         )
+        if self._secure_on_start:
+            self._secure()
         return self.url
 
     def stop(self, *, immediate: bool = False) -> None:

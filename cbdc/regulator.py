@@ -16,6 +16,7 @@ from typing import Any
 
 from cbdc.clock import iso, utcnow
 from cbdc.crypto import SigningKey
+from cbdc.files import private_dir
 from cbdc.hashchain import verify_chain
 from cbdc.sealing import SealingKey
 
@@ -36,8 +37,7 @@ class RegulatorKeys:
         }
 
     def save(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        directory.chmod(0o700)
+        private_dir(directory)  # 0700 when made, before a key goes in
         self.signing.save(directory / "signing.key")
         self.sealing.save(directory / "sealing.key")
         (directory / "public.json").write_text(json.dumps(self.public(), indent=2) + "\n")

@@ -3,7 +3,8 @@
 `Settings` is what a person configures (`CBDC_DATABASE_URL`, ports, number of operators...).
 `NetworkConfig` is what `cbdc up` writes to `<data_dir>/network.json` once the network is laid
 out: URLs, database URLs, key files, reserves. Services, the CLI and `cbdc audit` all read it,
-so everyone agrees on the topology without a central directory service.
+so everyone agrees on the topology without a central directory service. It is written 0600:
+it names key files and database logins (their passwords are in 0600 files under `keys/`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Literal
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cbdc.files import write_private
+
 # "rtgs": every cross-operator payment settles alone at the central bank, at once.
 # "net": payments are netted per operator pair and settled in clearing cycles (operators/netting).
 SettlementMode = Literal["rtgs", "net"]
@@ -23,8 +26,10 @@ SettlementMode = Literal["rtgs", "net"]
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CBDC_", env_file=".env", extra="ignore")
 
-    # A server-level URL (postgresql+psycopg://user:pw@host:port/postgres). When unset, an
-    # embedded PostgreSQL is started under `data_dir`.
+    # A server-level URL (postgresql+psycopg://user:pw@host:port/postgres) of a user who may
+    # create roles and databases: each service then gets a role of its own; without that
+    # right, the services use this user (a warning says so). When unset, an embedded
+    # PostgreSQL is started under `data_dir` (password logins only).
     database_url: str | None = None
     # Per-service overrides; `{code}` in the operator template is the operator's routing code.
     central_bank_database_url: str | None = None
@@ -117,7 +122,7 @@ class NetworkConfig(BaseModel):
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.model_dump(), indent=2) + "\n")
+        write_private(path, json.dumps(self.model_dump(), indent=2) + "\n")
 
     @classmethod
     def load(cls, path: Path) -> NetworkConfig:

@@ -33,6 +33,7 @@ from sqlalchemy.engine import make_url
 
 from cbdc.audit import run_audit
 from cbdc.network import Network
+from cbdc.pg import SECRET_FILE, EmbeddedPostgres
 from cbdc.settings import NetworkConfig, Settings
 from loadtest import batchpath, pgbaseline
 from loadtest.config import LoadtestSettings
@@ -71,9 +72,17 @@ class BenchOptions:
 Progress = Callable[[str], None]
 
 
-def _server_url(network: Network | None, config: NetworkConfig) -> str:
-    if network is not None and network.pg is not None:
-        return network.pg.url
+def _server_url(network: Network | None, config: NetworkConfig, network_file: Path) -> str:
+    """An administrator's URL of the network's database server, for the baseline's scratch
+    database: the services' own roles may not create databases."""
+    if network is not None:
+        return network.pg.url if network.pg is not None else network.server_url()
+    if (network_file.parent / SECRET_FILE).exists():  # a network on its own embedded server
+        return EmbeddedPostgres(network_file.parent).start()
+    configured = Settings().database_url
+    if configured:
+        return configured
+    # The services connect as the server's user (no role of their own): that user, then.
     url = make_url(config.central_bank.database_url)
     return url.set(database="postgres").render_as_string(hide_password=False)
 
@@ -197,7 +206,7 @@ def run_bench(options: BenchOptions, progress: Progress | None = None) -> dict[s
         seeded = seed(config, loadtest)
         seed_seconds = time.perf_counter() - started
 
-        server = _server_url(network, config)
+        server = _server_url(network, config, network_file)
         say(f"raw PostgreSQL baseline (pgbench, {options.baseline_seconds:.0f} s per mode)")
         baseline = pgbaseline.measure(
             server,

@@ -140,8 +140,10 @@ def _pg_env(database_url: str) -> dict[str, str]:
     url = make_url(database_url)
     query_host = url.query.get("host")
     host = url.host or (query_host if isinstance(query_host, str) else None)
+    passfile = url.query.get("passfile")  # the embedded server's password file
     settings = {"PGHOST": host, "PGPORT": str(url.port) if url.port else None,
-                "PGUSER": url.username, "PGPASSWORD": url.password, "PGDATABASE": url.database}
+                "PGUSER": url.username, "PGPASSWORD": url.password, "PGDATABASE": url.database,
+                "PGPASSFILE": passfile if isinstance(passfile, str) else None}
     return {**os.environ, **{k: str(v) for k, v in settings.items() if v is not None}}
 
 

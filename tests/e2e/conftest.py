@@ -110,6 +110,11 @@ def drop_databases(server_url: str, prefix: str) -> None:
             )
             for name in names:
                 conn.exec_driver_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
+            roles = conn.exec_driver_sql(  # each service's own role (cbdc.db)
+                "SELECT rolname FROM pg_roles WHERE rolname LIKE %s", (prefix + "\\_%",)
+            ).scalars().all()
+            for role in roles:
+                conn.exec_driver_sql(f'DROP ROLE "{role}"')
     finally:
         engine.dispose()
 
