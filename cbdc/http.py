@@ -26,7 +26,20 @@ class RemoteError(Exception):
 
 
 class RemoteUnavailable(Exception):
-    """The server could not be reached or failed (5xx): safe to retry with the same key."""
+    """The server could not be reached or failed (5xx): safe to retry with the same key.
+    `status` is None when no answer came; `code` and `retry_after` (seconds) are the server's
+    problem code and Retry-After header, when it sent them (503 `database_unavailable`)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.code, self.retry_after = status, code, retry_after
 
 
 class SignedClient:
@@ -70,7 +83,7 @@ class SignedClient:
         except httpx.HTTPError as exc:
             raise RemoteUnavailable(f"{method} {path}: {exc}") from exc
         if response.status_code >= 500:
-            raise RemoteUnavailable(f"{method} {path}: {response.status_code} {response.text}")
+            raise _unavailable(f"{method} {path}", response)
         if self.server_public_key and H_NONCE in headers:
             signature = response.headers.get(H_RESPONSE_SIG, "")
             if not verify_response(
@@ -94,3 +107,21 @@ class SignedClient:
                 data,
             )
         return data
+
+
+def _unavailable(what: str, response: httpx.Response) -> RemoteUnavailable:
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    code = data.get("code") if isinstance(data, dict) else None
+    try:
+        retry_after: float | None = float(response.headers.get("retry-after", ""))
+    except ValueError:
+        retry_after = None  # absent, or an HTTP date (we never send one)
+    return RemoteUnavailable(
+        f"{what}: {response.status_code} {response.text}",
+        status=response.status_code,
+        code=str(code) if code is not None else None,
+        retry_after=retry_after,
+    )

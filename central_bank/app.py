@@ -20,6 +20,7 @@ from cbdc import metrics
 from cbdc.auth import prune_nonces
 from cbdc.crypto import SigningKey
 from cbdc.db import transaction
+from cbdc.errors import log_failure
 from cbdc.settings import NetworkConfig
 from cbdc.webapp import base_app, sign_responses
 from central_bank.api import router
@@ -50,8 +51,8 @@ def create_app(config: CentralBankConfig) -> FastAPI:
             while not stop.wait(config.net_interval_seconds):
                 try:
                     state.close_cycle("timer")
-                except Exception:  # retried at the next tick
-                    logging.getLogger(__name__).exception("closing a clearing cycle")
+                except Exception as exc:  # retried at the next tick
+                    log_failure(logging.getLogger(__name__), "closing a clearing cycle", exc)
 
         thread = threading.Thread(target=housekeeping, name="cb-housekeeping", daemon=True)
         thread.start()

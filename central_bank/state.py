@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from cbdc.auth import ResolvedKey, SignedRequestAuth, UnitOfWork
 from cbdc.crypto import SigningKey
 from cbdc.db import make_engine, session_factory, transaction
+from cbdc.errors import log_failure
 from cbdc.metrics import ServiceMetrics
 from central_bank import clearing, service
 from central_bank import repository as repo
@@ -82,8 +83,8 @@ class CentralBankState:
         try:
             if transaction(self.factory, clearing.waiting_items) >= self.config.net_max_items:
                 self.close_cycle("max_items")
-        except Exception:  # the submission is stored; the timer closes the cycle otherwise
-            log.exception("closing a full clearing cycle")
+        except Exception as exc:  # the submission is stored; the timer closes the cycle otherwise
+            log_failure(log, "closing a full clearing cycle", exc)
 
     def resolve_key(self, key_id: str, _body: bytes) -> ResolvedKey | None:
         if key_id == "admin":

@@ -12,7 +12,14 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
 from cbdc.auth import Principal, request_hash, require_role
-from cbdc.errors import BadSignature, DomainError, Forbidden, IdempotencyMismatch, ValidationFailed
+from cbdc.errors import (
+    BadSignature,
+    DomainError,
+    Forbidden,
+    IdempotencyMismatch,
+    ValidationFailed,
+    database_unavailable,
+)
 from cbdc.policy import WalletClass
 from operators import aml_repository as aml_repo
 from operators import disclosure, exchange, netting, service, settlement, signed_batch, vault
@@ -241,12 +248,17 @@ async def pay(body: SignedPayment, state: State) -> Any:
 
 def _settle_inline(state: OperatorState, receipt: dict[str, Any]) -> dict[str, Any]:
     state.settle_inline(f"pay:{receipt['payment_id']}")
-    refreshed = state.uow.run(
-        None,
-        lambda s: service.payment_status(
-            s, state.ctx, payment_id=receipt["payment_id"], wallet_id=None
-        ),
-    )
+    try:
+        refreshed = state.uow.run(
+            None,
+            lambda s: service.payment_status(
+                s, state.ctx, payment_id=receipt["payment_id"], wallet_id=None
+            ),
+        )
+    except Exception as exc:
+        if not database_unavailable(exc):
+            raise
+        return receipt  # accepted and committed: the outbox settles it once the database is back
     return {**refreshed, "replayed": receipt["replayed"]}
 
 

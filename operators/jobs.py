@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from cbdc import ledger
 from cbdc.auth import prune_nonces
 from cbdc.db import transaction
+from cbdc.errors import database_unavailable, log_failure
 from cbdc.http import RemoteError, RemoteUnavailable
 from operators import netting, settlement, vault
 from operators import repository as repo
@@ -27,6 +28,7 @@ from operators.models import OutboxJob
 
 log = logging.getLogger(__name__)
 LEASE_SECONDS = 30
+OUTAGE_PAUSE = 1.0  # seconds the worker waits after finding the database unavailable
 JOB_LOCK_NS = 7001  # advisory lock namespace for "a runner is executing this outbox job"
 # Refusals that mean our vault disagrees with the registration centre: never auto-refund.
 VAULT_DISAGREES = {"double_spend", "token_not_owned", "unknown_token"}
@@ -38,15 +40,43 @@ SUBMISSION_KEPT = {"idempotency_key_reused", "duplicate_clearing_item"}
 class JobRunner:
     def __init__(self, factory: sessionmaker[Session], ctx: OperatorContext) -> None:
         self.factory, self.ctx = factory, ctx
+        # Jobs a database outage stopped while we held their lease: released (due at once)
+        # when the database is back, instead of waiting out the lease.
+        self._interrupted: set[int] = set()
+        self._interrupted_lock = threading.Lock()
 
     def tx(self, work: Any) -> Any:
         return transaction(self.factory, work)
 
     def run_due(self, limit: int = 20) -> int:
+        self.release_interrupted()
         jobs = self.tx(lambda s: repo.claim_jobs(s, limit=limit, lease_seconds=LEASE_SECONDS))
         for job in jobs:
-            self.run(job)
+            self._run_claimed(job)
         return len(jobs)
+
+    def _run_claimed(self, job: OutboxJob) -> None:
+        try:
+            self.run(job)
+        except Exception as exc:
+            if database_unavailable(exc):
+                with self._interrupted_lock:
+                    self._interrupted.add(job.id)
+            raise
+
+    def release_interrupted(self) -> None:
+        """Make the jobs an outage interrupted due again (idempotent jobs: running one again
+        is safe; the advisory lock in `run` keeps two runners apart)."""
+        with self._interrupted_lock:
+            ids = sorted(self._interrupted)
+        for job_id in ids:
+            self.tx(
+                lambda s, i=job_id: repo.retry_job_later(
+                    s, i, delay_seconds=0, error="interrupted by a database outage"
+                )
+            )
+            with self._interrupted_lock:
+                self._interrupted.discard(job_id)
 
     def run_reference(self, reference: str, *, patience: float = 1.0) -> bool:
         """Run the named job now if it is due (RTGS: settle within the request). A job that
@@ -61,7 +91,7 @@ class JobRunner:
                 )
             )
             for job in sorted(jobs, key=lambda j: j.id):
-                self.run(job)
+                self._run_claimed(job)
             ran = ran or bool(jobs)
             if jobs:
                 continue  # a follow-up job of the same reference (deliver after settle)
@@ -118,6 +148,8 @@ class JobRunner:
             log.error("job %s %s: %s", job.kind, job.reference, exc)
             self._fail(job, str(exc))
         except Exception as exc:  # keep the worker alive; the job is retried
+            if database_unavailable(exc):
+                raise  # nothing can be recorded now; run_due releases the job once it can
             log.exception("job %s %s failed unexpectedly", job.kind, job.reference)
             self._later(job, 5.0, repr(exc))
 
@@ -318,8 +350,9 @@ class OutboxWorker(threading.Thread):
                     last_prune = now
                 while self.runner.run_due() and not self.stopping.is_set():
                     pass
-            except Exception:
-                log.exception("outbox worker loop")
+            except Exception as exc:  # never let the worker die; everything is retried
+                if log_failure(log, "outbox worker", exc):
+                    self.stopping.wait(OUTAGE_PAUSE)  # the database is down: do not hammer it
             self.wake.wait(self.interval)
             self.wake.clear()
 

@@ -9,25 +9,33 @@ with its own receipt or refusal. Nothing waits on a timer: orders pile up while 
 transaction commits, so the batch size follows the load (1 when idle, dozens under load) and
 one durable commit (one fsync) serves them all.
 
-If a batch fails as a whole (not a refusal of one order, e.g. a lost connection), each of its
-orders is retried alone in its own transaction, so one bad order cannot sink the others.
+If a batch fails as a whole (not a refusal of one order), each of its orders is retried alone
+in its own transaction, so one bad order cannot sink the others. If it fails because the
+database is unavailable, retrying alone cannot help: every order of the batch is answered at
+once with `DatabaseUnavailable` (503, Retry-After; the client sends the same signed order again
+and its nonce makes it one payment). Whatever happens, no request is left waiting: a batcher
+thread answers every order it took, and `stop()` answers those still queued.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from cbdc.errors import DomainError
+from cbdc.errors import DatabaseUnavailable, DomainError, ServiceUnavailable, database_unavailable
 from operators import signed_batch
 from operators.context import OperatorContext
 
+log = logging.getLogger(__name__)
 IDLE_SECONDS = 5.0
+STOP_SECONDS = 10.0  # how long `stop()` waits for each thread to finish its batch
 Result = dict[str, Any] | DomainError
 Item = tuple[dict[str, Any], str, "Future[Result]"]
 RunInTransaction = Callable[[Callable[[Session], Any]], Any]
@@ -77,7 +85,13 @@ class PaymentBatcher:
             self._ready.notify_all()
             threads = list(self._threads)
         for thread in threads:
-            thread.join(timeout=10)
+            thread.join(timeout=STOP_SECONDS)
+        with self._ready:  # orders no thread took (threads that did not end in time)
+            left = list(self._queue)
+            self._queue.clear()
+        for _, _, future in left:
+            if not future.done():
+                future.set_exception(ServiceUnavailable("the service is stopping"))
 
     def _take(self) -> list[Item] | None:
         """The waiting orders (at most `max_batch`); None when this thread should end: on stop,
@@ -94,20 +108,44 @@ class PaymentBatcher:
 
     def _loop(self) -> None:
         while (batch := self._take()) is not None:
-            if self._on_batch is not None:
-                self._on_batch(len(batch))
-            self._settle(batch)
+            try:
+                if self._on_batch is not None:
+                    self._on_batch(len(batch))
+                self._settle(batch)
+            except BaseException as exc:  # never leave a request waiting
+                log.exception("payment batch of %d failed", len(batch))
+                self._fail(batch, exc)
+                if not isinstance(exc, Exception):  # the thread ends: the next order starts one
+                    with self._ready:
+                        self._threads.remove(threading.current_thread())
+                    raise
 
     def _settle(self, batch: list[Item]) -> None:
         items = [(order, signature) for order, signature, _ in batch]
         try:
             results = self._run(lambda s: signed_batch.judge_signed(s, self._ctx, items=items))
-        except Exception as exc:  # the whole batch failed: try each order alone
-            if len(batch) == 1:
-                batch[0][2].set_exception(exc)
+        except Exception as exc:
+            if len(batch) == 1 or database_unavailable(exc):
+                self._fail(batch, exc)
                 return
-            for item in batch:
+            for item in batch:  # the whole batch failed: try each order alone
                 self._settle([item])
             return
         for (_, _, future), result in zip(batch, results, strict=True):
-            future.set_result(result)
+            # A request whose client went away cancelled its future: the others still get theirs.
+            with contextlib.suppress(InvalidStateError):
+                future.set_result(result)
+
+    @staticmethod
+    def _fail(batch: list[Item], exc: BaseException) -> None:
+        """Answer every order of `batch` not answered yet: an outage as `DatabaseUnavailable`
+        (one per request: an exception object is raised in one request only), anything else
+        as itself."""
+        outage = database_unavailable(exc)
+        for _, _, future in batch:
+            error = exc
+            if outage:
+                error = DatabaseUnavailable("the database cannot be reached; try again shortly")
+                error.__cause__ = exc
+            with contextlib.suppress(InvalidStateError):  # answered, or cancelled
+                future.set_exception(error)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session
 from cbdc.auth import Principal, ResolvedKey, SignedRequestAuth, UnitOfWork
 from cbdc.crypto import SigningKey
 from cbdc.db import make_engine, session_factory, transaction
+from cbdc.errors import database_unavailable
 from cbdc.metrics import ServiceMetrics
 from cbdc.policy import Policy, load_policy
 from cbdc.settings import SettlementMode
@@ -62,6 +64,7 @@ class OperatorConfig:
     peer_http_factory: Callable[[str], httpx.Client] | None = None
 
 
+log = logging.getLogger(__name__)
 INLINE_SETTLEMENTS = 16
 
 
@@ -141,9 +144,15 @@ class OperatorState:
         self.engine.dispose()
 
     def settle_inline(self, reference: str) -> None:
+        """Best effort: run the job named `reference` now. If the database fails meanwhile, the
+        job stays in the outbox and runs again once the database is back (`JobRunner`)."""
         if self._inline_slots.acquire(blocking=False):
             try:
                 self.runner.run_reference(reference)
+            except Exception as exc:
+                if not database_unavailable(exc):
+                    raise
+                log.warning("running %s now: database unavailable; left to the worker", reference)
             finally:
                 self._inline_slots.release()
 

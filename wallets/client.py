@@ -5,11 +5,25 @@ wallet = op.open_wallet(phone="+8613800000000", display_name="Alice")   # class 
 wallet.load(10_000)            # from the linked deposit account, minor units
 receipt = wallet.pay("BKB1...", 2_500, memo="coffee")
 wallet.balance().balance, wallet.history().items
+
+Calls that are safe to repeat (payments, loads and unloads: the same signed order, whose nonce
+makes it one order however often it arrives; and every read) are retried when the operator
+cannot answer for a moment: no answer at all, or 502/503/504 (503 `database_unavailable` while
+its database restarts), waiting as its Retry-After says, with backoff, a bounded number of
+times (`RetryPolicy`; `NO_RETRY` turns it off). Each try of a signed read is a new envelope with
+a new nonce (the operator refuses an envelope it has seen); a payment's order is signed once,
+so every try carries the same order and nonce, and a payment that went through before the
+answer was lost comes back as its original receipt (`replayed: true`). Opening a wallet is
+not retried: the caller decides (the key is bound to the first wallet opened with it).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import httpx
 from pydantic import BaseModel, ConfigDict
@@ -18,7 +32,61 @@ from cbdc.crypto import SigningKey
 from cbdc.http import RemoteError, RemoteUnavailable, SignedClient
 from wallets.orders import load_order, payment_order, sign_order, unload_order
 
-__all__ = ["OperatorClient", "RemoteError", "RemoteUnavailable", "WalletClient"]
+__all__ = [
+    "NO_RETRY",
+    "OperatorClient",
+    "RemoteError",
+    "RemoteUnavailable",
+    "RetryPolicy",
+    "WalletClient",
+]
+
+T = TypeVar("T")
+RETRYABLE_STATUSES = frozenset({502, 503, 504})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Retries of calls that are safe to repeat: at most `attempts` tries in all; before try
+    n+1 wait `backoff * 2**(n-1)` seconds (jittered), at least the server's Retry-After, at
+    most `max_delay`."""
+
+    attempts: int = 6
+    backoff: float = 0.25
+    max_delay: float = 5.0
+
+    def delay(self, attempt: int, exc: RemoteUnavailable) -> float | None:
+        """Seconds to wait after try `attempt` failed with `exc`; None: give up (raise)."""
+        if attempt >= self.attempts or not retryable(exc):
+            return None
+        wait = self.backoff * 2 ** (attempt - 1) * random.uniform(0.5, 1.0)
+        if exc.retry_after is not None:
+            wait = max(wait, exc.retry_after)
+        return min(wait, self.max_delay)
+
+    def call(self, attempt: Callable[[], T], *, sleep: Callable[[float], None] = time.sleep) -> T:
+        """`attempt()` until it answers, refuses (RemoteError), or the retries run out."""
+        for n in range(1, max(1, self.attempts) + 1):
+            try:
+                return attempt()
+            except RemoteUnavailable as exc:
+                wait = self.delay(n, exc)
+                if wait is None:
+                    raise
+            sleep(wait)
+        raise AssertionError("unreachable")
+
+
+NO_RETRY = RetryPolicy(attempts=1)
+
+
+def retryable(exc: RemoteUnavailable) -> bool:
+    """The operator did not answer (the connection failed) or answered that it could not for
+    now (502, 503, 504). Not: a 500 (a bug: trying again would not help), or an answer whose
+    signature did not verify."""
+    if exc.status is not None:
+        return exc.status in RETRYABLE_STATUSES
+    return isinstance(exc.__cause__, httpx.TransportError)
 
 
 class _Model(BaseModel):
@@ -92,18 +160,23 @@ class History(_Model):
 class OperatorClient:
     """An operator's public face: info, wallet opening, and the batch payment path."""
 
-    def __init__(self, http: httpx.Client) -> None:
+    def __init__(self, http: httpx.Client, *, retry: RetryPolicy | None = None) -> None:
         self.http = http
         self.client = SignedClient(http)
+        self.retry = retry or RetryPolicy()  # for wallets made here, and for pay_batch
         self._info: dict[str, Any] | None = None
 
     @classmethod
-    def connect(cls, url: str, *, timeout: float = 30) -> OperatorClient:
-        return cls(httpx.Client(base_url=url, timeout=timeout))
+    def connect(
+        cls, url: str, *, timeout: float = 30, retry: RetryPolicy | None = None
+    ) -> OperatorClient:
+        return cls(httpx.Client(base_url=url, timeout=timeout), retry=retry)
 
     def info(self) -> dict[str, Any]:
         if self._info is None:
-            self._info = self.client.request("GET", "/v1/info", signed=False)
+            self._info = self.retry.call(
+                lambda: self.client.request("GET", "/v1/info", signed=False)
+            )
         return self._info
 
     @property
@@ -144,13 +217,18 @@ class OperatorClient:
         return WalletClient(self, data["wallet_id"], key, info=WalletInfo.model_validate(data))
 
     def pay_batch(self, signed_orders: list[dict[str, Any]]) -> dict[str, Any]:
-        """Submit up to 1000 signed payment orders at once (see POST /v1/payments/batch)."""
-        return self.client.request(  # type: ignore[no-any-return]
-            "POST", "/v1/payments/batch", {"orders": signed_orders}, signed=False
+        """Submit up to 1000 signed payment orders at once (see POST /v1/payments/batch).
+        Retried like a single payment: each order is one payment however often it is sent."""
+        return self.retry.call(  # type: ignore[no-any-return]
+            lambda: self.client.request(
+                "POST", "/v1/payments/batch", {"orders": signed_orders}, signed=False
+            )
         )
 
-    def wallet(self, wallet_id: str, key: SigningKey) -> WalletClient:
-        return WalletClient(self, wallet_id, key)
+    def wallet(
+        self, wallet_id: str, key: SigningKey, *, retry: RetryPolicy | None = None
+    ) -> WalletClient:
+        return WalletClient(self, wallet_id, key, retry=retry)
 
 
 def _evidence(
@@ -174,15 +252,21 @@ class WalletClient:
         wallet_id: str,
         key: SigningKey,
         info: WalletInfo | None = None,
+        *,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.operator, self.wallet_id, self.key = operator, wallet_id, key
         self.opened = info
+        self.retry = retry or operator.retry
         self.client = SignedClient(operator.http, key=key, key_id=f"wallet:{wallet_id}")
 
+    def _request(self, method: str, path: str, body: Any = None, **kwargs: Any) -> Any:
+        """One call, retried per `self.retry`: a signed call is signed again for each try (a new
+        envelope nonce); `body` (a signed order) is the same every time."""
+        return self.retry.call(lambda: self.client.request(method, path, body, **kwargs))
+
     def balance(self) -> WalletInfo:
-        return WalletInfo.model_validate(
-            self.client.request("GET", f"/v1/wallets/{self.wallet_id}")
-        )
+        return WalletInfo.model_validate(self._request("GET", f"/v1/wallets/{self.wallet_id}"))
 
     def change_class(
         self,
@@ -204,7 +288,7 @@ class WalletClient:
 
     def history(self, *, limit: int = 50, before: int | None = None) -> History:
         return History.model_validate(
-            self.client.request(
+            self._request(
                 "GET",
                 f"/v1/wallets/{self.wallet_id}/history",
                 params={"limit": limit, "before": before},
@@ -215,26 +299,18 @@ class WalletClient:
         order = load_order(
             wallet=self.wallet_id, amount=amount, currency=self.operator.currency, nonce=nonce
         )
+        signed = sign_order(self.key, order)  # once: every try sends this same order
         return ExchangeResult.model_validate(
-            self.client.request(
-                "POST",
-                f"/v1/wallets/{self.wallet_id}/load",
-                sign_order(self.key, order),
-                signed=False,
-            )
+            self._request("POST", f"/v1/wallets/{self.wallet_id}/load", signed, signed=False)
         )
 
     def unload(self, amount: int, *, nonce: str | None = None) -> ExchangeResult:
         order = unload_order(
             wallet=self.wallet_id, amount=amount, currency=self.operator.currency, nonce=nonce
         )
+        signed = sign_order(self.key, order)  # once: every try sends this same order
         return ExchangeResult.model_validate(
-            self.client.request(
-                "POST",
-                f"/v1/wallets/{self.wallet_id}/unload",
-                sign_order(self.key, order),
-                signed=False,
-            )
+            self._request("POST", f"/v1/wallets/{self.wallet_id}/unload", signed, signed=False)
         )
 
     def pay(
@@ -251,11 +327,11 @@ class WalletClient:
         return self.submit(sign_order(self.key, order))
 
     def submit(self, signed_order: dict[str, Any]) -> PaymentReceipt:
+        """Send a signed payment order, again if the operator cannot answer for a moment (the
+        same order: one payment, however many tries reach the operator)."""
         return PaymentReceipt.model_validate(
-            self.client.request("POST", "/v1/payments", signed_order, signed=False)
+            self._request("POST", "/v1/payments", signed_order, signed=False)
         )
 
     def payment(self, payment_id: str) -> PaymentReceipt:
-        return PaymentReceipt.model_validate(
-            self.client.request("GET", f"/v1/payments/{payment_id}")
-        )
+        return PaymentReceipt.model_validate(self._request("GET", f"/v1/payments/{payment_id}"))
