@@ -14,14 +14,13 @@ import typer
 from rich.table import Table
 
 from cbdc.console import console, fail, money
+from cbdc.disclosure_log import describe
 from cbdc.http import RemoteError, RemoteUnavailable, SignedClient
 from cbdc.regulator import (
     RegulatorKeys,
+    check_operator_log,
     disclosure_order,
-    load_anchors,
     open_escrow,
-    save_anchor,
-    verify_log_rows,
 )
 from cbdc.sealing import SealError
 from cbdc.settings import NetworkConfig
@@ -149,10 +148,25 @@ def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkCo
         keys: Keys = None,
         data_dir: DataDir = None,
     ) -> None:
-        """Fetch each operator's disclosure log and verify its hash chain here."""
+        """Fetch each operator's disclosure log and check it here: hash chain, the regulator's
+        signature on every order, the head this regulator saw last, and the heads the
+        operator anchored at the central bank."""
         network = load_network(data_dir)
         regulator = keys_for(network, keys)
+        key_dir = keys or Path(network.regulator.key_dir)
+        central_bank = SignedClient(
+            httpx.Client(base_url=network.central_bank.url, timeout=30),
+            key=regulator.signing,
+            key_id="regulator",
+            server_public_key=network.central_bank.public_key,
+        )
         broken = False
+        try:
+            central = central_bank.request(
+                "GET", "/v1/disclosure-anchors", params={"operator": operator}
+            )
+        except (RemoteError, RemoteUnavailable) as exc:
+            fail(exc)
         for node in network.operators:
             if operator and node.code != operator:
                 continue
@@ -165,12 +179,9 @@ def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkCo
                 rows = client.request("GET", "/v1/regulator/disclosure-log")["entries"]
             except (RemoteError, RemoteUnavailable) as exc:
                 fail(exc)
-                return
-            key_dir = keys or Path(network.regulator.key_dir)
-            anchor = load_anchors(key_dir).get(node.code)
-            result = verify_log_rows(rows, anchor=anchor)
-            if result["ok"] and rows:
-                save_anchor(key_dir, node.code, result["length"], result["head"])
+            result = check_operator_log(
+                regulator, key_dir, code=node.code, rows=rows, central=central
+            )
             for row in rows:
                 o = row["entry"]["order"]
                 console.print(
@@ -179,10 +190,14 @@ def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkCo
                     f"requester={o['requester']!r}"
                 )
             if result["ok"]:
-                console.print(f"[green]{node.code}: chain intact[/] ({result['length']} orders)")
+                console.print(
+                    f"[green]{node.code}: chain intact[/] ({result['length']} orders, "
+                    f"anchored at the central bank up to #{result['anchored']})"
+                )
             else:
                 broken = True
                 console.print(
-                    f"[bold red]{node.code}: chain BROKEN at entry #{result['broken_at']}[/]"
+                    f"[bold red]{node.code}: chain BROKEN at entry #{result['broken_at']}[/] "
+                    f"({describe(result)})"
                 )
         raise typer.Exit(1 if broken else 0)

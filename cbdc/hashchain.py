@@ -8,6 +8,11 @@ a shorter chain that is still consistent: that is caught by comparing with a hea
 (`anchor`), which the regulator's CLI keeps for every log it has verified. (The database also
 refuses UPDATE, DELETE and TRUNCATE on the log; the chain is what detects an edit made behind
 the database's back.)
+
+A chain alone cannot stop whoever can write the table *and* recompute every hash after an edit
+(a database superuser with the append-only triggers off). cbdc/disclosure_log.py adds what does:
+the regulator's signature on every logged order, and heads anchored outside the operator's
+database (at the central bank, and in the regulator's own anchor file).
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ checking operators' disclosure logs.
 The regulator has two keys, kept in its own directory and read by no service:
 an Ed25519 key that signs disclosure orders (and authenticates `CBDC-Key-Id: regulator`
 requests) and an X25519 key that opens the identity records operators seal to it.
+
+Its directory also keeps `log_heads.json`, the (length, head) of each operator's disclosure log
+as last verified, an anchor of its own besides those operators register at the central bank.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 
 from cbdc.clock import iso, utcnow
 from cbdc.crypto import SigningKey
+from cbdc.disclosure_log import verify_log as check_disclosure_log
 from cbdc.files import private_dir
 from cbdc.hashchain import verify_chain
 from cbdc.sealing import SealingKey
@@ -80,9 +84,44 @@ def open_escrow(keys: RegulatorKeys, disclosure: dict[str, Any]) -> dict[str, An
 def verify_log_rows(
     rows: list[dict[str, Any]], *, anchor: tuple[int, str] | None = None
 ) -> dict[str, Any]:
+    """The hash chain alone (and a head seen before); `check_operator_log` checks it all."""
     return verify_chain(
         ((r["seq"], r["prev_hash"], r["entry"], r["hash"]) for r in rows), anchor=anchor
     )
+
+
+def check_operator_log(
+    keys: RegulatorKeys,
+    key_dir: Path,
+    *,
+    code: str,
+    rows: list[dict[str, Any]],
+    central: dict[str, Any],
+) -> dict[str, Any]:
+    """Check an operator's disclosure log as the regulator: its hash chain, this regulator's
+    signature on every order, the head this regulator saw last (its anchor file), and every
+    head the operator anchored at the central bank (`central`: the answer of
+    `GET /v1/disclosure-anchors`; a conflicting registration there counts as a problem).
+    The anchor file moves on only when everything holds."""
+    anchors = [(int(a["seq"]), str(a["hash"])) for a in central["anchors"] if a["operator"] == code]
+    result = check_disclosure_log(
+        rows,
+        regulator_key=keys.signing.public_key,
+        operator=code,
+        anchors=anchors,
+        seen_head=load_anchors(key_dir).get(code),
+    )
+    conflicts = [
+        {"seq": int(c["seq"]), "reason": "anchor_conflict"}
+        for c in central["conflicts"]
+        if c["operator"] == code
+    ]
+    if conflicts:
+        problems = sorted(result["problems"] + conflicts, key=lambda p: (p["seq"], p["reason"]))
+        result = {**result, "ok": False, "problems": problems, "broken_at": problems[0]["seq"]}
+    if result["ok"] and rows:
+        save_anchor(key_dir, code, result["length"], result["head"])
+    return result
 
 
 def load_anchors(directory: Path) -> dict[str, tuple[int, str]]:

@@ -104,7 +104,10 @@ def alert_summary(session: Session) -> dict[str, int]:
 # ---------------------------------------------------------------- money supply and audit
 
 
-def money_supply(session: Session) -> dict[str, Any]:
+def money_supply(session: Session, *, only_operator: str | None = None) -> dict[str, Any]:
+    """Network totals; per operator lines for all (the central bank, the regulator) or, with
+    `only_operator`, that operator's own line only: an operator never learns another's
+    reserves or circulation."""
     operators = repo.list_operators(session)
     balances = repo.account_balances(session)
     ops = repo.operations_summary(session)
@@ -121,7 +124,9 @@ def money_supply(session: Session) -> dict[str, Any]:
         "reserves_total": sum(o["reserves"] for o in by_operator),
         "live_tokens": repo.live_token_count(session),
         "operations": {k: {"count": n, "amount": a} for k, (n, a) in ops.items()},
-        "by_operator": by_operator,
+        "by_operator": [
+            o for o in by_operator if only_operator is None or o["operator"] == only_operator
+        ],
         "clearing": clearing.clearing_position(session),
     }
 

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
 
 from cbdc.auth import Principal, request_hash, require_role
 from cbdc.clock import parse_iso
 from cbdc.errors import ValidationFailed
-from central_bank import analysis, clearing, repository, service
+from central_bank import analysis, anchors, clearing, repository, service
 from central_bank.schemas import (
+    AML_REPORT_MAX_BYTES,
     AcknowledgeObligation,
+    AmlReport,
     ClearingSubmission,
+    DisclosureAnchorIn,
     FundReserves,
     Info,
     IssueRequest,
@@ -363,31 +365,65 @@ def clearing_stats(
     )
 
 
+@router.post("/v1/registration/disclosure-anchors", tags=["registration"])
+def register_disclosure_anchor(body: DisclosureAnchorIn, caller: Caller, state: State) -> Any:
+    """An operator registers the head of its disclosure log after entry `seq`, signed with its
+    key. The same (seq, hash) again is accepted; another hash for an anchored seq is refused
+    (409 `disclosure_anchor_conflict`) and recorded for the audit."""
+    require_role(caller, "operator")
+    registration = state.uow.run(
+        caller,
+        lambda s: anchors.register(
+            s,
+            operator=service.require_operator(s, caller.subject),
+            seq=body.seq,
+            head=body.hash,
+            signature=body.signature,
+        ),
+    )
+    return registration.answer()  # raises the 409 once the conflict is recorded
+
+
+@router.get("/v1/disclosure-anchors", tags=["registration"])
+def list_disclosure_anchors(
+    caller: Caller,
+    state: State,
+    operator: Annotated[str | None, Query(pattern=r"^[A-Z0-9]{4}$")] = None,
+) -> Any:
+    """Every operator's anchored disclosure-log heads (and refused conflicting ones), for the
+    audit and the regulator."""
+    require_role(caller, "admin", "regulator")
+    return state.uow.run(caller, lambda s: anchors.listing(s, operator=operator))
+
+
 # ------------------------------------------------------------------ analysis centre
 
 
 @router.get("/v1/stats/money-supply", tags=["analysis"])
 def money_supply(caller: Caller, state: State) -> Any:
+    """Network totals for every caller; `by_operator` lists every operator's circulation and
+    reserves for the admin and the regulator, and only its own line for an operator."""
     require_role(caller, "admin", "operator", "regulator")
-    return state.uow.run(caller, analysis.money_supply)
+    only = caller.subject if caller.role == "operator" else None
+    return state.uow.run(caller, lambda s: analysis.money_supply(s, only_operator=only))
 
 
-class AmlReport(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    report_id: str = Field(min_length=36, max_length=36)
-    wallet: str = Field(min_length=20, max_length=20)
-    rule: Literal[
-        "large_value", "structuring", "velocity", "fan_out", "fan_in", "rapid_load_unload"
-    ]
-    amount: int = Field(ge=0, le=10**15)
-    details: dict[str, Any] = Field(default_factory=dict)
-    occurred_at: str = Field(max_length=40)
+class AmlReportTooLarge(ValidationFailed):
+    code = "aml_report_too_large"
+    title = "AML report is larger than the analysis centre accepts"
 
 
-@router.post("/v1/analysis/reports", tags=["analysis"])
+async def _bounded_aml_report(request: Request, _: Caller) -> None:
+    """After authentication (a refusal to an unauthenticated caller would not be signed)."""
+    if len(await request.body()) > AML_REPORT_MAX_BYTES:
+        raise AmlReportTooLarge(f"body: an AML report is at most {AML_REPORT_MAX_BYTES} bytes")
+
+
+@router.post("/v1/analysis/reports", tags=["analysis"], dependencies=[Depends(_bounded_aml_report)])
 def receive_aml_report(body: AmlReport, caller: Caller, state: State) -> Any:
-    """An operator reports an AML alert, pseudonymously (wallet id, rule, amounts, time)."""
+    """An operator reports an AML alert, pseudonymously: wallet id, rule, amount, time and the
+    rule's own `details` (counts, amounts, windows; see central_bank/schemas.py). Anything else,
+    or more than `AML_REPORT_MAX_BYTES`, is refused with 422."""
     require_role(caller, "operator")
     return state.uow.run(
         caller,

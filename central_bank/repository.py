@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
@@ -139,3 +140,71 @@ def queue_depths(session: Session) -> dict[str, int]:
         )
     ).one()
     return {key: int(value) for key, value in row._mapping.items()}
+
+
+# ---------------------------------------------------------------- disclosure-log anchors
+
+
+def add_disclosure_anchor(
+    session: Session, *, operator_id: int, seq: int, head: str, signature: str, at: datetime
+) -> str:
+    """Store the anchor unless one is stored for (operator, seq); returns the stored hash
+    (this one, or the one anchored before)."""
+    session.execute(
+        text(
+            "INSERT INTO disclosure_anchors (operator_id, seq, hash, signature, received_at) "
+            "VALUES (:o, :s, :h, :sig, :t) ON CONFLICT (operator_id, seq) DO NOTHING"
+        ),
+        {"o": operator_id, "s": seq, "h": head, "sig": signature, "t": at},
+    )
+    return str(
+        session.execute(
+            text("SELECT hash FROM disclosure_anchors WHERE operator_id = :o AND seq = :s"),
+            {"o": operator_id, "s": seq},
+        ).scalar_one()
+    )
+
+
+def add_disclosure_anchor_conflict(
+    session: Session,
+    *,
+    operator_id: int,
+    seq: int,
+    head: str,
+    anchored: str,
+    signature: str,
+    at: datetime,
+) -> None:
+    session.execute(
+        text(
+            "INSERT INTO disclosure_anchor_conflicts "
+            "(operator_id, seq, hash, anchored_hash, signature, received_at) "
+            "VALUES (:o, :s, :h, :a, :sig, :t) ON CONFLICT (operator_id, seq, hash) DO NOTHING"
+        ),
+        {"o": operator_id, "s": seq, "h": head, "a": anchored, "sig": signature, "t": at},
+    )
+
+
+def disclosure_anchors(session: Session, *, operator: str | None) -> list[dict[str, Any]]:
+    rows = session.execute(
+        text(
+            "SELECT o.code AS operator, a.seq, a.hash, a.signature, a.received_at "
+            "FROM disclosure_anchors a JOIN operators o ON o.id = a.operator_id "
+            "WHERE CAST(:op AS text) IS NULL OR o.code = :op ORDER BY o.code, a.seq"
+        ),
+        {"op": operator},
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def disclosure_anchor_conflicts(session: Session, *, operator: str | None) -> list[dict[str, Any]]:
+    rows = session.execute(
+        text(
+            "SELECT o.code AS operator, c.seq, c.hash, c.anchored_hash, c.signature, "
+            "c.received_at FROM disclosure_anchor_conflicts c "
+            "JOIN operators o ON o.id = c.operator_id "
+            "WHERE CAST(:op AS text) IS NULL OR o.code = :op ORDER BY o.code, c.seq, c.id"
+        ),
+        {"op": operator},
+    ).mappings()
+    return [dict(r) for r in rows]

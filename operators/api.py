@@ -438,9 +438,14 @@ def disclose(body: SignedDisclosureOrder, state: State) -> Any:
     signed by the regulator's key. The order is appended to the hash-chained disclosure log
     before anything is released; a replayed order is refused."""
     order = body.order.model_dump()
-    return state.uow.run(
+    released = state.uow.run(
         None, lambda s: disclosure.disclose(s, state.ctx, order=order, signature=body.signature)
     )
+    # Register the log's new head with the central bank now; if it cannot be reached, the
+    # outbox job queued with the entry is retried by the worker.
+    state.settle_inline(disclosure.anchor_reference(released["log"]["seq"]))
+    state.wake_worker()
+    return released
 
 
 @router.get("/v1/regulator/disclosure-log", tags=["regulator"])
@@ -452,8 +457,9 @@ def disclosure_log(caller: Caller, state: State) -> Any:
 
 @router.get("/v1/admin/disclosure-log/verify", tags=["staff"])
 def verify_disclosure_log(caller: Caller, state: State) -> Any:
+    """The log's hash chain and the regulator's signature on every logged order."""
     require_role(caller, "staff", "regulator")
-    return state.uow.run(caller, disclosure.verify_log)
+    return state.uow.run(caller, lambda s: disclosure.verify_log(s, state.ctx))
 
 
 @router.get("/v1/admin/aml/alerts", tags=["staff"])

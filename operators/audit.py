@@ -1,4 +1,4 @@
-"""An operator's side of the cross-tier invariants, for `cbdc audit`."""
+"""An operator's side of the cross-tier invariants (and of its disclosure log), for `cbdc audit`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from cbdc import ledger
+from operators import disclosure
 from operators import repository as repo
 from operators.context import OperatorContext
 
@@ -47,6 +48,12 @@ def operator_audit(session: Session, ctx: OperatorContext) -> dict[str, Any]:
         "net items in flight == net payments awaiting settlement",
         awaiting["net_items"],
         awaiting["net_orders"],
+    )
+    # The disclosure log: chain and the regulator's signature on every order. (Whether it
+    # still matches the heads anchored at the central bank, `cbdc audit` checks itself.)
+    log = disclosure.verify_log(session, ctx)
+    check(
+        "disclosure log: first entry whose chain or order signature fails", log["broken_at"] or 0, 0
     )
     outbox = repo.outbox_counts(session)
     return {

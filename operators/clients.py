@@ -99,6 +99,13 @@ class CentralBankClient:
             "POST", "/v1/analysis/reports", report
         )
 
+    def register_disclosure_anchor(self, *, seq: int, head: str, signature: str) -> dict[str, Any]:
+        return self.client.request(  # type: ignore[no-any-return]
+            "POST",
+            "/v1/registration/disclosure-anchors",
+            {"seq": seq, "hash": head, "signature": signature},
+        )
+
     def position(self) -> dict[str, Any]:
         return self.client.request("GET", "/v1/operators/me")  # type: ignore[no-any-return]
 

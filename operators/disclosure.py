@@ -9,7 +9,9 @@ The operator checks the signature against the regulator key it was configured wi
 order's age, that the wallet is one of its own, and that the order was never used before; then
 it appends the order to the hash-chained disclosure log (cbdc/hashchain.py) and only then, in
 the same committed transaction, releases the wallet's sealed escrow record. The operator cannot
-read that record; the regulator opens it with its private X25519 key.
+read that record; the regulator opens it with its private X25519 key. Each new head of the log is
+signed and registered with the central bank (an outbox job queued with the entry), so a rewrite
+of the log inside this database, hashes recomputed, still shows against the anchors.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from sqlalchemy.orm import Session
 
 from cbdc.clock import iso, parse_iso, utcnow
 from cbdc.crypto import verify_json
+from cbdc.disclosure_log import verify_log as check_log
 from cbdc.errors import Conflict, DomainError, ValidationFailed
-from cbdc.hashchain import GENESIS, link_hash, verify_chain
+from cbdc.hashchain import GENESIS, link_hash
 from operators import repository as repo
 from operators.context import OperatorContext
 from operators.errors import UnknownWallet
@@ -66,7 +69,21 @@ def append_log(session: Session, entry: dict[str, Any]) -> dict[str, Any]:
         ),
         {"s": seq, "p": previous, "e": json.dumps(entry), "h": digest},
     )
+    # The new head is registered with the central bank, outside this database, through the
+    # outbox: queued in this very transaction, so a committed entry is anchored exactly once
+    # eventually, whatever crashes in between (operators/jobs.py `_disclosure_anchor`).
+    repo.enqueue(
+        session,
+        kind="disclosure_anchor",
+        reference=anchor_reference(seq),
+        payload={"seq": seq, "hash": digest},
+    )
     return {"seq": seq, "hash": digest}
+
+
+def anchor_reference(seq: int) -> str:
+    """The outbox reference of the job that registers the head after entry `seq`."""
+    return f"disclosure-anchor:{seq}"
 
 
 def log_rows(session: Session) -> list[dict[str, Any]]:
@@ -89,9 +106,11 @@ def log_rows(session: Session) -> list[dict[str, Any]]:
     ]
 
 
-def verify_log(session: Session) -> dict[str, Any]:
-    rows = log_rows(session)
-    return verify_chain((r["seq"], r["prev_hash"], r["entry"], r["hash"]) for r in rows)
+def verify_log(session: Session, ctx: OperatorContext) -> dict[str, Any]:
+    """The log's hash chain and every logged order's regulator signature (see
+    cbdc/disclosure_log.py); the heads anchored at the central bank are compared by
+    `cbdc audit` and `cbdc regulator log`, which do not take this operator's word for it."""
+    return check_log(log_rows(session), regulator_key=ctx.regulator_signing_key, operator=ctx.code)
 
 
 def disclose(

@@ -1,4 +1,5 @@
-"""Carries out outbox jobs: issuance, redemption, settlement and delivery.
+"""Carries out outbox jobs: issuance, redemption, settlement and delivery, AML reports and
+disclosure-log anchors.
 
 Each job is: a short transaction that prepares (reserves tokens, moves money in transit), a call
 to another party outside any transaction (idempotent on the job's reference), and a short
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from cbdc import ledger
 from cbdc.auth import prune_nonces
 from cbdc.db import transaction
+from cbdc.disclosure_log import sign_anchor
 from cbdc.errors import database_unavailable, log_failure
 from cbdc.http import RemoteError, RemoteUnavailable
 from operators import netting, settlement, vault
@@ -211,6 +213,26 @@ class JobRunner:
             self.ctx.central_bank.report_alert(job.payload)
         except RemoteError as exc:
             log.error("AML report %s refused: %s", job.reference, exc)
+            self._fail(job, str(exc))
+            return
+        self.tx(lambda s: repo.finish_job(s, job.id))
+
+    def _disclosure_anchor(self, job: OutboxJob) -> None:
+        """Register the disclosure log's head after entry `seq` with the central bank, signed
+        with this operator's key. Idempotent there: the same (seq, hash) again is accepted."""
+        seq, head = int(job.payload["seq"]), str(job.payload["hash"])
+        signature = sign_anchor(self.ctx.key, self.ctx.code, seq, head)
+        try:
+            self.ctx.central_bank.register_disclosure_anchor(
+                seq=seq, head=head, signature=signature
+            )
+        except RemoteError as exc:
+            if exc.status in (401, 403):  # e.g. while suspended: the anchor is still owed
+                self._later(job, min(60.0, 0.5 * 2 ** min(job.attempts, 7)), str(exc))
+                return
+            # 409: another head is anchored for this seq (the log was rewritten, or the
+            # central bank's record was): the central bank flags it, the audit reports it.
+            log.error("disclosure anchor #%s refused: %s", seq, exc)
             self._fail(job, str(exc))
             return
         self.tx(lambda s: repo.finish_job(s, job.id))
