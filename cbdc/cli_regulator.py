@@ -162,8 +162,9 @@ def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkCo
         )
         broken = False
         try:
+            # (no `params` without a filter: an empty query string would be signed as "?")
             central = central_bank.request(
-                "GET", "/v1/disclosure-anchors", params={"operator": operator}
+                "GET", "/v1/disclosure-anchors", params={"operator": operator} if operator else None
             )
         except (RemoteError, RemoteUnavailable) as exc:
             fail(exc)
