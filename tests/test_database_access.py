@@ -323,6 +323,36 @@ def test_a_server_user_who_may_not_create_roles_is_used_as_it_is(
         admin.dispose()
 
 
+def test_an_administrator_who_is_not_a_superuser_still_makes_service_roles(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """CBDC_DATABASE_URL naming a user with CREATEROLE and CREATEDB (a managed server's usual
+    administrator, not a superuser): the services still get roles of their own."""
+    user = f"t_admin_{uuid.uuid4().hex[:8]}"
+    name = f"t_svc_{uuid.uuid4().hex[:8]}_managed"
+    passfile = write_private(tmp_path / "admin.pgpass", f"*:*:*:{user}:pw-{user}\n")
+    admin = create_engine(make_url(pg_url).set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(
+            f"CREATE ROLE {user} LOGIN CREATEDB CREATEROLE PASSWORD 'pw-{user}'"
+        )
+        conn.exec_driver_sql(f"GRANT CONNECT ON DATABASE postgres TO {user}")
+    try:
+        server = make_url(pg_url).set(username=user, query={"passfile": str(passfile)})
+        url = create_service_database(
+            server.render_as_string(hide_password=False), name,
+            passfile=tmp_path / "service.pgpass",
+        )
+        migrate(url, "operator")
+        assert _whoami(url) == (name, False, False, False, False)
+    finally:
+        _drop(pg_url, name)
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"REVOKE CONNECT ON DATABASE postgres FROM {user}")
+            conn.exec_driver_sql(f"DROP ROLE {user}")
+        admin.dispose()
+
+
 # ------------------------------------------------------------------ files
 
 
@@ -365,7 +395,8 @@ def test_network_files_are_private_from_creation(
     assert private == []
     # and the services' URLs in network.json carry no password
     for url in [config.central_bank.database_url, *(o.database_url for o in config.operators)]:
-        assert make_url(url).password is None and make_url(url).username.startswith(prefix)
+        assert make_url(url).password is None
+        assert (make_url(url).username or "").startswith(prefix)
 
 
 def test_write_private_makes_0600_files_whatever_the_umask(tmp_path: Path) -> None:
