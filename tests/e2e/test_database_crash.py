@@ -24,6 +24,7 @@ import httpx
 import pytest
 
 from cbdc.audit import run_audit
+from cbdc.crypto import SigningKey
 from cbdc.network import Network
 from cbdc.settings import Settings
 from tests.e2e.conftest import LiveNetwork, free_port_base
@@ -135,7 +136,7 @@ def test_a_database_crash_under_payments_is_answered_503_then_payments_go_on(
         )
         return OperatorClient(http, retry=PATIENT)
 
-    wallets: list[tuple[str, str, object]] = []  # (wallet id, operator url, key)
+    wallets: list[tuple[str, str, SigningKey]] = []  # (wallet id, operator url, key)
     for i, node in enumerate(live.config.operators):
         op = client(node.url)
         for j in range(WALLETS_PER_OPERATOR):
@@ -150,7 +151,7 @@ def test_a_database_crash_under_payments_is_answered_503_then_payments_go_on(
     def traffic(seed: int) -> None:
         rng = random.Random(seed)
         operators = {url: client(url) for _, url, _ in wallets}
-        clients = {w: operators[url].wallet(w, key) for w, url, key in wallets}  # type: ignore[arg-type]
+        clients = {w: operators[url].wallet(w, key) for w, url, key in wallets}
         while not stop.is_set():
             payer, payee = rng.sample([w for w, _, _ in wallets], 2)
             amount = rng.randint(100, 500)
@@ -210,7 +211,7 @@ def test_a_database_crash_under_payments_is_answered_503_then_payments_go_on(
     def status(payment_id: str) -> str:
         payer = told.receipts[payment_id][0]
         url, key = by_id[payer]
-        return readers[url].wallet(payer, key).payment(payment_id).status  # type: ignore[arg-type]
+        return readers[url].wallet(payer, key).payment(payment_id).status
 
     with ThreadPoolExecutor(8) as pool:
         statuses = dict(zip(told.receipts, pool.map(status, told.receipts), strict=True))
@@ -225,9 +226,6 @@ def test_a_database_crash_under_payments_is_answered_503_then_payments_go_on(
         if statuses[payment_id] in SETTLED_OK:
             expected[payer] -= amount
             expected[payee] += amount
-    actual = {
-        w: readers[url].wallet(w, key).balance().balance  # type: ignore[arg-type]
-        for w, (url, key) in by_id.items()
-    }
+    actual = {w: readers[url].wallet(w, key).balance().balance for w, (url, key) in by_id.items()}
     assert actual == expected
     assert sum(actual.values()) == LOAD * len(by_id)
