@@ -21,6 +21,8 @@ import httpx
 import psycopg
 import psycopg.errors
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
@@ -31,6 +33,7 @@ from cbdc.errors import (
     InsufficientFunds,
     ServiceUnavailable,
     database_unavailable,
+    install_problem_handlers,
 )
 from operators import microbatch
 from operators.jobs import OutboxWorker
@@ -387,6 +390,36 @@ def test_an_outage_wrapped_in_another_error_is_still_one() -> None:
             raise RuntimeError("settling the batch failed") from inner
     except RuntimeError as outer:
         assert database_unavailable(outer)
+
+
+def test_the_handlers_answer_outages_503_and_other_database_errors_500() -> None:
+    app = FastAPI()
+    install_problem_handlers(app)
+
+    @app.get("/outage")
+    def outage() -> None:
+        raise sa_exc.OperationalError("SELECT 1", {}, psycopg.errors.AdminShutdown("57P01"))
+
+    @app.get("/wrapped")
+    def wrapped() -> None:
+        try:
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        except psycopg.OperationalError as exc:
+            raise RuntimeError("the batch failed") from exc
+
+    @app.get("/bug")
+    def bug() -> None:
+        raise sa_exc.IntegrityError("INSERT", {}, psycopg.errors.UniqueViolation("dup"))
+
+    client = TestClient(app, raise_server_exceptions=False)
+    for path in ("/outage", "/wrapped"):
+        answer = client.get(path)
+        assert answer.status_code == 503, path
+        assert answer.headers["retry-after"] == "1"
+        assert answer.headers["content-type"].startswith("application/problem+json")
+        assert answer.json()["code"] == "database_unavailable"
+    answer = client.get("/bug")
+    assert (answer.status_code, answer.json()["code"]) == (500, "internal_error")
 
 
 # ------------------------------------------------------------------ the payment batcher
