@@ -230,8 +230,9 @@ class EmbeddedPostgres:
 
     def _secure(self) -> None:
         """On a running server: the superuser has the password of `secret_file` (a cluster from
-        before passwords had none), pg_hba.conf asks everyone for one, and only the owners of
-        the service databases (and superusers) may connect to them: not even to `postgres`."""
+        before passwords had none), pg_hba.conf asks everyone for one, and ordinary roles may
+        not connect to `postgres` or `template1` (each service's role enters its own database
+        only: `cbdc.db.create_service_database`)."""
         import psycopg
         from psycopg import sql
 
