@@ -22,6 +22,7 @@ import httpx
 
 from cbdc import disclosure_log
 from cbdc.crypto import SigningKey
+from cbdc.envelope import CENTRAL_BANK_AUDIENCE, operator_audience
 from cbdc.http import SignedClient
 from cbdc.settings import NetworkConfig
 
@@ -33,12 +34,14 @@ def _clients(network: NetworkConfig) -> tuple[SignedClient, dict[str, SignedClie
         key=SigningKey.load(Path(cb.admin_key_file)),
         key_id="admin",
         server_public_key=cb.public_key,
+        audience=CENTRAL_BANK_AUDIENCE,
     )
     staff = {
         node.code: SignedClient(
             httpx.Client(base_url=node.url, timeout=60),
             key=SigningKey.load(Path(node.key_file)),
             key_id=f"operator:{node.code}",
+            audience=operator_audience(node.code),
         )
         for node in network.operators
     }

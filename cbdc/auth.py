@@ -1,21 +1,29 @@
 """Authentication of signed requests and the unit of work around them.
 
 Every endpoint except health, `/v1/info` and the docs is called with a signed envelope
-(`cbdc.envelope`). `SignedRequestAuth` verifies it against the key a service-specific resolver
-finds for the `CBDC-Key-Id`, and yields a `Principal`. The nonce is recorded in the same
-transaction as the work (`UnitOfWork.run`); when the work fails with a domain error the nonce is
-still recorded in a transaction of its own, so a refused request cannot be replayed later to
-better effect.
+(`cbdc.envelope`). `SignedRequestAuth` refuses an envelope of another version or for another
+audience, verifies it against the key a service-specific resolver finds for the `CBDC-Key-Id`
+(an unknown key id is answered like a bad signature), and yields a `Principal`. The nonce is
+recorded in the same transaction as the work (`UnitOfWork.run`); when the work fails with a
+domain error the nonce is still recorded in a transaction of its own, so a refused request cannot
+be replayed later to better effect.
+
+A verified request is marked on `request.state` (`Authentication`); `cbdc.webapp.sign_responses`
+signs an answer only when that mark is there and the nonce was not a replay, so a service never
+signs its answer to a request that failed authentication.
+
+Request bodies are parsed by `StrictJSONRoute`, which refuses objects with a repeated key.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TypeVar
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
-from fastapi import Request
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
@@ -23,10 +31,26 @@ from starlette.concurrency import run_in_threadpool
 
 from cbdc.crypto import sha256_hex
 from cbdc.db import transaction
-from cbdc.envelope import H_KEY, read_envelope, verify_request
+from cbdc.envelope import H_KEY, RequestBinding, read_envelope, verify_envelope
 from cbdc.errors import DomainError, Forbidden, ReplayedRequest, Unauthenticated
+from cbdc.strictjson import loads_unique
 
 T = TypeVar("T")
+
+
+# Name of the `request.state` attribute that marks a request as authenticated.
+AUTHENTICATED = "cbdc_authenticated"
+
+
+class Authentication:
+    """The mark of a verified request: what its answer is bound to, and whether its nonce turned
+    out to be a replay (then it is not authenticated after all, and nothing is signed)."""
+
+    __slots__ = ("request", "replayed")
+
+    def __init__(self, request: RequestBinding) -> None:
+        self.request = request
+        self.replayed = False
 
 
 @dataclass(frozen=True)
@@ -35,6 +59,7 @@ class Principal:
     subject: str  # operator code, wallet id, "admin"
     key_id: str
     nonce: str
+    authentication: Authentication | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -48,30 +73,61 @@ KeyResolver = Callable[[str, bytes], ResolvedKey | None]
 
 
 class SignedRequestAuth:
-    """FastAPI dependency: verifies the envelope and returns the caller's `Principal`."""
+    """FastAPI dependency: verifies the envelope and returns the caller's `Principal`.
+    `audience` is this service's id (`cbdc.envelope.CENTRAL_BANK_AUDIENCE`, `operator:<code>`):
+    requests signed for any other service are refused."""
 
-    def __init__(self, resolver: KeyResolver) -> None:
+    def __init__(self, resolver: KeyResolver, *, audience: str) -> None:
         self.resolver = resolver
+        self.audience = audience
 
     async def __call__(self, request: Request) -> Principal:
         body = await request.body()
         if H_KEY not in request.headers:
             raise Unauthenticated("this endpoint needs a signed request (CBDC-* headers)")
-        key_id = read_envelope(request.headers)[0]
-        resolved = await run_in_threadpool(self.resolver, key_id, body)
-        if resolved is None:
-            raise Unauthenticated(f"unknown key id {key_id!r}")
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        verified = verify_request(
-            public_key=resolved.public_key,
+        envelope = read_envelope(request.headers, audience=self.audience)
+        resolved = await run_in_threadpool(self.resolver, envelope.key_id, body)
+        query = request.url.query
+        binding = verify_envelope(
+            envelope,
+            public_key=None if resolved is None else resolved.public_key,
             method=request.method,
-            target=target,
-            headers=request.headers,
+            target=request.url.path + (f"?{query}" if query else ""),
             body=body,
         )
+        assert resolved is not None  # verify_envelope refuses an unknown key id
+        authentication = Authentication(binding)
+        setattr(request.state, AUTHENTICATED, authentication)
         return Principal(
-            role=resolved.role, subject=resolved.subject, key_id=key_id, nonce=verified.nonce
+            role=resolved.role,
+            subject=resolved.subject,
+            key_id=envelope.key_id,
+            nonce=envelope.nonce,
+            authentication=authentication,
         )
+
+
+class StrictJSONRoute(APIRoute):
+    """A route whose JSON body is parsed once, refusing objects with a repeated key
+    (`cbdc.strictjson`, 422 `duplicate_json_key`). FastAPI then uses the parsed body as it is
+    (Starlette keeps it as the request's `_json`). Routers: `APIRouter(route_class=...)`."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        if self.body_field is None:
+            return handler
+
+        async def parse_strictly(request: Request) -> Response:
+            content_type = request.headers.get("content-type", "json")
+            if "json" in content_type:
+                body = await request.body()
+                if body:
+                    # not JSON (or not text) at all: FastAPI answers it as it always does
+                    with contextlib.suppress(ValueError):
+                        request._json = loads_unique(body)
+            return await handler(request)
+
+        return parse_strictly
 
 
 def require_role(principal: Principal, *roles: str) -> None:
@@ -88,6 +144,8 @@ def record_nonce(session: Session, principal: Principal) -> None:
         {"k": principal.key_id, "n": principal.nonce},
     ).scalar()
     if inserted is None:
+        if principal.authentication is not None:
+            principal.authentication.replayed = True
         raise ReplayedRequest("this request's nonce was already used")
 
 

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from cbdc.console import console, fail, money
 from cbdc.disclosure_log import describe
+from cbdc.envelope import CENTRAL_BANK_AUDIENCE, operator_audience
 from cbdc.http import RemoteError, RemoteUnavailable, SignedClient
 from cbdc.regulator import (
     RegulatorKeys,
@@ -118,6 +119,7 @@ def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkCo
             key=regulator.signing,
             key_id="regulator",
             server_public_key=network.central_bank.public_key,
+            audience=CENTRAL_BANK_AUDIENCE,
         )
         try:
             data = client.request(
@@ -159,6 +161,7 @@ def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkCo
             key=regulator.signing,
             key_id="regulator",
             server_public_key=network.central_bank.public_key,
+            audience=CENTRAL_BANK_AUDIENCE,
         )
         broken = False
         try:
@@ -175,6 +178,7 @@ def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkCo
                 httpx.Client(base_url=node.url, timeout=30),
                 key=regulator.signing,
                 key_id="regulator",
+                audience=operator_audience(node.code),
             )
             try:
                 rows = client.request("GET", "/v1/regulator/disclosure-log")["entries"]

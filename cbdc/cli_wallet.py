@@ -12,6 +12,7 @@ from rich.table import Table
 
 from cbdc.console import console, fail, money
 from cbdc.crypto import SigningKey
+from cbdc.envelope import operator_audience
 from cbdc.http import RemoteError, RemoteUnavailable, SignedClient
 from cbdc.identity import make_bank_account, make_resident_id
 from cbdc.money import parse_amount
@@ -146,6 +147,7 @@ def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkCo
                     OperatorClient.connect(node.url).http,
                     key=SigningKey.load(Path(node.key_file)),
                     key_id=f"operator:{node.code}",
+                    audience=operator_audience(node.code),
                 )
                 body = {"wallet_class": new_class, "customer": evidence}
                 data = staff.request("POST", f"/v1/wallets/{stored.wallet_id}/class", body)
@@ -250,6 +252,7 @@ def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkCo
             OperatorClient.connect(node.url).http,
             key=SigningKey.load(Path(node.key_file)),
             key_id=f"operator:{node.code}",
+            audience=operator_audience(node.code),
         )
         try:
             result = staff.request(

@@ -16,6 +16,7 @@ from pathlib import Path
 from cbdc.audit import run_audit
 from cbdc.console import audit_table, console
 from cbdc.crypto import SigningKey
+from cbdc.envelope import CENTRAL_BANK_AUDIENCE, operator_audience
 from cbdc.http import RemoteError, SignedClient
 from cbdc.identity import make_bank_account, make_resident_id
 from cbdc.money import format_amount
@@ -50,6 +51,7 @@ def _staff(config: NetworkConfig, code: str) -> SignedClient:
         OperatorClient.connect(node.url).http,
         key=SigningKey.load(Path(node.key_file)),
         key_id=f"operator:{code}",
+        audience=operator_audience(code),
     )
 
 
@@ -238,6 +240,7 @@ def _narrate(config: NetworkConfig, network: Network) -> int:
         key=regulator.signing,
         key_id="regulator",
         server_public_key=config.central_bank.public_key,
+        audience=CENTRAL_BANK_AUDIENCE,
     )
     alerts = _wait_for_alerts(reg_cb, bob.wallet_id)
     for alert in alerts:
@@ -269,7 +272,9 @@ def _narrate(config: NetworkConfig, network: Network) -> int:
         SignedClient(op_b.http).request("POST", "/v1/regulator/disclosures", signed, signed=False)
     except RemoteError as exc:
         n.say(f"the same order sent again is refused: {exc.code}")
-    log = SignedClient(op_b.http, key=regulator.signing, key_id="regulator").request(
+    log = SignedClient(
+        op_b.http, key=regulator.signing, key_id="regulator", audience=operator_audience(b.code)
+    ).request(
         "GET", "/v1/regulator/disclosure-log"
     )
     n.say(

@@ -1,16 +1,28 @@
-"""Signed HTTP requests ("envelopes") between parties.
+"""Signed HTTP requests ("envelopes") between parties, version 2.
 
-A request carries four headers:
+A request carries six headers:
 
+    CBDC-Version    "2"; any other value (or none: the version-1 format) is refused
+    CBDC-Audience   the service the request is for: "central-bank" or "operator:<code>"
     CBDC-Key-Id     who signs: "admin", "operator:<code>", "wallet:<wallet id>", "regulator"
     CBDC-Timestamp  unix seconds; refused outside +/- `MAX_SKEW_SECONDS`
     CBDC-Nonce      random, unique per key; a repeat is refused as a replay
-    CBDC-Signature  Ed25519 over "METHOD\\nPATH?QUERY\\nTIMESTAMP\\nNONCE\\nSHA256(BODY)"
+    CBDC-Signature  Ed25519 over the request's signing string:
 
-Servers check the signature against the key registered for the key id, the timestamp window,
-and record the nonce (see `cbdc.auth`). The central bank signs its responses the same way
-(`CBDC-Response-Signature` over "STATUS\\nREQUEST-NONCE\\nSHA256(BODY)"), so an operator can prove
-what the central bank answered.
+        CBDC-REQUEST/2\\nAUDIENCE\\nMETHOD\\nPATH?QUERY\\nKEY-ID\\nTIMESTAMP\\nNONCE\\nSHA256(BODY)
+
+Servers refuse a request for another audience (so a request signed for one operator cannot be
+replayed at another), then check the timestamp window, the signature against the key registered
+for the key id, and record the nonce (see `cbdc.auth`). An unknown key id and a signature that
+does not verify get one and the same answer, so the answer does not tell which ids exist.
+
+The central bank signs its answers to authenticated requests (`CBDC-Response-Signature`) over a
+string that repeats the request it answers, so a signed answer cannot be moved to another request:
+
+    CBDC-RESPONSE/2\\nAUDIENCE\\nMETHOD\\nPATH?QUERY\\nKEY-ID\\nNONCE\\nSHA256(REQUEST BODY)
+    \\nSTATUS\\nSHA256(RESPONSE BODY)
+
+It signs nothing for a request that failed authentication (`cbdc.webapp.sign_responses`).
 """
 
 from __future__ import annotations
@@ -23,49 +35,128 @@ from dataclasses import dataclass
 from cbdc.crypto import SigningKey, b64e, sha256_hex, verify
 from cbdc.errors import BadSignature, Unauthenticated
 
+ENVELOPE_VERSION = "2"
 MAX_SKEW_SECONDS = 300
+H_VERSION, H_AUDIENCE = "CBDC-Version", "CBDC-Audience"
 H_KEY, H_TS, H_NONCE, H_SIG = "CBDC-Key-Id", "CBDC-Timestamp", "CBDC-Nonce", "CBDC-Signature"
 H_RESPONSE_SIG = "CBDC-Response-Signature"
 
+CENTRAL_BANK_AUDIENCE = "central-bank"
+# The one answer to an unknown key id and to a signature that does not verify.
+BAD_SIGNATURE_DETAIL = "request signature does not verify"
 
-def signing_string(method: str, target: str, timestamp: str, nonce: str, body: bytes) -> bytes:
-    return f"{method.upper()}\n{target}\n{timestamp}\n{nonce}\n{sha256_hex(body)}".encode()
+
+def operator_audience(code: str) -> str:
+    return f"operator:{code}"
 
 
-def sign_request(
-    key: SigningKey, key_id: str, method: str, target: str, body: bytes = b""
-) -> dict[str, str]:
-    """Headers that authenticate one request. `target` is the path plus '?query' if any."""
-    timestamp = str(int(time.time()))
-    nonce = b64e(secrets.token_bytes(16))
-    signature = key.sign(signing_string(method, target, timestamp, nonce, body))
-    return {H_KEY: key_id, H_TS: timestamp, H_NONCE: nonce, H_SIG: signature}
+class EnvelopeVersionUnsupported(Unauthenticated):
+    code = "envelope_version_unsupported"
+    title = "Envelope version is not supported"
+
+
+class WrongAudience(Unauthenticated):
+    code = "wrong_audience"
+    title = "Request is meant for another service"
 
 
 @dataclass(frozen=True)
-class VerifiedRequest:
+class RequestBinding:
+    """What identifies one signed request: its signed fields, the body as its digest.
+    The server's response signature repeats these, so the client can check that an answer
+    belongs to the request it sent."""
+
+    audience: str
+    method: str  # upper case
+    target: str  # path plus "?query" if any
     key_id: str
     nonce: str
-    timestamp: int
+    body_sha256: str
 
 
-def read_envelope(headers: Mapping[str, str]) -> tuple[str, str, str, str]:
-    try:
-        return headers[H_KEY], headers[H_TS], headers[H_NONCE], headers[H_SIG]
-    except KeyError as missing:
-        raise Unauthenticated(f"missing header {missing.args[0]}") from None
-
-
-def verify_request(
+def signing_string(
     *,
-    public_key: str,
+    audience: str,
     method: str,
     target: str,
-    headers: Mapping[str, str],
-    body: bytes,
-    now: float | None = None,
-) -> VerifiedRequest:
-    key_id, ts, nonce, signature = read_envelope(headers)
+    key_id: str,
+    timestamp: str,
+    nonce: str,
+    body_sha256: str,
+) -> bytes:
+    return (
+        f"CBDC-REQUEST/{ENVELOPE_VERSION}\n{audience}\n{method.upper()}\n{target}\n{key_id}\n"
+        f"{timestamp}\n{nonce}\n{body_sha256}"
+    ).encode()
+
+
+def sign_request(
+    key: SigningKey,
+    key_id: str,
+    method: str,
+    target: str,
+    body: bytes = b"",
+    *,
+    audience: str,
+) -> dict[str, str]:
+    """Headers that authenticate one request for `audience`. `target` is the path plus '?query'
+    if any."""
+    timestamp = str(int(time.time()))
+    nonce = b64e(secrets.token_bytes(16))
+    signature = key.sign(
+        signing_string(
+            audience=audience,
+            method=method,
+            target=target,
+            key_id=key_id,
+            timestamp=timestamp,
+            nonce=nonce,
+            body_sha256=sha256_hex(body),
+        )
+    )
+    return {
+        H_VERSION: ENVELOPE_VERSION,
+        H_AUDIENCE: audience,
+        H_KEY: key_id,
+        H_TS: timestamp,
+        H_NONCE: nonce,
+        H_SIG: signature,
+    }
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """An envelope's headers, checked for everything but the signature itself."""
+
+    key_id: str
+    audience: str
+    timestamp: int
+    nonce: str
+    signature: str
+    raw_timestamp: str
+
+
+def read_envelope(
+    headers: Mapping[str, str], *, audience: str, now: float | None = None
+) -> Envelope:
+    """The envelope of a request to the service `audience`: version, audience, timestamp window
+    and nonce checked (cheap, no key needed). Raises `Unauthenticated` (or a subclass)."""
+    version = headers.get(H_VERSION)
+    if version != ENVELOPE_VERSION:
+        raise EnvelopeVersionUnsupported(
+            f"this service accepts signed requests of envelope version {ENVELOPE_VERSION} "
+            f"only ({H_VERSION}: {ENVELOPE_VERSION}, with {H_AUDIENCE} in the signed text); "
+            f"got {'no ' + H_VERSION + ' header' if version is None else repr(version[:16])}"
+        )
+    try:
+        key_id, claimed, ts = headers[H_KEY], headers[H_AUDIENCE], headers[H_TS]
+        nonce, signature = headers[H_NONCE], headers[H_SIG]
+    except KeyError as missing:
+        raise Unauthenticated(f"missing header {missing.args[0]}") from None
+    if claimed != audience:
+        raise WrongAudience(
+            f"this request is for {claimed[:64]!r}; this service is {audience!r}"
+        )
     try:
         timestamp = int(ts)
     except ValueError:
@@ -74,16 +165,68 @@ def verify_request(
         raise Unauthenticated("request timestamp outside the allowed window")
     if not 8 <= len(nonce) <= 64:
         raise Unauthenticated("CBDC-Nonce must be 8 to 64 characters")
-    if not verify(public_key, signing_string(method, target, ts, nonce, body), signature):
-        raise BadSignature("request signature does not verify")
-    return VerifiedRequest(key_id=key_id, nonce=nonce, timestamp=timestamp)
+    return Envelope(key_id, claimed, timestamp, nonce, signature, ts)
 
 
-def response_signing_string(status: int, request_nonce: str, body: bytes) -> bytes:
-    return f"{status}\n{request_nonce}\n{sha256_hex(body)}".encode()
+def verify_envelope(
+    envelope: Envelope,
+    *,
+    public_key: str | None,
+    method: str,
+    target: str,
+    body: bytes,
+) -> RequestBinding:
+    """Checks the signature with the key registered for the key id (None: no such key id, which
+    is answered exactly like a bad signature). Returns what a response must be bound to."""
+    binding = RequestBinding(
+        audience=envelope.audience,
+        method=method.upper(),
+        target=target,
+        key_id=envelope.key_id,
+        nonce=envelope.nonce,
+        body_sha256=sha256_hex(body),
+    )
+    message = signing_string(
+        audience=binding.audience,
+        method=binding.method,
+        target=target,
+        key_id=binding.key_id,
+        timestamp=envelope.raw_timestamp,
+        nonce=binding.nonce,
+        body_sha256=binding.body_sha256,
+    )
+    if public_key is None or not verify(public_key, message, envelope.signature):
+        raise BadSignature(BAD_SIGNATURE_DETAIL)
+    return binding
+
+
+def verify_request(
+    *,
+    public_key: str | None,
+    method: str,
+    target: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    audience: str,
+    now: float | None = None,
+) -> RequestBinding:
+    """`read_envelope` and `verify_envelope` in one call."""
+    envelope = read_envelope(headers, audience=audience, now=now)
+    return verify_envelope(
+        envelope, public_key=public_key, method=method, target=target, body=body
+    )
+
+
+def response_signing_string(request: RequestBinding, status: int, body: bytes) -> bytes:
+    return (
+        f"CBDC-RESPONSE/{ENVELOPE_VERSION}\n{request.audience}\n{request.method}\n"
+        f"{request.target}\n{request.key_id}\n{request.nonce}\n{request.body_sha256}\n"
+        f"{status}\n{sha256_hex(body)}"
+    ).encode()
 
 
 def verify_response(
-    public_key: str, status: int, request_nonce: str, body: bytes, signature: str
+    public_key: str, request: RequestBinding, status: int, body: bytes, signature: str
 ) -> bool:
-    return verify(public_key, response_signing_string(status, request_nonce, body), signature)
+    """Whether `signature` is the server's signature of this answer to this request."""
+    return verify(public_key, response_signing_string(request, status, body), signature)

@@ -1,20 +1,35 @@
 """A signing HTTP client used by operators, wallets and the CLI.
 
-Requests are signed with `cbdc.envelope`; 4xx answers come back as `RemoteError` carrying the
+Requests are signed with `cbdc.envelope` for the client's `audience` (the service it talks to:
+`central-bank` or `operator:<code>`); 4xx answers come back as `RemoteError` carrying the
 server's stable problem `code`; network failures and 5xx as `RemoteUnavailable` (retryable).
-When `server_public_key` is given, responses to signed requests must carry a valid
-CBDC-Response-Signature (the central bank signs everything it answers).
+When `server_public_key` is given, answers to signed requests must carry a valid
+CBDC-Response-Signature bound to the request sent (the central bank signs every answer to an
+authenticated request); an answer without one, a 401 included, is `RemoteUnavailable`: it is not
+the server's word, so it must never be taken for a refusal (a payer refunded on a forged 401).
+
+Parties that sign with authority (admin, operators, the regulator) name the audience they mean.
+A client built without one learns it once from the server's public `GET /v1/info`: that trusts
+the server to name itself, which is only right where the key signs for that server alone.
 """
 
 from __future__ import annotations
 
 import json
+import threading
+import weakref
 from typing import Any
 
 import httpx
 
-from cbdc.crypto import SigningKey
-from cbdc.envelope import H_NONCE, H_RESPONSE_SIG, sign_request, verify_response
+from cbdc.crypto import SigningKey, sha256_hex
+from cbdc.envelope import (
+    H_NONCE,
+    H_RESPONSE_SIG,
+    RequestBinding,
+    sign_request,
+    verify_response,
+)
 
 
 class RemoteError(Exception):
@@ -42,6 +57,18 @@ class RemoteUnavailable(Exception):
         self.status, self.code, self.retry_after = status, code, retry_after
 
 
+# Audiences learned from `GET /v1/info`, per HTTP client (one per server).
+_learned: weakref.WeakKeyDictionary[httpx.Client, str] = weakref.WeakKeyDictionary()
+_learning = threading.Lock()
+
+
+def remember_audience(http: httpx.Client, info: Any) -> None:
+    """Keep the audience named in a `GET /v1/info` answer already fetched over `http`."""
+    if isinstance(info, dict) and isinstance(info.get("audience"), str):
+        with _learning:
+            _learned[http] = info["audience"]
+
+
 class SignedClient:
     def __init__(
         self,
@@ -50,9 +77,25 @@ class SignedClient:
         key: SigningKey | None = None,
         key_id: str | None = None,
         server_public_key: str | None = None,
+        audience: str | None = None,
     ) -> None:
         self.http, self.key, self.key_id = http, key, key_id
         self.server_public_key = server_public_key
+        self._audience = audience
+
+    @property
+    def audience(self) -> str:
+        """The service this client's requests are signed for (learned once if not given)."""
+        if self._audience is None:
+            learned = _learned.get(self.http)
+            if learned is None:
+                info = self.request("GET", "/v1/info", signed=False)
+                remember_audience(self.http, info)
+                learned = _learned.get(self.http)
+                if learned is None:
+                    raise RemoteUnavailable("GET /v1/info names no audience")
+            self._audience = learned
+        return self._audience
 
     def request(
         self,
@@ -74,8 +117,19 @@ class SignedClient:
             )
         headers = {"content-type": "application/json"} if body is not None else {}
         use_key, use_id = key or self.key, key_id or self.key_id
+        binding: RequestBinding | None = None
         if signed and use_key is not None and use_id is not None:
-            headers |= sign_request(use_key, use_id, method, target, raw)
+            audience = self.audience
+            envelope = sign_request(use_key, use_id, method, target, raw, audience=audience)
+            headers |= envelope
+            binding = RequestBinding(
+                audience=audience,
+                method=method.upper(),
+                target=target,
+                key_id=use_id,
+                nonce=envelope[H_NONCE],
+                body_sha256=sha256_hex(raw),
+            )
         if idempotency_key:
             headers["Idempotency-Key"] = idempotency_key
         try:
@@ -84,16 +138,15 @@ class SignedClient:
             raise RemoteUnavailable(f"{method} {path}: {exc}") from exc
         if response.status_code >= 500:
             raise _unavailable(f"{method} {path}", response)
-        if self.server_public_key and H_NONCE in headers:
+        if self.server_public_key and binding is not None:
             signature = response.headers.get(H_RESPONSE_SIG, "")
             if not verify_response(
-                self.server_public_key,
-                response.status_code,
-                headers[H_NONCE],
-                response.content,
-                signature,
+                self.server_public_key, binding, response.status_code, response.content, signature
             ):
-                raise RemoteUnavailable(f"{method} {path}: response signature does not verify")
+                raise RemoteUnavailable(
+                    f"{method} {path}: {response.status_code} answer without a valid response "
+                    f"signature for this request: not the server's word, retry"
+                )
         try:
             data = response.json() if response.content else None
         except ValueError:

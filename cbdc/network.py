@@ -29,6 +29,7 @@ import httpx
 from cbdc.crypto import SigningKey, b64e
 from cbdc.db import create_service_database, migrate
 from cbdc.files import open_private_append, private_dir, write_private
+from cbdc.envelope import CENTRAL_BANK_AUDIENCE
 from cbdc.http import RemoteError, SignedClient
 from cbdc.pg import EmbeddedPostgres
 from cbdc.policy import DEFAULT_POLICY_FILE
@@ -290,6 +291,7 @@ class Network:
             key=SigningKey.load(Path(cb.admin_key_file)),
             key_id="admin",
             server_public_key=cb.public_key,
+            audience=CENTRAL_BANK_AUDIENCE,
         )
 
     def register_operators(self) -> None:

@@ -8,8 +8,9 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError
 
+from cbdc.auth import AUTHENTICATED
 from cbdc.crypto import SigningKey
-from cbdc.envelope import H_NONCE, H_RESPONSE_SIG, response_signing_string
+from cbdc.envelope import H_RESPONSE_SIG, response_signing_string
 from cbdc.errors import install_problem_handlers, problem
 from cbdc.http import RemoteError, RemoteUnavailable
 
@@ -61,21 +62,25 @@ def base_app(title: str, description: str, version: str = "0.1.0") -> FastAPI:
 
 
 def sign_responses(app: FastAPI, key: SigningKey) -> None:
-    """Sign the body of every response to a signed request (CBDC-Response-Signature)."""
+    """Sign every answer to an authenticated request (CBDC-Response-Signature), bound to that
+    request (`cbdc.envelope.response_signing_string`). Requests that failed authentication
+    (unknown key, bad signature, wrong audience or version, stale timestamp, replayed nonce) and
+    unsigned requests get unsigned answers: the service vouches only for answers to requests it
+    verified, so nobody can collect signed refusals for requests of their choosing."""
 
     @app.middleware("http")
     async def _sign(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         response = await call_next(request)
-        nonce = request.headers.get(H_NONCE)
-        if nonce is None:
+        authentication = getattr(request.state, AUTHENTICATED, None)
+        if authentication is None or authentication.replayed:
             return response
         body = b"".join([chunk async for chunk in response.body_iterator])  # type: ignore[attr-defined]
         headers = dict(response.headers)
         headers.pop("content-length", None)
         headers[H_RESPONSE_SIG] = key.sign(
-            response_signing_string(response.status_code, nonce, body)
+            response_signing_string(authentication.request, response.status_code, body)
         )
         return Response(
             content=body,

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 
-from cbdc.auth import Principal, request_hash, require_role
+from cbdc.auth import Principal, StrictJSONRoute, request_hash, require_role
 from cbdc.clock import parse_iso
 from cbdc.errors import ValidationFailed
 from central_bank import analysis, anchors, clearing, repository, service
@@ -29,7 +29,7 @@ from central_bank.schemas import (
 )
 from central_bank.state import CentralBankState, get_state
 
-router = APIRouter()
+router = APIRouter(route_class=StrictJSONRoute)
 State = Annotated[CentralBankState, Depends(get_state)]
 
 

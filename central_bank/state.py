@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from cbdc.auth import ResolvedKey, SignedRequestAuth, UnitOfWork
 from cbdc.crypto import SigningKey
 from cbdc.db import make_engine, session_factory, transaction
+from cbdc.envelope import CENTRAL_BANK_AUDIENCE
 from cbdc.errors import log_failure
 from cbdc.metrics import ServiceMetrics
 from central_bank import clearing, service
@@ -59,7 +60,7 @@ class CentralBankState:
             key=c.key, currency=c.currency, max_token_amount=c.max_token_amount
         )
         self.uow = UnitOfWork(self.factory)
-        self.auth = SignedRequestAuth(self.resolve_key)
+        self.auth = SignedRequestAuth(self.resolve_key, audience=CENTRAL_BANK_AUDIENCE)
         transaction(self.factory, service.bootstrap)
         self.metrics = ServiceMetrics(
             service="central_bank",

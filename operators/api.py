@@ -11,7 +11,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
-from cbdc.auth import Principal, request_hash, require_role
+from cbdc.auth import Principal, StrictJSONRoute, request_hash, require_role
+from cbdc.envelope import operator_audience
 from cbdc.errors import (
     BadSignature,
     DomainError,
@@ -39,7 +40,7 @@ from operators.schemas import (
 )
 from operators.state import OperatorState, get_state
 
-router = APIRouter()
+router = APIRouter(route_class=StrictJSONRoute)
 State = Annotated[OperatorState, Depends(get_state)]
 
 
@@ -103,6 +104,7 @@ def info(state: State) -> dict[str, Any]:
     return {
         "service": "operator",
         "operator": ctx.code,
+        "audience": operator_audience(ctx.code),  # what signed requests here must name
         "name": ctx.name,
         "public_key": ctx.key.public_key,
         "certificate": state.certificate(),

@@ -22,7 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from cbdc import ledger
-from cbdc.addresses import make_wallet_id
+from cbdc.addresses import wallet_numbering
 from cbdc.clock import iso
 from cbdc.errors import DomainError, InsufficientFunds
 from cbdc.policy import WalletClass
@@ -114,7 +114,8 @@ def open_wallets(session: Session, ctx: OperatorContext, wallets: Sequence[NewWa
         check_evidence(ctx.policy, w.wallet_class, w.identity, by_staff=True) for w in wallets
     ]
     accounts = _accounts(session, "wallet", "wallet", len(wallets))
-    ids = [make_wallet_id(ctx.code, a) for a in accounts]
+    numbering = wallet_numbering(ctx.key.private_bytes())
+    ids = [numbering.wallet_id(ctx.code, a) for a in accounts]
     issued_at = iso(ctx.now())
     certificates: list[str] = []
     signatures: list[str] = []

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from cbdc.crypto import SigningKey
+from cbdc.envelope import CENTRAL_BANK_AUDIENCE, operator_audience
 from cbdc.http import SignedClient
 
 DIRECTORY_TTL = 30.0  # a known operator's key or status change is seen within this
@@ -23,7 +24,11 @@ class CentralBankClient:
         self, http: httpx.Client, *, code: str, key: SigningKey, central_bank_public_key: str
     ) -> None:
         self.client = SignedClient(
-            http, key=key, key_id=f"operator:{code}", server_public_key=central_bank_public_key
+            http,
+            key=key,
+            key_id=f"operator:{code}",
+            server_public_key=central_bank_public_key,
+            audience=CENTRAL_BANK_AUDIENCE,
         )
         self._directory: dict[str, dict[str, Any]] = {}
         self._fetched_at = 0.0
@@ -151,6 +156,9 @@ class PeerClients:
                 if url is None:
                     return None
                 self._clients[code] = SignedClient(
-                    self.http_factory(url), key=self.key, key_id=f"operator:{self.code}"
+                    self.http_factory(url),
+                    key=self.key,
+                    key_id=f"operator:{self.code}",
+                    audience=operator_audience(code),
                 )
             return self._clients[code]

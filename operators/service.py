@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from cbdc import ledger
-from cbdc.addresses import is_valid_wallet_id, make_wallet_id, routing_code
+from cbdc.addresses import is_valid_wallet_id, routing_code, wallet_numbering
 from cbdc.clock import iso, parse_iso, utcnow
 from cbdc.crypto import canonical_json, sha256_hex, verify_json
 from cbdc.errors import (
@@ -99,7 +99,7 @@ def open_wallet(
     assert holder is not None
     _store_identity(ctx, holder, identity)
     account = _new_account(session, prefix="wallet", kind="wallet")
-    wallet_id = make_wallet_id(ctx.code, account)
+    wallet_id = wallet_numbering(ctx.key.private_bytes()).wallet_id(ctx.code, account)
     wallet = Wallet(
         id=wallet_id,
         customer_id=holder.id,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -17,10 +16,12 @@ from sqlalchemy.orm import Session
 from cbdc.auth import Principal, ResolvedKey, SignedRequestAuth, UnitOfWork
 from cbdc.crypto import SigningKey
 from cbdc.db import make_engine, session_factory, transaction
+from cbdc.envelope import operator_audience
 from cbdc.errors import database_unavailable
 from cbdc.metrics import ServiceMetrics
 from cbdc.policy import Policy, load_policy
 from cbdc.settings import SettlementMode
+from cbdc.strictjson import loads_unique
 from operators import repository as repo
 from operators import service, vault
 from operators.clients import CentralBankClient, PeerClients
@@ -108,7 +109,7 @@ class OperatorState:
         )
         transaction(self.factory, self.ctx.bootstrap)
         self.uow = UnitOfWork(self.factory)
-        self.auth = SignedRequestAuth(self.resolve_key)
+        self.auth = SignedRequestAuth(self.resolve_key, audience=operator_audience(config.code))
         self.runner = JobRunner(self.factory, self.ctx)
         # At most this many requests settle inline at once (each holds two connections while
         # it does); the others answer `pending_settlement` and leave it to the worker.
@@ -201,7 +202,7 @@ class OperatorState:
             return ResolvedKey("regulator", "regulator", self.ctx.regulator_signing_key)
         if key_id == "new-wallet":
             try:
-                parsed = json.loads(body or b"{}")
+                parsed = loads_unique(body or b"{}")  # a repeated key: 422
             except ValueError:
                 return None
             public_key = parsed.get("public_key") if isinstance(parsed, dict) else None

@@ -28,6 +28,7 @@ from sqlalchemy.engine import Engine
 
 from cbdc.crypto import SigningKey
 from cbdc.db import create_database, drop_database, migrate
+from cbdc.envelope import CENTRAL_BANK_AUDIENCE
 from cbdc.http import SignedClient
 from cbdc.policy import ClassLimits, Policy, WalletClass, load_policy
 from central_bank.app import create_app as create_central_bank
@@ -156,6 +157,7 @@ class SimNetwork:
             key=self.admin_key,
             key_id="admin",
             server_public_key=self.cb_key.public_key,
+            audience=CENTRAL_BANK_AUDIENCE,
         )
         policy = load_policy(None, 2)
         if scenario.policy is not None:

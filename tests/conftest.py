@@ -78,11 +78,11 @@ class InProcessNetwork:
     @property
     def admin(self) -> SignedClient:
         return SignedClient(self.cb, key=self.admin_key, key_id="admin",
-                            server_public_key=self.cb_key.public_key)
+                            server_public_key=self.cb_key.public_key, audience="central-bank")
 
     def staff(self, code: str) -> SignedClient:
         return SignedClient(self.operator_http[code], key=self.operator_keys[code],
-                            key_id=f"operator:{code}")
+                            key_id=f"operator:{code}", audience=f"operator:{code}")
 
     def state(self, code: str) -> OperatorState:
         return self.operator_apps[code].state.operator  # type: ignore[no-any-return]

@@ -29,7 +29,7 @@ from sqlalchemy import select, text
 from cbdc.clock import utcnow
 from cbdc.crypto import SigningKey
 from cbdc.db import transaction
-from cbdc.envelope import sign_request
+from cbdc.envelope import operator_audience, sign_request
 from cbdc.http import RemoteError, SignedClient
 from cbdc.policy import WalletClass, load_policy, with_overrides
 from operators import batch, service, settlement, signed_batch, vault
@@ -329,7 +329,8 @@ def test_refused_cash_load_cannot_be_replayed_later(network: Any) -> None:
     path = f"/v1/admin/wallets/{wallet.wallet_id}/cash-load"
     raw = json.dumps({"amount": 100_00}).encode()
     headers = {
-        **sign_request(network.operator_keys["BKA1"], "operator:BKA1", "POST", path, raw),
+        **sign_request(network.operator_keys["BKA1"], "operator:BKA1", "POST", path, raw,
+                       audience=operator_audience("BKA1")),
         "content-type": "application/json",
         "Idempotency-Key": f"cash-{uuid.uuid4()}",
     }
@@ -971,3 +972,103 @@ def test_odd_inputs_get_4xx_not_500(network: Any) -> None:
         except RemoteError as exc:
             assert 400 <= exc.status < 500, (i, exc.body)
     assert wallet.balance().balance == 100_00
+
+
+# ------------------------------------------------------------------ envelope v2 (issue #12)
+
+
+class ForgedRefusal(httpx.BaseTransport):
+    """Between an operator and the central bank: for the first `times` settlements, the caller
+    gets a refusal instead of the central bank's answer. `replay`: the settlement is carried out,
+    then the same signed request is sent again and the central bank's answer to that replay
+    (409 replayed_request) is what the caller gets. Otherwise: a hand-made unsigned 401."""
+
+    def __init__(self, inner: httpx.BaseTransport, *, times: int, replay: bool) -> None:
+        self.inner, self.times, self.replay, self.forged = inner, times, replay, 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path != "/v1/settlements" or self.forged >= self.times:
+            return self.inner.handle_request(request)
+        self.forged += 1
+        if self.replay:
+            request.read()
+            self.inner.handle_request(request).read()  # carried out
+            refusal = self.inner.handle_request(request)
+            refusal.read()
+            assert refusal.status_code == 409, refusal.text
+            return refusal
+        problem = {"type": "about:blank", "title": "Signature does not verify", "status": 401,
+                   "detail": "request signature does not verify", "code": "bad_signature"}
+        return httpx.Response(401, json=problem,
+                              headers={"content-type": "application/problem+json"})
+
+
+@pytest.mark.parametrize("replay", [True, False], ids=["replayed-after-success", "forged-401"])
+def test_a_refusal_the_central_bank_did_not_sign_for_the_request_refunds_nobody(
+    network: Any, replay: bool
+) -> None:
+    """Finding 2: the central bank signed its answer to any request carrying a nonce, over
+    status, nonce and body only. Replaying an operator's settlement request once it was carried
+    out got a central-bank-signed 409 for that nonce, which the operator's client took for the
+    bank's refusal of the settlement: the outbox refunded the payer while the payee's operator
+    owned the tokens. Now the answer to a replay (a failed authentication) is unsigned, and an
+    unsigned answer, like a forged 401, is no answer: the job is retried (same idempotency key)
+    and the payment delivered once, never refunded."""
+    payer = network.open_wallet("BKA1", deposit=5_000_00, load=5_000_00)
+    payee = network.open_wallet("BKB1")
+    client = network.state("BKA1").ctx.central_bank.client
+    real_http = client.http
+    forger = ForgedRefusal(network.cb._transport, times=2, replay=replay)
+    client.http = httpx.Client(base_url="http://testserver", transport=forger)
+    try:
+        receipt = payer.pay(payee.wallet_id, 1_000_00)
+        assert receipt.status == "pending_settlement", receipt
+        assert payer.balance().balance == 4_000_00  # not refunded
+        drain(network)
+    finally:
+        client.http = real_http
+    assert forger.forged == 2
+    assert payer.payment(receipt.payment_id).status == "delivered"
+    assert payer.balance().balance == 4_000_00
+    assert payee.balance().balance == 1_000_00
+    central = network.admin.request("GET", "/v1/admin/audit")
+    assert central["ok"] and central["operators"]["BKB1"]["live_token_value"] == 1_000_00
+    for code in CODES:
+        report = network.staff(code).request("GET", "/v1/admin/audit")
+        assert report["ok"], [c for c in report["checks"] if not c["ok"]]
+        assert central["operators"][code]["live_token_value"] == report["vault_token_value"]
+
+
+def test_wallet_ids_do_not_reveal_how_many_wallets_were_opened(network: Any) -> None:
+    """Finding 7: wallet ids were the operator's sequential account ids, so two ids told how
+    many wallets were opened between them and named their neighbours. Now the number is a keyed
+    permutation of the account id: consecutive openings are far apart, each operator numbers
+    differently, and the numbering stays a permutation (no collisions) over 100,000 accounts."""
+    from cbdc.addresses import WalletNumbering, is_valid_wallet_id, wallet_numbering
+
+    first, second = network.open_wallet("BKA1"), network.open_wallet("BKA1")
+    numbers = [int(w.wallet_id[4:18]) for w in (first, second)]
+    assert abs(numbers[1] - numbers[0]) > 1000, numbers
+    with network.state("BKA1").factory() as s:
+        accounts = [
+            s.execute(text("SELECT account_id FROM wallets WHERE id = :w"),
+                      {"w": w.wallet_id}).scalar_one()
+            for w in (first, second)
+        ]
+    assert accounts[1] - accounts[0] < 1000 and numbers != accounts  # sequential inside only
+    assert all(is_valid_wallet_id(w.wallet_id) for w in (first, second))
+
+    numbering = wallet_numbering(network.operator_keys["BKA1"].private_bytes())
+    assert numbering.wallet_id("BKA1", accounts[0]) == first.wallet_id  # deterministic
+    other = wallet_numbering(network.operator_keys["BKB1"].private_bytes())
+    assert other.number(accounts[0]) != numbering.number(accounts[0])
+
+    many = {numbering.number(a) for a in range(100_000)}
+    assert len(many) == 100_000 and all(0 <= n < 10**14 for n in many)
+    ordered = sorted(many)
+    gaps = {b - a for a, b in zip(ordered, ordered[1:], strict=False)}
+    assert len(gaps) > 90_000  # spread, not a block of consecutive numbers
+    with pytest.raises(ValueError):
+        numbering.number(10**14)
+    with pytest.raises(ValueError):
+        WalletNumbering(b"short")

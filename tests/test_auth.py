@@ -1,5 +1,7 @@
 """Signed envelopes on the wire: missing, forged, tampered, stale and replayed requests are
-refused by both the central bank and an operator, with stable problem codes."""
+refused by both the central bank and an operator, with stable problem codes; so are requests
+signed for another service (audience) and requests in the old envelope format. An unknown key id
+gets the same answer as a bad signature."""
 
 from __future__ import annotations
 
@@ -9,13 +11,21 @@ from typing import Any
 
 import pytest
 
-from cbdc.crypto import SigningKey
+from cbdc.addresses import make_wallet_id
+from cbdc.crypto import SigningKey, sha256_hex
 from cbdc.envelope import (
+    BAD_SIGNATURE_DETAIL,
+    CENTRAL_BANK_AUDIENCE,
+    H_AUDIENCE,
     H_KEY,
     H_NONCE,
     H_SIG,
     H_TS,
+    H_VERSION,
     MAX_SKEW_SECONDS,
+    EnvelopeVersionUnsupported,
+    WrongAudience,
+    operator_audience,
     sign_request,
     signing_string,
     verify_request,
@@ -34,18 +44,38 @@ def assert_problem(response: Any, status: int, code: str) -> dict[str, Any]:
     return body
 
 
+CB = CENTRAL_BANK_AUDIENCE
+AT_A, AT_B = operator_audience("BKA1"), operator_audience("BKB1")
+
+
 def signed_headers(
-    key: SigningKey, key_id: str, method: str, target: str, body: bytes = b"", **extra: str
+    key: SigningKey,
+    key_id: str,
+    method: str,
+    target: str,
+    body: bytes = b"",
+    audience: str = CB,
+    **extra: str,
 ) -> dict[str, str]:
-    return {**sign_request(key, key_id, method, target, body), **extra}
+    return {**sign_request(key, key_id, method, target, body, audience=audience), **extra}
 
 
 def stale_headers(key: SigningKey, key_id: str, method: str, target: str, body: bytes,
-                  age: int) -> dict[str, str]:
+                  age: int, audience: str = CB) -> dict[str, str]:
     ts = str(int(time.time()) - age)
     nonce = uuid.uuid4().hex
-    sig = key.sign(signing_string(method, target, ts, nonce, body))
-    return {H_KEY: key_id, H_TS: ts, H_NONCE: nonce, H_SIG: sig}
+    sig = key.sign(signing_string(audience=audience, method=method, target=target, key_id=key_id,
+                                  timestamp=ts, nonce=nonce, body_sha256=sha256_hex(body)))
+    return {H_VERSION: "2", H_AUDIENCE: audience, H_KEY: key_id, H_TS: ts, H_NONCE: nonce,
+            H_SIG: sig}
+
+
+def version1_headers(key: SigningKey, key_id: str, method: str, target: str,
+                     body: bytes = b"") -> dict[str, str]:
+    """The envelope before version 2: no version, no audience, nothing of either signed."""
+    ts, nonce = str(int(time.time())), uuid.uuid4().hex
+    text = f"{method}\n{target}\n{ts}\n{nonce}\n{sha256_hex(body)}".encode()
+    return {H_KEY: key_id, H_TS: ts, H_NONCE: nonce, H_SIG: key.sign(text)}
 
 
 # ------------------------------------------------------------------ central bank
@@ -61,15 +91,15 @@ def test_central_bank_refuses_unsigned_and_forged_requests(network: Any) -> None
 
     # a header missing
     headers = signed_headers(admin_key, "admin", "GET", "/v1/admin/audit")
-    for missing in (H_TS, H_NONCE, H_SIG):
+    for missing in (H_TS, H_NONCE, H_SIG, H_AUDIENCE):
         partial = {k: v for k, v in headers.items() if k != missing}
         assert_problem(cb.get("/v1/admin/audit", headers=partial), 401, "unauthenticated")
 
-    # unknown key id
+    # unknown key id: answered like a bad signature
     assert_problem(
         cb.get("/v1/admin/audit",
                headers=signed_headers(admin_key, "operator:NOPE", "GET", "/v1/admin/audit")),
-        401, "unauthenticated",
+        401, "bad_signature",
     )
     # the admin's key id, signed by someone else
     forged = signed_headers(SigningKey.generate(), "admin", "GET", "/v1/admin/audit")
@@ -159,16 +189,18 @@ def test_operator_refuses_unsigned_forged_stale_and_replayed_requests(network: A
     http, staff_key = network.operator_http["BKA1"], network.operator_keys["BKA1"]
     target = "/v1/admin/audit"
     assert_problem(http.get(target), 401, "unauthenticated")
-    forged = signed_headers(SigningKey.generate(), "operator:BKA1", "GET", target)
+    forged = signed_headers(SigningKey.generate(), "operator:BKA1", "GET", target, audience=AT_A)
     assert_problem(http.get(target, headers=forged), 401, "bad_signature")
-    stale = stale_headers(staff_key, "operator:BKA1", "GET", target, b"", MAX_SKEW_SECONDS + 5)
+    stale = stale_headers(staff_key, "operator:BKA1", "GET", target, b"", MAX_SKEW_SECONDS + 5,
+                          audience=AT_A)
     assert_problem(http.get(target, headers=stale), 401, "unauthenticated")
     assert_problem(
-        http.get(target, headers=signed_headers(staff_key, "nobody", "GET", target)),
-        401, "unauthenticated",
+        http.get(target, headers=signed_headers(staff_key, "nobody", "GET", target,
+                                                audience=AT_A)),
+        401, "bad_signature",
     )
 
-    headers = signed_headers(staff_key, "operator:BKA1", "GET", target)
+    headers = signed_headers(staff_key, "operator:BKA1", "GET", target, audience=AT_A)
     assert http.get(target, headers=headers).status_code == 200
     assert_problem(http.get(target, headers=headers), 409, "replayed_request")
 
@@ -176,18 +208,20 @@ def test_operator_refuses_unsigned_forged_stale_and_replayed_requests(network: A
     alice = network.open_wallet("BKA1")
     bob = network.open_wallet("BKA1")
     path = f"/v1/wallets/{alice.wallet_id}"
-    ok = http.get(path, headers=signed_headers(alice.key, f"wallet:{alice.wallet_id}", "GET", path))
+    ok = http.get(path, headers=signed_headers(alice.key, f"wallet:{alice.wallet_id}", "GET", path,
+                                               audience=AT_A))
     assert ok.status_code == 200 and ok.json()["wallet_id"] == alice.wallet_id
-    as_bob = signed_headers(bob.key, f"wallet:{bob.wallet_id}", "GET", path)
+    as_bob = signed_headers(bob.key, f"wallet:{bob.wallet_id}", "GET", path, audience=AT_A)
     assert_problem(http.get(path, headers=as_bob), 403, "forbidden")
-    bob_claims_alice = signed_headers(bob.key, f"wallet:{alice.wallet_id}", "GET", path)
+    bob_claims_alice = signed_headers(bob.key, f"wallet:{alice.wallet_id}", "GET", path,
+                                      audience=AT_A)
     assert_problem(http.get(path, headers=bob_claims_alice), 401, "bad_signature")
 
     # a deposit credit replayed with the same envelope moves money once
     customer = alice.balance().customer_id
     dpath = f"/v1/admin/customers/{customer}/deposit"
     body = b'{"amount": 5000}'
-    headers = signed_headers(staff_key, "operator:BKA1", "POST", dpath, body, **JSON,
+    headers = signed_headers(staff_key, "operator:BKA1", "POST", dpath, body, AT_A, **JSON,
                              **{"Idempotency-Key": "deposit-replay-1"})
     assert http.post(dpath, content=body, headers=headers).status_code == 200
     assert_problem(http.post(dpath, content=body, headers=headers), 409, "replayed_request")
@@ -196,26 +230,121 @@ def test_operator_refuses_unsigned_forged_stale_and_replayed_requests(network: A
     assert alice.balance().deposit_balance == 5000
 
     # another operator's staff key is no staff key here
-    other = signed_headers(network.operator_keys["BKB1"], "operator:BKB1", "GET", target)
+    other = signed_headers(network.operator_keys["BKB1"], "operator:BKB1", "GET", target,
+                           audience=AT_A)
     assert_problem(http.get(target, headers=other), 403, "forbidden")
+
+
+def test_a_request_signed_for_one_operator_is_refused_at_another(network: Any) -> None:
+    """Finding 3: the regulator's signed read of BKA1's disclosure log, replayed at BKB1 (whose
+    nonces are its own), is refused there for its audience; so is any signed request sent to
+    another service than the one it names, and the audience cannot be changed in transit."""
+    regulator = network.regulator.signing
+    target = "/v1/regulator/disclosure-log"
+    for_a = signed_headers(regulator, "regulator", "GET", target, audience=AT_A)
+    at_b = network.operator_http["BKB1"].get(target, headers=for_a)
+    body = assert_problem(at_b, 401, "wrong_audience")
+    assert AT_A in body["detail"] and AT_B in body["detail"]
+    # at BKA1, the audience it was signed for, it is answered
+    assert network.operator_http["BKA1"].get(target, headers=for_a).status_code == 200
+    # claiming BKB1 as the audience breaks the signature
+    relabelled = {**signed_headers(regulator, "regulator", "GET", target, audience=AT_A),
+                  H_AUDIENCE: AT_B}
+    assert_problem(network.operator_http["BKB1"].get(target, headers=relabelled), 401,
+                   "bad_signature")
+    # an operator's request for the central bank is no request for a peer, and back
+    staff = network.operator_keys["BKA1"]
+    for_cb = signed_headers(staff, "operator:BKA1", "GET", "/v1/admin/audit")
+    assert_problem(network.operator_http["BKA1"].get("/v1/admin/audit", headers=for_cb), 401,
+                   "wrong_audience")
+    for_op = signed_headers(staff, "operator:BKA1", "GET", "/v1/operators/me", audience=AT_A)
+    assert_problem(network.cb.get("/v1/operators/me", headers=for_op), 401, "wrong_audience")
+    # /v1/info names each service's audience
+    assert network.cb.get("/v1/info").json()["audience"] == CB
+    assert network.operator_http["BKB1"].get("/v1/info").json()["audience"] == AT_B
+
+
+def test_the_old_envelope_format_is_refused_clearly(network: Any) -> None:
+    """Envelopes without CBDC-Version 2 (the format before audiences) are refused with a code
+    of their own that names the version expected, by the central bank and by operators."""
+    staff = network.operator_keys["BKA1"]
+    for http, key, key_id, target in (
+        (network.cb, network.admin_key, "admin", "/v1/admin/audit"),
+        (network.operator_http["BKA1"], staff, "operator:BKA1", "/v1/admin/audit"),
+    ):
+        body = assert_problem(http.get(target, headers=version1_headers(key, key_id, "GET",
+                                                                        target)),
+                              401, "envelope_version_unsupported")
+        assert "version 2" in body["detail"]
+        # a version-1 style envelope that claims another version is refused the same way
+        claimed = {**version1_headers(key, key_id, "GET", target), H_VERSION: "1"}
+        assert_problem(http.get(target, headers=claimed), 401, "envelope_version_unsupported")
+        # the current format goes through
+        audience = CB if http is network.cb else AT_A
+        ok = http.get(target, headers=signed_headers(key, key_id, "GET", target,
+                                                     audience=audience))
+        assert ok.status_code == 200, ok.text
+
+
+def test_unknown_key_ids_and_bad_signatures_get_one_answer(network: Any) -> None:
+    """Finding 7: nobody can tell from the answer whether a wallet id (or operator code) exists:
+    an unknown key id and a wrong key for a known one give the same status, code and detail."""
+    http = network.operator_http["BKA1"]
+    alice = network.open_wallet("BKA1")
+    mallory = SigningKey.generate()
+    nobody = make_wallet_id("BKA1", 10**13 + 7)  # valid check digits, no such wallet
+    answers = []
+    for wallet_id in (alice.wallet_id, nobody):
+        path = f"/v1/wallets/{wallet_id}"
+        headers = signed_headers(mallory, f"wallet:{wallet_id}", "GET", path, audience=AT_A)
+        response = http.get(path, headers=headers)
+        assert response.status_code == 401
+        answers.append({k: v for k, v in response.json().items() if k != "instance"})
+    assert answers[0] == answers[1]
+    assert answers[0]["code"] == "bad_signature" and answers[0]["detail"] == BAD_SIGNATURE_DETAIL
+
+    central = []
+    for key_id in ("operator:BKA1", "operator:ZZZ9"):
+        headers = signed_headers(mallory, key_id, "GET", "/v1/operators/me")
+        response = network.cb.get("/v1/operators/me", headers=headers)
+        assert response.status_code == 401
+        central.append(response.json())
+    assert central[0] == central[1] == {**answers[0], "status": 401}
 
 
 def test_verify_request_unit() -> None:
     key = SigningKey.generate()
     body = b'{"x": 1}'
-    headers = sign_request(key, "admin", "post", "/p?q=1", body)
+    headers = sign_request(key, "admin", "post", "/p?q=1", body, audience=CB)
+    assert headers[H_VERSION] == "2" and headers[H_AUDIENCE] == CB
     verified = verify_request(public_key=key.public_key, method="POST", target="/p?q=1",
-                              headers=headers, body=body)
+                              headers=headers, body=body, audience=CB)
     assert verified.key_id == "admin" and verified.nonce == headers[H_NONCE]
+    assert (verified.audience, verified.method, verified.target) == (CB, "POST", "/p?q=1")
+    assert verified.body_sha256 == sha256_hex(body)
     with pytest.raises(BadSignature):
         verify_request(public_key=key.public_key, method="POST", target="/p?q=2",
-                       headers=headers, body=body)
+                       headers=headers, body=body, audience=CB)
     with pytest.raises(BadSignature):
         verify_request(public_key=SigningKey.generate().public_key, method="POST",
-                       target="/p?q=1", headers=headers, body=body)
+                       target="/p?q=1", headers=headers, body=body, audience=CB)
+    with pytest.raises(BadSignature):  # no key for the key id: the same refusal
+        verify_request(public_key=None, method="POST", target="/p?q=1", headers=headers,
+                       body=body, audience=CB)
+    with pytest.raises(BadSignature):  # the key id is signed too
+        verify_request(public_key=key.public_key, method="POST", target="/p?q=1",
+                       headers={**headers, H_KEY: "regulator"}, body=body, audience=CB)
+    with pytest.raises(WrongAudience):
+        verify_request(public_key=key.public_key, method="POST", target="/p?q=1",
+                       headers=headers, body=body, audience=AT_A)
+    with pytest.raises(EnvelopeVersionUnsupported):
+        verify_request(public_key=key.public_key, method="POST", target="/p?q=1",
+                       headers={k: v for k, v in headers.items() if k != H_VERSION},
+                       body=body, audience=CB)
     with pytest.raises(Unauthenticated):
         verify_request(public_key=key.public_key, method="POST", target="/p?q=1",
-                       headers=headers, body=body, now=time.time() + MAX_SKEW_SECONDS + 1)
+                       headers=headers, body=body, audience=CB,
+                       now=time.time() + MAX_SKEW_SECONDS + 1)
     with pytest.raises(Unauthenticated):
         verify_request(public_key=key.public_key, method="POST", target="/p?q=1",
-                       headers={H_KEY: "admin"}, body=body)
+                       headers={H_VERSION: "2", H_KEY: "admin"}, body=body, audience=CB)

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from cbdc.addresses import make_wallet_id
 from cbdc.clock import iso, utcnow
 from cbdc.crypto import SigningKey
-from cbdc.envelope import sign_request
+from cbdc.envelope import CENTRAL_BANK_AUDIENCE, operator_audience, sign_request
 from wallets.orders import load_order, payment_order, sign_order
 
 JSON = {"content-type": "application/json"}
@@ -43,8 +43,9 @@ def assert_problem(response: Any, *statuses: int) -> dict[str, Any]:
 class Raw:
     """Raw HTTP against one app that reports server errors as 500 responses."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, audience: str) -> None:
         self.http = TestClient(app, raise_server_exceptions=False)
+        self.audience = audience
 
     def send(self, method: str, path: str, body: bytes | None = None, *,
              key: SigningKey | None = None, key_id: str | None = None,
@@ -55,7 +56,8 @@ class Raw:
             # the server checks the signature over the decoded path (and the raw query)
             route, _, query = path.partition("?")
             target = unquote(route) + (f"?{query}" if query else "")
-            all_headers |= sign_request(key, key_id, method, target, content)
+            all_headers |= sign_request(key, key_id, method, target, content,
+                                        audience=self.audience)
         all_headers |= headers or {}
         return self.http.request(method, path, content=content, headers=all_headers)
 
@@ -74,8 +76,8 @@ def parties(network: Any) -> dict[str, Any]:
         "payer": payer,
         "payee": payee,
         "remote": remote,
-        "op": Raw(network.operator_apps["BKA1"]),
-        "cb": Raw(network.cb_app),
+        "op": Raw(network.operator_apps["BKA1"], operator_audience("BKA1")),
+        "cb": Raw(network.cb_app, CENTRAL_BANK_AUDIENCE),
     }
 
 
@@ -533,3 +535,88 @@ def test_signed_order_roundtrip_is_accepted(parties: dict[str, Any]) -> None:
     """Control for the tests above: the same client code with valid values succeeds."""
     receipt = parties["payer"].submit(sign_order(parties["payer"].key, valid_order(parties)))
     assert receipt.status == "completed"
+
+
+# ------------------------------------------------------------------ duplicate JSON keys
+
+
+def with_duplicate(value: dict[str, Any], key: str, first: Any) -> str:
+    """`value` as JSON with `key` written twice: `first`, then its real value (which json.loads
+    would keep, and another parser might not)."""
+    return "{" + json.dumps(key) + ": " + json.dumps(first) + ", " + json.dumps(value)[1:]
+
+
+def test_duplicate_json_keys_are_refused(parties: dict[str, Any]) -> None:
+    """Finding 7: a body with a repeated key means different things to different parsers, so it
+    is refused (422 `duplicate_json_key`) everywhere: in signed orders (whose signature covers
+    the last value only), in signed envelopes, and in unsigned bodies."""
+    net, op, cb = parties["network"], parties["op"], parties["cb"]
+    payer = parties["payer"]
+    before = balances(parties)
+
+    # a payment order whose signed amount is 100, carrying another amount first
+    order = valid_order(parties)
+    signature = payer.key.sign_json(order)
+    raw = ('{"order": ' + with_duplicate(order, "amount", 999_999)
+           + f', "signature": "{signature}"}}')
+    body = assert_problem(op.send("POST", "/v1/payments", raw.encode()), 422)
+    assert body["code"] == "duplicate_json_key" and "amount" in body["detail"]
+    # the same at the top level of the body, and in the batch path
+    signed = {"order": order, "signature": signature}
+    raw = with_duplicate(signed, "order", valid_order(parties, amount=5))
+    assert assert_problem(op.send("POST", "/v1/payments", raw.encode()), 422)["code"] == \
+        "duplicate_json_key"
+    raw = '{"orders": [' + with_duplicate(signed, "signature", "x") + "]}"
+    assert assert_problem(op.send("POST", "/v1/payments/batch", raw.encode()), 422)["code"] == \
+        "duplicate_json_key"
+    # a load order
+    load = load_order(wallet=payer.wallet_id, amount=100, currency="CNY")
+    raw = ('{"order": ' + with_duplicate(load, "wallet", parties["payee"].wallet_id)
+           + f', "signature": "{payer.key.sign_json(load)}"}}')
+    assert assert_problem(op.send("POST", f"/v1/wallets/{payer.wallet_id}/load", raw.encode()),
+                          422)["code"] == "duplicate_json_key"
+    assert balances(parties) == before
+
+    # wallet opening signed with the new wallet's key (the key id resolver reads the body)
+    count = net.staff("BKA1").request("GET", "/v1/admin/audit")["wallet_count"]
+    key = SigningKey.generate()
+    opening = {"public_key": key.public_key,
+               "customer": {"display_name": "A", "phone": "+8613800000099"}}
+    raw = with_duplicate(opening, "public_key", SigningKey.generate().public_key)
+    response = op.send("POST", "/v1/wallets", raw.encode(), key=key, key_id="new-wallet")
+    assert assert_problem(response, 422)["code"] == "duplicate_json_key"
+    assert net.staff("BKA1").request("GET", "/v1/admin/audit")["wallet_count"] == count
+
+    # a signed request to the central bank
+    issued = net.admin.request("GET", "/v1/admin/audit")["issued"]
+    raw = with_duplicate({"amount": 100}, "amount", 10**9)
+    response = cb.send("POST", "/v1/issuance", raw.encode(), key=net.operator_keys["BKA1"],
+                       key_id="operator:BKA1", headers={"Idempotency-Key": str(uuid.uuid4())})
+    assert assert_problem(response, 422)["code"] == "duplicate_json_key"
+    assert net.admin.request("GET", "/v1/admin/audit")["issued"] == issued
+
+    # the same keys in different objects are no duplicates
+    receipt = payer.submit(sign_order(payer.key, valid_order(parties)))
+    assert receipt.status == "completed"
+
+
+def test_every_route_parses_bodies_strictly(network: Any) -> None:
+    """Every route of both services that takes a body parses it through `StrictJSONRoute`."""
+    from fastapi.routing import APIRoute
+
+    from cbdc.auth import StrictJSONRoute
+
+    def api_routes(routes: list[Any]) -> list[APIRoute]:
+        found: list[APIRoute] = []
+        for route in routes:
+            if isinstance(route, APIRoute):
+                found.append(route)
+            elif hasattr(route, "original_router"):  # an included router (FastAPI >= 0.13x)
+                found += api_routes(route.original_router.routes)
+        return found
+
+    for app in (network.cb_app, *network.operator_apps.values()):
+        routes = [r for r in api_routes(app.routes) if r.body_field is not None]
+        assert routes and all(isinstance(r, StrictJSONRoute) for r in routes), [
+            r.path for r in routes if not isinstance(r, StrictJSONRoute)
+        ]

@@ -4,14 +4,29 @@ idempotency, roles, and the central bank's own audit."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import time
 import uuid
 from typing import Any
 
 import pytest
 
-from cbdc.crypto import SigningKey
-from cbdc.envelope import H_RESPONSE_SIG, sign_request, verify_response
+from cbdc.crypto import SigningKey, sha256_hex
+from cbdc.envelope import (
+    CENTRAL_BANK_AUDIENCE,
+    H_AUDIENCE,
+    H_KEY,
+    H_NONCE,
+    H_RESPONSE_SIG,
+    H_SIG,
+    H_TS,
+    H_VERSION,
+    RequestBinding,
+    operator_audience,
+    sign_request,
+    verify_response,
+)
 from cbdc.http import RemoteError, RemoteUnavailable, SignedClient
 from cbdc.tokens import verify_document, verify_token
 
@@ -24,6 +39,7 @@ def operator_client(network: Any, code: str) -> SignedClient:
         key=network.operator_keys[code],
         key_id=f"operator:{code}",
         server_public_key=network.cb_key.public_key,
+        audience=CENTRAL_BANK_AUDIENCE,
     )
 
 
@@ -451,27 +467,137 @@ def test_role_checks(network: Any) -> None:
         assert entry["certificate"]["public_key"] == network.operator_keys[entry["code"]].public_key
 
 
-def test_responses_carry_a_valid_signature(network: Any) -> None:
-    key = network.operator_keys["BKA1"]
+def signed_post(network: Any, path: str, body: bytes, *, key_id: str = "operator:BKA1",
+                key: SigningKey | None = None, audience: str = CENTRAL_BANK_AUDIENCE,
+                idempotency_key: str | None = None) -> tuple[dict[str, str], Any]:
+    key = key or network.operator_keys["BKA1"]
+    headers = sign_request(key, key_id, "POST", path, body, audience=audience)
+    headers |= {"content-type": "application/json", "Idempotency-Key": idempotency_key or idem()}
+    return headers, network.cb.request("POST", path, content=body, headers=headers)
+
+
+def binding_of(headers: dict[str, str], method: str, target: str, body: bytes) -> RequestBinding:
+    return RequestBinding(audience=headers[H_AUDIENCE], method=method, target=target,
+                          key_id=headers[H_KEY], nonce=headers[H_NONCE],
+                          body_sha256=sha256_hex(body))
+
+
+def test_responses_carry_a_signature_bound_to_their_request(network: Any) -> None:
+    """Finding 2: the response signature covers the request it answers (audience, method,
+    path and query, key id, nonce, the request body's digest) besides status and body, so a
+    signed answer cannot be transplanted onto another request."""
+    public = network.cb_key.public_key
     for body, expected in ((b'{"amount": 100}', 201), (b'{"amount": -1}', 422)):
-        headers = sign_request(key, "operator:BKA1", "POST", "/v1/issuance", body)
-        headers |= {"content-type": "application/json", "Idempotency-Key": idem()}
-        response = network.cb.request("POST", "/v1/issuance", content=body, headers=headers)
+        headers, response = signed_post(network, "/v1/issuance", body)
         assert response.status_code == expected
         signature = response.headers[H_RESPONSE_SIG]
-        nonce = headers["CBDC-Nonce"]
-        public = network.cb_key.public_key
-        assert verify_response(public, response.status_code, nonce, response.content, signature)
-        # bound to the status, the request's nonce and the exact body
-        assert not verify_response(public, 200, nonce, response.content, signature)
-        assert not verify_response(public, expected, "another-nonce", response.content, signature)
+        request = binding_of(headers, "POST", "/v1/issuance", body)
+        assert verify_response(public, request, response.status_code, response.content,
+                               signature)
+        # bound to the status and the exact body
+        assert not verify_response(public, request, 200, response.content, signature)
         tampered = json.dumps({**response.json(), "extra": 1}).encode()
-        assert not verify_response(public, expected, nonce, tampered, signature)
+        assert not verify_response(public, request, expected, tampered, signature)
+        # and to every part of the request
+        for other in (
+            {"nonce": "another-nonce"},
+            {"target": "/v1/redemption"},
+            {"target": "/v1/issuance?x=1"},
+            {"method": "PUT"},
+            {"key_id": "operator:BKB1"},
+            {"audience": operator_audience("BKA1")},
+            {"body_sha256": sha256_hex(b'{"amount": 1000000}')},
+        ):
+            moved = dataclasses.replace(request, **other)
+            assert not verify_response(public, moved, response.status_code, response.content,
+                                       signature), other
+
+    # a refusal signed for one request does not verify as the answer to another
+    first, refused = signed_post(network, "/v1/issuance", b'{"amount": -5}')
+    second, _ = signed_post(network, "/v1/issuance", b'{"amount": 5}')
+    assert refused.status_code == 422
+    assert not verify_response(public, binding_of(second, "POST", "/v1/issuance", b'{"amount": 5}'),
+                               422, refused.content, refused.headers[H_RESPONSE_SIG])
 
     # a client that expects another central bank's key refuses the answer
     impostor = SignedClient(
-        network.cb, key=key, key_id="operator:BKA1",
-        server_public_key=SigningKey.generate().public_key,
+        network.cb, key=network.operator_keys["BKA1"], key_id="operator:BKA1",
+        server_public_key=SigningKey.generate().public_key, audience=CENTRAL_BANK_AUDIENCE,
     )
     with pytest.raises(RemoteUnavailable):
         impostor.request("GET", "/v1/operators/me")
+
+
+def test_nothing_is_signed_for_requests_that_fail_authentication(network: Any) -> None:
+    """Finding 2: unsigned requests, unknown keys, bad signatures, another audience, the old
+    envelope, a stale timestamp and a replayed nonce all get an unsigned answer."""
+    key, path, body = network.operator_keys["BKA1"], "/v1/issuance", b'{"amount": 7}'
+
+    def post(headers: dict[str, str]) -> Any:
+        headers = {**headers, "content-type": "application/json", "Idempotency-Key": idem()}
+        return network.cb.request("POST", path, content=body, headers=headers)
+
+    good = sign_request(key, "operator:BKA1", "POST", path, body, audience=CENTRAL_BANK_AUDIENCE)
+    stale_ts = str(int(time.time()) - 3600)
+    failures = {
+        "unsigned": ({}, "unauthenticated"),
+        "unknown key id": (sign_request(key, "operator:ZZZ9", "POST", path, body,
+                                        audience=CENTRAL_BANK_AUDIENCE), "bad_signature"),
+        "bad signature": ({**good, H_SIG: SigningKey.generate().sign(b"x")}, "bad_signature"),
+        "another audience": (sign_request(key, "operator:BKA1", "POST", path, body,
+                                          audience=operator_audience("BKB1")), "wrong_audience"),
+        "old envelope": ({k: v for k, v in good.items() if k not in (H_VERSION, H_AUDIENCE)},
+                         "envelope_version_unsupported"),
+        "stale timestamp": ({**good, H_TS: stale_ts}, "unauthenticated"),
+    }
+    for name, (headers, code) in failures.items():
+        response = post(headers)
+        assert response.status_code == 401 and response.json()["code"] == code, name
+        assert H_RESPONSE_SIG not in response.headers, name
+
+    # the request itself succeeds once, signed; replayed, it is refused without a signature
+    first = post(good)
+    assert first.status_code == 201 and H_RESPONSE_SIG in first.headers
+    replay = post(good)
+    assert replay.status_code == 409 and replay.json()["code"] == "replayed_request"
+    assert H_RESPONSE_SIG not in replay.headers
+    # public endpoints are not signed either
+    assert H_RESPONSE_SIG not in network.cb.get("/v1/info").headers
+
+
+def test_no_signed_refusal_for_a_request_that_succeeded(network: Any) -> None:
+    """An operator cannot obtain a central-bank-signed refusal for a settlement the central bank
+    carried out: every way to make the same request fail (replay, tampering, another audience,
+    the old format) yields an unsigned answer, which the operator's client treats as no answer
+    (retryable), never as a refusal that would refund the payer."""
+    bka = operator_client(network, "BKA1")
+    issued = issue(bka, 500)
+    serials = [t["serial"] for t in issued["tokens"]]
+    body = json.dumps({"payee_operator": "BKB1", "amount": 500, "serials": serials,
+                       "reference": str(uuid.uuid4())}).encode()
+    headers, done = signed_post(network, "/v1/settlements", body, idempotency_key="settle-once")
+    assert done.status_code == 201, done.text
+    request = binding_of(headers, "POST", "/v1/settlements", body)
+    public = network.cb_key.public_key
+    assert verify_response(public, request, 201, done.content, done.headers[H_RESPONSE_SIG])
+
+    attempts = [
+        headers,  # the very same request again
+        {**headers, H_TS: str(int(time.time()) - 3600)},
+        {**headers, H_AUDIENCE: operator_audience("BKA1")},
+        {k: v for k, v in headers.items() if k not in (H_VERSION, H_AUDIENCE)},
+        {**headers, H_SIG: SigningKey.generate().sign(b"forged")},
+    ]
+    for attempt in attempts:
+        answer = network.cb.request("POST", "/v1/settlements", content=body, headers=attempt)
+        assert 400 <= answer.status_code < 500
+        assert H_RESPONSE_SIG not in answer.headers, answer.json()
+    # the original answer's signature does not make any of those refusals the bank's word
+    refusal = network.cb.request("POST", "/v1/settlements", content=body, headers=headers)
+    assert not verify_response(public, request, refusal.status_code, refusal.content,
+                               done.headers[H_RESPONSE_SIG])
+    # through the operator's client an unsigned refusal is no refusal: retryable, not RemoteError
+    with pytest.raises(RemoteUnavailable):
+        SignedClient(network.cb, key=SigningKey.generate(), key_id="operator:BKA1",
+                     server_public_key=public, audience=CENTRAL_BANK_AUDIENCE,
+                     ).request("GET", "/v1/operators/me")

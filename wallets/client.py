@@ -28,8 +28,10 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel, ConfigDict
 
+from cbdc.addresses import routing_code
 from cbdc.crypto import SigningKey
-from cbdc.http import RemoteError, RemoteUnavailable, SignedClient
+from cbdc.envelope import operator_audience
+from cbdc.http import RemoteError, RemoteUnavailable, SignedClient, remember_audience
 from wallets.orders import load_order, payment_order, sign_order, unload_order
 
 __all__ = [
@@ -177,6 +179,7 @@ class OperatorClient:
             self._info = self.retry.call(
                 lambda: self.client.request("GET", "/v1/info", signed=False)
             )
+            remember_audience(self.http, self._info)  # wallet opening signs for it
         return self._info
 
     @property
@@ -258,7 +261,13 @@ class WalletClient:
         self.operator, self.wallet_id, self.key = operator, wallet_id, key
         self.opened = info
         self.retry = retry or operator.retry
-        self.client = SignedClient(operator.http, key=key, key_id=f"wallet:{wallet_id}")
+        # A wallet's requests are for its own operator, named by the id's routing code.
+        self.client = SignedClient(
+            operator.http,
+            key=key,
+            key_id=f"wallet:{wallet_id}",
+            audience=operator_audience(routing_code(wallet_id)),
+        )
 
     def _request(self, method: str, path: str, body: Any = None, **kwargs: Any) -> Any:
         """One call, retried per `self.retry`: a signed call is signed again for each try (a new

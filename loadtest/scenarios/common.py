@@ -15,8 +15,9 @@ from typing import Any
 
 from locust import between, constant
 
+from cbdc.addresses import routing_code
 from cbdc.crypto import SigningKey
-from cbdc.envelope import sign_request
+from cbdc.envelope import operator_audience, sign_request
 from loadtest.config import LoadtestSettings
 from loadtest.keys import wallet_key
 from loadtest.seed import MERCHANT_SUFFIX, Manifest, OperatorWallets
@@ -65,7 +66,8 @@ def signed_payment(key: SigningKey, *, payer: str, payee: str, amount: int, curr
 
 
 def signed_get_headers(key: SigningKey, wallet_id: str, target: str) -> dict[str, str]:
-    return sign_request(key, f"wallet:{wallet_id}", "GET", target)
+    audience = operator_audience(routing_code(wallet_id))  # the wallet's own operator
+    return sign_request(key, f"wallet:{wallet_id}", "GET", target, audience=audience)
 
 
 def pick_operator(rng: random.Random, *, other_than: str | None = None) -> OperatorWallets:

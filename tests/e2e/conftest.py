@@ -81,6 +81,7 @@ class LiveNetwork:
             httpx.Client(base_url=node.url, timeout=60),
             key=SigningKey.load(Path(node.key_file)),
             key_id=f"operator:{code}",
+            audience=f"operator:{code}",
         )
 
     def staff_key(self, code: str) -> SigningKey:

@@ -1,16 +1,23 @@
 """The services' public surface over real HTTP: docs, OpenAPI, and refusals of requests that are
-unsigned, signed by the wrong party, or tampered with."""
+unsigned, signed by the wrong party or for another service, or tampered with."""
 
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
 
 from cbdc.crypto import SigningKey
-from cbdc.envelope import sign_request
+from cbdc.envelope import (
+    CENTRAL_BANK_AUDIENCE,
+    H_RESPONSE_SIG,
+    operator_audience,
+    sign_request,
+)
 from cbdc.http import RemoteError, SignedClient
+from cbdc.regulator import RegulatorKeys
 from tests.e2e.conftest import LiveNetwork
 from wallets.client import OperatorClient
 from wallets.orders import payment_order, sign_order
@@ -76,8 +83,14 @@ def test_unsigned_and_foreign_requests_refused(live_network: LiveNetwork) -> Non
         )
         # A key nobody knows.
         stranger = SigningKey.generate()
+        at_a = operator_audience(a.code)
         headers = sign_request(
-            stranger, f"wallet:{alice.wallet_id}", "GET", f"/v1/wallets/{alice.wallet_id}", b""
+            stranger,
+            f"wallet:{alice.wallet_id}",
+            "GET",
+            f"/v1/wallets/{alice.wallet_id}",
+            b"",
+            audience=at_a,
         )
         _assert_problem(raw.get(f"/v1/wallets/{alice.wallet_id}", headers=headers), 401)
         # A valid signature over a different request than the one sent.
@@ -87,11 +100,17 @@ def test_unsigned_and_foreign_requests_refused(live_network: LiveNetwork) -> Non
             "GET",
             f"/v1/wallets/{mallory.wallet_id}",
             b"",
+            audience=at_a,
         )
         _assert_problem(raw.get(f"/v1/wallets/{alice.wallet_id}", headers=headers), 401)
 
     # A wallet key reading another wallet, or its history: 403.
-    as_mallory = SignedClient(op_a.http, key=mallory.key, key_id=f"wallet:{mallory.wallet_id}")
+    as_mallory = SignedClient(
+        op_a.http,
+        key=mallory.key,
+        key_id=f"wallet:{mallory.wallet_id}",
+        audience=operator_audience(a.code),
+    )
     for path in (f"/v1/wallets/{alice.wallet_id}", f"/v1/wallets/{alice.wallet_id}/history"):
         with pytest.raises(RemoteError) as refused:
             as_mallory.request("GET", path)
@@ -126,6 +145,7 @@ def test_unsigned_and_foreign_requests_refused(live_network: LiveNetwork) -> Non
         httpx.Client(base_url=a.url, timeout=10),
         key=live_network.staff_key(b.code),
         key_id=f"operator:{a.code}",
+        audience=operator_audience(a.code),
     )
     with pytest.raises(RemoteError) as refused:
         b_staff_on_a.request("GET", "/v1/admin/audit")
@@ -141,6 +161,7 @@ def test_unsigned_and_foreign_requests_refused(live_network: LiveNetwork) -> Non
         httpx.Client(base_url=config.central_bank.url, timeout=10),
         key=live_network.staff_key(a.code),
         key_id=f"operator:{a.code}",
+        audience=CENTRAL_BANK_AUDIENCE,
     )
     with pytest.raises(RemoteError) as refused:
         operator_at_cb.request("GET", "/v1/admin/audit")
@@ -151,15 +172,49 @@ def test_unsigned_and_foreign_requests_refused(live_network: LiveNetwork) -> Non
             httpx.Client(base_url=config.central_bank.url, timeout=10),
             key=live_network.staff_key(a.code),
             key_id=f"operator:{b.code}",
+            audience=CENTRAL_BANK_AUDIENCE,
         ).request("GET", "/v1/operators/me")
     assert refused.value.status == 401
 
     # A signed request replayed verbatim is refused.
     staff = live_network.staff(a.code)
     raw_headers = sign_request(
-        live_network.staff_key(a.code), f"operator:{a.code}", "GET", "/v1/admin/vault", b""
+        live_network.staff_key(a.code),
+        f"operator:{a.code}",
+        "GET",
+        "/v1/admin/vault",
+        b"",
+        audience=operator_audience(a.code),
     )
     with httpx.Client(base_url=a.url, timeout=10) as raw:
         assert raw.get("/v1/admin/vault", headers=raw_headers).status_code == 200
         _assert_problem(raw.get("/v1/admin/vault", headers=raw_headers), 409, "replayed_request")
+
+    # The regulator's signed read of A's disclosure log is refused at B (its audience is A).
+    regulator = RegulatorKeys.load(Path(config.regulator.key_dir)).signing
+    log_headers = sign_request(
+        regulator,
+        "regulator",
+        "GET",
+        "/v1/regulator/disclosure-log",
+        b"",
+        audience=operator_audience(a.code),
+    )
+    with httpx.Client(base_url=b.url, timeout=10) as raw:
+        _assert_problem(
+            raw.get("/v1/regulator/disclosure-log", headers=log_headers), 401, "wrong_audience"
+        )
+    # The central bank signs no answer to a request that failed authentication.
+    with httpx.Client(base_url=config.central_bank.url, timeout=10) as raw:
+        forged = sign_request(
+            SigningKey.generate(),
+            f"operator:{a.code}",
+            "GET",
+            "/v1/operators/me",
+            b"",
+            audience=CENTRAL_BANK_AUDIENCE,
+        )
+        refused_answer = raw.get("/v1/operators/me", headers=forged)
+        _assert_problem(refused_answer, 401, "bad_signature")
+        assert H_RESPONSE_SIG not in refused_answer.headers
     assert staff.request("GET", "/v1/admin/audit")["checks"]
