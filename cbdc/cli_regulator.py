@@ -21,7 +21,7 @@ from cbdc.regulator import (
     RegulatorKeys,
     check_operator_log,
     disclosure_order,
-    open_escrow,
+    open_escrow_versions,
 )
 from cbdc.sealing import SealError
 from cbdc.settings import NetworkConfig
@@ -67,11 +67,16 @@ def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkCo
         basis: Annotated[str | None, typer.Option(help="legal basis")] = None,
         requester: Annotated[str | None, typer.Option(help="who asks for the disclosure")] = None,
         order_file: Annotated[Path | None, typer.Option(help="send this signed order")] = None,
+        as_of: Annotated[
+            str | None,
+            typer.Option(help="ISO 8601 time: the identity in force then (default: all versions)"),
+        ] = None,
         keys: Keys = None,
         data_dir: DataDir = None,
     ) -> None:
         """Send a signed disclosure order to the wallet's operator and open the identity it
-        releases with the regulator's private key."""
+        releases with the regulator's private key: the version in force at --as-of, or every
+        version the wallet's identity had, each with its validity period."""
         network = load_network(data_dir)
         regulator = keys_for(network, keys)
         if order_file is not None:
@@ -79,7 +84,7 @@ def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkCo
             wallet = str(signed.get("order", {}).get("wallet_id", ""))
         elif wallet and basis and requester:
             signed = disclosure_order(
-                regulator, wallet_id=wallet, legal_basis=basis, requester=requester
+                regulator, wallet_id=wallet, legal_basis=basis, requester=requester, as_of=as_of
             )
         else:
             console.print("[red]give WALLET, --basis and --requester, or --order-file[/]")
@@ -92,7 +97,7 @@ def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkCo
         client = SignedClient(httpx.Client(base_url=node.url, timeout=30))
         try:
             released = client.request("POST", "/v1/regulator/disclosures", signed, signed=False)
-            record = open_escrow(regulator, released)
+            records = open_escrow_versions(regulator, released)
         except (RemoteError, RemoteUnavailable, SealError) as exc:
             fail(exc)
             return
@@ -100,7 +105,16 @@ def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkCo
             f"order {released['order_id']} logged at {node.code} as entry "
             f"#{released['log']['seq']} ({released['log']['hash'][:16]}...)"
         )
-        console.print_json(json.dumps(record))
+        if released.get("released") == "version-at-as-of":
+            console.print(f"identity in force at {released['as_of']}:")
+        else:
+            console.print(f"{len(records)} identity version(s), oldest first:")
+        for record in records:
+            console.print(
+                f"version {record.get('version', '?')}: from {record.get('valid_from', '?')} "
+                f"until {record.get('valid_until') or 'now'}"
+            )
+            console.print_json(json.dumps(record))
 
     @group.command("alerts")
     def alerts(

@@ -4,20 +4,27 @@ These are the remote checks an operator can do by itself: well-formed phone numb
 ID number whose check digit is right (GB 11643-1999, ISO 7064 MOD 11-2), a bank card or account
 number that passes the Luhn check. (A real operator would also query the ID authority and the
 card's bank; the simulator stops at what can be verified offline.)
+
+Every check matches the whole string (`fullmatch`: `$` would let a trailing newline through)
+and accepts ASCII digits only (`str.isdigit` and `\\d` also accept e.g. Arabic-Indic digits,
+which `int()` then converts). `normalise` gives the one spelling of each kind of evidence that
+uniqueness checks compare (operators/identity.py: blind index).
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 
-PHONE = re.compile(r"^\+?[0-9]{6,15}$")
-RESIDENT_ID = re.compile(r"^[0-9]{17}[0-9X]$")
+PHONE = re.compile(r"\+?[0-9]{6,15}")
+RESIDENT_ID = re.compile(r"[0-9]{17}[0-9X]")
+BANK_ACCOUNT = re.compile(r"[0-9]{12,19}")
 ID_WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
 ID_CHECK = "10X98765432"
 
 
 def valid_phone(phone: str) -> bool:
-    return bool(PHONE.match(phone))
+    return PHONE.fullmatch(phone) is not None
 
 
 def resident_id_check_digit(first17: str) -> str:
@@ -26,7 +33,7 @@ def resident_id_check_digit(first17: str) -> str:
 
 def valid_resident_id(id_number: str) -> bool:
     id_number = id_number.upper()
-    return bool(RESIDENT_ID.match(id_number)) and (
+    return RESIDENT_ID.fullmatch(id_number) is not None and (
         resident_id_check_digit(id_number[:17]) == id_number[17]
     )
 
@@ -39,7 +46,7 @@ def make_resident_id(first17: str) -> str:
 def valid_bank_account(number: str) -> bool:
     """Luhn check over 12-19 digits (bank cards and most account numbers)."""
     digits = number.replace(" ", "")
-    if not digits.isdigit() or not 12 <= len(digits) <= 19:
+    if BANK_ACCOUNT.fullmatch(digits) is None:
         return False
     total = 0
     for i, ch in enumerate(reversed(digits)):
@@ -50,9 +57,26 @@ def valid_bank_account(number: str) -> bool:
     return total % 10 == 0
 
 
+def normalise(kind: str, value: str) -> str:
+    """The canonical spelling of a piece of evidence: phones without a leading `+`, ID numbers
+    in upper case, account numbers without spaces, names case-folded with single spaces."""
+    if kind == "phone":
+        return value.strip().removeprefix("+")
+    if kind == "id_number":
+        return value.strip().upper()
+    if kind == "bank_account":
+        return value.replace(" ", "")
+    if kind in ("name", "display_name"):
+        return " ".join(unicodedata.normalize("NFKC", value).casefold().split())
+    raise ValueError(f"no normal form for evidence kind {kind!r}")
+
+
 def make_bank_account(prefix: str) -> str:
-    """Append the Luhn check digit to `prefix` (for tests and demos)."""
-    for check in "0123456789":
-        if valid_bank_account(prefix + check):
-            return prefix + check
-    raise AssertionError("unreachable")
+    """Append the Luhn check digit to `prefix` (for tests, demos and simulated customers)."""
+    total = 0
+    for i, ch in enumerate(reversed(prefix)):
+        d = int(ch)
+        if i % 2 == 0:  # doubled once the check digit is appended
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return prefix + str(-total % 10)

@@ -57,11 +57,20 @@ class AmlRules:
 
 
 @dataclass(frozen=True)
+class Uniqueness:
+    """How many wallets one piece of evidence may back at one operator (None: no limit)."""
+
+    wallets_per_id_per_class: int | None
+    class_iv_per_phone: int | None
+
+
+@dataclass(frozen=True)
 class Policy:
     classes: dict[WalletClass, ClassLimits]
     evidence: dict[WalletClass, tuple[str, ...]]
     overflow: str  # "refuse" | "sweep"
     aml: AmlRules
+    uniqueness: Uniqueness = Uniqueness(wallets_per_id_per_class=1, class_iv_per_phone=1)
 
     def limits(self, wallet_class: WalletClass | int) -> ClassLimits:
         return self.classes[wallet_class]  # type: ignore[index]  # an IntEnum: ints look up
@@ -122,10 +131,32 @@ def load_policy(path: Path | str | None, decimals: int) -> Policy:
         load_unload_window_minutes=int(a.get("load_unload_window_minutes", 30)),
         load_unload_min=int(a.get("load_unload_min", 1_000)) * scale,
     )
-    return Policy(classes=classes, evidence=evidence, overflow=overflow, aml=aml)
+    u = data.get("uniqueness", {})
+
+    def at_most(name: str) -> int | None:
+        value = u.get(name, 1)
+        if value == 0:
+            return None  # 0 switches the limit off (a researcher's choice, see policy.toml)
+        if not isinstance(value, int) or value < 0:
+            raise ValueError(f"{file}: uniqueness.{name} must be a non-negative integer")
+        return value
+
+    uniqueness = Uniqueness(
+        wallets_per_id_per_class=at_most("wallets_per_id_per_class"),
+        class_iv_per_phone=at_most("class_iv_per_phone"),
+    )
+    return Policy(
+        classes=classes, evidence=evidence, overflow=overflow, aml=aml, uniqueness=uniqueness
+    )
 
 
-def with_overrides(policy: Policy, *, overflow: str | None = None, **aml: Any) -> Policy:
+def with_overrides(
+    policy: Policy,
+    *,
+    overflow: str | None = None,
+    uniqueness: Uniqueness | None = None,
+    **aml: Any,
+) -> Policy:
     """A copy of `policy` with some settings changed (scenarios and tests)."""
     from dataclasses import replace
 
@@ -133,4 +164,5 @@ def with_overrides(policy: Policy, *, overflow: str | None = None, **aml: Any) -
         policy,
         overflow=overflow or policy.overflow,
         aml=replace(policy.aml, **aml) if aml else policy.aml,
+        uniqueness=uniqueness or policy.uniqueness,
     )

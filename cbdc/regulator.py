@@ -62,8 +62,15 @@ class RegulatorKeys:
 
 
 def disclosure_order(
-    keys: RegulatorKeys, *, wallet_id: str, legal_basis: str, requester: str
+    keys: RegulatorKeys,
+    *,
+    wallet_id: str,
+    legal_basis: str,
+    requester: str,
+    as_of: str | None = None,
 ) -> dict[str, Any]:
+    """A signed order; with `as_of` (ISO 8601) it asks for the identity in force at that
+    time, without it for every identity version the wallet had."""
     order = {
         "type": "disclosure-order",
         "order_id": str(uuid.uuid4()),
@@ -72,6 +79,8 @@ def disclosure_order(
         "requester": requester,
         "issued_at": iso(utcnow()),
     }
+    if as_of is not None:
+        order["as_of"] = as_of
     return {"order": order, "signature": keys.signing.sign_json(order)}
 
 
@@ -79,6 +88,26 @@ def open_escrow(keys: RegulatorKeys, disclosure: dict[str, Any]) -> dict[str, An
     """Decrypt the escrow record an operator released (bound to the wallet id)."""
     record = keys.sealing.open_json(disclosure["escrow"], context=disclosure["wallet_id"].encode())
     return dict(record)
+
+
+def open_escrow_versions(keys: RegulatorKeys, disclosure: dict[str, Any]) -> list[dict[str, Any]]:
+    """Decrypt every identity version an operator released, each with its validity period
+    (`valid_from`, `valid_until`: None while in force). An operator that keeps no versions
+    released only the current record."""
+    context = disclosure["wallet_id"].encode()
+    released = disclosure.get("versions") or [{"escrow": disclosure["escrow"]}]
+    opened = []
+    for item in released:
+        record = dict(keys.sealing.open_json(item["escrow"], context=context))
+        # Version, start and author are sealed with the record (records sealed before
+        # versions were kept lack them: the operator's listing gives them); the end of a
+        # period is the next version's start, known only from the listing.
+        for field in ("version", "valid_from", "changed_by"):
+            if field in item:
+                record.setdefault(field, item[field])
+        record["valid_until"] = item.get("valid_until")
+        opened.append(record)
+    return opened
 
 
 def verify_log_rows(

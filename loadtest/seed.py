@@ -31,7 +31,7 @@ from operators import bulk
 from operators.app import config_from_network
 from operators.errors import VaultFloatInsufficient
 from operators.state import OperatorState
-from simulator.population import identity  # well-formed evidence for every class
+from simulator.population import MERCHANT_NUMBERS, identity  # distinct evidence per person
 
 CHUNK = 5_000  # wallets per transaction
 MERCHANT_SUFFIX = ":merchant"
@@ -156,7 +156,13 @@ def _seed_chunk(
 ) -> list[str]:
     ctx = state.ctx
     people = [
-        bulk.NewCustomer(identity(f"Load test {owner} {i}"), deposit=b)
+        bulk.NewCustomer(
+            identity(
+                f"Load test {owner} {i}",
+                MERCHANT_NUMBERS + i if owner.endswith(MERCHANT_SUFFIX) else i,
+            ),
+            deposit=b,
+        )
         for (owner, i, _), b in zip(chunk, balances, strict=True)
     ]
     customers = bulk.add_customers(session, ctx, people)

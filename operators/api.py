@@ -438,8 +438,9 @@ def vault_position(caller: Caller, state: State) -> Any:
 def disclose(body: SignedDisclosureOrder, state: State) -> Any:
     """Release a wallet's identity escrow (sealed to the regulator) against a disclosure order
     signed by the regulator's key. The order is appended to the hash-chained disclosure log
-    before anything is released; a replayed order is refused."""
-    order = body.order.model_dump()
+    before anything is released; a replayed order is refused. With `as_of` the identity in
+    force at that time is released, else every version with its validity period."""
+    order = body.order.model_dump(exclude_unset=True)  # the fields signed, `as_of` if given
     released = state.uow.run(
         None, lambda s: disclosure.disclose(s, state.ctx, order=order, signature=body.signature)
     )

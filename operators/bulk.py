@@ -7,7 +7,12 @@ load. Written set-based: ids come from the sequences first, rows go in with one 
 money moves through `ledger.post_many` (one balanced entry per customer operation).
 
 Simulated customers are onboarded at the counter (`by_staff`), and their exchanges are
-bookings on their behalf, so no signed orders are stored for them.
+bookings on their behalf, so no signed orders are stored for them. Their evidence goes into the
+blind index under the policy's `[uniqueness]` limits like any other (one lock on the whole
+index per chunk instead of one per piece of evidence), so a population must give each person
+their own ID number, phone and account (simulator/population.py: `identity`), or a researcher
+sets the limits to 0 in the policy file. No escrow is sealed for them (simulated people have
+no identity to disclose).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from cbdc.clock import iso
 from cbdc.errors import DomainError, InsufficientFunds
 from cbdc.policy import WalletClass
 from cbdc.sqlarrays import int_array, text_array
-from operators import service, vault
+from operators import identity_history, service, vault
 from operators.batch import WalletState, load_wallet_states, wallet_accounts
 from operators.context import OperatorContext
 from operators.errors import UnknownWallet, VaultFloatInsufficient
@@ -152,6 +157,14 @@ def open_wallets(session: Session, ctx: OperatorContext, wallets: Sequence[NewWa
             "signatures": text_array(signatures),
             "evidence": text_array([",".join(e) for e in evidence]),
         },
+    )
+    identity_history.index_new_wallets(
+        session,
+        ctx,
+        [
+            (wallet_id, w.wallet_class, w.identity, e)
+            for w, wallet_id, e in zip(wallets, ids, evidence, strict=True)
+        ],
     )
     return ids
 

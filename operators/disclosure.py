@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
@@ -32,6 +32,7 @@ from cbdc.hashchain import GENESIS, link_hash
 from operators import repository as repo
 from operators.context import OperatorContext
 from operators.errors import UnknownWallet
+from operators.identity_history import released_identity
 
 ORDER_MAX_AGE = timedelta(hours=24)
 ORDER_MAX_SKEW = timedelta(minutes=5)
@@ -139,6 +140,11 @@ def disclose(
     wallet = repo.get_wallet(session, str(order.get("wallet_id", "")))
     if wallet is None or wallet.escrow is None:
         raise UnknownWallet(f"no wallet {order.get('wallet_id')} with escrow at {ctx.code}")
+    # The identity as it was at the order's `as_of`, or every version with its period
+    # (operators/identity_history.py); chosen before the log entry that records it.
+    release = released_identity(
+        session, wallet_id=wallet.id, current=wallet.escrow, as_of=_as_of(order)
+    )
     session.execute(text("LOCK TABLE disclosure_log IN EXCLUSIVE MODE"))
     used = session.execute(
         text("SELECT 1 FROM disclosure_log WHERE entry -> 'order' ->> 'order_id' = :o"),
@@ -153,12 +159,19 @@ def disclose(
             "signature": signature,
             "operator": ctx.code,
             "released": "identity-escrow",
+            "identity_versions": [v["version"] for v in release["versions"]],
+            "as_of": release["as_of"],
             "at": iso(now),
         },
     )
-    return {
-        "order_id": order_id,
-        "wallet_id": wallet.id,
-        "escrow": wallet.escrow,
-        "log": link,
-    }
+    return {"order_id": order_id, "wallet_id": wallet.id, **release, "log": link}
+
+
+def _as_of(order: dict[str, Any]) -> datetime | None:
+    """The order's optional `as_of`: the time whose identity is to be released."""
+    if order.get("as_of") is None:
+        return None
+    try:
+        return parse_iso(str(order["as_of"]))
+    except ValueError:
+        raise ValidationFailed("order.as_of: must be ISO 8601 with a time zone") from None

@@ -8,22 +8,59 @@ the escrow copy sealed to the regulator.
 * Each wallet also carries an escrow record: {wallet, class, identity} sealed to the
   regulator's X25519 key. Only the regulator's private key, which no service holds, opens it,
   and the operator releases it only against a signed disclosure order (operators/disclosure).
+  Every record a wallet ever had is kept as an identity version (operators/identity_history).
+* Verified evidence is not replaced by self-service: a holder may add evidence when upgrading,
+  but a different value for a field already held is refused (`identity_change_needs_staff`);
+  corrections are made by staff at the counter and become a new version.
+* Uniqueness of evidence is checked through a keyed blind index: HMAC-SHA256 of the
+  normalised ID number, phone or bank account under a key derived (HKDF) from the data key.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
+from datetime import datetime
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from cbdc.clock import iso, utcnow
+from cbdc.clock import iso
 from cbdc.crypto import b64d, b64e, canonical_json
-from cbdc.identity import valid_bank_account, valid_phone, valid_resident_id
+from cbdc.identity import normalise, valid_bank_account, valid_phone, valid_resident_id
 from cbdc.policy import Policy, WalletClass
 from cbdc.sealing import seal_json
-from operators.errors import EvidenceInvalid, EvidenceMissing, InPersonRequired
+from operators.errors import EvidenceInvalid, EvidenceMissing, InPersonRequired, OperatorError
+
+INDEXED_KINDS = ("id_number", "phone", "bank_account")  # evidence kinds in the blind index
+
+
+class IdentityChangeNeedsStaff(OperatorError):
+    code = "identity_change_needs_staff"
+    status = 403
+    title = "Verified identity is corrected at the counter, not by self-service"
+
+
+class WalletsPerIdLimit(OperatorError):
+    code = "wallets_per_id_per_class"
+    status = 403
+    title = "This ID number already holds the policy's number of wallets of this class here"
+
+
+class ClassIvPerPhoneLimit(OperatorError):
+    code = "class_iv_per_phone"
+    status = 403
+    title = "This phone number already holds the policy's number of class IV wallets here"
+
+
+class EvidenceOfOtherHolder(OperatorError):
+    code = "evidence_of_other_holder"
+    status = 409
+    title = "Evidence of another holder: an account belongs to one ID number, an ID to one name"
 
 
 def check_evidence(
@@ -62,6 +99,15 @@ class IdentityCipher:
         if len(data_key) != 32:
             raise ValueError("the operator data key must be 32 bytes")
         self._aead = AESGCM(data_key)
+        self._index_key = HKDF(
+            algorithm=hashes.SHA256(), length=32, salt=None, info=b"cbdc evidence blind index v1"
+        ).derive(data_key)
+
+    def blind_index(self, kind: str, value: str) -> str:
+        """HMAC-SHA256 of the normalised evidence under the index key: equal evidence gives
+        equal indexes, and without the data key an index reveals nothing of the value."""
+        message = f"{kind}\x00{normalise(kind, value)}".encode()
+        return hmac.new(self._index_key, message, hashlib.sha256).hexdigest()
 
     @staticmethod
     def generate_key() -> bytes:
@@ -82,6 +128,65 @@ class IdentityCipher:
         return dict(json.loads(plain))
 
 
+def merge_identity(
+    held: dict[str, Any],
+    given: dict[str, Any] | None,
+    *,
+    by_staff: bool,
+    verified: set[str] | frozenset[str] = frozenset(INDEXED_KINDS) | {"name"},
+) -> tuple[dict[str, Any], bool]:
+    """The identity after `given` evidence is presented, and whether it changed. Self-service
+    may add fields not yet held, and replace a field never verified (a class IV holder's
+    unverified name); a different value (by its normal form) for a field that was ever
+    verified evidence (`verified`: evidence kinds) is a correction, which only staff may
+    make. Either way the earlier identity stays in the escrow history."""
+    identity = dict(held)
+    changed = False
+    for field, value in (given or {}).items():
+        if not value:
+            continue
+        old = identity.get(field)
+        if old is not None and _same(field, str(old), str(value)):
+            continue  # the same evidence again, spelt as first given
+        kind = "name" if field == "display_name" else field
+        if old is not None and not by_staff and kind in verified:
+            raise IdentityChangeNeedsStaff(
+                f"customer.{field}: differs from the verified identity; corrections are made "
+                "at the counter (staff) and keep the earlier version"
+            )
+        identity[field] = value
+        changed = True
+    return identity, changed
+
+
+def _same(field: str, a: str, b: str) -> bool:
+    kind = "name" if field == "display_name" else field
+    try:
+        return normalise(kind, a) == normalise(kind, b)
+    except ValueError:
+        return a == b
+
+
+def index_rows(
+    cipher: IdentityCipher, identity: dict[str, Any], kinds: set[str] | list[str]
+) -> list[tuple[str, str, str | None]]:
+    """(kind, blind index, holder) of the verified evidence `kinds` of `identity`: an ID
+    number's holder is its name, a bank account's holder its ID number."""
+    rows: list[tuple[str, str, str | None]] = []
+    name, id_number = identity.get("display_name"), identity.get("id_number")
+    for kind in INDEXED_KINDS:
+        value = identity.get(kind)
+        if kind not in kinds or not value:
+            continue
+        holder = None
+        if kind == "id_number" and name:
+            holder = cipher.blind_index("name", str(name))
+        elif kind == "bank_account" and id_number:
+            holder = cipher.blind_index("id_number", str(id_number))
+        rows.append((kind, cipher.blind_index(kind, str(value)), holder))
+    return rows
+
+
 def escrow_record(
     *,
     regulator_sealing_key: str,
@@ -90,13 +195,21 @@ def escrow_record(
     wallet_class: WalletClass,
     identity: dict[str, Any],
     evidence: list[str],
+    version: int,
+    valid_from: datetime,
+    changed_by: str,
 ) -> dict[str, Any]:
+    """The record sealed to the regulator: the version number and the time it is in force
+    from are inside the seal, so the regulator reads them from what it decrypts."""
     record = {
         "wallet_id": wallet_id,
         "operator": operator,
         "wallet_class": wallet_class.name,
         "identity": identity,
         "evidence": evidence,
-        "sealed_at": iso(utcnow()),
+        "version": version,
+        "valid_from": iso(valid_from),
+        "changed_by": changed_by,
+        "sealed_at": iso(valid_from),
     }
     return seal_json(regulator_sealing_key, record, context=wallet_id.encode())

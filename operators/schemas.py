@@ -91,6 +91,11 @@ class DisclosureOrder(Strict):
     legal_basis: str = Field(min_length=1, max_length=500)
     requester: str = Field(min_length=1, max_length=200)
     issued_at: str = Field(max_length=40)
+    as_of: str | None = Field(
+        default=None,
+        max_length=40,
+        description="ISO 8601: release the identity in force then (default: every version)",
+    )
 
 
 class SignedDisclosureOrder(Strict):

@@ -28,6 +28,8 @@ from cbdc.errors import (
 from cbdc.money import format_amount
 from cbdc.policy import ClassLimits, WalletClass
 from cbdc.tokens import sign_document
+from operators import identity_history as versions
+from operators import identity_repository as irepo
 from operators import repository as repo
 from operators.context import OperatorContext
 from operators.errors import (
@@ -45,7 +47,7 @@ from operators.errors import (
     WalletNotActive,
     WrongOperator,
 )
-from operators.identity import check_evidence, escrow_record
+from operators.identity import check_evidence, merge_identity
 from operators.models import Customer, Order, Wallet
 
 ORDER_MAX_AGE = timedelta(minutes=10)
@@ -85,13 +87,12 @@ def open_wallet(
         holder = repo.get_customer(session, customer_id)
         if holder is None:
             raise ValidationFailed(f"customer_id: no customer {customer_id}")
-        identity = _identity_of(ctx, holder)
-        if customer:  # staff adding evidence for the new wallet's class
-            identity = {**identity, **{k: v for k, v in customer.items() if v}}
+        # staff adding (or correcting) evidence for the new wallet's class
+        identity, changed = merge_identity(_identity_of(ctx, holder), customer, by_staff=True)
     else:
         if customer is None:
             raise ValidationFailed("customer: required when customer_id is not given")
-        identity = {k: v for k, v in customer.items() if v}
+        identity, changed = {k: v for k, v in customer.items() if v}, False
     evidence = check_evidence(ctx.policy, wallet_class, identity, by_staff=by_staff)
     if customer_id is None:
         deposit = _new_account(session, prefix="deposit", kind="deposit")
@@ -108,8 +109,19 @@ def open_wallet(
         public_key=public_key,
         status="active",
     )
-    _certify(ctx, wallet, wallet_class, evidence, identity)
+    _certify(ctx, wallet, wallet_class, evidence)
     repo.add_wallet(session, wallet)
+    _record_identity(
+        session,
+        ctx,
+        holder=holder,
+        identity=identity,
+        changed=changed,
+        wallet=wallet,
+        wallet_class=wallet_class,
+        evidence=evidence,
+        changed_by="staff" if by_staff else "self",
+    )
     return wallet_view(session, ctx, wallet)
 
 
@@ -123,14 +135,61 @@ def _store_identity(ctx: OperatorContext, customer: Customer, identity: dict[str
     customer.identity = ctx.identity_cipher.encrypt(identity, bound_to=f"customer:{customer.id}")
 
 
-def _certify(
+def _record_identity(
+    session: Session,
     ctx: OperatorContext,
+    *,
+    holder: Customer,
+    identity: dict[str, Any],
+    changed: bool,
     wallet: Wallet,
     wallet_class: WalletClass,
     evidence: list[str],
-    identity: dict[str, Any],
+    changed_by: str,
 ) -> None:
-    """(Re)issue the wallet certificate and the escrow record for its current class."""
+    """Index the wallet's verified evidence (uniqueness) and seal its next identity version.
+    When the customer's identity changed, every other wallet of the customer is re-indexed
+    and gets a new version too: the regulator sees the change whichever wallet it asks for."""
+    others = []
+    if changed:
+        for other_id in irepo.wallets_of_customer(session, holder.id):
+            if other_id != wallet.id:
+                other = repo.get_wallet(session, other_id, lock=True)
+                assert other is not None
+                others.append(other)
+    versions.index_wallets(
+        session,
+        ctx,
+        identity=identity,
+        wallets=[(wallet.id, wallet_class, evidence)]
+        + [(o.id, WalletClass(o.wallet_class), list(o.evidence or [])) for o in others],
+    )
+    versions.seal_version(
+        session,
+        ctx,
+        wallet=wallet,
+        wallet_class=wallet_class,
+        evidence=evidence,
+        identity=identity,
+        changed_by=changed_by,
+    )
+    for other in others:
+        versions.seal_version(
+            session,
+            ctx,
+            wallet=other,
+            wallet_class=WalletClass(other.wallet_class),
+            evidence=list(other.evidence or []),
+            identity=identity,
+            changed_by=changed_by,
+        )
+
+
+def _certify(
+    ctx: OperatorContext, wallet: Wallet, wallet_class: WalletClass, evidence: list[str]
+) -> None:
+    """(Re)issue the wallet certificate for its current class (the escrow record is sealed
+    as an identity version: `_record_identity`)."""
     certificate = {
         "type": "wallet-certificate",
         "wallet_id": wallet.id,
@@ -142,15 +201,6 @@ def _certify(
     wallet.certificate = certificate
     wallet.certificate_signature = ctx.key.sign_json(certificate)
     wallet.evidence = evidence
-    if ctx.regulator_sealing_key:
-        wallet.escrow = escrow_record(
-            regulator_sealing_key=ctx.regulator_sealing_key,
-            wallet_id=wallet.id,
-            operator=ctx.code,
-            wallet_class=wallet_class,
-            identity=identity,
-            evidence=evidence,
-        )
 
 
 def change_class(
@@ -164,14 +214,23 @@ def change_class(
 ) -> dict[str, Any]:
     """Upgrade (with the new class's evidence) or downgrade a wallet; limits follow the class.
     A downgrade whose new balance cap is below the balance is refused, or the excess is swept
-    to the linked deposit, as the policy's `balance_cap.overflow` says."""
-    wallet = require_wallet(session, ctx, wallet_id)
+    to the linked deposit, as the policy's `balance_cap.overflow` says.
+
+    Self-service (`by_staff` False) may add evidence not yet held, never replace it
+    (`identity_change_needs_staff`); staff may correct it. Either way the earlier identity
+    stays in the wallet's escrow history, and a downgrade keeps every field held."""
+    require_wallet(session, ctx, wallet_id)
+    wallet = repo.get_wallet(session, wallet_id, lock=True)  # one identity change at a time
+    assert wallet is not None
     require_active(wallet)
     holder = repo.get_customer(session, wallet.customer_id)
     assert holder is not None
-    identity = _identity_of(ctx, holder)
-    if customer:
-        identity = {**identity, **{k: v for k, v in customer.items() if v}}
+    identity, changed = merge_identity(
+        _identity_of(ctx, holder),
+        customer,
+        by_staff=by_staff,
+        verified=irepo.verified_kinds(session, holder.id),
+    )
     evidence = check_evidence(ctx.policy, wallet_class, identity, by_staff=by_staff)
     cap = ctx.policy.limits(wallet_class).balance_cap
     balances = ledger.lock_accounts(session, [wallet.account_id])
@@ -192,10 +251,22 @@ def change_class(
             source=wallet.account_id,
             reference=f"downgrade:{wallet.id}",
         )
-    _store_identity(ctx, holder, identity)
+    if changed:
+        _store_identity(ctx, holder, identity)
     wallet.wallet_class = int(wallet_class)
-    _certify(ctx, wallet, wallet_class, evidence, identity)
+    _certify(ctx, wallet, wallet_class, evidence)
     session.flush()
+    _record_identity(
+        session,
+        ctx,
+        holder=holder,
+        identity=identity,
+        changed=changed,
+        wallet=wallet,
+        wallet_class=wallet_class,
+        evidence=evidence,
+        changed_by="staff" if by_staff else "self",
+    )
     return wallet_view(session, ctx, wallet)
 
 

@@ -21,17 +21,19 @@ from operators import bulk
 from simulator.network import SimNetwork
 from simulator.scenario import OperatorSpec, Scenario
 
-ID_NUMBER = make_resident_id("11010119900307765")
-BANK_ACCOUNT = make_bank_account("621700000000000")
 CHUNK = 5000  # rows per onboarding transaction
+MERCHANT_NUMBERS = 50_000_000  # merchants' evidence is numbered from here, households' from 0
 
 
-def identity(name: str) -> dict[str, str]:
+def identity(name: str, number: int) -> dict[str, str]:
+    """Well-formed evidence for every class, distinct for each `number` (< 10**8): the policy
+    lets one ID number hold one wallet of a class, and one phone one class IV wallet, at an
+    operator (`[uniqueness]`), so simulated people must not share theirs."""
     return {
         "display_name": name,
-        "phone": "+8613800000000",
-        "id_number": ID_NUMBER,
-        "bank_account": BANK_ACCOUNT,
+        "phone": f"+86139{number:08d}",
+        "id_number": make_resident_id(f"110101{number:011d}"),
+        "bank_account": make_bank_account(f"6217{number:011d}"),
     }
 
 
@@ -87,14 +89,16 @@ def _seed_operator(
 
     def households(session: Session, first: int, last: int) -> list[int]:
         people = [
-            bulk.NewCustomer(identity(f"Household {spec.code}-{i}"), spec.household_deposit)
+            bulk.NewCustomer(identity(f"Household {spec.code}-{i}", i), spec.household_deposit)
             for i in range(first, last)
         ]
         return bulk.add_customers(session, ctx, people)
 
     def merchants(session: Session, first: int, last: int) -> list[str]:
         people = [
-            bulk.NewCustomer(identity(f"Merchant {spec.code}-{i}"), spec.merchant_deposit)
+            bulk.NewCustomer(
+                identity(f"Merchant {spec.code}-{i}", MERCHANT_NUMBERS + i), spec.merchant_deposit
+            )
             for i in range(first, last)
         ]
         ids = bulk.add_customers(session, ctx, people)
@@ -142,7 +146,7 @@ def adopt(net: SimNetwork, pop: OperatorPopulation, target: int) -> int:
         wallets = [
             bulk.NewWallet(
                 pop.customers[h],
-                identity(f"Household {pop.code}-{h}"),
+                identity(f"Household {pop.code}-{h}", h),
                 pop.classes[h],
                 SigningKey.generate().public_key,
             )

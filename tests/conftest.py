@@ -7,6 +7,7 @@ Set CBDC_TEST_DATABASE_URL to a server-level URL to use an existing server inste
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import tempfile
@@ -59,6 +60,17 @@ def new_database(pg_url: str, kind: str) -> str:
 
 VALID_ID_NUMBER = make_resident_id("11010119900307765")  # check digit per GB 11643
 VALID_BANK_ACCOUNT = make_bank_account("621700000000000")  # Luhn
+_PEOPLE = itertools.count(1)  # each fixture wallet its own evidence (policy `[uniqueness]`)
+
+
+def person_evidence() -> dict[str, str]:
+    """A phone, ID number and bank account no other test wallet uses."""
+    n = next(_PEOPLE)
+    return {
+        "phone": f"+86150{n:08d}",
+        "id_number": make_resident_id(f"220202{n:011d}"),
+        "bank_account": make_bank_account(f"6222{n:011d}"),
+    }
 
 
 @dataclass
@@ -94,12 +106,12 @@ class InProcessNetwork:
                     load: int = 0, name: str = "Test Customer") -> WalletClient:
         """Open a wallet (staff-assisted unless class IV), fund its deposit, load it."""
         op = self.operator(code)
+        evidence = person_evidence()
         if wallet_class == "IV":
-            wallet = op.open_wallet(display_name=name, phone="+8613800000000")
+            wallet = op.open_wallet(display_name=name, phone=evidence["phone"])
         else:
             wallet = op.open_wallet(
-                display_name=name, phone="+8613800000000", id_number=VALID_ID_NUMBER,
-                bank_account=VALID_BANK_ACCOUNT, wallet_class=wallet_class,
+                display_name=name, **evidence, wallet_class=wallet_class,
                 staff_key=self.operator_keys[code],
             )
         if deposit or load:

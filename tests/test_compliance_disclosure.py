@@ -139,7 +139,7 @@ def test_refused_orders_release_nothing_and_log_nothing(network: Any) -> None:
     forged = {"order": good["order"], "signature": impostor.sign_json(good["order"])}
     assert_problem(post_order(network, forged), 403, "disclosure_order_invalid")
     # A genuine signature over a different order (the wallet id swapped after signing).
-    other = identified_wallet(network)
+    other = network.open_wallet("BKA1", wallet_class="III", name="Other Person")
     swapped = {
         "order": {**good["order"], "wallet_id": other.wallet_id},
         "signature": good["signature"],
@@ -191,7 +191,7 @@ def test_replay_protection_does_not_depend_on_how_the_order_id_is_written(networ
 
 
 def test_the_log_records_every_order_and_verifies(network: Any) -> None:
-    wallets = [identified_wallet(network) for _ in range(2)]
+    wallets = [identified_wallet(network), network.open_wallet("BKA1", wallet_class="III")]
     orders = [order_for(network, w.wallet_id) for w in (*wallets, wallets[0])]
     for order in orders:
         assert post_order(network, order).status_code == 200
@@ -233,7 +233,7 @@ def test_the_log_records_every_order_and_verifies(network: Any) -> None:
 
 
 def _three_orders(net: Any) -> list[dict[str, Any]]:
-    wallet = identified_wallet(net)
+    wallet = net.open_wallet("BKA1", wallet_class="III")  # its own person each time
     for _ in range(3):
         assert post_order(net, order_for(net, wallet.wallet_id)).status_code == 200
     return log_entries(net)
