@@ -209,6 +209,27 @@ def _other_holder(kind: str) -> str:
     return "customer.id_number: this ID number is held under another name"
 
 
+def backfill_index(session: Session, ctx: OperatorContext, *, chunk: int = 5000) -> int:
+    """Index the wallets opened before the index existed (op0010), as their evidence stands,
+    without limit checks: they exist, and every later open or change is checked against
+    them. Run when the service starts; returns how many wallets it indexed."""
+    assert ctx.identity_cipher is not None
+    irepo.lock_whole_index(session)
+    done, after = 0, ""
+    while batch := irepo.unindexed_wallets(session, after=after, limit=chunk):
+        out: list[tuple[str, str, str, int, str | None]] = []
+        for row in batch:
+            identity = ctx.identity_cipher.decrypt(
+                row.identity, bound_to=f"customer:{row.customer_id}"
+            )
+            rows = index_rows(ctx.identity_cipher, identity, list(row.evidence))
+            out += [(k, i, row.id, int(row.wallet_class), h) for k, i, h in rows]
+        irepo.add_rows(session, out)
+        done += len(batch)
+        after = batch[-1].id
+    return done
+
+
 def index_new_wallets(
     session: Session,
     ctx: OperatorContext,

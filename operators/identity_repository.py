@@ -186,6 +186,23 @@ def add_rows(session: Session, rows: Sequence[tuple[str, str, str, int, str | No
     )
 
 
+def unindexed_wallets(session: Session, *, after: str, limit: int) -> list[Any]:
+    """Wallets with verified evidence but no row in the index (opened before op0010), with
+    their customer's encrypted identity."""
+    return list(
+        session.execute(
+            text(
+                "SELECT w.id, w.wallet_class, w.evidence, c.id AS customer_id, c.identity "
+                "FROM wallets w JOIN customers c ON c.id = w.customer_id "
+                "WHERE w.id > :after AND cardinality(w.evidence) > 0 AND NOT EXISTS "
+                "(SELECT 1 FROM evidence_index e WHERE e.wallet_id = w.id) "
+                "ORDER BY w.id LIMIT :n"
+            ),
+            {"after": after, "n": limit},
+        ).all()
+    )
+
+
 def counts_for(
     session: Session, keys: Sequence[tuple[str, str, int]]
 ) -> dict[tuple[str, str, int], int]:

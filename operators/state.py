@@ -22,8 +22,8 @@ from cbdc.metrics import ServiceMetrics
 from cbdc.policy import Policy, load_policy
 from cbdc.settings import SettlementMode
 from cbdc.strictjson import loads_unique
+from operators import identity_history, service, vault
 from operators import repository as repo
-from operators import service, vault
 from operators.clients import CentralBankClient, PeerClients
 from operators.context import OperatorContext, WaterMarks
 from operators.errors import VaultFloatInsufficient
@@ -108,6 +108,8 @@ class OperatorState:
             regulator_sealing_key=config.regulator_sealing_key,
         )
         transaction(self.factory, self.ctx.bootstrap)
+        # Wallets opened before the evidence index existed (op0010) join it once.
+        transaction(self.factory, lambda s: identity_history.backfill_index(s, self.ctx))
         self.uow = UnitOfWork(self.factory)
         self.auth = SignedRequestAuth(self.resolve_key, audience=operator_audience(config.code))
         self.runner = JobRunner(self.factory, self.ctx)

@@ -38,6 +38,7 @@ from cbdc.regulator import disclosure_order, open_escrow, open_escrow_versions
 from operators import bulk
 from operators import identity_repository as irepo
 from operators.identity import WalletsPerIdLimit
+from operators.identity_history import backfill_index
 
 NAME = "Zhao Min"
 ID_A = make_resident_id("31010419850612123")
@@ -403,3 +404,17 @@ def test_non_ascii_digits_and_trailing_newlines_are_422_not_500(network: Any) ->
         )
     # Nothing half-written: the genuine evidence still opens.
     class_ii(network)
+
+
+def test_wallets_opened_before_the_index_join_it_when_the_service_starts(network: Any) -> None:
+    state = network.state("BKA1")
+    first = class_ii(network)
+    with state.engine.begin() as conn:  # as a wallet opened before op0010 stands
+        conn.execute(
+            text("DELETE FROM evidence_index WHERE wallet_id = :w"), {"w": first.wallet_id}
+        )
+    # Unindexed, the same ID number would open a second class II wallet...
+    assert state.uow.run(None, lambda s: backfill_index(s, state.ctx)) == 1
+    # ...indexed again, it is refused; a second start finds nothing to do.
+    refused(lambda: class_ii(network, phone="+8613911110017"), 403, "wallets_per_id_per_class")
+    assert state.uow.run(None, lambda s: backfill_index(s, state.ctx)) == 0
