@@ -89,7 +89,7 @@ def is_valid_wallet_id(wallet_id: str) -> bool:
 
 @functools.lru_cache(maxsize=1 << 18)
 def _valid_wallet_id(wallet_id: str) -> bool:
-    if not WALLET_ID.match(wallet_id):
+    if not WALLET_ID.fullmatch(wallet_id):
         return False
     code, number, digits = wallet_id[:4], wallet_id[4:18], wallet_id[18:]
     return check_digits(code, number) == digits
