@@ -219,8 +219,11 @@ def change_class(
     Self-service (`by_staff` False) may add evidence not yet held, never replace it
     (`identity_change_needs_staff`); staff may correct it. Either way the earlier identity
     stays in the wallet's escrow history, and a downgrade keeps every field held."""
-    require_wallet(session, ctx, wallet_id)
-    wallet = repo.get_wallet(session, wallet_id, lock=True)  # one identity change at a time
+    account = require_wallet(session, ctx, wallet_id).account_id
+    # The wallet's account first, then its row, in the order payments take them (account,
+    # then the spend counters' row): one class change at a time, and no deadlock with them.
+    balances = ledger.lock_accounts(session, [account])
+    wallet = repo.get_wallet(session, wallet_id, lock=True)
     assert wallet is not None
     require_active(wallet)
     holder = repo.get_customer(session, wallet.customer_id)
@@ -233,7 +236,6 @@ def change_class(
     )
     evidence = check_evidence(ctx.policy, wallet_class, identity, by_staff=by_staff)
     cap = ctx.policy.limits(wallet_class).balance_cap
-    balances = ledger.lock_accounts(session, [wallet.account_id])
     balance = balances[wallet.account_id]
     if cap is not None and balance > cap:
         if ctx.policy.overflow != "sweep":
