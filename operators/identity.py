@@ -81,15 +81,24 @@ def check_evidence(
         value = identity.get(field)
         if not value:
             raise EvidenceMissing(f"customer.{field}: class {wallet_class.name} needs it")
-        check = {
-            "phone": valid_phone,
-            "id_number": valid_resident_id,
-            "bank_account": valid_bank_account,
-        }.get(kind)
+        check = CHECKS.get(kind)
         if check is not None and not check(str(value)):
             raise EvidenceInvalid(f"customer.{field}: does not pass verification")
         verified.append(kind)
     return verified
+
+
+CHECKS = {"phone": valid_phone, "id_number": valid_resident_id, "bank_account": valid_bank_account}
+
+
+def check_well_formed(customer: dict[str, Any] | None) -> None:
+    """Every phone, ID number and bank account presented must pass its check, whether the
+    class asked for it or not: nothing malformed (non-ASCII digits, a trailing newline) is
+    stored, sealed or indexed."""
+    for field, check in CHECKS.items():
+        value = (customer or {}).get(field)
+        if value and not check(str(value)):
+            raise EvidenceInvalid(f"customer.{field}: does not pass verification")
 
 
 class IdentityCipher:

@@ -47,7 +47,7 @@ from operators.errors import (
     WalletNotActive,
     WrongOperator,
 )
-from operators.identity import check_evidence, merge_identity
+from operators.identity import check_evidence, check_well_formed, merge_identity
 from operators.models import Customer, Order, Wallet
 
 ORDER_MAX_AGE = timedelta(minutes=10)
@@ -80,6 +80,7 @@ def open_wallet(
     account; class I only at the counter, i.e. with the request signed by staff."""
     if customer_id is not None and not by_staff:
         raise Forbidden("only staff may attach a wallet to an existing customer")
+    check_well_formed(customer)
     repo.lock_key(session, "wallet-public-key", public_key)  # concurrent opens with one key
     if repo.public_key_in_use(session, public_key):
         raise Conflict("this public key already has a wallet")
@@ -219,6 +220,7 @@ def change_class(
     Self-service (`by_staff` False) may add evidence not yet held, never replace it
     (`identity_change_needs_staff`); staff may correct it. Either way the earlier identity
     stays in the wallet's escrow history, and a downgrade keeps every field held."""
+    check_well_formed(customer)
     account = require_wallet(session, ctx, wallet_id).account_id
     # The wallet's account first, then its row, in the order payments take them (account,
     # then the spend counters' row): one class change at a time, and no deadlock with them.

@@ -402,6 +402,17 @@ def test_non_ascii_digits_and_trailing_newlines_are_422_not_500(network: Any) ->
             422,
             "evidence_invalid",
         )
+    # Evidence the class does not need is checked all the same: nothing malformed is kept.
+    extras = ({"bank_account": ACCOUNT_A.translate(ARABIC)}, {"id_number": ID_A + "\n"})
+    for extra in extras:
+        refused(
+            lambda e=extra: op.open_wallet(display_name="IV", phone="+8613911110018", **e),
+            422,
+            "evidence_invalid",
+        )
+    iv = op.open_wallet(display_name="IV", phone="+8613911110018")
+    for extra in extras:
+        refused(lambda e=extra: iv.change_class("IV", **e), 422, "evidence_invalid")
     # Nothing half-written: the genuine evidence still opens.
     class_ii(network)
 
