@@ -28,8 +28,8 @@ import httpx
 
 from cbdc.crypto import SigningKey, b64e
 from cbdc.db import create_service_database, migrate
-from cbdc.files import open_private_append, private_dir, write_private
 from cbdc.envelope import CENTRAL_BANK_AUDIENCE
+from cbdc.files import open_private_append, private_dir, write_private
 from cbdc.http import RemoteError, SignedClient
 from cbdc.pg import EmbeddedPostgres
 from cbdc.policy import DEFAULT_POLICY_FILE

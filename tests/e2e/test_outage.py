@@ -17,6 +17,7 @@ import pytest
 from cbdc.audit import run_audit
 from cbdc.network import Network
 from cbdc.settings import Settings
+from tests.conftest import person_evidence
 from tests.e2e.conftest import LiveNetwork, drop_databases, free_port_base
 from wallets.client import OperatorClient, WalletClient
 
@@ -38,7 +39,7 @@ def crash_network(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 def _wallet(live: LiveNetwork, code: str, load: int) -> WalletClient:
     op = OperatorClient.connect(live.config.operator(code).url)
-    wallet = op.open_wallet(display_name=f"outage {code}", phone="+8613800000009")
+    wallet = op.open_wallet(display_name=f"outage {code}", phone=person_evidence()["phone"])
     if load:
         live.credit_deposit(code, wallet.balance().customer_id, load)
         wallet.load(load)
