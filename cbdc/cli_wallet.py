@@ -39,7 +39,11 @@ def _demo_evidence(
     generated = []
     if needs_id:
         if not id_number:
-            id_number = make_resident_id(f"110101{1970 + seed % 40}0101{seed % 1000:03d}")
+            # birth date and sequence from the name: 40 years x 336 days x 1000 numbers, so
+            # two demo names rarely share an ID number (one ID number is one holder)
+            year, month, day = 1970 + seed % 40, 1 + (seed // 40) % 12, 1 + (seed // 480) % 28
+            serial = (seed // 13_440) % 1000
+            id_number = make_resident_id(f"110101{year}{month:02d}{day:02d}{serial:03d}")
             generated.append(f"ID number {id_number}")
         evidence["id_number"] = id_number
     if needs_account:
