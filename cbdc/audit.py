@@ -8,8 +8,11 @@ bank's audit and each operator's audit and checks, besides each side's own invar
           == value of the tokens in X's vault
           == X's vault float + X's wallets + X's in-transit balances
 
-and each operator's disclosure log against the regulator's key and the heads the operator
-anchored at the central bank (`disclosure_checks`).
+and each operator's disclosure log against the regulator's key, the heads the operator
+anchored at the central bank (whose chain over them must carry the central bank's signature),
+and, where the audit runs beside the regulator's directory, the heads the regulator recorded
+from its own disclosure orders (`disclosure_checks`). Without that directory the output says
+the regulator's heads were not compared.
 """
 
 from __future__ import annotations
@@ -24,7 +27,10 @@ from cbdc import disclosure_log
 from cbdc.crypto import SigningKey
 from cbdc.envelope import CENTRAL_BANK_AUDIENCE, operator_audience
 from cbdc.http import SignedClient
+from cbdc.regulator import load_anchors
 from cbdc.settings import NetworkConfig
+
+Heads = dict[str, tuple[int, str]]
 
 
 def _clients(network: NetworkConfig) -> tuple[SignedClient, dict[str, SignedClient]]:
@@ -68,12 +74,28 @@ def drain(staff: dict[str, SignedClient], *, timeout: float) -> dict[str, int]:
         time.sleep(0.3)
 
 
+def regulator_heads(network: NetworkConfig) -> tuple[Heads | None, str]:
+    """The regulator's head file (`log_heads.json` in its directory, where `cbdc regulator log`
+    finds it), if this audit can read it: (heads, where) or (None, why not)."""
+    directory = Path(network.regulator.key_dir)
+    try:
+        if not directory.is_dir():
+            return None, f"no regulator directory at {directory}"
+        return load_anchors(directory), str(directory / "log_heads.json")
+    except (OSError, ValueError, TypeError, IndexError) as exc:
+        return None, f"{directory / 'log_heads.json'} unreadable ({exc})"
+
+
 def run_audit(network: NetworkConfig, *, drain_timeout: float = 30) -> dict[str, Any]:
     admin, staff = _clients(network)
+    heads, where = regulator_heads(network)
     return audit_network(
         admin,
         staff,
         regulator_key=network.regulator.signing_public_key,
+        central_bank_key=network.central_bank.public_key,
+        regulator_heads=heads,
+        regulator_heads_at=where,
         drain_timeout=drain_timeout,
     )
 
@@ -83,9 +105,15 @@ def audit_network(
     staff: dict[str, SignedClient],
     *,
     regulator_key: str,
+    central_bank_key: str | None = None,
+    regulator_heads: Heads | None = None,
+    regulator_heads_at: str = "not given",
     drain_timeout: float = 30,
 ) -> dict[str, Any]:
-    """The audit through the given clients: the central bank's admin, each operator's staff."""
+    """The audit through the given clients: the central bank's admin, each operator's staff.
+    central_bank_key: verifies the central bank's chain over the anchors (default: the key the
+    admin client checks responses with). regulator_heads: the regulator's recorded heads (None:
+    not available here, and the report says so)."""
     pending = drain(staff, timeout=drain_timeout)
     central = admin.request("GET", "/v1/admin/audit")
     operators = {code: client.request("GET", "/v1/admin/audit") for code, client in staff.items()}
@@ -112,7 +140,14 @@ def audit_network(
                 "ok": registered == held,
             }
         )
-    logs = disclosure_checks(admin, staff, regulator_key=regulator_key)
+    logs = disclosure_checks(
+        admin,
+        staff,
+        regulator_key=regulator_key,
+        central_bank_key=central_bank_key or admin.server_public_key,
+        regulator_heads=regulator_heads,
+        regulator_heads_at=regulator_heads_at,
+    )
     checks += logs["checks"]
     checks.append(
         {
@@ -147,12 +182,20 @@ def audit_network(
 
 
 def disclosure_checks(
-    admin: SignedClient, staff: dict[str, SignedClient], *, regulator_key: str
+    admin: SignedClient,
+    staff: dict[str, SignedClient],
+    *,
+    regulator_key: str,
+    central_bank_key: str | None = None,
+    regulator_heads: Heads | None = None,
+    regulator_heads_at: str = "not given",
 ) -> dict[str, Any]:
     """Each operator's disclosure log, checked here (not on the operator's word): hash chain,
-    the regulator's signature on every order, and every head the operator anchored at the
-    central bank still present unchanged (cbdc/disclosure_log.py). The anchors are read first,
-    so a disclosure made meanwhile can only make a log longer than its anchors."""
+    the regulator's signature on every order, every head the operator anchored at the central
+    bank still present unchanged, the central bank's signed chain over those anchors, and every
+    head in the regulator's head file present unchanged, with as many anchors
+    (cbdc/disclosure_log.py). The anchors are read first, so a disclosure made meanwhile can
+    only make a log longer than its anchors."""
     registry = admin.request("GET", "/v1/disclosure-anchors")
     directory = {o["code"]: o["public_key"] for o in admin.request("GET", "/v1/operators")}
     checks: list[dict[str, Any]] = []
@@ -161,6 +204,16 @@ def disclosure_checks(
     def check(name: str, left: int, right: int = 0) -> None:
         checks.append({"name": name, "left": left, "right": right, "ok": left == right})
 
+    if regulator_heads is None:
+        checks.append(
+            {
+                "name": "regulator's disclosure-log heads NOT compared: not available here "
+                f"({regulator_heads_at}); run the audit beside the regulator's directory",
+                "left": 0,
+                "right": 0,
+                "ok": True,
+            }
+        )
     for code, client in staff.items():
         anchors = [a for a in registry["anchors"] if a["operator"] == code]
         conflicts = [c for c in registry["conflicts"] if c["operator"] == code]
@@ -176,12 +229,21 @@ def disclosure_checks(
             regulator_key=regulator_key,
             operator=code,
             anchors=[(int(a["seq"]), str(a["hash"])) for a in anchors],
+            seen_head=None if regulator_heads is None else regulator_heads.get(code),
+            anchors_complete=True,
         )
         logs[code] = result
         check(
             f"{code}: disclosure log ({result['length']} orders) has every order signed by the "
-            f"regulator and matches its {len(anchors)} central-bank anchors "
-            f"({disclosure_log.describe(result)}); first entry at fault",
+            f"regulator and matches its {len(anchors)} central-bank anchors"
+            + (
+                ""
+                if regulator_heads is None
+                else f" and the regulator's recorded head (#{regulator_heads[code][0]})"
+                if code in regulator_heads
+                else " (no regulator head recorded)"
+            )
+            + f" ({disclosure_log.describe(result)}); first entry at fault",
             result["broken_at"] or 0,
         )
         unsigned = [
@@ -196,6 +258,18 @@ def disclosure_checks(
             f"{code}: disclosure anchors not signed by the operator "
             f"{['#' + str(s) for s in unsigned]}",
             len(unsigned),
+        )
+        chain = disclosure_log.verify_anchor_chain(
+            anchors,
+            central_bank_key=central_bank_key,
+            operator=code,
+            chain_head=registry.get("anchor_chains", {}).get(code),
+        )
+        logs[code]["anchor_chain"] = chain
+        check(
+            f"{code}: disclosure anchors chained and signed by the central bank "
+            f"({disclosure_log.describe({'ok': not chain, 'problems': chain})})",
+            len(chain),
         )
         check(
             f"{code}: conflicting disclosure anchors refused by the central bank "

@@ -22,6 +22,7 @@ from cbdc.regulator import (
     check_operator_log,
     disclosure_order,
     open_escrow_versions,
+    send_disclosure,
 )
 from cbdc.sealing import SealError
 from cbdc.settings import NetworkConfig
@@ -76,7 +77,9 @@ def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkCo
     ) -> None:
         """Send a signed disclosure order to the wallet's operator and open the identity it
         releases with the regulator's private key: the version in force at --as-of, or every
-        version the wallet's identity had, each with its validity period."""
+        version the wallet's identity had, each with its validity period. The log entry the
+        order got is recorded in the regulator's head file (log_heads.json); a head that does
+        not extend the one known before is reported, exit 1."""
         network = load_network(data_dir)
         regulator = keys_for(network, keys)
         if order_file is not None:
@@ -94,9 +97,15 @@ def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkCo
         except KeyError:
             console.print(f"[red]no operator with routing code {wallet[:4]}[/]")
             raise typer.Exit(2) from None
-        client = SignedClient(httpx.Client(base_url=node.url, timeout=30))
         try:
-            released = client.request("POST", "/v1/regulator/disclosures", signed, signed=False)
+            released, head_problem = send_disclosure(
+                httpx.Client(base_url=node.url, timeout=30),
+                node.code,
+                signed,
+                keys=regulator,
+                key_dir=keys or Path(network.regulator.key_dir),
+                audience=operator_audience(node.code),
+            )
             records = open_escrow_versions(regulator, released)
         except (RemoteError, RemoteUnavailable, SealError) as exc:
             fail(exc)
@@ -115,6 +124,12 @@ def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkCo
                 f"until {record.get('valid_until') or 'now'}"
             )
             console.print_json(json.dumps(record))
+        if head_problem is not None:
+            console.print(
+                f"[bold red]DISCLOSURE LOG OF {node.code} NOT EXTENDED: {head_problem}; "
+                f"the head file keeps the head known before[/]"
+            )
+            raise typer.Exit(1)
 
     @group.command("alerts")
     def alerts(
@@ -199,7 +214,12 @@ def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkCo
             except (RemoteError, RemoteUnavailable) as exc:
                 fail(exc)
             result = check_operator_log(
-                regulator, key_dir, code=node.code, rows=rows, central=central
+                regulator,
+                key_dir,
+                code=node.code,
+                rows=rows,
+                central=central,
+                central_bank_key=network.central_bank.public_key,
             )
             for row in rows:
                 o = row["entry"]["order"]

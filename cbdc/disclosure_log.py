@@ -24,9 +24,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from cbdc.crypto import SigningKey, verify_json
-from cbdc.hashchain import GENESIS, verify_chain
+from cbdc.hashchain import GENESIS, link_hash, verify_chain
 
 ANCHOR_TYPE = "disclosure-anchor"
+ANCHOR_CHAIN_TYPE = "disclosure-anchor-chain"
 MAX_PROBLEMS = 20  # a report names the first problems; one is enough to fail
 
 
@@ -41,6 +42,77 @@ def sign_anchor(key: SigningKey, operator: str, seq: int, head: str) -> str:
 
 def anchor_signed(public_key: str, operator: str, seq: int, head: str, signature: str) -> bool:
     return verify_json(public_key, anchor_document(operator, seq, head), signature)
+
+
+def anchor_link_entry(operator: str, n: int, seq: int, head: str, signature: str) -> dict[str, Any]:
+    """What link `n` of an operator's anchor chain at the central bank covers: the anchor."""
+    return {
+        "type": ANCHOR_TYPE,
+        "operator": operator,
+        "n": n,
+        "seq": seq,
+        "hash": head,
+        "signature": signature,
+    }
+
+
+def anchor_chain_document(operator: str, n: int, link: str) -> dict[str, Any]:
+    """What the central bank signs for each new head of an operator's anchor chain."""
+    return {"type": ANCHOR_CHAIN_TYPE, "operator": operator, "n": n, "link": link}
+
+
+def verify_anchor_chain(
+    anchors: Sequence[Mapping[str, Any]],
+    *,
+    central_bank_key: str | None,
+    operator: str,
+    chain_head: Mapping[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Check an operator's anchors as listed by `GET /v1/disclosure-anchors` (each with its
+    `link`: n, prev, hash, signature) against the central bank's public key: every anchor is a
+    link of one unbroken chain 1..n, each link's hash covers the anchor and the link before, and
+    each link carries the central bank's signature. A superuser of the central bank's database
+    who edits or deletes an anchor row breaks the chain, and cannot sign a recomputed one.
+    `chain_head`: the chain's last link as the central bank listed it (`anchor_chains`): the
+    anchors must reach it, so an anchor row deleted while its link stayed shows.
+    Returns problems [{"seq", "reason"}] with reason anchor_unlinked, anchor_chain,
+    anchor_chain_signature or anchor_chain_cut (none: intact)."""
+    problems: list[dict[str, Any]] = []
+    linked = []
+    for a in anchors:
+        link = a.get("link")
+        if not isinstance(link, Mapping):
+            problems.append({"seq": int(a["seq"]), "reason": "anchor_unlinked"})
+        else:
+            linked.append((int(link["n"]), a, link))
+    previous = GENESIS
+    for expected, (n, a, link) in enumerate(sorted(linked, key=lambda x: x[0]), start=1):
+        seq = int(a["seq"])
+        entry = anchor_link_entry(operator, n, seq, str(a["hash"]), str(a["signature"]))
+        if (
+            n != expected
+            or link.get("prev") != previous
+            or link_hash(previous, entry) != link.get("hash")
+        ):
+            problems.append({"seq": seq, "reason": "anchor_chain"})
+        elif central_bank_key is None or not verify_json(
+            central_bank_key,
+            anchor_chain_document(operator, n, str(link["hash"])),
+            str(link.get("signature", "")),
+        ):
+            problems.append({"seq": seq, "reason": "anchor_chain_signature"})
+        previous = str(link.get("hash"))
+    if chain_head is not None:
+        n = int(chain_head["n"])
+        reached = {int(link["n"]): str(link.get("hash")) for _, _, link in linked}
+        if reached.get(n) != chain_head.get("hash") or not verify_json(
+            central_bank_key or "",
+            anchor_chain_document(operator, n, str(chain_head.get("hash"))),
+            str(chain_head.get("signature", "")),
+        ):
+            last = max((int(a["seq"]) for a in anchors), default=0)
+            problems.append({"seq": last + 1, "reason": "anchor_chain_cut"})
+    return sorted(problems, key=lambda p: (p["seq"], p["reason"]))
 
 
 def _order_problem(
@@ -73,6 +145,7 @@ def verify_log(
     operator: str | None = None,
     anchors: Sequence[tuple[int, str]] = (),
     seen_head: tuple[int, str] | None = None,
+    anchors_complete: bool = False,
 ) -> dict[str, Any]:
     """Check a disclosure log as served by `GET /v1/regulator/disclosure-log` (rows with seq,
     prev_hash, entry, hash, in seq order).
@@ -81,11 +154,15 @@ def verify_log(
     operator: the operator's routing code, if known: every entry must be for it.
     anchors: (seq, hash) heads registered outside the operator's database.
     seen_head: (length, head) this checker saw before (the regulator's own anchor file).
+    anchors_complete: every head up to `seen_head` must be anchored by now (the audit, which
+    drains the operators' outboxes first).
 
     Returns {"ok", "length", "head", "broken_at", "problems"}: `broken_at` is the lowest seq
     with a problem (None when intact); `problems` lists [{"seq", "reason"}] by seq, where
     reason is one of chain, order_signature, order_for_another_operator, order_repeated,
-    entry_malformed, anchor_mismatch, anchor_missing, truncated.
+    entry_malformed, anchor_mismatch, anchor_missing, truncated (shorter than, or not
+    extending, `seen_head`), anchors_behind (with `anchors_complete`: fewer anchors than
+    `seen_head` says exist, so one was deleted at the central bank or is still owed).
     """
     rows = list(rows)
     by_seq = {int(r["seq"]): r for r in rows}
@@ -109,6 +186,9 @@ def verify_log(
             problems.append({"seq": seq, "reason": "anchor_missing"})
         elif anchored["hash"] != head:
             problems.append({"seq": seq, "reason": "anchor_mismatch"})
+    anchored_up_to = max((seq for seq, _ in anchors), default=0)
+    if anchors_complete and seen_head is not None and anchored_up_to < seen_head[0]:
+        problems.append({"seq": anchored_up_to + 1, "reason": "anchors_behind"})
     problems.sort(key=lambda p: (p["seq"], p["reason"]))
     return {
         "ok": not problems,
@@ -116,7 +196,7 @@ def verify_log(
         "head": rows[-1]["hash"] if rows else GENESIS,
         "broken_at": problems[0]["seq"] if problems else None,
         "problems": problems[:MAX_PROBLEMS],
-        "anchored": max((seq for seq, _ in anchors), default=0),
+        "anchored": anchored_up_to,
     }
 
 

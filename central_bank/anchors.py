@@ -11,6 +11,16 @@ outbox may send it twice). Another hash for an anchored seq is refused with 409 
 `disclosure_anchor_conflicts`, which the audit reports: the log was rewritten after the head was
 anchored (or somebody holding the operator's key tried to move the anchor). Both tables are
 append-only in the database (migration cb0006).
+
+Append-only triggers stop the services' role, not a superuser of the cluster, who can switch
+them off. So each new anchor also becomes the next link of its operator's anchor chain
+(`disclosure_anchor_links`, migration cb0007): the link's hash covers the anchor and the link
+before it, and the central bank signs every link with its own key, which is not in any database.
+`GET /v1/disclosure-anchors` returns each anchor with its link, and `cbdc audit` verifies the
+chain against the central bank's public key (cbdc/disclosure_log.py `verify_anchor_chain`):
+an anchor edited or deleted inside the chain breaks it. Deleting the *last* anchors and their
+links leaves a shorter chain that still verifies; the regulator's head file (the heads it got
+back from its own disclosure orders) is what shows that.
 """
 
 from __future__ import annotations
@@ -21,8 +31,10 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from cbdc.clock import iso, utcnow
-from cbdc.disclosure_log import anchor_signed
+from cbdc.crypto import SigningKey
+from cbdc.disclosure_log import anchor_chain_document, anchor_link_entry, anchor_signed
 from cbdc.errors import Conflict, DomainError
+from cbdc.hashchain import GENESIS, link_hash
 from central_bank import repository as repo
 from central_bank.models import Operator
 
@@ -60,8 +72,41 @@ class Registration:
         return {"operator": self.operator, "seq": self.seq, "hash": self.hash, "anchored": True}
 
 
+def link_pending(session: Session, *, operator: Operator, key: SigningKey) -> int:
+    """Append every anchor of this operator not yet in its chain (in seq order) as the next
+    links, each signed with the central bank's key; returns how many."""
+    repo.lock_anchor_chain(session, operator.id)
+    pending = repo.unlinked_disclosure_anchors(session, operator.id)
+    n, previous = repo.anchor_chain_head(session, operator.id) or (0, GENESIS)
+    now = utcnow()
+    for anchor in pending:
+        n += 1
+        entry = anchor_link_entry(
+            operator.code, n, int(anchor["seq"]), str(anchor["hash"]), str(anchor["signature"])
+        )
+        link = link_hash(previous, entry)
+        repo.add_anchor_link(
+            session,
+            operator_id=operator.id,
+            n=n,
+            seq=int(anchor["seq"]),
+            prev_link=previous,
+            link=link,
+            signature=key.sign_json(anchor_chain_document(operator.code, n, link)),
+            at=now,
+        )
+        previous = link
+    return len(pending)
+
+
 def register(
-    session: Session, *, operator: Operator, seq: int, head: str, signature: str
+    session: Session,
+    *,
+    operator: Operator,
+    seq: int,
+    head: str,
+    signature: str,
+    key: SigningKey,
 ) -> Registration:
     if not anchor_signed(operator.public_key, operator.code, seq, head, signature):
         raise AnchorSignatureInvalid(
@@ -81,14 +126,42 @@ def register(
             signature=signature,
             at=now,
         )
+    link_pending(session, operator=operator, key=key)
     return Registration(operator=operator.code, seq=seq, hash=head, anchored_hash=anchored)
 
 
-def listing(session: Session, *, operator: str | None) -> dict[str, Any]:
-    """Every anchor (by operator, seq) and every refused conflicting registration."""
+def _link(row: dict[str, Any] | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
     return {
+        "n": int(row["n"]),
+        "prev": row["prev_link"],
+        "hash": row["link"],
+        "signature": row["signature"],
+    }
+
+
+def listing(session: Session, *, operator: str | None, key: SigningKey) -> dict[str, Any]:
+    """Every anchor (by operator, seq) with its link in the operator's anchor chain (n, prev,
+    hash and the central bank's signature), the last link of each operator's chain
+    (`anchor_chains`: an anchor deleted with its link still there shows against it), and every
+    refused conflicting registration.
+    Anchors from before the chain existed (cb0007) are linked first."""
+    for operator_id in repo.operators_with_unlinked_anchors(session):
+        owner = session.get(Operator, operator_id)
+        if owner is not None:
+            link_pending(session, operator=owner, key=key)
+    heads = repo.anchor_chain_heads(session, operator=operator)
+    links = repo.anchor_links(session, operator=operator)
+    return {
+        "anchor_chains": heads,
         "anchors": [
-            {**row, "seq": int(row["seq"]), "received_at": iso(row["received_at"])}
+            {
+                **row,
+                "seq": int(row["seq"]),
+                "received_at": iso(row["received_at"]),
+                "link": _link(links.get((str(row["operator"]), int(row["seq"])))),
+            }
             for row in repo.disclosure_anchors(session, operator=operator)
         ],
         "conflicts": [

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 
 from cbdc.auth import Principal, StrictJSONRoute, request_hash, require_role
-from cbdc.clock import parse_iso
+from cbdc.clock import parse_iso, utcnow
 from cbdc.errors import ValidationFailed
 from central_bank import analysis, anchors, clearing, repository, service
 from central_bank.schemas import (
@@ -379,6 +380,7 @@ def register_disclosure_anchor(body: DisclosureAnchorIn, caller: Caller, state: 
             seq=body.seq,
             head=body.hash,
             signature=body.signature,
+            key=state.cb.key,
         ),
     )
     return registration.answer()  # raises the 409 once the conflict is recorded
@@ -391,9 +393,10 @@ def list_disclosure_anchors(
     operator: Annotated[str | None, Query(pattern=r"^[A-Z0-9]{4}$")] = None,
 ) -> Any:
     """Every operator's anchored disclosure-log heads (and refused conflicting ones), for the
-    audit and the regulator."""
+    audit and the regulator; each anchor with its `link` in the operator's anchor chain, signed
+    by the central bank's key (central_bank/anchors.py)."""
     require_role(caller, "admin", "regulator")
-    return state.uow.run(caller, lambda s: anchors.listing(s, operator=operator))
+    return state.uow.run(caller, lambda s: anchors.listing(s, operator=operator, key=state.cb.key))
 
 
 # ------------------------------------------------------------------ analysis centre
@@ -406,6 +409,30 @@ def money_supply(caller: Caller, state: State) -> Any:
     require_role(caller, "admin", "operator", "regulator")
     only = caller.subject if caller.role == "operator" else None
     return state.uow.run(caller, lambda s: analysis.money_supply(s, only_operator=only))
+
+
+AML_MAX_FUTURE = timedelta(minutes=5)  # clock skew between an operator and the central bank
+AML_MAX_AGE = timedelta(days=400)  # an AML rule looks back days or weeks, not years
+
+
+class AmlReportOutOfRange(ValidationFailed):
+    code = "aml_report_time_out_of_range"
+    title = "AML report's occurred_at is too far in the future or the past"
+
+
+def _bounded_occurred_at(occurred_at: str) -> None:
+    """A report dated year 9999 would head the regulator's alerts forever: occurred_at is at
+    most AML_MAX_FUTURE ahead of the central bank's clock and at most AML_MAX_AGE old."""
+    try:
+        at = parse_iso(occurred_at)
+    except ValueError:
+        return  # refused as not ISO 8601 by analysis.receive_report
+    now = utcnow()
+    if at > now + AML_MAX_FUTURE or at < now - AML_MAX_AGE:
+        raise AmlReportOutOfRange(
+            f"occurred_at: must lie between {AML_MAX_AGE.days} days ago and "
+            f"{int(AML_MAX_FUTURE.total_seconds() // 60)} minutes from now"
+        )
 
 
 class AmlReportTooLarge(ValidationFailed):
@@ -423,8 +450,10 @@ async def _bounded_aml_report(request: Request, _: Caller) -> None:
 def receive_aml_report(body: AmlReport, caller: Caller, state: State) -> Any:
     """An operator reports an AML alert, pseudonymously: wallet id, rule, amount, time and the
     rule's own `details` (counts, amounts, windows; see central_bank/schemas.py). Anything else,
-    or more than `AML_REPORT_MAX_BYTES`, is refused with 422."""
+    more than `AML_REPORT_MAX_BYTES`, or an `occurred_at` more than 5 minutes ahead or more than
+    400 days old (`aml_report_time_out_of_range`), is refused with 422."""
     require_role(caller, "operator")
+    _bounded_occurred_at(body.occurred_at)
     return state.uow.run(
         caller,
         lambda s: analysis.receive_report(

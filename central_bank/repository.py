@@ -208,3 +208,100 @@ def disclosure_anchor_conflicts(session: Session, *, operator: str | None) -> li
         {"op": operator},
     ).mappings()
     return [dict(r) for r in rows]
+
+
+def lock_anchor_chain(session: Session, operator_id: int) -> None:
+    """One writer per operator's anchor chain at a time (until the transaction ends)."""
+    session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext('disclosure_anchor_links'), :o)"),
+        {"o": operator_id},
+    )
+
+
+def anchor_chain_head(session: Session, operator_id: int) -> tuple[int, str] | None:
+    row = session.execute(
+        text(
+            "SELECT n, link FROM disclosure_anchor_links WHERE operator_id = :o "
+            "ORDER BY n DESC LIMIT 1"
+        ),
+        {"o": operator_id},
+    ).first()
+    return (int(row.n), str(row.link)) if row else None
+
+
+def unlinked_disclosure_anchors(session: Session, operator_id: int) -> list[dict[str, Any]]:
+    rows = session.execute(
+        text(
+            "SELECT a.seq, a.hash, a.signature FROM disclosure_anchors a "
+            "WHERE a.operator_id = :o AND NOT EXISTS (SELECT 1 FROM disclosure_anchor_links l "
+            "WHERE l.operator_id = a.operator_id AND l.seq = a.seq) ORDER BY a.seq"
+        ),
+        {"o": operator_id},
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def operators_with_unlinked_anchors(session: Session) -> list[int]:
+    return [
+        int(r)
+        for r in session.execute(
+            text(
+                "SELECT DISTINCT a.operator_id FROM disclosure_anchors a "
+                "WHERE NOT EXISTS (SELECT 1 FROM disclosure_anchor_links l "
+                "WHERE l.operator_id = a.operator_id AND l.seq = a.seq)"
+            )
+        ).scalars()
+    ]
+
+
+def add_anchor_link(
+    session: Session,
+    *,
+    operator_id: int,
+    n: int,
+    seq: int,
+    prev_link: str,
+    link: str,
+    signature: str,
+    at: datetime,
+) -> None:
+    session.execute(
+        text(
+            "INSERT INTO disclosure_anchor_links "
+            "(operator_id, n, seq, prev_link, link, signature, linked_at) "
+            "VALUES (:o, :n, :s, :p, :l, :sig, :t)"
+        ),
+        {"o": operator_id, "n": n, "s": seq, "p": prev_link, "l": link, "sig": signature, "t": at},
+    )
+
+
+def anchor_links(
+    session: Session, *, operator: str | None
+) -> dict[tuple[str, int], dict[str, Any]]:
+    """Each anchor's link in its operator's chain, by (operator code, seq)."""
+    rows = session.execute(
+        text(
+            "SELECT o.code AS operator, l.n, l.seq, l.prev_link, l.link, l.signature "
+            "FROM disclosure_anchor_links l JOIN operators o ON o.id = l.operator_id "
+            "WHERE CAST(:op AS text) IS NULL OR o.code = :op"
+        ),
+        {"op": operator},
+    ).mappings()
+    return {(str(r["operator"]), int(r["seq"])): dict(r) for r in rows}
+
+
+def anchor_chain_heads(session: Session, *, operator: str | None) -> dict[str, dict[str, Any]]:
+    """The last link of each operator's anchor chain (read before the anchors themselves, so
+    an anchor registered meanwhile can only add links after it)."""
+    rows = session.execute(
+        text(
+            "SELECT DISTINCT ON (l.operator_id) o.code AS operator, l.n, l.link, l.signature "
+            "FROM disclosure_anchor_links l JOIN operators o ON o.id = l.operator_id "
+            "WHERE CAST(:op AS text) IS NULL OR o.code = :op ORDER BY l.operator_id, l.n DESC"
+        ),
+        {"op": operator},
+    ).mappings()
+    return {
+        str(r["operator"]): {"n": int(r["n"]), "hash": r["link"], "signature": r["signature"]}
+        for r in rows
+    }

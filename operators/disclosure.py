@@ -79,7 +79,9 @@ def append_log(session: Session, entry: dict[str, Any]) -> dict[str, Any]:
         reference=anchor_reference(seq),
         payload={"seq": seq, "hash": digest},
     )
-    return {"seq": seq, "hash": digest}
+    # prev_hash lets the regulator check that this head extends the one it knew
+    # (cbdc/regulator.py `record_disclosure_head`).
+    return {"seq": seq, "prev_hash": previous, "hash": digest}
 
 
 def anchor_reference(seq: int) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -92,6 +93,24 @@ def test_reports_outside_the_schema_are_refused_and_store_nothing(network: Any) 
     ):
         refused(network, report(wallet, "velocity", wallet=bad_wallet))
     assert stored(network) == []
+
+
+def test_a_report_dated_far_in_the_future_or_past_is_refused(network: Any) -> None:
+    """Issue #12 review: a report dated year 9999 was accepted and headed the regulator's
+    alerts forever. occurred_at is bounded: 5 minutes of clock skew ahead, 400 days back."""
+    wallet = network.open_wallet("BKA1").wallet_id
+    now = utcnow()
+    for when in (
+        "9999-12-31T23:59:59+00:00",
+        iso(now + timedelta(minutes=6)),
+        iso(now - timedelta(days=401)),
+        "1970-01-01T00:00:00+00:00",
+    ):
+        refused(network, report(wallet, occurred_at=when), "aml_report_time_out_of_range")
+    assert stored(network) == []
+    for when in (now + timedelta(minutes=4), now - timedelta(days=399), now):
+        assert send(network, report(wallet, occurred_at=iso(when)))["stored"] is True
+    assert len(stored(network)) == 3
 
 
 def test_an_oversized_report_is_refused_before_parsing(network: Any) -> None:
