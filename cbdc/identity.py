@@ -9,6 +9,12 @@ Every check matches the whole string (`fullmatch`: `$` would let a trailing newl
 and accepts ASCII digits only (`str.isdigit` and `\\d` also accept e.g. Arabic-Indic digits,
 which `int()` then converts). `normalise` gives the one spelling of each kind of evidence that
 uniqueness checks compare (operators/identity.py: blind index).
+
+Phone numbers have one canonical form, E.164 (`+` country code and number). Two spellings are
+accepted: the international `+<country code><number>` (for +86 the national part must be a
+Chinese mobile number: class IV is opened on a mobile) and a national Chinese mobile number
+`1[3-9]` + 9 digits, taken as +86. Nothing else (a `00` prefix, leading or trunk zeros, spaces)
+is guessed at: one number, one spelling per form, so the class IV limit per phone counts people.
 """
 
 from __future__ import annotations
@@ -16,15 +22,57 @@ from __future__ import annotations
 import re
 import unicodedata
 
-PHONE = re.compile(r"\+?[0-9]{6,15}")
+PHONE_E164 = re.compile(r"\+[1-9][0-9]{6,14}")  # `+`, then 7-15 digits, the first not 0
+CN_MOBILE = re.compile(r"1[3-9][0-9]{9}")  # national Chinese mobile number
+PHONE_FORMS = (
+    "a phone number is accepted as +<country code><number> (E.164: + then 7-15 digits; "
+    "+86 then a mobile number 1[3-9] and 9 digits) or as a Chinese mobile number "
+    "1[3-9] and 9 digits (taken as +86); no spaces, no 00 or 0 prefix"
+)
+LEGACY_PHONE = re.compile(r"\+?[0-9]{6,15}")  # what was accepted before E.164 (stored spellings)
 RESIDENT_ID = re.compile(r"[0-9]{17}[0-9X]")
 BANK_ACCOUNT = re.compile(r"[0-9]{12,19}")
 ID_WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
 ID_CHECK = "10X98765432"
 
 
+def canonical_phone(phone: str) -> str | None:
+    """The E.164 form of a phone number in one of the two accepted spellings, else None."""
+    if CN_MOBILE.fullmatch(phone):
+        return "+86" + phone
+    if PHONE_E164.fullmatch(phone) is None:
+        return None
+    if phone.startswith("+86") and CN_MOBILE.fullmatch(phone[3:]) is None:
+        return None
+    return phone
+
+
 def valid_phone(phone: str) -> bool:
-    return PHONE.fullmatch(phone) is not None
+    return canonical_phone(phone) is not None
+
+
+def legacy_phone(phone: str) -> str:
+    """E.164 for a phone stored before the canonical form (old rule: optional `+`, 6-15 digits),
+    read the way the lenient rule let one number be spelt: a `+` or `00` prefix, leading zeros,
+    a `86` country code in front of a Chinese mobile number. Used only on stored identities (the
+    blind index of wallets opened before, and comparisons with them), never to accept input."""
+    if LEGACY_PHONE.fullmatch(phone) is None:
+        raise ValueError("not a phone number as stored before")
+    digits = phone.removeprefix("+").lstrip("0")
+    return ("+86" if CN_MOBILE.fullmatch(digits) else "+") + digits
+
+
+# Characters refused in any customer field: controls (Cc: NUL, newline, tab...), format
+# characters (Cf: zero-width space and joiners, bidi embeddings, overrides and isolates, BOM),
+# line and paragraph separators, surrogates, private use and unassigned code points. A name
+# must look the same to the clerk, the regulator and the uniqueness check.
+REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+def printable_text(value: str) -> bool:
+    """No control, format (zero-width, bidi), separator or unassigned character; ordinary
+    spaces are fine."""
+    return not any(unicodedata.category(ch) in REFUSED_CATEGORIES for ch in value)
 
 
 def resident_id_check_digit(first17: str) -> str:
@@ -58,10 +106,11 @@ def valid_bank_account(number: str) -> bool:
 
 
 def normalise(kind: str, value: str) -> str:
-    """The canonical spelling of a piece of evidence: phones without a leading `+`, ID numbers
-    in upper case, account numbers without spaces, names case-folded with single spaces."""
+    """The canonical spelling of a piece of evidence: phones in E.164 (a spelling stored before
+    E.164 read as `legacy_phone` does), ID numbers in upper case, account numbers without
+    spaces, names case-folded with single spaces."""
     if kind == "phone":
-        return value.strip().removeprefix("+")
+        return canonical_phone(value) or legacy_phone(value)
     if kind == "id_number":
         return value.strip().upper()
     if kind == "bank_account":

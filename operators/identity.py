@@ -13,7 +13,8 @@ the escrow copy sealed to the regulator.
   but a different value for a field already held is refused (`identity_change_needs_staff`);
   corrections are made by staff at the counter and become a new version.
 * Uniqueness of evidence is checked through a keyed blind index: HMAC-SHA256 of the
-  normalised ID number, phone or bank account under a key derived (HKDF) from the data key.
+  normalised ID number, phone (E.164) or bank account under a key derived (HKDF) from the
+  data key.
 """
 
 from __future__ import annotations
@@ -31,12 +32,24 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from cbdc.clock import iso
 from cbdc.crypto import b64d, b64e, canonical_json
-from cbdc.identity import normalise, valid_bank_account, valid_phone, valid_resident_id
+from cbdc.identity import (
+    PHONE_FORMS,
+    canonical_phone,
+    normalise,
+    printable_text,
+    valid_bank_account,
+    valid_phone,
+    valid_resident_id,
+)
 from cbdc.policy import Policy, WalletClass
 from cbdc.sealing import seal_json
 from operators.errors import EvidenceInvalid, EvidenceMissing, InPersonRequired, OperatorError
 
 INDEXED_KINDS = ("id_number", "phone", "bank_account")  # evidence kinds in the blind index
+# Phone indexes are of the E.164 form and say so: rows without the prefix were made with the
+# earlier normal form (digits without `+`) and are rewritten when the service starts
+# (identity_history.reindex_legacy_phones).
+PHONE_INDEX_PREFIX = "e164:"
 
 
 class IdentityChangeNeedsStaff(OperatorError):
@@ -91,14 +104,52 @@ def check_evidence(
 CHECKS = {"phone": valid_phone, "id_number": valid_resident_id, "bank_account": valid_bank_account}
 
 
-def check_well_formed(customer: dict[str, Any] | None) -> None:
+# Longest value accepted per customer field (the API schema has the same bounds).
+FIELD_MAX = {"display_name": 200, "phone": 32, "id_number": 40, "bank_account": 40}
+
+
+def check_well_formed(customer: dict[str, Any] | None) -> dict[str, Any] | None:
     """Every phone, ID number and bank account presented must pass its check, whether the
     class asked for it or not: nothing malformed (non-ASCII digits, a trailing newline) is
-    stored, sealed or indexed."""
+    stored, sealed or indexed. No field may hold a control, zero-width or bidi character, or
+    be longer than its bound. Returns the evidence with the phone in its canonical form
+    (E.164), which is what is stored, sealed and indexed."""
+    if customer is None:
+        return None
+    for field, value in customer.items():
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise EvidenceInvalid(f"customer.{field}: must be a string")
+        if len(value) > FIELD_MAX.get(field, 200):
+            raise EvidenceInvalid(
+                f"customer.{field}: longer than {FIELD_MAX.get(field, 200)} characters"
+            )
+        if not printable_text(value):
+            raise EvidenceInvalid(
+                f"customer.{field}: contains a control, zero-width or bidi character"
+            )
     for field, check in CHECKS.items():
-        value = (customer or {}).get(field)
-        if value and not check(str(value)):
-            raise EvidenceInvalid(f"customer.{field}: does not pass verification")
+        value = customer.get(field)
+        if value and not check(value):
+            detail = PHONE_FORMS if field == "phone" else "does not pass verification"
+            raise EvidenceInvalid(f"customer.{field}: {detail}")
+    canonical = dict(customer)
+    if canonical.get("phone"):
+        canonical["phone"] = canonical_phone(canonical["phone"])
+    return canonical
+
+
+def held_identity(identity: dict[str, Any]) -> dict[str, Any]:
+    """A stored identity with its phone in E.164 (identities stored before the canonical form
+    may hold another spelling of the number: `normalise` reads it)."""
+    phone = identity.get("phone")
+    if phone and canonical_phone(str(phone)) != phone:
+        try:
+            return {**identity, "phone": normalise("phone", str(phone))}
+        except ValueError:
+            return identity
+    return identity
 
 
 class IdentityCipher:
@@ -116,7 +167,8 @@ class IdentityCipher:
         """HMAC-SHA256 of the normalised evidence under the index key: equal evidence gives
         equal indexes, and without the data key an index reveals nothing of the value."""
         message = f"{kind}\x00{normalise(kind, value)}".encode()
-        return hmac.new(self._index_key, message, hashlib.sha256).hexdigest()
+        digest = hmac.new(self._index_key, message, hashlib.sha256).hexdigest()
+        return PHONE_INDEX_PREFIX + digest if kind == "phone" else digest
 
     @staticmethod
     def generate_key() -> bytes:

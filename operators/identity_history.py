@@ -31,6 +31,7 @@ from cbdc.policy import Uniqueness, WalletClass
 from operators import identity_repository as irepo
 from operators.context import OperatorContext
 from operators.identity import (
+    PHONE_INDEX_PREFIX,
     ClassIvPerPhoneLimit,
     EvidenceOfOtherHolder,
     WalletsPerIdLimit,
@@ -215,6 +216,7 @@ def backfill_index(session: Session, ctx: OperatorContext, *, chunk: int = 5000)
     them. Run when the service starts; returns how many wallets it indexed."""
     assert ctx.identity_cipher is not None
     irepo.lock_whole_index(session)
+    reindex_legacy_phones(session, ctx, chunk=chunk)
     done, after = 0, ""
     while batch := irepo.unindexed_wallets(session, after=after, limit=chunk):
         out: list[tuple[str, str, str, int, str | None]] = []
@@ -227,6 +229,27 @@ def backfill_index(session: Session, ctx: OperatorContext, *, chunk: int = 5000)
         irepo.add_rows(session, out)
         done += len(batch)
         after = batch[-1].id
+    return done
+
+
+def reindex_legacy_phones(session: Session, ctx: OperatorContext, *, chunk: int = 5000) -> int:
+    """Rewrite the phone rows indexed under the earlier normal form (digits without `+`, so
+    `0013830230302` and `13830230302` were different numbers) to the E.164 form; run under
+    the lock on the whole index by `backfill_index`. The rows keep their wallet and class
+    (no limit check: the wallets exist). Returns how many rows it rewrote."""
+    assert ctx.identity_cipher is not None
+    done = 0
+    while batch := irepo.legacy_phone_rows(session, prefix=PHONE_INDEX_PREFIX, limit=chunk):
+        for row in batch:
+            identity = ctx.identity_cipher.decrypt(
+                row.identity, bound_to=f"customer:{row.customer_id}"
+            )
+            phone = identity.get("phone")
+            new = ctx.identity_cipher.blind_index("phone", str(phone)) if phone else None
+            irepo.replace_phone_index(
+                session, wallet_id=row.wallet_id, old=row.blind_index, new=new
+            )
+        done += len(batch)
     return done
 
 

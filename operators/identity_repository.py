@@ -203,6 +203,44 @@ def unindexed_wallets(session: Session, *, after: str, limit: int) -> list[Any]:
     )
 
 
+def legacy_phone_rows(session: Session, *, prefix: str, limit: int) -> list[Any]:
+    """Phone rows of the index made before the E.164 normal form (no `prefix`), with the
+    wallet's customer's encrypted identity."""
+    return list(
+        session.execute(
+            text(
+                "SELECT e.wallet_id, e.blind_index, c.id AS customer_id, c.identity "
+                "FROM evidence_index e JOIN wallets w ON w.id = e.wallet_id "
+                "JOIN customers c ON c.id = w.customer_id "
+                "WHERE e.kind = 'phone' AND NOT starts_with(e.blind_index, :p) "
+                "ORDER BY e.wallet_id LIMIT :n"
+            ),
+            {"p": prefix, "n": limit},
+        ).all()
+    )
+
+
+def replace_phone_index(session: Session, *, wallet_id: str, old: str, new: str | None) -> None:
+    """Rewrite one wallet's phone row to `new` (or drop it: the identity has no phone)."""
+    params = {"w": wallet_id, "old": old, "new": new}
+    if new is None:
+        session.execute(
+            text(
+                "DELETE FROM evidence_index "
+                "WHERE kind = 'phone' AND wallet_id = :w AND blind_index = :old"
+            ),
+            params,
+        )
+        return
+    session.execute(
+        text(
+            "UPDATE evidence_index SET blind_index = :new "
+            "WHERE kind = 'phone' AND wallet_id = :w AND blind_index = :old"
+        ),
+        params,
+    )
+
+
 def counts_for(
     session: Session, keys: Sequence[tuple[str, str, int]]
 ) -> dict[tuple[str, str, int], int]:

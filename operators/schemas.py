@@ -71,10 +71,17 @@ class SignedUnload(Strict):
 
 
 class CustomerIn(Strict):
-    """Identity evidence. What a class needs is in the policy file; see GET /v1/info."""
+    """Identity evidence. What a class needs is in the policy file; see GET /v1/info. Lengths
+    are bounded here; the content (phone form, check digits, no control, zero-width or bidi
+    characters) is checked by the service (operators/identity.py: `check_well_formed`)."""
 
     display_name: str | None = Field(default=None, min_length=1, max_length=200)
-    phone: str | None = Field(default=None, pattern=r"^\+?[0-9]{6,15}$")
+    phone: str | None = Field(
+        default=None,
+        max_length=32,
+        description="E.164 (+<country code><number>) or a Chinese mobile number 1[3-9] and 9 "
+        "digits; checked by the service (evidence_invalid), stored in E.164",
+    )
     id_number: str | None = Field(default=None, min_length=4, max_length=40)
     bank_account: str | None = Field(default=None, min_length=8, max_length=40)
 

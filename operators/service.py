@@ -47,7 +47,12 @@ from operators.errors import (
     WalletNotActive,
     WrongOperator,
 )
-from operators.identity import check_evidence, check_well_formed, merge_identity
+from operators.identity import (
+    check_evidence,
+    check_well_formed,
+    held_identity,
+    merge_identity,
+)
 from operators.models import Customer, Order, Wallet
 
 ORDER_MAX_AGE = timedelta(minutes=10)
@@ -80,7 +85,7 @@ def open_wallet(
     account; class I only at the counter, i.e. with the request signed by staff."""
     if customer_id is not None and not by_staff:
         raise Forbidden("only staff may attach a wallet to an existing customer")
-    check_well_formed(customer)
+    customer = check_well_formed(customer)
     repo.lock_key(session, "wallet-public-key", public_key)  # concurrent opens with one key
     if repo.public_key_in_use(session, public_key):
         raise Conflict("this public key already has a wallet")
@@ -127,8 +132,12 @@ def open_wallet(
 
 
 def _identity_of(ctx: OperatorContext, customer: Customer) -> dict[str, Any]:
+    """The customer's identity, a phone stored in a spelling from before E.164 read in E.164
+    (it is checked, compared and sealed in that form from now on)."""
     assert ctx.identity_cipher is not None
-    return ctx.identity_cipher.decrypt(customer.identity, bound_to=f"customer:{customer.id}")
+    return held_identity(
+        ctx.identity_cipher.decrypt(customer.identity, bound_to=f"customer:{customer.id}")
+    )
 
 
 def _store_identity(ctx: OperatorContext, customer: Customer, identity: dict[str, Any]) -> None:
@@ -219,8 +228,11 @@ def change_class(
 
     Self-service (`by_staff` False) may add evidence not yet held, never replace it
     (`identity_change_needs_staff`); staff may correct it. Either way the earlier identity
-    stays in the wallet's escrow history, and a downgrade keeps every field held."""
-    check_well_formed(customer)
+    stays in the wallet's escrow history, and a downgrade keeps every field held.
+
+    A request that changes neither the class nor the identity (evidence compared in its
+    normal form) changes nothing: the wallet as it is, no new identity version."""
+    customer = check_well_formed(customer)
     account = require_wallet(session, ctx, wallet_id).account_id
     # The wallet's account first, then its row, in the order payments take them (account,
     # then the spend counters' row): one class change at a time, and no deadlock with them.
@@ -237,6 +249,8 @@ def change_class(
         verified=irepo.verified_kinds(session, holder.id),
     )
     evidence = check_evidence(ctx.policy, wallet_class, identity, by_staff=by_staff)
+    if not changed and int(wallet_class) == wallet.wallet_class:
+        return wallet_view(session, ctx, wallet)  # nothing to change, nothing to seal
     cap = ctx.policy.limits(wallet_class).balance_cap
     balance = balances[wallet.account_id]
     if cap is not None and balance > cap:

@@ -27,7 +27,7 @@ def person(i: int, *, unicode_name: bool = False) -> dict[str, str]:
     name = f"王秀英{i}号" if unicode_name else f"Customer Q{i:02d}X Zyxwvut"
     return {
         "display_name": name,
-        "phone": f"+86139{i:02d}{7654321 + i:07d}"[:15],
+        "phone": f"+86139{i:02d}{7654321 + i:07d}"[:14],  # a mobile number: 11 digits
         "id_number": make_resident_id(f"3301061987{i:02d}1{i:04d}"[:17]),
         "bank_account": make_bank_account(f"62220219{i:02d}{314159 + i:06d}"),
     }
