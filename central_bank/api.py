@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 
 from cbdc.auth import Principal, StrictJSONRoute, request_hash, require_role
-from cbdc.clock import parse_iso, utcnow
+from cbdc.clock import parse_iso
 from cbdc.errors import ValidationFailed
 from central_bank import analysis, anchors, clearing, repository, service
 from central_bank.schemas import (
@@ -420,14 +420,13 @@ class AmlReportOutOfRange(ValidationFailed):
     title = "AML report's occurred_at is too far in the future or the past"
 
 
-def _bounded_occurred_at(occurred_at: str) -> None:
+def _bounded_occurred_at(occurred_at: str, now: datetime) -> None:
     """A report dated year 9999 would head the regulator's alerts forever: occurred_at is at
     most AML_MAX_FUTURE ahead of the central bank's clock and at most AML_MAX_AGE old."""
     try:
         at = parse_iso(occurred_at)
     except ValueError:
         return  # refused as not ISO 8601 by analysis.receive_report
-    now = utcnow()
     if at > now + AML_MAX_FUTURE or at < now - AML_MAX_AGE:
         raise AmlReportOutOfRange(
             f"occurred_at: must lie between {AML_MAX_AGE.days} days ago and "
@@ -453,7 +452,7 @@ def receive_aml_report(body: AmlReport, caller: Caller, state: State) -> Any:
     more than `AML_REPORT_MAX_BYTES`, or an `occurred_at` more than 5 minutes ahead or more than
     400 days old (`aml_report_time_out_of_range`), is refused with 422."""
     require_role(caller, "operator")
-    _bounded_occurred_at(body.occurred_at)
+    _bounded_occurred_at(body.occurred_at, state.clock())
     return state.uow.run(
         caller,
         lambda s: analysis.receive_report(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from fastapi import Request
@@ -11,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from cbdc.auth import ResolvedKey, SignedRequestAuth, UnitOfWork
+from cbdc.clock import utcnow
 from cbdc.crypto import SigningKey
 from cbdc.db import make_engine, session_factory, transaction
 from cbdc.envelope import CENTRAL_BANK_AUDIENCE
@@ -51,6 +54,9 @@ class CentralBankState:
     auth: SignedRequestAuth = field(init=False)
     metrics: ServiceMetrics = field(init=False)
     _operator_keys: dict[str, str] = field(default_factory=dict)
+    # What "now" is for checks of times operators report (AML `occurred_at`); the scenario
+    # engine sets its simulated clock here, as it does in every operator's context.
+    clock: Callable[[], datetime] = utcnow
 
     def __post_init__(self) -> None:
         c = self.config

@@ -213,6 +213,7 @@ class SimNetwork:
             self.http[spec.code] = ServiceClient(app, spec.code, self.down)
             self.http[spec.code].start_loop()
             self.state(spec.code).ctx.clock = self.clock.now
+        self.cb_app.state.cb.clock = self.clock.now  # AML report times are checked against it
         # No autovacuum on the run's throw-away databases: the engine refreshes the planner's
         # statistics itself after each step's setup (`analyze`). On two cores, autovacuum
         # workers vacuuming and analysing the tables a run grows by millions of rows took
