@@ -21,7 +21,13 @@ from cbdc.http import RemoteError, SignedClient
 from cbdc.identity import make_bank_account, make_resident_id
 from cbdc.money import format_amount
 from cbdc.network import Network
-from cbdc.regulator import RegulatorKeys, disclosure_order, open_escrow, verify_log_rows
+from cbdc.regulator import (
+    RegulatorKeys,
+    disclosure_order,
+    open_escrow,
+    send_disclosure,
+    verify_log_rows,
+)
 from cbdc.settings import NetworkConfig, Settings
 from wallets.certs import verify_wallet_chain
 from wallets.client import OperatorClient, WalletClient
@@ -256,13 +262,21 @@ def _narrate(config: NetworkConfig, network: Network) -> int:
         legal_basis="AML Law art. 35, case 2026-0042",
         requester="Financial Intelligence Unit",
     )
-    released = SignedClient(op_b.http).request(
-        "POST", "/v1/regulator/disclosures", signed, signed=False
+    released, head_problem = send_disclosure(
+        op_b.http,
+        b.code,
+        signed,
+        keys=regulator,
+        key_dir=Path(config.regulator.key_dir),
+        audience=operator_audience(b.code),
     )
+    if head_problem:
+        n.say(f"[bold red]DISCLOSURE LOG OF {b.code} NOT EXTENDED[/]: {head_problem}")
     record = open_escrow(regulator, released)
     n.say(
         f"{b.code} logged the order as entry #{released['log']['seq']} of its hash-chained "
-        f"disclosure log, then released the sealed escrow record"
+        f"disclosure log, then released the sealed escrow record; the regulator keeps the "
+        f"log's new head outside every database (its log_heads.json)"
     )
     n.say(
         f"only the regulator's private key opens it: {record['identity'].get('display_name')}"
@@ -274,9 +288,7 @@ def _narrate(config: NetworkConfig, network: Network) -> int:
         n.say(f"the same order sent again is refused: {exc.code}")
     log = SignedClient(
         op_b.http, key=regulator.signing, key_id="regulator", audience=operator_audience(b.code)
-    ).request(
-        "GET", "/v1/regulator/disclosure-log"
-    )
+    ).request("GET", "/v1/regulator/disclosure-log")
     n.say(
         f"the regulator re-verifies {b.code}'s log: "
         f"{'intact' if verify_log_rows(log['entries'])['ok'] else 'BROKEN'}"
