@@ -8,9 +8,15 @@ recorded in the same transaction as the work (`UnitOfWork.run`); when the work f
 domain error the nonce is still recorded in a transaction of its own, so a refused request cannot
 be replayed later to better effect.
 
-A verified request is marked on `request.state` (`Authentication`); `cbdc.webapp.sign_responses`
-signs an answer only when that mark is there and the nonce was not a replay, so a service never
-signs its answer to a request that failed authentication.
+A verified request is marked on `request.state` (`Authentication`). The mark says `consumed` once
+THIS request's nonce is committed as new in `request_nonces` (by `UnitOfWork.run`, with the work or
+on its own after a domain error). `cbdc.webapp.sign_responses` signs an answer only for a consumed
+nonce: for a verified request the handler never reached (a validation error first) it consumes the
+nonce itself (`UnitOfWork.consume_nonce`) and signs only if that insert was new. So a service
+never signs an answer to a request that failed authentication, nor to a resend of a request whose
+nonce was used: the resend of a carried-out request's bytes with a header changed that the
+signature does not cover (Content-Type) gets an unsigned 422, which nobody can take for the
+service's word on the original.
 
 Request bodies are parsed by `StrictJSONRoute`, which refuses objects with a repeated key.
 """
@@ -43,14 +49,17 @@ AUTHENTICATED = "cbdc_authenticated"
 
 
 class Authentication:
-    """The mark of a verified request: what its answer is bound to, and whether its nonce turned
-    out to be a replay (then it is not authenticated after all, and nothing is signed)."""
+    """The mark of a verified request: what its answer is bound to, whether its nonce turned
+    out to be a replay (then it is not authenticated after all, and nothing is signed), and
+    whether this request consumed its nonce (committed it as new; only then is its answer
+    signed)."""
 
-    __slots__ = ("request", "replayed")
+    __slots__ = ("request", "replayed", "consumed")
 
     def __init__(self, request: RequestBinding) -> None:
         self.request = request
         self.replayed = False
+        self.consumed = False
 
 
 @dataclass(frozen=True)
@@ -161,13 +170,37 @@ class UnitOfWork:
                 record_nonce(session, principal)
             return work(session)
 
+        authentication = None if principal is None else principal.authentication
         try:
-            return transaction(self.factory, with_nonce)
+            result = transaction(self.factory, with_nonce)
         except DomainError as exc:
             if principal is not None and not isinstance(exc, ReplayedRequest):
                 with contextlib.suppress(DomainError, DBAPIError):
                     transaction(self.factory, lambda s: record_nonce(s, principal))
+                    if authentication is not None:
+                        authentication.consumed = True
             raise
+        if authentication is not None:
+            authentication.consumed = True
+        return result
+
+    def consume_nonce(self, key_id: str, nonce: str) -> bool:
+        """Record a nonce in a transaction of its own: True if it was new (this call consumed
+        it), False if it was used already; a database failure raises. `cbdc.webapp.
+        sign_responses` calls it for a verified request whose handler did not record its nonce
+        (a validation error came first), before signing the answer."""
+
+        def insert(session: Session) -> bool:
+            inserted = session.execute(
+                text(
+                    "INSERT INTO request_nonces (key_id, nonce) VALUES (:k, :n) "
+                    "ON CONFLICT DO NOTHING RETURNING 1"
+                ),
+                {"k": key_id, "n": nonce},
+            ).scalar()
+            return inserted is not None
+
+        return transaction(self.factory, insert)
 
 
 def prune_nonces(session: Session, *, older_than_seconds: int = 3 * 300) -> int:

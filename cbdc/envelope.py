@@ -1,32 +1,40 @@
 """Signed HTTP requests ("envelopes") between parties, version 2.
 
-A request carries six headers:
+A request carries six headers, and the Idempotency-Key header (if any) is signed with them:
 
     CBDC-Version    "2"; any other value (or none: the version-1 format) is refused
     CBDC-Audience   the service the request is for: "central-bank" or "operator:<code>"
     CBDC-Key-Id     who signs: "admin", "operator:<code>", "wallet:<wallet id>", "regulator"
-    CBDC-Timestamp  unix seconds; refused outside +/- `MAX_SKEW_SECONDS`
+    CBDC-Timestamp  unix seconds, 1 to 12 ASCII digits; refused outside +/- `MAX_SKEW_SECONDS`
     CBDC-Nonce      random, unique per key; a repeat is refused as a replay
     CBDC-Signature  Ed25519 over the request's signing string:
 
-        CBDC-REQUEST/2\\nAUDIENCE\\nMETHOD\\nPATH?QUERY\\nKEY-ID\\nTIMESTAMP\\nNONCE\\nSHA256(BODY)
+        CBDC-REQUEST/2\\nAUDIENCE\\nMETHOD\\nPATH?QUERY\\nKEY-ID\\nTIMESTAMP\\nNONCE
+        \\nIDEMPOTENCY-KEY\\nSHA256(BODY)
+
+    IDEMPOTENCY-KEY is the request's Idempotency-Key header, the empty string when it has none:
+    a key stripped, added or swapped in transit breaks the signature.
 
 Servers refuse a request for another audience (so a request signed for one operator cannot be
 replayed at another), then check the timestamp window, the signature against the key registered
 for the key id, and record the nonce (see `cbdc.auth`). An unknown key id and a signature that
-does not verify get one and the same answer, so the answer does not tell which ids exist.
+does not verify get one and the same answer, so the answer does not tell which ids exist; an
+unknown key id is checked against a dummy key, so both cost one Ed25519 verification.
 
 The central bank signs its answers to authenticated requests (`CBDC-Response-Signature`) over a
 string that repeats the request it answers, so a signed answer cannot be moved to another request:
 
-    CBDC-RESPONSE/2\\nAUDIENCE\\nMETHOD\\nPATH?QUERY\\nKEY-ID\\nNONCE\\nSHA256(REQUEST BODY)
-    \\nSTATUS\\nSHA256(RESPONSE BODY)
+    CBDC-RESPONSE/2\\nAUDIENCE\\nMETHOD\\nPATH?QUERY\\nKEY-ID\\nNONCE\\nIDEMPOTENCY-KEY
+    \\nSHA256(REQUEST BODY)\\nSTATUS\\nSHA256(RESPONSE BODY)
 
-It signs nothing for a request that failed authentication (`cbdc.webapp.sign_responses`).
+It signs an answer only when this very request consumed its nonce (`cbdc.webapp.sign_responses`):
+nothing for a request that failed authentication, and nothing for a resend of a request whose
+nonce was already used, whatever the resend's answer (a 422 for a stripped header included).
 """
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from collections.abc import Mapping
@@ -40,6 +48,11 @@ MAX_SKEW_SECONDS = 300
 H_VERSION, H_AUDIENCE = "CBDC-Version", "CBDC-Audience"
 H_KEY, H_TS, H_NONCE, H_SIG = "CBDC-Key-Id", "CBDC-Timestamp", "CBDC-Nonce", "CBDC-Signature"
 H_RESPONSE_SIG = "CBDC-Response-Signature"
+H_IDEMPOTENCY = "Idempotency-Key"
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+# Checked instead of a registered key when the key id is unknown, so that an unknown key id
+# costs the same Ed25519 verification as a known one with a bad signature.
+_DUMMY_PUBLIC_KEY = SigningKey.generate().public_key
 
 CENTRAL_BANK_AUDIENCE = "central-bank"
 # The one answer to an unknown key id and to a signature that does not verify.
@@ -71,6 +84,7 @@ class RequestBinding:
     target: str  # path plus "?query" if any
     key_id: str
     nonce: str
+    idempotency_key: str  # "" when the request had no Idempotency-Key header
     body_sha256: str
 
 
@@ -82,11 +96,12 @@ def signing_string(
     key_id: str,
     timestamp: str,
     nonce: str,
+    idempotency_key: str,
     body_sha256: str,
 ) -> bytes:
     return (
         f"CBDC-REQUEST/{ENVELOPE_VERSION}\n{audience}\n{method.upper()}\n{target}\n{key_id}\n"
-        f"{timestamp}\n{nonce}\n{body_sha256}"
+        f"{timestamp}\n{nonce}\n{idempotency_key}\n{body_sha256}"
     ).encode()
 
 
@@ -98,9 +113,10 @@ def sign_request(
     body: bytes = b"",
     *,
     audience: str,
+    idempotency_key: str | None = None,
 ) -> dict[str, str]:
     """Headers that authenticate one request for `audience`. `target` is the path plus '?query'
-    if any."""
+    if any. `idempotency_key` is signed too and comes back among the headers."""
     timestamp = str(int(time.time()))
     nonce = b64e(secrets.token_bytes(16))
     signature = key.sign(
@@ -111,10 +127,11 @@ def sign_request(
             key_id=key_id,
             timestamp=timestamp,
             nonce=nonce,
+            idempotency_key=idempotency_key or "",
             body_sha256=sha256_hex(body),
         )
     )
-    return {
+    headers = {
         H_VERSION: ENVELOPE_VERSION,
         H_AUDIENCE: audience,
         H_KEY: key_id,
@@ -122,6 +139,9 @@ def sign_request(
         H_NONCE: nonce,
         H_SIG: signature,
     }
+    if idempotency_key:
+        headers[H_IDEMPOTENCY] = idempotency_key
+    return headers
 
 
 @dataclass(frozen=True)
@@ -134,6 +154,7 @@ class Envelope:
     nonce: str
     signature: str
     raw_timestamp: str
+    idempotency_key: str = ""
 
 
 def read_envelope(
@@ -157,15 +178,15 @@ def read_envelope(
         raise WrongAudience(
             f"this request is for {claimed[:64]!r}; this service is {audience!r}"
         )
-    try:
-        timestamp = int(ts)
-    except ValueError:
-        raise Unauthenticated("CBDC-Timestamp must be unix seconds") from None
+    if not _TIMESTAMP.fullmatch(ts):
+        raise Unauthenticated("CBDC-Timestamp must be unix seconds (1 to 12 ASCII digits)")
+    timestamp = int(ts)
     if abs((now or time.time()) - timestamp) > MAX_SKEW_SECONDS:
         raise Unauthenticated("request timestamp outside the allowed window")
     if not 8 <= len(nonce) <= 64:
         raise Unauthenticated("CBDC-Nonce must be 8 to 64 characters")
-    return Envelope(key_id, claimed, timestamp, nonce, signature, ts)
+    idempotency_key = headers.get(H_IDEMPOTENCY, "")
+    return Envelope(key_id, claimed, timestamp, nonce, signature, ts, idempotency_key)
 
 
 def verify_envelope(
@@ -177,13 +198,15 @@ def verify_envelope(
     body: bytes,
 ) -> RequestBinding:
     """Checks the signature with the key registered for the key id (None: no such key id, which
-    is answered exactly like a bad signature). Returns what a response must be bound to."""
+    is answered exactly like a bad signature, after the same work: a verification against a
+    dummy key). Returns what a response must be bound to."""
     binding = RequestBinding(
         audience=envelope.audience,
         method=method.upper(),
         target=target,
         key_id=envelope.key_id,
         nonce=envelope.nonce,
+        idempotency_key=envelope.idempotency_key,
         body_sha256=sha256_hex(body),
     )
     message = signing_string(
@@ -193,9 +216,11 @@ def verify_envelope(
         key_id=binding.key_id,
         timestamp=envelope.raw_timestamp,
         nonce=binding.nonce,
+        idempotency_key=binding.idempotency_key,
         body_sha256=binding.body_sha256,
     )
-    if public_key is None or not verify(public_key, message, envelope.signature):
+    verified = verify(public_key or _DUMMY_PUBLIC_KEY, message, envelope.signature)
+    if public_key is None or not verified:
         raise BadSignature(BAD_SIGNATURE_DETAIL)
     return binding
 
@@ -220,7 +245,8 @@ def verify_request(
 def response_signing_string(request: RequestBinding, status: int, body: bytes) -> bytes:
     return (
         f"CBDC-RESPONSE/{ENVELOPE_VERSION}\n{request.audience}\n{request.method}\n"
-        f"{request.target}\n{request.key_id}\n{request.nonce}\n{request.body_sha256}\n"
+        f"{request.target}\n{request.key_id}\n{request.nonce}\n{request.idempotency_key}\n"
+        f"{request.body_sha256}\n"
         f"{status}\n{sha256_hex(body)}"
     ).encode()
 

@@ -3,6 +3,7 @@
 Requests are signed with `cbdc.envelope` for the client's `audience` (the service it talks to:
 `central-bank` or `operator:<code>`); 4xx answers come back as `RemoteError` carrying the
 server's stable problem `code`; network failures and 5xx as `RemoteUnavailable` (retryable).
+The Idempotency-Key header is part of the signed text (and of the response signature).
 When `server_public_key` is given, answers to signed requests must carry a valid
 CBDC-Response-Signature bound to the request sent (the central bank signs every answer to an
 authenticated request); an answer without one, a 401 included, is `RemoteUnavailable`: it is not
@@ -120,7 +121,15 @@ class SignedClient:
         binding: RequestBinding | None = None
         if signed and use_key is not None and use_id is not None:
             audience = self.audience
-            envelope = sign_request(use_key, use_id, method, target, raw, audience=audience)
+            envelope = sign_request(
+                use_key,
+                use_id,
+                method,
+                target,
+                raw,
+                audience=audience,
+                idempotency_key=idempotency_key,
+            )
             headers |= envelope
             binding = RequestBinding(
                 audience=audience,
@@ -128,6 +137,7 @@ class SignedClient:
                 target=target,
                 key_id=use_id,
                 nonce=envelope[H_NONCE],
+                idempotency_key=idempotency_key or "",
                 body_sha256=sha256_hex(raw),
             )
         if idempotency_key:

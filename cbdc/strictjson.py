@@ -4,6 +4,9 @@
 or a signed order with `{"amount": 1, "amount": 100000}` could then mean one amount to the party
 that checked it and another to the party that acts on it, so every request body the services
 parse goes through `loads_unique` (see `cbdc.auth.StrictJSONRoute`).
+
+JSON nested deeper than the parser's recursion allows (`[[[[...]]]]` a hundred thousand deep) is
+refused 422 `validation_error`, as malformed JSON is, instead of a RecursionError (a 500).
 """
 
 from __future__ import annotations
@@ -12,6 +15,11 @@ import json
 from typing import Any
 
 from cbdc.errors import ValidationFailed
+
+
+class JSONTooDeep(ValidationFailed):
+    code = "validation_error"  # what malformed JSON gets (FastAPI's own parse error)
+    title = "Request is not valid"
 
 
 class DuplicateJSONKey(ValidationFailed):
@@ -31,5 +39,9 @@ def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def loads_unique(raw: bytes | str) -> Any:
-    """`json.loads`, refusing (`DuplicateJSONKey`, 422) an object that repeats a key."""
-    return json.loads(raw, object_pairs_hook=_unique)
+    """`json.loads`, refusing (`DuplicateJSONKey`, 422) an object that repeats a key and
+    (`JSONTooDeep`, 422) nesting too deep to parse."""
+    try:
+        return json.loads(raw, object_pairs_hook=_unique)
+    except RecursionError:
+        raise JSONTooDeep("body: JSON nested too deeply") from None

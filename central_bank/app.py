@@ -65,7 +65,7 @@ def create_app(config: CentralBankConfig) -> FastAPI:
     app.router.lifespan_context = lifespan
     app.state.cb = state
     app.include_router(router)
-    sign_responses(app, config.key)
+    sign_responses(app, config.key, consume_nonce=state.uow.consume_nonce)
     metrics.install(app, state.metrics, token=config.metrics_token)  # last: times the rest
     return app
 

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import unquote
 
 import pytest
+from fastapi import Request
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -56,8 +57,10 @@ class Raw:
             # the server checks the signature over the decoded path (and the raw query)
             route, _, query = path.partition("?")
             target = unquote(route) + (f"?{query}" if query else "")
+            # an Idempotency-Key among the headers is signed with the rest, as clients do
             all_headers |= sign_request(key, key_id, method, target, content,
-                                        audience=self.audience)
+                                        audience=self.audience,
+                                        idempotency_key=(headers or {}).get("Idempotency-Key"))
         all_headers |= headers or {}
         return self.http.request(method, path, content=content, headers=all_headers)
 
@@ -620,3 +623,86 @@ def test_every_route_parses_bodies_strictly(network: Any) -> None:
         assert routes and all(isinstance(r, StrictJSONRoute) for r in routes), [
             r.path for r in routes if not isinstance(r, StrictJSONRoute)
         ]
+
+
+DEEP_ARRAY = b"[" * 100_000 + b"]" * 100_000
+DEEP_OBJECT = b'{"a":' * 100_000 + b"1" + b"}" * 100_000
+
+
+def test_deeply_nested_json_is_refused_not_500(parties: dict[str, Any]) -> None:
+    """Review: JSON nested a hundred thousand deep made the parser raise RecursionError (500)
+    on /v1/payments, /v1/regulator/disclosures, wallet opening and the central bank's routes.
+    It gets what malformed JSON gets: 422 `validation_error`."""
+    net, op, cb = parties["network"], parties["op"], parties["cb"]
+    before = balances(parties)
+    for deep in (DEEP_ARRAY, DEEP_OBJECT):
+        for path in ("/v1/payments", "/v1/payments/batch", "/v1/regulator/disclosures",
+                     "/v1/wallets", f"/v1/wallets/{parties['payer'].wallet_id}/load"):
+            body = assert_problem(op.send("POST", path, deep), 422)
+            assert body["code"] == "validation_error", (path, body)
+        # the `new-wallet` key id makes the resolver parse the body, whatever its content type
+        for content_type in ("application/json", "text/plain"):
+            response = op.send("POST", "/v1/wallets", deep, key=SigningKey.generate(),
+                               key_id="new-wallet", headers={"content-type": content_type})
+            assert assert_problem(response, 422)["code"] == "validation_error"
+        for path in ("/v1/issuance", "/v1/clearing/submissions", "/v1/settlements"):
+            response = cb.send("POST", path, deep, key=net.operator_keys["BKA1"],
+                               key_id="operator:BKA1",
+                               headers={"Idempotency-Key": str(uuid.uuid4())})
+            assert assert_problem(response, 422)["code"] == "validation_error", path
+    assert balances(parties) == before
+
+
+def test_oversized_bodies_are_refused_413(parties: dict[str, Any]) -> None:
+    """Review: there was no body size limit (a 20 MB body was read and parsed). Over the limit
+    is 413 `body_too_large`, from the Content-Length before reading, or from the bytes read
+    when the body comes chunked without one."""
+    from cbdc.webapp import DEFAULT_MAX_BODY_BYTES
+
+    op, cb = parties["op"], parties["cb"]
+    huge = b'{"a": "' + b"x" * 20_000_000 + b'"}'
+    for raw, path in ((op, "/v1/payments"), (op, "/v1/wallets"), (cb, "/v1/issuance")):
+        body = assert_problem(raw.send("POST", path, huge), 413)
+        assert body["code"] == "body_too_large"
+
+    def chunks() -> Any:
+        for _ in range(DEFAULT_MAX_BODY_BYTES // 65536 + 2):
+            yield b"x" * 65536
+
+    response = op.http.post("/v1/payments", content=chunks(), headers=JSON)
+    assert "content-length" not in response.request.headers
+    assert assert_problem(response, 413)["code"] == "body_too_large"
+
+
+def test_body_limit_is_a_setting_with_room_for_the_largest_legitimate_bodies(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from cbdc.webapp import DEFAULT_MAX_BODY_BYTES, base_app
+    from central_bank.schemas import ClearingSubmission
+    from operators.schemas import SignedPaymentBatch
+
+    monkeypatch.setenv("CBDC_MAX_BODY_BYTES", "100")
+    app = base_app("limit", "test")
+
+    @app.post("/echo")
+    async def echo(request: Request) -> dict[str, int]:
+        return {"n": len(await request.body())}
+
+    client = TestClient(app, raise_server_exceptions=False)
+    assert client.post("/echo", content=b"x" * 100).json() == {"n": 100}
+    assert assert_problem(client.post("/echo", content=b"x" * 101), 413)["code"] == \
+        "body_too_large"
+
+    # the largest bodies the schemas allow, at their longest fields, fit four times over
+    item = {"reference": "r" * 100, "payee_wallet": "w" * 40, "payer_alias": "a" * 64,
+            "amount": 10**15}
+    submission = {"submission_id": str(uuid.uuid4()), "payee_operator": "BKB1", "gross": 10**18,
+                  "items": [item] * 10_000}
+    ClearingSubmission.model_validate(submission)
+    assert len(json.dumps(submission)) * 4 < DEFAULT_MAX_BODY_BYTES
+    key = SigningKey.generate()
+    order = payment_order(payer=make_wallet_id("BKA1", 1), payee=make_wallet_id("BKB1", 2),
+                          amount=10**15, currency="CNY", memo="\u4e2d" * 140)
+    batch = {"orders": [{"order": order, "signature": key.sign_json(order)}] * 1000}
+    SignedPaymentBatch.model_validate(batch)
+    assert len(json.dumps(batch)) * 4 < DEFAULT_MAX_BODY_BYTES

@@ -10,6 +10,7 @@ import time
 import uuid
 from typing import Any
 
+import httpx
 import pytest
 
 from cbdc.crypto import SigningKey, sha256_hex
@@ -471,14 +472,16 @@ def signed_post(network: Any, path: str, body: bytes, *, key_id: str = "operator
                 key: SigningKey | None = None, audience: str = CENTRAL_BANK_AUDIENCE,
                 idempotency_key: str | None = None) -> tuple[dict[str, str], Any]:
     key = key or network.operator_keys["BKA1"]
-    headers = sign_request(key, key_id, "POST", path, body, audience=audience)
-    headers |= {"content-type": "application/json", "Idempotency-Key": idempotency_key or idem()}
+    headers = sign_request(key, key_id, "POST", path, body, audience=audience,
+                           idempotency_key=idempotency_key or idem())
+    headers |= {"content-type": "application/json"}
     return headers, network.cb.request("POST", path, content=body, headers=headers)
 
 
 def binding_of(headers: dict[str, str], method: str, target: str, body: bytes) -> RequestBinding:
     return RequestBinding(audience=headers[H_AUDIENCE], method=method, target=target,
                           key_id=headers[H_KEY], nonce=headers[H_NONCE],
+                          idempotency_key=headers.get("Idempotency-Key", ""),
                           body_sha256=sha256_hex(body))
 
 
@@ -534,10 +537,11 @@ def test_nothing_is_signed_for_requests_that_fail_authentication(network: Any) -
     key, path, body = network.operator_keys["BKA1"], "/v1/issuance", b'{"amount": 7}'
 
     def post(headers: dict[str, str]) -> Any:
-        headers = {**headers, "content-type": "application/json", "Idempotency-Key": idem()}
+        headers = {"content-type": "application/json", "Idempotency-Key": idem(), **headers}
         return network.cb.request("POST", path, content=body, headers=headers)
 
-    good = sign_request(key, "operator:BKA1", "POST", path, body, audience=CENTRAL_BANK_AUDIENCE)
+    good = sign_request(key, "operator:BKA1", "POST", path, body, audience=CENTRAL_BANK_AUDIENCE,
+                        idempotency_key=idem())
     stale_ts = str(int(time.time()) - 3600)
     failures = {
         "unsigned": ({}, "unauthenticated"),
@@ -601,3 +605,102 @@ def test_no_signed_refusal_for_a_request_that_succeeded(network: Any) -> None:
         SignedClient(network.cb, key=SigningKey.generate(), key_id="operator:BKA1",
                      server_public_key=public, audience=CENTRAL_BANK_AUDIENCE,
                      ).request("GET", "/v1/operators/me")
+
+
+def test_a_verified_request_refused_by_validation_gets_a_signed_answer_once(
+    network: Any,
+) -> None:
+    """A fresh, correctly signed request that FastAPI refuses before the handler runs (here a
+    body that is not a valid issuance) consumes its nonce and gets a SIGNED 422 bound to it: the
+    bank's word that it refused that request, which can then never be carried out. Sent again,
+    the same request is a replay: 409 `replayed_request`, unsigned."""
+    path, body = "/v1/issuance", b'{"amount": "seven"}'
+    headers, first = signed_post(network, path, body)
+    assert first.status_code == 422 and first.json()["code"] == "validation_error"
+    request = binding_of(headers, "POST", path, body)
+    assert verify_response(network.cb_key.public_key, request, 422, first.content,
+                           first.headers[H_RESPONSE_SIG])
+    again = network.cb.request("POST", path, content=body, headers=headers)
+    assert again.status_code == 409 and again.json()["code"] == "replayed_request"
+    assert H_RESPONSE_SIG not in again.headers
+    # a missing Idempotency-Key (signed as absent) is refused by validation the same way
+    fresh = sign_request(network.operator_keys["BKA1"], "operator:BKA1", "POST", path,
+                         b'{"amount": 7}', audience=CENTRAL_BANK_AUDIENCE)
+    unkeyed = network.cb.request("POST", path, content=b'{"amount": 7}',
+                                 headers={**fresh, "content-type": "application/json"})
+    assert unkeyed.status_code == 422 and H_RESPONSE_SIG in unkeyed.headers
+    assert cb_audit_ok(network)["issued"] == 0  # nothing was issued
+
+
+class CarryOutThenResend(httpx.BaseTransport):
+    """An on-path attacker with no keys: forwards the request (the bank carries it out), then
+    resends the same bytes with a header altered and returns that answer instead."""
+
+    def __init__(self, inner: httpx.BaseTransport, alter: Any) -> None:
+        self.inner, self.alter = inner, alter
+        self.carried_out: list[int] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        body = request.read()
+        real = self.inner.handle_request(request)
+        real.read()
+        self.carried_out.append(real.status_code)
+        headers = self.alter({k.lower(): v for k, v in request.headers.items()})
+        answer = self.inner.handle_request(
+            httpx.Request(request.method, request.url, headers=headers, content=body))
+        content = answer.read()
+        return httpx.Response(answer.status_code, headers=answer.headers, content=content)
+
+
+def _text_plain(h: dict[str, str]) -> dict[str, str]:
+    return {**h, "content-type": "text/plain"}
+
+
+def _no_idempotency_key(h: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in h.items() if k != "idempotency-key"}
+
+
+@pytest.mark.parametrize(
+    ("what", "alter"),
+    [("redemption", _text_plain), ("redemption", _no_idempotency_key),
+     ("clearing", _text_plain)],
+    ids=["redemption-text-plain", "redemption-key-stripped", "clearing-text-plain"],
+)
+def test_operator_sees_a_refusal_only_for_a_request_the_bank_refused(
+    network: Any, what: str, alter: Any
+) -> None:
+    """The operator acts on the central bank's 4xx: a refused clearing submission is refunded
+    to the payers (`netting.refund_submission`, unless the code is in `SUBMISSION_KEPT`), a
+    refused redemption is cancelled (`vault.cancel_redemption`). A resend of a request the bank
+    carried out, altered in transit so that it fails validation, must not reach those as a
+    refusal: its answer is unsigned, so the operator's client raises `RemoteUnavailable`
+    (retry, and the retry gets the bank's stored answer). A request the bank really refuses
+    still comes back as a signed `RemoteError`."""
+    bka = operator_client(network, "BKA1")
+    key: str | None
+    if what == "redemption":
+        tokens = issue(bka, 300)["tokens"]
+        path, key = "/v1/redemption", idem()
+        body: dict[str, Any] = {"serials": [t["serial"] for t in tokens], "amount": 300}
+        bad = {"serials": ["no-such-serial"], "amount": 300}
+    else:
+        path, key = "/v1/clearing/submissions", None
+        item = {"reference": str(uuid.uuid4()), "payee_wallet": "BKB1" + "0" * 16,
+                "payer_alias": "alias-1", "amount": 500}
+        body = {"submission_id": str(uuid.uuid4()), "payee_operator": "BKB1", "gross": 500,
+                "items": [item]}
+        bad = {**body, "submission_id": str(uuid.uuid4()), "payee_operator": "ZZZ9"}
+    attacker = CarryOutThenResend(network.cb._transport, alter)
+    victim = SignedClient(httpx.Client(base_url="http://testserver", transport=attacker),
+                          key=network.operator_keys["BKA1"], key_id="operator:BKA1",
+                          server_public_key=network.cb_key.public_key,
+                          audience=CENTRAL_BANK_AUDIENCE)
+    with pytest.raises(RemoteUnavailable):
+        victim.request("POST", path, body, idempotency_key=key)
+    assert attacker.carried_out in ([200], [201])
+    # the operator's retry (same idempotency key / submission id) gets the bank's stored answer
+    bka.request("POST", path, body, idempotency_key=key)
+    with pytest.raises(RemoteError) as really:
+        bka.request("POST", path, bad, idempotency_key=idem() if key else None)
+    assert 400 <= really.value.status < 500
+    cb_audit_ok(network)
