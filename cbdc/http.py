@@ -159,7 +159,7 @@ class SignedClient:
                 )
         try:
             data = response.json() if response.content else None
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested too deep to parse
             data = {"detail": response.text}
         if response.status_code >= 400:
             data = data if isinstance(data, dict) else {}
@@ -175,7 +175,7 @@ class SignedClient:
 def _unavailable(what: str, response: httpx.Response) -> RemoteUnavailable:
     try:
         data = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         data = None
     code = data.get("code") if isinstance(data, dict) else None
     try:

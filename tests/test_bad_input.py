@@ -706,3 +706,18 @@ def test_body_limit_is_a_setting_with_room_for_the_largest_legitimate_bodies(
     batch = {"orders": [{"order": order, "signature": key.sign_json(order)}] * 1000}
     SignedPaymentBatch.model_validate(batch)
     assert len(json.dumps(batch)) * 4 < DEFAULT_MAX_BODY_BYTES
+
+
+def test_signed_client_survives_deeply_nested_answers() -> None:
+    """JSON from the wire is parsed safely on the client side too: an answer nested too deep
+    to parse is a `RemoteError` / `RemoteUnavailable` like any unparsable answer, never a
+    RecursionError escaping into an operator's outbox."""
+    import httpx
+
+    from cbdc.http import RemoteError, RemoteUnavailable, SignedClient
+
+    for status, expected in ((400, RemoteError), (503, RemoteUnavailable)):
+        transport = httpx.MockTransport(lambda _, s=status: httpx.Response(s, content=DEEP_ARRAY))
+        client = SignedClient(httpx.Client(base_url="http://x", transport=transport))
+        with pytest.raises(expected):
+            client.request("GET", "/v1/info", signed=False)
