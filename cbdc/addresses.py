@@ -53,8 +53,9 @@ class WalletNumbering:
         if len(secret) < 16:
             raise ValueError("a wallet numbering secret has at least 16 bytes")
         self._rounds = [
-            hashlib.blake2b(key=hmac.digest(secret, b"wallet-number round %d" % i, "sha256"),
-                            digest_size=8)
+            hashlib.blake2b(
+                key=hmac.digest(secret, b"wallet-number round %d" % i, "sha256"), digest_size=8
+            )
             for i in range(_ROUNDS)
         ]
 

@@ -175,9 +175,7 @@ def read_envelope(
     except KeyError as missing:
         raise Unauthenticated(f"missing header {missing.args[0]}") from None
     if claimed != audience:
-        raise WrongAudience(
-            f"this request is for {claimed[:64]!r}; this service is {audience!r}"
-        )
+        raise WrongAudience(f"this request is for {claimed[:64]!r}; this service is {audience!r}")
     if not _TIMESTAMP.fullmatch(ts):
         raise Unauthenticated("CBDC-Timestamp must be unix seconds (1 to 12 ASCII digits)")
     timestamp = int(ts)
@@ -237,9 +235,7 @@ def verify_request(
 ) -> RequestBinding:
     """`read_envelope` and `verify_envelope` in one call."""
     envelope = read_envelope(headers, audience=audience, now=now)
-    return verify_envelope(
-        envelope, public_key=public_key, method=method, target=target, body=body
-    )
+    return verify_envelope(envelope, public_key=public_key, method=method, target=target, body=body)
 
 
 def response_signing_string(request: RequestBinding, status: int, body: bytes) -> bytes:

@@ -113,9 +113,9 @@ class SignedClient:
         raw = b"" if body is None else json.dumps(body).encode()
         target = path
         if params:
-            target += "?" + str(
-                httpx.QueryParams({k: v for k, v in params.items() if v is not None})
-            )
+            query = str(httpx.QueryParams({k: v for k, v in params.items() if v is not None}))
+            if query:  # no bare "?": the server sees no query, so it would not verify
+                target += "?" + query
         headers = {"content-type": "application/json"} if body is not None else {}
         use_key, use_id = key or self.key, key_id or self.key_id
         binding: RequestBinding | None = None

@@ -56,8 +56,14 @@ def embedded() -> Iterator[EmbeddedPostgres]:
 
 
 def connect(server: EmbeddedPostgres, **params: object) -> psycopg.Connection:
-    base = {"host": "127.0.0.1", "port": server.port, "user": SUPERUSER, "dbname": "postgres",
-            "connect_timeout": 5, "passfile": os.devnull}  # never a ~/.pgpass by accident
+    base = {
+        "host": "127.0.0.1",
+        "port": server.port,
+        "user": SUPERUSER,
+        "dbname": "postgres",
+        "connect_timeout": 5,
+        "passfile": os.devnull,
+    }  # never a ~/.pgpass by accident
     return psycopg.connect(**{**base, **params})  # type: ignore[arg-type]
 
 
@@ -155,8 +161,20 @@ def test_a_cluster_that_trusted_everyone_is_closed_on_its_next_start() -> None:
         server.pgdata.mkdir(parents=True)
         server._chown(server.pgdata)
         server.pgdata.chmod(0o700)
-        server._run(["initdb", "-D", str(server.pgdata), "-U", SUPERUSER, "-A", "trust",
-                     "-E", "UTF8", "--no-locale"])
+        server._run(
+            [
+                "initdb",
+                "-D",
+                str(server.pgdata),
+                "-U",
+                SUPERUSER,
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--no-locale",
+            ]
+        )
         assert not server.secret_file.exists()
         server.start()
         assert "no password supplied" in refused(server)
@@ -307,7 +325,8 @@ def test_a_server_user_who_may_not_create_roles_is_used_as_it_is(
         server = make_url(pg_url).set(username=user, query={"passfile": str(passfile)})
         with caplog.at_level(logging.WARNING, logger="cbdc.db"):
             url = create_service_database(
-                server.render_as_string(hide_password=False), name,
+                server.render_as_string(hide_password=False),
+                name,
                 passfile=tmp_path / "service.pgpass",
             )
         assert make_url(url).username == user and make_url(url).database == name
@@ -333,14 +352,13 @@ def test_an_administrator_who_is_not_a_superuser_still_makes_service_roles(
     passfile = write_private(tmp_path / "admin.pgpass", f"*:*:*:{user}:pw-{user}\n")
     admin = create_engine(make_url(pg_url).set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.exec_driver_sql(
-            f"CREATE ROLE {user} LOGIN CREATEDB CREATEROLE PASSWORD 'pw-{user}'"
-        )
+        conn.exec_driver_sql(f"CREATE ROLE {user} LOGIN CREATEDB CREATEROLE PASSWORD 'pw-{user}'")
         conn.exec_driver_sql(f"GRANT CONNECT ON DATABASE postgres TO {user}")
     try:
         server = make_url(pg_url).set(username=user, query={"passfile": str(passfile)})
         url = create_service_database(
-            server.render_as_string(hide_password=False), name,
+            server.render_as_string(hide_password=False),
+            name,
             passfile=tmp_path / "service.pgpass",
         )
         migrate(url, "operator")
@@ -371,27 +389,41 @@ def test_network_files_are_private_from_creation(
     monkeypatch.setattr(os, "chmod", spy)
     data_dir = tmp_path / "net"
     prefix = f"t_files_{uuid.uuid4().hex[:6]}"
-    network = Network(Settings(database_url=pg_url, data_dir=data_dir, operators=2),
-                      db_prefix=prefix)
+    network = Network(
+        Settings(database_url=pg_url, data_dir=data_dir, operators=2), db_prefix=prefix
+    )
     try:
         config = network.prepare()
     finally:
-        _drop(pg_url, *(f"{prefix}_{n}" for n in
-                        ("central_bank", "operator_bka1", "operator_bkb1")))
+        _drop(
+            pg_url, *(f"{prefix}_{n}" for n in ("central_bank", "operator_bka1", "operator_bkb1"))
+        )
     keys = data_dir / "keys"
     assert mode(keys) == 0o700
     assert mode(data_dir / "regulator") == 0o700
     assert mode(network_file(data_dir)) == 0o600
     files = sorted(p.name for p in keys.iterdir())
-    assert {"central_bank.key", "admin.key", "metrics.token", "central_bank.pgpass",
-            "operator_BKA1.datakey", "operator_BKA1.pgpass", "operator_BKA1.key"} <= set(files)
+    assert {
+        "central_bank.key",
+        "admin.key",
+        "metrics.token",
+        "central_bank.pgpass",
+        "operator_BKA1.datakey",
+        "operator_BKA1.pgpass",
+        "operator_BKA1.key",
+    } <= set(files)
     for path in keys.iterdir():
         assert mode(path) == 0o600, path
     for path in (data_dir / "regulator").glob("*.key"):
         assert mode(path) == 0o600, path
     assert Path(config.metrics_token_file or "") == keys / "metrics.token"
-    private = [p for p in chmodded if p.startswith(str(keys)) or p.endswith("network.json")
-               or p.startswith(str(data_dir / "regulator"))]
+    private = [
+        p
+        for p in chmodded
+        if p.startswith(str(keys))
+        or p.endswith("network.json")
+        or p.startswith(str(data_dir / "regulator"))
+    ]
     assert private == []
     # and the services' URLs in network.json carry no password
     for url in [config.central_bank.database_url, *(o.database_url for o in config.operators)]:

@@ -633,3 +633,10 @@ def test_every_anchor_is_a_link_of_the_central_banks_signed_chain(network: Any) 
         )
     report = audit(network)
     assert report["ok"], failed_checks(report)
+
+
+def test_params_that_are_all_none_add_no_bare_question_mark(network: Any) -> None:
+    """SignedClient signed "/v1/disclosure-anchors?" for params of only None values while the
+    server saw no query at all, so the request did not verify (401)."""
+    listing = network.admin.request("GET", "/v1/disclosure-anchors", params={"operator": None})
+    assert isinstance(listing, dict)

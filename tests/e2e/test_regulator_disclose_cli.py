@@ -35,8 +35,15 @@ def test_regulator_disclose_shows_each_identity_version(live_network: LiveNetwor
     assert '"wallet_class": "IV"' in every and '"wallet_class": "III"' in every, every
 
     then = cbdc(
-        "regulator", "disclose", wallet_id.group(0), "--basis", "case 12", "--requester", "FIU",
-        "--as-of", before_upgrade,
+        "regulator",
+        "disclose",
+        wallet_id.group(0),
+        "--basis",
+        "case 12",
+        "--requester",
+        "FIU",
+        "--as-of",
+        before_upgrade,
     ).stdout
     assert f"identity in force at {before_upgrade}" in then, then
     assert "version 1: from" in then and "version 2" not in then, then
