@@ -194,9 +194,8 @@ def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkCo
         )
         broken = False
         try:
-            # (no `params` without a filter: an empty query string would be signed as "?")
             central = central_bank.request(
-                "GET", "/v1/disclosure-anchors", params={"operator": operator} if operator else None
+                "GET", "/v1/disclosure-anchors", params={"operator": operator}
             )
         except (RemoteError, RemoteUnavailable) as exc:
             fail(exc)
