@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
-from fastapi.concurrency import run_in_threadpool
 
 from cbdc.auth import Principal, StrictJSONRoute, request_hash, require_role
 from cbdc.envelope import operator_audience
@@ -19,7 +17,6 @@ from cbdc.errors import (
     Forbidden,
     IdempotencyMismatch,
     ValidationFailed,
-    database_unavailable,
 )
 from cbdc.policy import WalletClass
 from operators import aml_repository as aml_repo
@@ -235,33 +232,12 @@ async def pay(body: SignedPayment, state: State) -> Any:
     `pending_settlement` and the payment settles, netted, in the next clearing cycle).
     Concurrent payments share a transaction (`operators.microbatch`); each is judged alone."""
     order = body.order.model_dump(exclude_unset=True)
-    result = await asyncio.wrap_future(state.payments.submit(order, body.signature))
+    result = await state.pay(order, body.signature)
     if isinstance(result, DomainError):
         state.metrics.count_payments("single", "refused", result.code)
         raise result
-    receipt = result
-    if receipt["route"] == "cross" and receipt["status"] == "pending_settlement":
-        if state.ctx.settlement_mode == "rtgs":
-            receipt = await run_in_threadpool(_settle_inline, state, receipt)
-        state.wake_worker()
-    state.metrics.count_receipt("single", receipt)
-    return receipt
-
-
-def _settle_inline(state: OperatorState, receipt: dict[str, Any]) -> dict[str, Any]:
-    state.settle_inline(f"pay:{receipt['payment_id']}")
-    try:
-        refreshed = state.uow.run(
-            None,
-            lambda s: service.payment_status(
-                s, state.ctx, payment_id=receipt["payment_id"], wallet_id=None
-            ),
-        )
-    except Exception as exc:
-        if not database_unavailable(exc):
-            raise
-        return receipt  # accepted and committed: the outbox settles it once the database is back
-    return {**refreshed, "replayed": receipt["replayed"]}
+    state.metrics.count_receipt("single", result)
+    return result
 
 
 @router.post("/v1/payments/batch", tags=["payments"])

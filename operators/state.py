@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import threading
@@ -12,12 +13,13 @@ from typing import Any
 import httpx
 from fastapi import Request
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from cbdc.auth import Principal, ResolvedKey, SignedRequestAuth, UnitOfWork
 from cbdc.crypto import SigningKey
 from cbdc.db import make_engine, session_factory, transaction
 from cbdc.envelope import operator_audience
-from cbdc.errors import database_unavailable
+from cbdc.errors import DomainError, database_unavailable
 from cbdc.metrics import ServiceMetrics
 from cbdc.policy import Policy, load_policy
 from cbdc.settings import SettlementMode
@@ -158,6 +160,35 @@ class OperatorState:
                 log.warning("running %s now: database unavailable; left to the worker", reference)
             finally:
                 self._inline_slots.release()
+
+    async def pay(self, order: dict[str, Any], signature: str) -> dict[str, Any] | DomainError:
+        """One signed payment order (validated by the route): its receipt, final as far as this
+        request can take it, or its refusal (returned, not raised). Every single-payment route
+        comes through here: the order joins a micro-batch (`operators.microbatch`); a
+        cross-operator payment under RTGS is then settled before the answer."""
+        result = await asyncio.wrap_future(self.payments.submit(order, signature))
+        if isinstance(result, DomainError):
+            return result
+        if result["route"] == "cross" and result["status"] == "pending_settlement":
+            if self.ctx.settlement_mode == "rtgs":
+                result = await run_in_threadpool(self._settle_payment_inline, result)
+            self.wake_worker()
+        return result
+
+    def _settle_payment_inline(self, receipt: dict[str, Any]) -> dict[str, Any]:
+        self.settle_inline(f"pay:{receipt['payment_id']}")
+        try:
+            refreshed = self.uow.run(
+                None,
+                lambda s: service.payment_status(
+                    s, self.ctx, payment_id=receipt["payment_id"], wallet_id=None
+                ),
+            )
+        except Exception as exc:
+            if not database_unavailable(exc):
+                raise
+            return receipt  # committed: the outbox settles it once the database is back
+        return {**refreshed, "replayed": receipt["replayed"]}
 
     def wake_worker(self) -> None:
         if self.worker is not None:
