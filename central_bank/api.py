@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from cbdc.auth import Principal, StrictJSONRoute, request_hash, require_role
 from cbdc.clock import parse_iso
 from cbdc.errors import ValidationFailed
-from central_bank import analysis, anchors, clearing, repository, service
+from central_bank import analysis, anchors, clearing, repository, rtgs, service
 from central_bank.schemas import (
     AML_REPORT_MAX_BYTES,
     AcknowledgeObligation,
@@ -25,6 +25,7 @@ from central_bank.schemas import (
     RedeemRequest,
     RegisterOperator,
     SetQuota,
+    SettleBatchRequest,
     SettleRequest,
     SplitRequest,
 )
@@ -212,6 +213,30 @@ def settle(body: SettleRequest, caller: Caller, state: State, key: IdemKey, h: R
             amount=body.amount,
             serials=body.serials,
             reference=body.reference,
+            idem=service.Idempotency(key, h),
+        ),
+    )
+
+
+@router.post("/v1/settlements/batch", status_code=201, tags=["registration"])
+def settle_batch(
+    body: SettleBatchRequest, caller: Caller, state: State, key: IdemKey, h: RequestHash
+) -> Any:
+    """Batched gross settlement: the inputs are spent once, each item settles gross and final
+    to its payee operator with its own signed receipt and minted token(s), or is refused on
+    its own (`status: refused` with a problem `code`); the change comes back once. Idempotent
+    on the Idempotency-Key (the same signed answer again) and per item on its `reference`
+    (an item settled before is answered from its stored receipt, never settled twice)."""
+    require_role(caller, "operator")
+    return state.uow.run(
+        caller,
+        lambda s: rtgs.settle_batch(
+            s,
+            state.cb,
+            operator=service.require_operator(s, caller.subject),
+            reference=body.reference,
+            serials=body.serials,
+            items=[item.model_dump() for item in body.items],
             idem=service.Idempotency(key, h),
         ),
     )

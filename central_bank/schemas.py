@@ -53,6 +53,23 @@ class SettleRequest(Strict):
     reference: str = Field(min_length=1, max_length=100)
 
 
+class SettleBatchItem(Strict):
+    reference: str = Field(
+        min_length=1, max_length=100, description="the payment's reference; idempotent per item"
+    )
+    payee_operator: str = Field(pattern=r"^[A-Z0-9]{4}$")
+    amount: int = Amount
+
+
+class SettleBatchRequest(Strict):
+    """Batched gross settlement: every item settles gross and final, with its own receipt (or
+    its own refusal); the inputs are spent once for the batch and the change minted once."""
+
+    reference: str = Field(min_length=1, max_length=100, description="the batch's reference")
+    serials: list[str] = Field(min_length=1, max_length=1000)
+    items: list[SettleBatchItem] = Field(min_length=1, max_length=1000)
+
+
 class OperatorOut(BaseModel):
     code: str
     name: str
