@@ -34,7 +34,8 @@ def max_body_bytes_setting() -> int:
     return int(raw) if raw else DEFAULT_MAX_BODY_BYTES
 
 
-def _too_large(limit: int) -> JSONResponse:
+def too_large(limit: int) -> JSONResponse:
+    """413 `body_too_large`: what a body over the limit gets."""
     return problem(
         413,
         "body_too_large",
@@ -57,7 +58,7 @@ class BodySizeLimit:
             return
         length = Headers(scope=scope).get("content-length", "")
         if length.isascii() and length.isdigit() and int(length) > self.max_bytes:
-            await _too_large(self.max_bytes)(scope, receive, send)
+            await too_large(self.max_bytes)(scope, receive, send)
             return
         chunks: list[bytes] = []
         size, more = 0, True
@@ -68,7 +69,7 @@ class BodySizeLimit:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
-                await _too_large(self.max_bytes)(scope, receive, send)
+                await too_large(self.max_bytes)(scope, receive, send)
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
@@ -86,10 +87,9 @@ def base_app(
     """`max_body_bytes`: the request body size limit (default: `max_body_bytes_setting()`)."""
     app = FastAPI(title=title, description=description, version=version)
     install_problem_handlers(app)
-    app.add_middleware(
-        BodySizeLimit,
-        max_bytes=max_body_bytes_setting() if max_body_bytes is None else max_body_bytes,
-    )
+    limit = max_body_bytes_setting() if max_body_bytes is None else max_body_bytes
+    app.state.max_body_bytes = limit  # for front doors (`add_front_door`), which read bodies too
+    app.add_middleware(BodySizeLimit, max_bytes=limit)
 
     @app.exception_handler(DataError)
     async def _data(_: Request, exc: DataError) -> JSONResponse:
@@ -187,3 +187,42 @@ def sign_responses(
             headers=headers,
             media_type=response.media_type,
         )
+
+
+# ------------------------------------------------------------------ front doors
+
+
+def add_front_door(app: FastAPI, wrap: Callable[[ASGIApp], ASGIApp]) -> None:
+    """Put an ASGI app in front of `app`'s whole middleware stack (before Starlette's error
+    middleware, the body limit, the metrics middleware and the router): `wrap(stack)` gets the
+    stack and answers what it wants to itself, passing the rest to the stack. For a hot route
+    the framework's per-request work is most of the cost (`operators.payments_http`). The app
+    stays a FastAPI app: routes, OpenAPI documentation, lifespan and state are unchanged."""
+    build = app.build_middleware_stack
+
+    def build_with_front_door() -> ASGIApp:
+        return wrap(build())
+
+    app.build_middleware_stack = build_with_front_door  # type: ignore[method-assign]
+    app.middleware_stack = None  # built again (with the door) at the next request
+
+
+async def exception_response(app: FastAPI, scope: Scope, exc: Exception) -> Response:
+    """The answer `app`'s exception handlers give to `exc`, as if a route had raised it: the
+    most specific handler of its class (problem+json for a `DomainError`, 503 for an outage);
+    a handler that re-raises (a database error that is no outage) hands it to the handler of
+    `Exception` (500 `internal_error`, logged), as Starlette's error middleware does."""
+    request = Request(scope)
+    handlers = app.exception_handlers
+    for cls in type(exc).__mro__:
+        handler = handlers.get(cls)
+        if handler is not None and cls is not Exception:
+            try:
+                return await handler(request, exc)  # type: ignore[no-any-return,misc]
+            except Exception:
+                break
+    fallback = handlers.get(Exception) or handlers.get(500)
+    if fallback is not None:
+        return await fallback(request, exc)  # type: ignore[no-any-return,misc]
+    log.error("unexpected error", exc_info=exc)
+    return problem(500, "internal_error", "Internal error", "An unexpected error occurred")

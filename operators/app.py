@@ -18,9 +18,10 @@ from fastapi import FastAPI
 from cbdc import metrics
 from cbdc.crypto import SigningKey, b64d
 from cbdc.settings import NetworkConfig
-from cbdc.webapp import base_app
+from cbdc.webapp import add_front_door, base_app
 from operators.api import router
 from operators.context import WaterMarks
+from operators.payments_http import PaymentsFastPath
 from operators.state import OperatorConfig, OperatorState
 
 DESCRIPTION = """Tier 2 of the two-tier CBDC: an authorised operator. It holds a **vault** of
@@ -46,6 +47,9 @@ def create_app(config: OperatorConfig) -> FastAPI:
     app.state.operator = state
     app.include_router(router)
     metrics.install(app, state.metrics, token=config.metrics_token)  # last: times the rest
+    # POST /v1/payments and /v1/payments/batch with a well-formed body are answered in front of
+    # the framework (the routes above still document them, and answer every bad body).
+    add_front_door(app, lambda stack: PaymentsFastPath(stack, owner=app, state=state))
     return app
 
 
