@@ -20,13 +20,23 @@ from cbdc.errors import (
 )
 from cbdc.policy import WalletClass
 from operators import aml_repository as aml_repo
-from operators import disclosure, exchange, netting, service, settlement, signed_batch, vault
+from operators import (
+    disclosure,
+    exchange,
+    netting,
+    rtgs_inbound,
+    service,
+    settlement,
+    signed_batch,
+    vault,
+)
 from operators import repository as repo
 from operators.errors import InvalidWalletId, OrderExpired, UnknownWallet, WrongOperator
 from operators.schemas import (
     CashLoad,
     ChangeClass,
     DepositCredit,
+    InboundSettlementBatchIn,
     InboundSettlementIn,
     OpenWallet,
     SignedDisclosureOrder,
@@ -284,6 +294,26 @@ def receive_settlement(body: InboundSettlementIn, caller: Caller, state: State) 
         caller,
         lambda s: settlement.receive(
             s, state.ctx, payer_operator=caller.subject, body=body.model_dump()
+        ),
+    )
+    state.wake_worker()
+    return result
+
+
+@router.post("/v1/interop/settlements/batch", tags=["interop"])
+def receive_settlement_batch(body: InboundSettlementBatchIn, caller: Caller, state: State) -> Any:
+    """Another operator delivers settlements the central bank settled in one batch: one
+    transaction credits every item; the answer has, per item, its outcome (`credited`,
+    `returning`, or `rejected` with a reason while the others go on) and whether it was seen
+    before (`replayed`)."""
+    require_role(caller, "operator")
+    result = state.uow.run(
+        caller,
+        lambda s: rtgs_inbound.receive_batch(
+            s,
+            state.ctx,
+            payer_operator=caller.subject,
+            items=[item.model_dump() for item in body.items],
         ),
     )
     state.wake_worker()

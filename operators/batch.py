@@ -498,14 +498,20 @@ def _queue_settlements(
             ],
         )
         return
-    from operators import settlement
+    from operators import rtgs  # batched gross settlement: one job per payee operator
 
-    for i, order_id in cross:
-        ins = instructions[i]
-        settlement.queue_payment_settlement(
-            session,
-            ctx,
-            order=Order(
-                id=order_id, wallet_id=ins.payer, counterparty=ins.payee, amount=ins.amount
-            ),
-        )
+    rtgs.queue_payments(
+        session,
+        ctx,
+        [
+            (
+                order_id,
+                Order(
+                    wallet_id=instructions[i].payer,
+                    counterparty=instructions[i].payee,
+                    amount=instructions[i].amount,
+                ),
+            )
+            for i, order_id in cross
+        ],
+    )

@@ -62,6 +62,17 @@ class CentralBankClient:
             idempotency_key=f"settle:{reference}",
         )
 
+    def settle_batch(
+        self, *, reference: str, serials: list[str], items: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Batched gross settlement (`operators.rtgs`): one call for many payments."""
+        return self.client.request(  # type: ignore[no-any-return]
+            "POST",
+            "/v1/settlements/batch",
+            {"reference": reference, "serials": serials, "items": items},
+            idempotency_key=f"settle-batch:{reference}",
+        )
+
     # -------------------------------------------------------- clearing (deferred net)
 
     def submit_for_clearing(self, body: dict[str, Any]) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from operators import netting, settlement, vault
 from operators import repository as repo
 from operators.context import OperatorContext
 from operators.models import OutboxJob
+from operators.rtgs_settler import RtgsSettler
 
 log = logging.getLogger(__name__)
 LEASE_SECONDS = 30
@@ -46,6 +47,8 @@ class JobRunner:
         # when the database is back, instead of waiting out the lease.
         self._interrupted: set[int] = set()
         self._interrupted_lock = threading.Lock()
+        # Batched gross settlement (operators/rtgs.py): settler threads, waiting requests.
+        self.rtgs = RtgsSettler(self)
 
     def tx(self, work: Any) -> Any:
         return transaction(self.factory, work)
@@ -207,6 +210,16 @@ class JobRunner:
             return
         self.tx(lambda s: settlement.apply_settlement(s, self.ctx, job=job, response=response))
         # The deliver job (same reference) runs next: inline in run_reference, or by the worker.
+
+    def _rtgs_batch(self, job: OutboxJob) -> None:
+        """Payments queued for batched settlement: gathered with all others ready (rtgs.py)."""
+        self.rtgs.settle_ready(include=[job.id])
+
+    def _rtgs_settle(self, job: OutboxJob) -> None:
+        self.rtgs.settle_job(job)
+
+    def _rtgs_deliver(self, job: OutboxJob) -> None:
+        self.rtgs.deliver_job(job)
 
     def _aml_report(self, job: OutboxJob) -> None:
         try:

@@ -135,3 +135,12 @@ class InboundSettlementIn(BaseModel):
     payee_wallet: str = Field(max_length=40)
     payer_alias: str | None = Field(default=None, max_length=64)
     reason: str | None = Field(default=None, max_length=200)
+
+
+class InboundSettlementBatchIn(BaseModel):
+    """Settlements the central bank settled in one batch, delivered at once; each item as a
+    single delivery (`InboundSettlementIn`) of kind "payment"."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[InboundSettlementIn] = Field(min_length=1, max_length=1000)

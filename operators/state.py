@@ -13,7 +13,6 @@ from typing import Any
 import httpx
 from fastapi import Request
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from cbdc.auth import Principal, ResolvedKey, SignedRequestAuth, UnitOfWork
 from cbdc.crypto import SigningKey
@@ -24,6 +23,7 @@ from cbdc.metrics import ServiceMetrics
 from cbdc.policy import Policy, load_policy
 from cbdc.settings import SettlementMode
 from cbdc.strictjson import loads_unique
+from cbdc.tokens import sign_document
 from operators import identity_history, service, vault
 from operators import repository as repo
 from operators.clients import CentralBankClient, PeerClients
@@ -69,6 +69,9 @@ class OperatorConfig:
 
 log = logging.getLogger(__name__)
 INLINE_SETTLEMENTS = 16
+# How long a cross-operator payment's request waits for its batch to settle and be delivered
+# before it answers `pending_settlement` (the outbox completes it then).
+RTGS_WAIT_SECONDS = 5.0
 
 
 class OperatorState:
@@ -142,6 +145,7 @@ class OperatorState:
 
     def stop(self) -> None:
         self.payments.stop()
+        self.runner.rtgs.stop()
         if self.worker is not None:
             self.worker.stop()
             self.worker.join(timeout=5)
@@ -171,24 +175,35 @@ class OperatorState:
             return result
         if result["route"] == "cross" and result["status"] == "pending_settlement":
             if self.ctx.settlement_mode == "rtgs":
-                result = await run_in_threadpool(self._settle_payment_inline, result)
+                return await self._await_settlement(result)
             self.wake_worker()
         return result
 
-    def _settle_payment_inline(self, receipt: dict[str, Any]) -> dict[str, Any]:
-        self.settle_inline(f"pay:{receipt['payment_id']}")
+    async def _await_settlement(self, receipt: dict[str, Any]) -> dict[str, Any]:
+        """Batched gross settlement (operators/rtgs.py): wake the settler and wait, without a
+        thread, for this payment's batch to be settled and delivered; the receipt is then
+        re-signed with the outcome the settler learnt (no database read). If the settlement
+        cannot be made now (an outage), the answer stays `pending_settlement` and the outbox
+        finishes the payment later."""
+        settler = self.runner.rtgs
+        future = settler.wait_for(receipt["payment_id"])
+        settler.kick()
         try:
-            refreshed = self.uow.run(
-                None,
-                lambda s: service.payment_status(
-                    s, self.ctx, payment_id=receipt["payment_id"], wallet_id=None
-                ),
-            )
-        except Exception as exc:
-            if not database_unavailable(exc):
-                raise
-            return receipt  # committed: the outbox settles it once the database is back
-        return {**refreshed, "replayed": receipt["replayed"]}
+            outcome = await asyncio.wait_for(asyncio.wrap_future(future), RTGS_WAIT_SECONDS)
+        except TimeoutError:
+            settler.forget(receipt["payment_id"], future)
+            outcome = None
+        if outcome is None:
+            self.wake_worker()
+            return receipt
+        status, failure = outcome
+        document = {k: v for k, v in receipt.items() if k not in ("receipt", "replayed")}
+        document.update(status=status, failure=failure)
+        return {
+            **document,
+            "receipt": sign_document(self.ctx.key, document),
+            "replayed": receipt["replayed"],
+        }
 
     def wake_worker(self) -> None:
         if self.worker is not None:

@@ -190,7 +190,7 @@ def test_central_bank_outage_delays_but_never_loses_or_duplicates(
     payee = network.open_wallet("BKB1")
     client = network.state("BKA1").ctx.central_bank.client
     real_http = client.http
-    lossy = LossyTransport(network.cb._transport, "/v1/settlements", lose=2, processed=processed)
+    lossy = LossyTransport(network.cb._transport, "/v1/settlements/batch", lose=2, processed=processed)
     client.http = httpx.Client(base_url="http://testserver", transport=lossy)
     try:
         receipt = payer.pay(payee.wallet_id, 1_000_00)
@@ -218,7 +218,7 @@ def test_peer_outage_delays_delivery(network: Any) -> None:
     peer = network.state("BKA1").ctx.peers.client("BKB1")
     assert peer is not None
     real_http = peer.http
-    lossy = LossyTransport(network.operator_http["BKB1"]._transport, "/v1/interop/settlements",
+    lossy = LossyTransport(network.operator_http["BKB1"]._transport, "/v1/interop/settlements/batch",
                            lose=1, processed=True)
     peer.http = httpx.Client(base_url="http://BKB1", transport=lossy)
     try:
@@ -236,9 +236,9 @@ def test_peer_outage_delays_delivery(network: Any) -> None:
 def _delivery_body(network: Any) -> dict[str, Any]:
     with network.state("BKA1").factory() as session:
         payload = session.execute(
-            text("SELECT payload FROM outbox WHERE kind = 'deliver' ORDER BY id DESC LIMIT 1")
+            text("SELECT payload FROM outbox WHERE kind = 'rtgs_deliver' ORDER BY id DESC LIMIT 1")
         ).scalar_one()
-    return payload["body"]
+    return payload["items"][0]["body"]  # batched gross settlement: one body per payment
 
 
 def test_duplicate_and_forged_deliveries(network: Any) -> None:

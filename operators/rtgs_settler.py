@@ -1,0 +1,242 @@
+"""The settler of batched gross settlement (see `operators.rtgs`): threads of the operator's
+process that gather every ready cross-operator payment per peer, settle them at the central bank
+in one call and deliver them to the payee's operator in one call, and tell the requests waiting
+for those payments how they ended (`wait_for`), so `POST /v1/payments` can answer `delivered`
+without a database read or a polling loop.
+
+Nothing waits on a timer: a payment's request wakes a settler thread (`kick`); while one batch
+is at the central bank or the peer, the next payments pile up and the other thread takes them
+all, so the batch size follows the load. The outbox worker runs the same steps for whatever the
+settler could not finish (an outage, a crash): the jobs, their references and their advisory
+locks are the same (`JobRunner.run`), so a step never runs twice at once and never applies twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import uuid
+from collections import OrderedDict
+from concurrent.futures import Future, InvalidStateError
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from cbdc.http import RemoteError, RemoteUnavailable
+from cbdc.sqlarrays import any_array
+from operators import repository as repo
+from operators import rtgs
+from operators.models import OutboxJob
+
+if TYPE_CHECKING:
+    from operators.jobs import JobRunner
+
+log = logging.getLogger(__name__)
+IDLE_SECONDS = 5.0  # a settler thread ends after this long without work (started again on kick)
+RECENT = 20_000  # outcomes kept for requests that start waiting after the settler finished
+# An order's outcome: (status, failure); None: not final now (left to the outbox).
+Outcome = tuple[str, str | None] | None
+
+
+class RtgsSettler:
+    def __init__(self, runner: JobRunner, *, threads: int = 2) -> None:
+        self.runner = runner
+        self.threads_wanted = threads
+        self._cond = threading.Condition()
+        self._dirty = False
+        self._stopping = False
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._waiters: dict[str, list[Future[Outcome]]] = {}
+        self._recent: OrderedDict[str, Outcome] = OrderedDict()
+
+    # ------------------------------------------------------------ waiting requests
+
+    def wait_for(self, order_id: str) -> Future[Outcome]:
+        """A future for the outcome of payment `order_id` (settled by this process)."""
+        future: Future[Outcome] = Future()
+        with self._lock:
+            if order_id in self._recent:
+                future.set_result(self._recent[order_id])
+            else:
+                self._waiters.setdefault(order_id, []).append(future)
+        return future
+
+    def forget(self, order_id: str, future: Future[Outcome]) -> None:
+        with self._lock:
+            waiting = self._waiters.get(order_id, [])
+            if future in waiting:
+                waiting.remove(future)
+            if not waiting:
+                self._waiters.pop(order_id, None)
+
+    def resolve(self, outcomes: dict[str, Outcome], *, final: bool = True) -> None:
+        """Record outcomes and answer the requests waiting for them. With `final` False only
+        orders without an outcome yet are recorded (a fallback after a step did not finish)."""
+        answered: list[tuple[Future[Outcome], Outcome]] = []
+        with self._lock:
+            for order_id, outcome in outcomes.items():
+                known = order_id in self._recent
+                if known and (not final or outcome is None):
+                    continue
+                self._recent[order_id] = outcome
+                self._recent.move_to_end(order_id)
+                for future in self._waiters.pop(order_id, []):
+                    answered.append((future, outcome))
+            while len(self._recent) > RECENT:
+                self._recent.popitem(last=False)
+        for future, outcome in answered:
+            with contextlib.suppress(InvalidStateError):  # the request gave up waiting
+                future.set_result(outcome)
+
+    # ------------------------------------------------------------ threads
+
+    def kick(self) -> None:
+        """New payments are queued: settle them now."""
+        with self._cond:
+            if self._stopping:
+                return
+            self._dirty = True
+            if len(self._threads) < self.threads_wanted:
+                thread = threading.Thread(target=self._loop, name="rtgs-settler", daemon=True)
+                self._threads.append(thread)
+                thread.start()
+            self._cond.notify()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+            threads = list(self._threads)
+        for thread in threads:
+            thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        me = threading.current_thread()
+        while True:
+            with self._cond:
+                while not self._dirty and not self._stopping:
+                    if not self._cond.wait(timeout=IDLE_SECONDS) and not self._dirty:
+                        self._threads.remove(me)
+                        return
+                if self._stopping:
+                    self._threads.remove(me)
+                    return
+                self._dirty = False
+            try:
+                while self.settle_ready():
+                    pass
+            except Exception:  # never let the settler die; the outbox finishes the work
+                log.exception("rtgs settler round failed")
+
+    def settle_ready(self, include: list[int] | None = None) -> int:
+        """One round: gather the ready payments into batches and run them. Returns how many
+        batches it ran."""
+        ids = self.runner.tx(lambda s: rtgs.gather(s, include=include or []))
+        for job_id in ids:
+            job = self.runner.tx(lambda s, i=job_id: _job(s, i))
+            if job is not None:
+                self.run_settle(job)
+        return len(ids)
+
+    def run_settle(self, job: OutboxJob) -> None:
+        """Run a settle job through the runner (advisory lock, retries); then answer every
+        request of its payments still waiting: not final now means `pending_settlement`."""
+        try:
+            self.runner.run(job)
+        finally:
+            pending: dict[str, Outcome] = {i["order_id"]: None for i in job.payload["items"]}
+            self.resolve(pending, final=False)
+
+    # ------------------------------------------------------------ job kinds (JobRunner)
+
+    def settle_job(self, job: OutboxJob) -> None:
+        """`rtgs_settle`: the central bank call and its application, then the delivery."""
+        outcomes, deliver_id = rtgs.settle(self.runner, job)
+        self.resolve({k: v for k, v in outcomes.items() if v is not None and v[0] == "failed"})
+        if deliver_id is not None:
+            deliver = self.runner.tx(lambda s: _job(s, deliver_id))
+            if deliver is not None:
+                self.runner.run(deliver)
+        # Settled but not (yet) delivered: the answer says `settled`.
+        self.resolve({k: v for k, v in outcomes.items() if v and v[0] == "settled"}, final=False)
+
+    def deliver_job(self, job: OutboxJob) -> None:
+        """`rtgs_deliver`: one call to the payee's operator for the whole batch."""
+        ctx = self.runner.ctx
+        peer = ctx.peers.client(job.payload["payee_operator"])
+        if peer is None:
+            raise RemoteUnavailable(f"no address for operator {job.payload['payee_operator']}")
+        try:
+            answer = peer.request(
+                "POST",
+                "/v1/interop/settlements/batch",
+                {"items": [i["body"] for i in job.payload["items"]]},
+            )
+        except RemoteError as exc:
+            error = str(exc)
+            if exc.code in ("settlement_rejected", "validation_error"):
+                log.error("delivery %s refused: %s", job.reference, exc)
+                self.runner.tx(lambda s: repo.finish_job(s, job.id, status="failed", error=error))
+            else:  # e.g. 401 while the peer's directory is stale: not about the settlement
+                self.runner.tx(
+                    lambda s: repo.retry_job_later(
+                        s,
+                        job.id,
+                        delay_seconds=min(5.0, 0.25 * 2 ** min(job.attempts, 7)),
+                        error=error,
+                    )
+                )
+            return
+        outcomes = self.runner.tx(lambda s: mark_delivered(s, job=job, answer=answer))
+        self.resolve(outcomes)
+
+
+def mark_delivered(
+    session: Session, *, job: OutboxJob, answer: dict[str, Any]
+) -> dict[str, Outcome]:
+    """The payee's operator answered per item: credited orders become `delivered` (once)."""
+    locked = repo.lock_job(session, job.id)
+    if locked is None or locked.status != "pending":
+        return {}
+    by_settlement = {a.get("settlement_id"): a for a in answer.get("items", [])}
+    credited: list[uuid.UUID] = []
+    rejected: list[str] = []
+    outcomes: dict[str, Outcome] = {}
+    for item in locked.payload["items"]:
+        settlement_id = item["body"]["receipt"]["document"]["settlement_id"]
+        outcome = (by_settlement.get(settlement_id) or {}).get("outcome")
+        if outcome == "credited":
+            credited.append(uuid.UUID(item["order_id"]))
+            outcomes[item["order_id"]] = ("delivered", None)
+        else:
+            if outcome == "rejected":
+                rejected.append(item["order_id"])
+            outcomes[item["order_id"]] = ("settled", None)
+    if credited:
+        session.execute(
+            text(
+                "UPDATE orders SET status = 'delivered', updated_at = now() "
+                "WHERE id = ANY(CAST(:ids AS uuid[])) AND status = 'settled'"
+            ),
+            {"ids": any_array(sorted(credited))},
+        )
+    if rejected:
+        log.error(
+            "delivery %s: payments refused by the payee's operator: %s", job.reference, rejected
+        )
+        repo.finish_job(
+            session, job.id, status="failed", error=f"refused: {', '.join(rejected)}"[:2000]
+        )
+    else:
+        repo.finish_job(session, job.id)
+    return outcomes
+
+
+def _job(session: Session, job_id: int) -> OutboxJob | None:
+    job = session.get(OutboxJob, job_id)
+    if job is not None:
+        session.expunge(job)
+    return job
