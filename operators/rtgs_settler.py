@@ -145,7 +145,7 @@ class RtgsSettler:
         """Run a settle job through the runner (advisory lock, retries); then answer every
         request of its payments still waiting: not final now means `pending_settlement`."""
         try:
-            self.runner.run(job)
+            self.runner._run_claimed(job)  # a database outage marks it for release
         finally:
             pending: dict[str, Outcome] = {i["order_id"]: None for i in job.payload["items"]}
             self.resolve(pending, final=False)
@@ -159,7 +159,7 @@ class RtgsSettler:
         if deliver_id is not None:
             deliver = self.runner.tx(lambda s: _job(s, deliver_id))
             if deliver is not None:
-                self.runner.run(deliver)
+                self.runner._run_claimed(deliver)
         # Settled but not (yet) delivered: the answer says `settled`.
         self.resolve({k: v for k, v in outcomes.items() if v and v[0] == "settled"}, final=False)
 

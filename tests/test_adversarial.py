@@ -32,7 +32,7 @@ from cbdc.db import transaction
 from cbdc.envelope import operator_audience, sign_request
 from cbdc.http import RemoteError, SignedClient
 from cbdc.policy import WalletClass, load_policy, with_overrides
-from operators import batch, service, settlement, signed_batch, vault
+from operators import batch, rtgs, service, signed_batch, vault
 from operators import repository as repo
 from operators.models import OutboxJob
 from wallets.orders import payment_order, sign_order
@@ -105,6 +105,20 @@ def claim_twice(network: Any, code: str, reference: str) -> tuple[Any, Any]:
     return first[0], second[0]
 
 
+def settle_batch_claimed_twice(network: Any, code: str) -> tuple[Any, Any]:
+    """Batched gross settlement: gather the queued payments into their `rtgs_settle` job (as
+    the settler does), then let two runners hold that job (`claim_twice`)."""
+    state = network.state(code)
+    ids = state.runner.tx(lambda s: rtgs.gather(s))
+    assert len(ids) == 1, ids
+    with state.engine.begin() as conn:
+        reference = conn.execute(
+            text("UPDATE outbox SET next_attempt_at = now() WHERE id = :i RETURNING reference"),
+            {"i": ids[0]},
+        ).scalar_one()
+    return claim_twice(network, code, reference)
+
+
 def job(network: Any, code: str, reference: str, kind: str) -> dict[str, Any]:
     with network.state(code).factory() as s:
         row = (
@@ -163,7 +177,7 @@ def test_settlement_retry_after_lost_answer_is_not_refunded_when_operator_is_sus
     real_http = client.http
     client.http = httpx.Client(
         base_url="http://testserver",
-        transport=LossyTransport(network.cb._transport, "/v1/settlements", lose=1),
+        transport=LossyTransport(network.cb._transport, "/v1/settlements/batch", lose=1),
     )
     try:
         receipt = payer.pay(payee.wallet_id, 1_000_00)
@@ -243,7 +257,7 @@ def test_stale_settle_run_after_a_refund_does_not_settle_again(network: Any) -> 
     deferred(network, "BKA1")
     receipt = payer.pay(payee.wallet_id, 1_000_00)
     assert receipt.status == "pending_settlement"
-    first, second = claim_twice(network, "BKA1", f"pay:{receipt.payment_id}")
+    first, second = settle_batch_claimed_twice(network, "BKA1")
     runner = network.state("BKA1").runner
 
     set_operator_status(network, "BKB1", "suspended")
@@ -274,7 +288,7 @@ def test_stale_settle_run_after_success_leaves_no_tokens_reserved(network: Any) 
     payee = network.open_wallet("BKB1")
     deferred(network, "BKA1")
     receipt = payer.pay(payee.wallet_id, 1_000_00)
-    first, second = claim_twice(network, "BKA1", f"pay:{receipt.payment_id}")
+    first, second = settle_batch_claimed_twice(network, "BKA1")
     runner = network.state("BKA1").runner
     runner.run(first)
     network.run_jobs()  # the delivery, a job of its own
@@ -424,7 +438,7 @@ def test_opening_two_wallets_with_one_key_in_parallel_never_gets_a_500(
 def test_a_refund_does_not_erase_a_concurrent_payment_from_the_spend_counters(
     network: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """BUG (limit bypass, lost update): operators/settlement.py `refund_settlement` loads the
+    """BUG (limit bypass, lost update): operators/settlement.py `refund_settlement` loaded the
     payer's wallet BEFORE locking its account and keeps it in a local variable;
     `service.unspend` then gets that same identity-mapped (stale) object back from
     `session.get` and writes counters computed from it with an absolute UPDATE. Interleaving:
@@ -439,13 +453,15 @@ def test_a_refund_does_not_erase_a_concurrent_payment_from_the_spend_counters(
     other = network.open_wallet("BKA1")
     payee = network.open_wallet("BKB1")
     state = network.state("BKA1")
-    real_get_wallet = repo.get_wallet
-    real_refund = settlement.refund_settlement
+    real_wallet_accounts = repo.wallet_accounts
+    real_apply = rtgs.apply
     armed = {"on": False, "fired": False}
 
-    def get_wallet(session: Any, wallet_id: str, **kwargs: Any) -> Any:
-        found = real_get_wallet(session, wallet_id, **kwargs)
-        if armed["on"] and wallet_id == payer.wallet_id:
+    # Batched gross settlement refunds refused items in `rtgs.apply`: the payer's account id
+    # is read (repo.wallet_accounts), then its account locked, then `unspend` runs.
+    def wallet_accounts(session: Any, wallet_ids: Any) -> Any:
+        found = real_wallet_accounts(session, wallet_ids)
+        if armed["on"] and payer.wallet_id in wallet_ids:
             armed["on"], armed["fired"] = False, True  # read, not yet locked: pay now
             order = payment_order(
                 payer=payer.wallet_id, payee=other.wallet_id, amount=2_000_00, currency="CNY"
@@ -458,21 +474,21 @@ def test_a_refund_does_not_erase_a_concurrent_payment_from_the_spend_counters(
             assert paid[0]["ok"], paid
         return found
 
-    def refund_settlement(session: Any, ctx: Any, *, job: Any, reason: str) -> None:
+    def apply(session: Any, ctx: Any, **kwargs: Any) -> Any:
         armed["on"] = not armed["fired"]
         try:
-            real_refund(session, ctx, job=job, reason=reason)
+            return real_apply(session, ctx, **kwargs)
         finally:
             armed["on"] = False
 
-    monkeypatch.setattr(repo, "get_wallet", get_wallet)
-    monkeypatch.setattr(settlement, "refund_settlement", refund_settlement)
+    monkeypatch.setattr(repo, "wallet_accounts", wallet_accounts)
+    monkeypatch.setattr(rtgs, "apply", apply)
     set_operator_status(network, "BKB1", "suspended")
     try:
         receipt = payer.pay(payee.wallet_id, 1_000_00)
     finally:
         set_operator_status(network, "BKB1", "active")
-        monkeypatch.setattr(repo, "get_wallet", real_get_wallet)
+        monkeypatch.setattr(repo, "wallet_accounts", real_wallet_accounts)
     assert armed["fired"], "the refund never read the payer's wallet"
     assert receipt.status == "failed" and receipt.failure == "operator_suspended"
     info = payer.balance()
@@ -847,7 +863,7 @@ def test_stale_redemption_and_delivery_runs_are_harmless(network: Any) -> None:
     receipt = payer.pay(payee.wallet_id, 300_00)
     assert receipt.status == "delivered"
     with state.factory() as s:
-        deliver = s.scalars(select(OutboxJob).where(OutboxJob.kind == "deliver")).one()
+        deliver = s.scalars(select(OutboxJob).where(OutboxJob.kind == "rtgs_deliver")).one()
     state.runner.run(deliver)  # a stale delivery run
     assert payee.balance().balance == 300_00
     assert_tiers_agree(network)
@@ -986,7 +1002,7 @@ class ForgedRefusal(httpx.BaseTransport):
         self.inner, self.times, self.replay, self.forged = inner, times, replay, 0
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        if request.url.path != "/v1/settlements" or self.forged >= self.times:
+        if request.url.path != "/v1/settlements/batch" or self.forged >= self.times:
             return self.inner.handle_request(request)
         self.forged += 1
         if self.replay:
@@ -1087,7 +1103,7 @@ class ResendWithHeaderChanged(httpx.BaseTransport):
         self.carried_out: list[int] = []
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        if request.url.path != "/v1/settlements" or self.forged:
+        if request.url.path != "/v1/settlements/batch" or self.forged:
             return self.inner.handle_request(request)
         body = request.read()
         real = self.inner.handle_request(request)
@@ -1136,7 +1152,7 @@ def test_resent_settlement_with_a_header_changed_gets_no_signed_refusal(
         assert attacker.carried_out == [201] and len(attacker.forged) == 1
         sent, answer = attacker.forged[0]
         bound = RequestBinding(
-            audience=sent.headers["CBDC-Audience"], method="POST", target="/v1/settlements",
+            audience=sent.headers["CBDC-Audience"], method="POST", target="/v1/settlements/batch",
             key_id=sent.headers["CBDC-Key-Id"], nonce=sent.headers["CBDC-Nonce"],
             idempotency_key=sent.headers.get("Idempotency-Key", ""),
             body_sha256=sha256_hex(sent.content),

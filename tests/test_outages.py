@@ -239,7 +239,7 @@ def test_a_job_an_outage_interrupted_is_due_again_once_the_database_is_back(
     payer = net.open_wallet("BKA1", load=20_00)
     payee = net.open_wallet("BKB1")
     central_bank = state.ctx.central_bank
-    settle = central_bank.settle
+    settle = central_bank.settle_batch  # batched gross settlement (operators/rtgs.py)
 
     def settle_then_lose_the_database(**kwargs: Any) -> Any:
         settle(**kwargs)  # the central bank settles; then our database goes away
@@ -247,10 +247,10 @@ def test_a_job_an_outage_interrupted_is_due_again_once_the_database_is_back(
             "UPDATE outbox", {}, psycopg.OperationalError("server closed the connection")
         )
 
-    monkeypatch.setattr(central_bank, "settle", settle_then_lose_the_database)
-    receipt = payer.pay(payee.wallet_id, 4_00)  # RTGS: settled inline, which breaks
+    monkeypatch.setattr(central_bank, "settle_batch", settle_then_lose_the_database)
+    receipt = payer.pay(payee.wallet_id, 4_00)  # RTGS: the settler's run breaks
     assert receipt.status == "pending_settlement"
-    monkeypatch.setattr(central_bank, "settle", settle)
+    monkeypatch.setattr(central_bank, "settle_batch", settle)
     net.run_jobs()  # at once, not after the lease
     assert payer.payment(receipt.payment_id).status == "delivered"
     assert payee.balance().balance == 4_00
