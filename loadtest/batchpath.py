@@ -17,14 +17,14 @@ from typing import Any
 
 import httpx
 
-from loadtest.keys import wallet_key
-from loadtest.scenarios.common import signed_payment
-from loadtest.seed import Manifest
+from loadtest.keys import private_key
+from loadtest.manifest import Manifest
+from loadtest.orders import payment_body
 
 
-def _signed_orders(manifest: Manifest, count: int, rng: random.Random) -> dict[str, list[str]]:
+def _signed_orders(manifest: Manifest, count: int, rng: random.Random) -> dict[str, list[bytes]]:
     unit = 10**manifest.decimals
-    per_operator: dict[str, list[str]] = {}
+    per_operator: dict[str, list[bytes]] = {}
     for op in manifest.operators:
         n = min(count, len(op.wallets))
         bodies = []
@@ -34,8 +34,8 @@ def _signed_orders(manifest: Manifest, count: int, rng: random.Random) -> dict[s
             while payee == payer:
                 payee = rng.choice(op.wallets)
             bodies.append(
-                signed_payment(
-                    wallet_key(manifest.key_seed, op.code, index),
+                payment_body(
+                    private_key(manifest.key_seed, op.code, index),
                     payer=payer,
                     payee=payee,
                     amount=rng.randint(1, 50) * unit,
@@ -51,10 +51,12 @@ def measure(
 ) -> dict[str, Any]:
     rng = random.Random(7)
     signed = _signed_orders(manifest, orders, rng)
-    requests: list[tuple[str, str]] = []
+    requests: list[tuple[str, bytes]] = []
     for url, bodies in signed.items():
         for first in range(0, len(bodies), batch):
-            requests.append((url, '{"orders": [' + ",".join(bodies[first : first + batch]) + "]}"))
+            requests.append(
+                (url, b'{"orders":[' + b",".join(bodies[first : first + batch]) + b"]}")
+            )
     rng.shuffle(requests)
     latencies: list[float] = []
     accepted = refused = 0
@@ -63,7 +65,7 @@ def measure(
     workers = clients * len(signed)
     http = httpx.Client(timeout=120, limits=httpx.Limits(max_connections=workers))
 
-    def post(item: tuple[str, str]) -> dict[str, Any]:
+    def post(item: tuple[str, bytes]) -> dict[str, Any]:
         url, body = item
         started = time.perf_counter()
         response = http.post(

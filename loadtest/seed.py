@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import secrets
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,7 @@ from cbdc.policy import WalletClass
 from cbdc.settings import NetworkConfig
 from loadtest.config import LoadtestSettings
 from loadtest.keys import derive_key
+from loadtest.manifest import MERCHANT_SUFFIX, Manifest, OperatorWallets
 from operators import bulk
 from operators.app import config_from_network
 from operators.errors import VaultFloatInsufficient
@@ -34,55 +33,6 @@ from operators.state import OperatorState
 from simulator.population import MERCHANT_NUMBERS, identity  # distinct evidence per person
 
 CHUNK = 5_000  # wallets per transaction
-MERCHANT_SUFFIX = ":merchant"
-
-
-@dataclass
-class OperatorWallets:
-    code: str
-    url: str
-    wallets: list[str] = field(default_factory=list)
-    anonymous: list[bool] = field(default_factory=list)
-    merchants: list[str] = field(default_factory=list)
-
-
-@dataclass
-class Manifest:
-    key_seed: str
-    currency: str
-    decimals: int
-    operators: list[OperatorWallets]
-
-    def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        body = {
-            "key_seed": self.key_seed,
-            "currency": self.currency,
-            "decimals": self.decimals,
-            "operators": [vars(o) for o in self.operators],
-        }
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(body))
-        tmp.replace(path)
-
-    @classmethod
-    def load(cls, path: Path) -> Manifest:
-        if not path.exists():
-            raise FileNotFoundError(
-                f"no load-test manifest at {path}: seed wallets first "
-                "(python -m loadtest.seed, or cbdc bench)"
-            )
-        body = json.loads(path.read_text())
-        return cls(
-            key_seed=body["key_seed"],
-            currency=body["currency"],
-            decimals=body["decimals"],
-            operators=[OperatorWallets(**o) for o in body["operators"]],
-        )
-
-    @property
-    def wallet_count(self) -> int:
-        return sum(len(o.wallets) for o in self.operators)
 
 
 def _seed_operator(

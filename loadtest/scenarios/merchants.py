@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import random
 
-from locust import task
-from locust.contrib.fasthttp import FastHttpUser
+from locust import User, task
 
 from loadtest.scenarios import common
 
 
-class MerchantUser(FastHttpUser):
+class MerchantUser(User):
     weight = common.settings().merchant_weight
     wait_time = common.wait_time()
-    host = "http://127.0.0.1"
 
     def on_start(self) -> None:
         self.rng = random.Random()
@@ -23,15 +21,19 @@ class MerchantUser(FastHttpUser):
         self.index = self.rng.randrange(len(operator.merchants))
         self.wallet_id = operator.merchants[self.index]
         self.key = common.key_of(operator, self.index, merchant=True)
+        self.http = common.OperatorHttp(self.environment, [operator])
+
+    def on_stop(self) -> None:
+        self.http.close()
 
     def _get(self, target: str, name: str) -> None:
         headers = common.signed_get_headers(self.key, self.wallet_id, target)
-        with self.client.get(
-            f"{self.operator.url}{target}", headers=headers, name=name, catch_response=True
-        ) as response:
-            if response.status_code != 200:
-                code = common.problem_code(response.content or b"")
-                response.failure(f"{response.status_code} {code}")
+        status, content, error, elapsed_ms = self.http.request(
+            self.operator.code, "GET", target, headers=headers
+        )
+        if error is None and status != 200:
+            error = common.UnexpectedAnswer(f"{status} {common.problem_code(content)}")
+        self.http.report("GET", name, elapsed_ms, len(content), error)
 
     @task(3)
     def balance(self) -> None:
