@@ -60,6 +60,11 @@ MAX_ITEMS = 1000  # per settlement batch (the central bank's limit)
 MAX_JOBS = 500  # queued jobs gathered at once
 LEASE_SECONDS = 30
 FAULT_POINT = "CBDC_FAULT_POINT"
+# Payments queued by this process: its settler takes these (its requests wait for them), and
+# others' only once they are ORPHAN_SECONDS old (another worker process of the same operator
+# is settling them, or died).
+PROCESS = str(uuid.uuid4())
+ORPHAN_SECONDS = 1.0
 
 # An order's outcome, as the settler learns it: (status, failure).
 Outcome = tuple[str, str | None]
@@ -96,24 +101,34 @@ def queue_payments(
             session,
             kind=QUEUED,
             reference=f"rtgsq:{items[0]['order_id']}",
-            payload={"payee_operator": peer, "items": items},
+            payload={"payee_operator": peer, "items": items, "owner": PROCESS},
         )
 
 
 # ------------------------------------------------------------------ 2. gather
 
 
-def gather(session: Session, *, include: Sequence[int] = ()) -> list[int]:
+def gather(session: Session, *, include: Sequence[int] = (), own: bool = False) -> list[int]:
     """Turn the ready `rtgs_batch` jobs (and those named in `include`, claimed by the caller)
     into `rtgs_settle` jobs, one per peer (at most MAX_ITEMS payments each), with vault tokens
-    reserved for each; return the new jobs' ids (leased to the caller, who runs them now)."""
+    reserved for each; return the new jobs' ids (leased to the caller, who runs them now).
+    `own`: only this process's jobs, and others' orphans."""
     rows = session.execute(
         text(
             "SELECT id, payload FROM outbox WHERE kind = :k AND status = 'pending' "
             "AND (next_attempt_at <= now() OR id = ANY(CAST(:mine AS bigint[]))) "
+            "AND (NOT :own OR payload ->> 'owner' = :me "
+            "OR created_at < now() - make_interval(secs => :orphan)) "
             "ORDER BY id LIMIT :n FOR UPDATE SKIP LOCKED"
         ),
-        {"k": QUEUED, "mine": int_array(include), "n": MAX_JOBS},
+        {
+            "k": QUEUED,
+            "mine": int_array(include),
+            "n": MAX_JOBS,
+            "own": own,
+            "me": PROCESS,
+            "orphan": ORPHAN_SECONDS,
+        },
     ).all()
     by_peer: dict[str, list[tuple[int, list[dict[str, Any]]]]] = defaultdict(list)
     for job_id, payload in rows:

@@ -126,15 +126,15 @@ class RtgsSettler:
                     return
                 self._dirty = False
             try:
-                while self.settle_ready():
+                while self.settle_ready(own=True):
                     pass
             except Exception:  # never let the settler die; the outbox finishes the work
                 log.exception("rtgs settler round failed")
 
-    def settle_ready(self, include: list[int] | None = None) -> int:
+    def settle_ready(self, include: list[int] | None = None, *, own: bool = False) -> int:
         """One round: gather the ready payments into batches and run them. Returns how many
         batches it ran."""
-        ids = self.runner.tx(lambda s: rtgs.gather(s, include=include or []))
+        ids = self.runner.tx(lambda s: rtgs.gather(s, include=include or [], own=own))
         for job_id in ids:
             job = self.runner.tx(lambda s, i=job_id: _job(s, i))
             if job is not None:
