@@ -69,6 +69,7 @@ def bench(
     )
     result = run_bench(options, progress=lambda message: console.print(f"[dim]•[/] {message}"))
     console.print(_table(result))
+    console.print(_cpu_table(result))
     console.print(f"bench.json and bench.md in {result['out_dir']}")
     if not result["audit"]["ok"]:
         console.print(f"[bold red]AUDIT FAILED[/]: {result['audit']['failed_checks']}")
@@ -124,4 +125,16 @@ def _table(result: dict) -> Table:
         f"ratio to the SQL-function baseline: {result['ratio_to_function_baseline']}; CPU: "
         + ", ".join(f"{k} {v['cores']} cores" for k, v in result["cpu"].items())
     )
+    return table
+
+
+def _cpu_table(result: dict) -> Table:
+    from loadtest.cpureport import cpu_rows
+
+    table = Table(title="CPU per payment")
+    table.add_column("measure")
+    table.add_column("ms", justify="right")
+    table.add_column("of which (ms per payment)")
+    for what, ms, detail in cpu_rows(result):
+        table.add_row(what, ms, detail)
     return table

@@ -6,7 +6,8 @@
 3. the raw PostgreSQL baseline in the same run (`loadtest.pgbaseline`: pgbench, the same
    transfer as three statements, as one SQL function call, and batched);
 4. the Locust suite (`loadtest/locustfile.py`) headless against the API for a fixed time, with
-   the CPU split between load generator, services and database sampled meanwhile;
+   the CPU split between load generator, services (by service) and database (by database)
+   sampled meanwhile, reported as CPU milliseconds per payment (`cpu_ms_per_payment`);
 5. `cbdc audit` on the network afterwards: no money lost under load;
 6. `bench.json` and `bench.md` (plus Locust's CSV and HTML reports) in the run folder.
 
@@ -37,8 +38,10 @@ from cbdc.pg import SECRET_FILE, EmbeddedPostgres
 from cbdc.settings import NetworkConfig, Settings
 from loadtest import batchpath, pgbaseline
 from loadtest.config import LoadtestSettings
-from loadtest.cpu import CpuSampler, postgres_roots
-from loadtest.seed import Manifest, seed
+from loadtest.cpu import CpuSampler, postgres_labels, postgres_roots, root_labels
+from loadtest.cpureport import cpu_markdown, cpu_per_payment
+from loadtest.manifest import Manifest
+from loadtest.seed import seed
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 
@@ -87,22 +90,41 @@ def _server_url(network: Network | None, config: NetworkConfig, network_file: Pa
     return url.set(database="postgres").render_as_string(hide_password=False)
 
 
-def _service_roots(network: Network | None, network_file: Path) -> Callable[[], list[int]]:
+def _service_names(network: Network | None, network_file: Path) -> Callable[[], dict[int, str]]:
+    """The services' root pids, each with its name (`central bank`, `operator <code>`)."""
     if network is not None:
-        pids = [p.pid for _, p in network.processes]
-        return lambda: pids
+        names = {
+            p.pid: "central bank" if name == "central_bank" else name.replace("_", " ", 1)
+            for name, p in network.processes
+        }
+        return lambda: names
 
-    def roots() -> list[int]:  # services someone else started: found by their network file
-        found = []
+    def find() -> dict[int, str]:  # services someone else started: found by their network file
+        found = {}
         for process in psutil.process_iter(["pid"]):
             try:
-                if process.environ().get("CBDC_NETWORK_FILE") == str(network_file):
-                    found.append(process.pid)
+                env = process.environ()
+                if env.get("CBDC_NETWORK_FILE") != str(network_file):
+                    continue
+                if process.parent() and process.parent().environ().get(  # a uvicorn worker
+                    "CBDC_NETWORK_FILE"
+                ) == str(network_file):
+                    continue
+                code = env.get("CBDC_OPERATOR_CODE")
+                found[process.pid] = f"operator {code}" if code else "central bank"
             except psutil.Error:
                 continue
         return found
 
-    return roots
+    return find
+
+
+def _database_names(config: NetworkConfig) -> dict[str, str]:
+    """Database name to the service whose database it is."""
+    names = {str(make_url(config.central_bank.database_url).database): "central bank"}
+    for node in config.operators:
+        names[str(make_url(node.database_url).database)] = f"operator {node.code}"
+    return names
 
 
 def _locust(
@@ -111,6 +133,7 @@ def _locust(
     prefix = out / "locust"
     outcomes_file = out / "payment_outcomes.json"
     stats_file = out / "locust_stats.json"
+    cpu_file = out / "locust_cpu.json"
     env = {
         **os.environ,
         "LOADTEST_MANIFEST": str(manifest),
@@ -120,6 +143,7 @@ def _locust(
         "LOADTEST_MERCHANT_WEIGHT": str(options.merchant_weight),
         "LOADTEST_OUTCOMES_FILE": str(outcomes_file),
         "LOADTEST_STATS_FILE": str(stats_file),
+        "LOADTEST_CPU_FILE": str(cpu_file),
         **options.extra_env,
     }
     rate = options.spawn_rate or options.users
@@ -155,9 +179,13 @@ def _locust(
     payments = {k: v for k, v in stats.items() if k.startswith("pay ")}
     outcomes = json.loads(outcomes_file.read_text()) if outcomes_file.exists() else {}
     total = stats.get("Aggregated", {})
+    load_cpu = json.loads(cpu_file.read_text()) if cpu_file.exists() else None
     return {
         "duration_s": options.duration,
         "users": options.users,
+        "processes": options.processes,
+        # Locust's own CPU from test start to test stop, every process (start-up excluded).
+        "load_generator_cpu": load_cpu,
         "requests": stats,
         "payments_per_s": round(sum(v["per_s"] for v in payments.values()), 1),
         "payments": sum(v["requests"] for v in payments.values()),
@@ -216,19 +244,34 @@ def run_bench(options: BenchOptions, progress: Progress | None = None) -> dict[s
             work_dir=out / "pgbench",
         )
         pidfile = str(network.pg.pgdata / "postmaster.pid") if network and network.pg else None
-        cpu = CpuSampler(
-            {
-                "services": _service_roots(network, network_file),
-                "database": postgres_roots(pidfile),
-            }
-        )
+        services = _service_names(network, network_file)
+
+        def sampler() -> CpuSampler:
+            return CpuSampler(
+                {"services": lambda: list(services()), "database": postgres_roots(pidfile)},
+                labels={
+                    "services": root_labels(services),
+                    "database": postgres_labels(_database_names(config)),
+                },
+            )
+
+        cpu = sampler()
         api = _locust(options, manifest, out, cpu, say)
         batch_api = None
         if options.batch_orders:
             say(f"batch API: {options.batch_orders} signed orders per operator, "
                 f"{options.batch_size} per request")  # fmt: skip
+            batch_cpu = sampler()
+            batch_cpu.groups["load generator"] = lambda: [os.getpid()]  # httpx, posting
             batch_api = batchpath.measure(
-                Manifest.load(manifest), orders=options.batch_orders, batch=options.batch_size
+                Manifest.load(manifest),
+                orders=options.batch_orders,
+                batch=options.batch_size,
+                cpu=batch_cpu,
+            )
+            batch_api["cpu"] = batch_cpu.split()
+            batch_api["cpu_ms_per_payment"] = cpu_per_payment(
+                batch_api["cpu"], payments=batch_api["orders"]
             )
         say("auditing the network (cbdc audit; settlements still queued are worked off first)")
         started = time.perf_counter()
@@ -262,7 +305,14 @@ def run_bench(options: BenchOptions, progress: Progress | None = None) -> dict[s
                 if batch_api and batched_tps
                 else None
             ),
-            "cpu": cpu.split(),
+            "cpu": (split := cpu.split()),
+            "cpu_ms_per_payment": cpu_per_payment(
+                split,
+                payments=api["payments"],
+                requests=api["requests"].get("Aggregated", {}).get("requests", 0),
+                cross=api["requests"].get("pay cross-operator", {}).get("requests", 0),
+                load_cpu=api["load_generator_cpu"],
+            ),
             "audit": {
                 "ok": audit["ok"],
                 "seconds": round(drain_seconds, 1),  # mostly settling what the load left queued
@@ -333,6 +383,7 @@ def markdown(result: dict[str, Any]) -> str:
     ]
     for name, row in result["cpu"].items():
         lines.append(f"| {name} | {row['cpu_seconds']} | {row['cores']} | {row['share']:.0%} |")
+    lines += ["", *cpu_markdown(result)]
     outcomes = result["api"]["outcomes"]
     if outcomes:
         lines += ["", "| payment outcome | count |", "|---|---:|"]

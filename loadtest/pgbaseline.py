@@ -113,7 +113,8 @@ DRAW_PAIR = f"""\\set d random(1, :naccounts)
 """
 
 SCRIPTS = {
-    "statements": DRAW_PAIR + """\\set lo least(:d, :c)
+    "statements": DRAW_PAIR
+    + """\\set lo least(:d, :c)
 \\set hi greatest(:d, :c)
 \\set dlo CASE WHEN :lo = :d THEN -:amt ELSE :amt END
 BEGIN;
@@ -141,9 +142,14 @@ def _pg_env(database_url: str) -> dict[str, str]:
     query_host = url.query.get("host")
     host = url.host or (query_host if isinstance(query_host, str) else None)
     passfile = url.query.get("passfile")  # the embedded server's password file
-    settings = {"PGHOST": host, "PGPORT": str(url.port) if url.port else None,
-                "PGUSER": url.username, "PGPASSWORD": url.password, "PGDATABASE": url.database,
-                "PGPASSFILE": passfile if isinstance(passfile, str) else None}
+    settings = {
+        "PGHOST": host,
+        "PGPORT": str(url.port) if url.port else None,
+        "PGUSER": url.username,
+        "PGPASSWORD": url.password,
+        "PGDATABASE": url.database,
+        "PGPASSFILE": passfile if isinstance(passfile, str) else None,
+    }
     return {**os.environ, **{k: str(v) for k, v in settings.items() if v is not None}}
 
 
@@ -175,19 +181,42 @@ def _percentile(ordered: list[float], q: float) -> float:
     return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
 
 
-def _run_mode(mode: str, *, run_dir: Path, env: dict[str, str], variables: dict[str, int],
-              seconds: int, clients: int, threads: int) -> dict[str, Any]:
+def _run_mode(
+    mode: str,
+    *,
+    run_dir: Path,
+    env: dict[str, str],
+    variables: dict[str, int],
+    seconds: int,
+    clients: int,
+    threads: int,
+) -> dict[str, Any]:
     script = run_dir / f"script_{mode}.sql"
     script.write_text(SCRIPTS[mode])
     prefix = run_dir / f"log_{mode}"
     defines = [arg for name, value in variables.items() for arg in ("-D", f"{name}={value}")]
-    cmd = [str(find_bin_dir() / "pgbench"), "-n", "-M", "prepared", "-f", str(script),
-           "-c", str(clients), "-j", str(threads), "-T", str(seconds),
-           "--log", f"--log-prefix={prefix}", *defines]
+    cmd = [
+        str(find_bin_dir() / "pgbench"),
+        "-n",
+        "-M",
+        "prepared",
+        "-f",
+        str(script),
+        "-c",
+        str(clients),
+        "-j",
+        str(threads),
+        "-T",
+        str(seconds),
+        "--log",
+        f"--log-prefix={prefix}",
+        *defines,
+    ]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=run_dir)
     if done.returncode != 0:
-        raise RuntimeError(f"pgbench ({mode}) failed with exit code {done.returncode}:\n"
-                           f"{done.stderr.strip()}")
+        raise RuntimeError(
+            f"pgbench ({mode}) failed with exit code {done.returncode}:\n{done.stderr.strip()}"
+        )
     tps, failed = _parse_summary(done.stdout)
     latencies = sorted(_read_latencies_ms(sorted(run_dir.glob(f"log_{mode}.*"))))
     if not latencies:
@@ -196,9 +225,12 @@ def _run_mode(mode: str, *, run_dir: Path, env: dict[str, str], variables: dict[
     result: dict[str, Any] = {
         "tps": tps,
         "transfers_per_s": tps * per_transaction,
-        "latency_ms": {"p50": _percentile(latencies, 50), "p95": _percentile(latencies, 95),
-                       "p99": _percentile(latencies, 99),
-                       "mean": sum(latencies) / len(latencies)},
+        "latency_ms": {
+            "p50": _percentile(latencies, 50),
+            "p95": _percentile(latencies, 95),
+            "p99": _percentile(latencies, 99),
+            "mean": sum(latencies) / len(latencies),
+        },
         "latency_per": "batch" if mode == "batched" else "transfer",
         "failed": failed,
     }
@@ -212,16 +244,24 @@ def _balances(conn: Connection) -> tuple[int, int]:
     return int(total), int(lowest)
 
 
-def measure(server_url: str, *, accounts: int = 100_000, seconds: float = 10.0, clients: int = 8,
-            threads: int = 2, batch: int = 100,
-            modes: Sequence[str] = ("statements", "function", "batched"),
-            work_dir: Path | None = None) -> dict[str, Any]:
+def measure(
+    server_url: str,
+    *,
+    accounts: int = 100_000,
+    seconds: float = 10.0,
+    clients: int = 8,
+    threads: int = 2,
+    batch: int = 100,
+    modes: Sequence[str] = ("statements", "function", "batched"),
+    work_dir: Path | None = None,
+) -> dict[str, Any]:
     """Transfers/s and latency percentiles of raw PostgreSQL per mode (see the module doc).
     pgbench's logs and scripts stay in `work_dir` (a fresh subdirectory) when given."""
     unknown = set(modes) - SCRIPTS.keys()
     if unknown or accounts < 2 or batch < 1:
-        raise ValueError(f"bad arguments: modes {sorted(unknown)}, accounts {accounts}, "
-                         f"batch {batch}")
+        raise ValueError(
+            f"bad arguments: modes {sorted(unknown)}, accounts {accounts}, batch {batch}"
+        )
     whole_seconds = max(1, round(seconds))  # pgbench -T takes whole seconds
     name = f"cbdc_pgbaseline_{uuid.uuid4().hex[:12]}"
     database_url = create_database(server_url, name)
@@ -231,8 +271,10 @@ def measure(server_url: str, *, accounts: int = 100_000, seconds: float = 10.0, 
             server_version = conn.execute(text("SHOW server_version")).scalar_one()
             # psycopg itself: no placeholder parsing, and several statements in one execute.
             conn.connection.driver_connection.execute(SCHEMA)  # type: ignore[union-attr]
-            conn.execute(text("INSERT INTO accounts SELECT i, :b FROM generate_series(1, :n) i"),
-                         {"b": INITIAL_BALANCE, "n": accounts})
+            conn.execute(
+                text("INSERT INTO accounts SELECT i, :b FROM generate_series(1, :n) i"),
+                {"b": INITIAL_BALANCE, "n": accounts},
+            )
             conn.execute(text("VACUUM ANALYZE accounts"))
             conn.execute(text("VACUUM ANALYZE transfers"))
             before, _ = _balances(conn)
@@ -240,9 +282,15 @@ def measure(server_url: str, *, accounts: int = 100_000, seconds: float = 10.0, 
             run_dir = work_dir / name if work_dir else Path(scratch)
             run_dir.mkdir(parents=True, exist_ok=True)
             results = {
-                mode: _run_mode(mode, run_dir=run_dir, env=_pg_env(database_url),
-                                variables={"naccounts": accounts, "batch": batch},
-                                seconds=whole_seconds, clients=clients, threads=threads)
+                mode: _run_mode(
+                    mode,
+                    run_dir=run_dir,
+                    env=_pg_env(database_url),
+                    variables={"naccounts": accounts, "batch": batch},
+                    seconds=whole_seconds,
+                    clients=clients,
+                    threads=threads,
+                )
                 for mode in modes
             }
         with engine.connect() as conn:
@@ -257,8 +305,11 @@ def measure(server_url: str, *, accounts: int = 100_000, seconds: float = 10.0, 
         "threads": threads,
         "seconds": whole_seconds,
         "modes": results,
-        "conservation": {"balance_before": before, "balance_after": after,
-                         "ok": before == after and lowest >= 0},
+        "conservation": {
+            "balance_before": before,
+            "balance_after": after,
+            "ok": before == after and lowest >= 0,
+        },
     }
 
 
@@ -273,9 +324,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--modes", nargs="+", default=list(SCRIPTS), choices=list(SCRIPTS))
     parser.add_argument("--work-dir", type=Path, help="keep pgbench's scripts and logs here")
     args = parser.parse_args(argv)
-    result = measure(args.server_url, accounts=args.accounts, seconds=args.seconds,
-                     clients=args.clients, threads=args.threads, batch=args.batch,
-                     modes=args.modes, work_dir=args.work_dir)
+    result = measure(
+        args.server_url,
+        accounts=args.accounts,
+        seconds=args.seconds,
+        clients=args.clients,
+        threads=args.threads,
+        batch=args.batch,
+        modes=args.modes,
+        work_dir=args.work_dir,
+    )
     print(json.dumps(result, indent=2))
 
 

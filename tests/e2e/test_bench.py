@@ -52,7 +52,28 @@ def test_bench_smoke(pg_url: str, tmp_path: Path) -> None:
     assert report["seeding"]["wallets"] == 2 * 300
     assert set(report["cpu"]) == {"services", "database", "load generator"}
     assert all(v["cpu_seconds"] > 0 for v in report["cpu"].values())
+    # CPU per payment: services by service, database by database, Locust's own account.
+    per = report["cpu_ms_per_payment"]
+    assert per["payments"] == api["payments"]
+    assert all(per[k] > 0 for k in ("services", "database", "load_generator"))
+    services = set(per["services_by_process"])
+    assert "central bank" in services and len(services) == 3  # and the two operators
+    assert sum(1 for s in services if s.startswith("operator ")) == 2
+    assert services <= set(per["database_by_database"])  # each service's own database
+    assert per["load_generator_source"] == "Locust processes, test start to stop"
+    assert per["load_generator_per_request"] > 0
+    assert per["load_generator_whole_process"] > 0
+    assert set(per["central_bank_per_cross_operator_payment"]) == {"service", "database"}
+    locust_cpu = api["load_generator_cpu"]
+    assert locust_cpu["cpu_seconds"] > 0 and locust_cpu["processes"] == api["processes"]
+    assert len(locust_cpu["per_process_cpu_seconds"]) == api["processes"]
+    assert locust_cpu["test_seconds"] > 0
+    batch_per = batch["cpu_ms_per_payment"]
+    assert batch_per["payments"] == batch["orders"]
+    assert all(batch_per[k] > 0 for k in ("services", "database", "load_generator"))
     assert report["audit"]["ok"] is True
     markdown = (out / "bench.md").read_text()
     assert "signed HTTP payments" in markdown and "pgbench" in markdown
+    assert "| CPU per payment | ms |" in markdown and "load generator (Locust)" in markdown
+    assert "CPU per payment" in result.stdout
     assert (out / "locust.html").exists() and (out / "locust_stats.csv").exists()
