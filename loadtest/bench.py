@@ -312,6 +312,7 @@ def run_bench(options: BenchOptions, progress: Progress | None = None) -> dict[s
                 requests=api["requests"].get("Aggregated", {}).get("requests", 0),
                 cross=api["requests"].get("pay cross-operator", {}).get("requests", 0),
                 load_cpu=api["load_generator_cpu"],
+                baseline=baseline,
             ),
             "audit": {
                 "ok": audit["ok"],

@@ -171,3 +171,21 @@ def root_labels(names: Callable[[], Mapping[int, str]]) -> Labels:
         return names().get(root, "other")
 
     return label
+
+
+def tree_cpu(pid: int) -> float | None:
+    """CPU seconds a process tree has used so far, exits included: the root's own time, what
+    its exited children used (the kernel adds a child's time to its parent's when the parent
+    reaps it: PostgreSQL's postmaster reaps every backend), and its live descendants' time.
+    Read twice, the difference counts the backends born and gone in between, which sampling
+    would miss."""
+    try:
+        root = psutil.Process(pid)
+        times = root.cpu_times()
+        total = times.user + times.system + times.children_user + times.children_system
+        for child in root.children(recursive=True):
+            value = _cpu(child)
+            total += value or 0.0
+    except psutil.Error:
+        return None
+    return float(total)

@@ -24,6 +24,7 @@ def cpu_per_payment(
     requests: int = 0,
     cross: int = 0,
     load_cpu: dict[str, Any] | None = None,
+    baseline: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """CPU milliseconds per payment: services, database and load generator, and their parts.
 
@@ -32,7 +33,8 @@ def cpu_per_payment(
     Locust's own CPU between test start and stop, every Locust process (`load_cpu`; start-up
     and key derivation are not load), also per request (merchant reads included); without it,
     the sampler's figure for the Locust processes' whole life. The central bank works only for
-    cross-operator payments, so its CPU is also given per cross-operator payment."""
+    cross-operator payments, so its CPU is also given per cross-operator payment. With the
+    in-run pgbench `baseline`: the database's CPU per transfer in each of its modes."""
     services = split.get("services", {})
     database = split.get("database", {})
     loadgen = split.get("load generator", {})
@@ -53,6 +55,11 @@ def cpu_per_payment(
             load_cpu.get("system_cpu_seconds", 0.0), requests
         )
         result["load_generator_whole_process"] = _ms(loadgen.get("cpu_seconds", 0.0), payments)
+    if baseline:
+        result["baseline_database_per_transfer"] = {
+            mode: figures.get("cpu_ms_per_transfer", {}).get("database")
+            for mode, figures in baseline.get("modes", {}).items()
+        }
     if cross:
         result["central_bank_per_cross_operator_payment"] = {
             "service": _ms(services.get("parts", {}).get("central bank", 0.0), cross),
@@ -86,6 +93,15 @@ def cpu_rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
                 ", ".join(f"{k} {_fmt(v)}" for k, v in per["database_by_database"].items()),
             )
         )
+        pgbench = per.get("baseline_database_per_transfer") or {}
+        if any(v is not None for v in pgbench.values()):
+            rows.append(
+                (
+                    "database, pgbench baseline (per transfer)",
+                    _fmt(pgbench.get("function")),
+                    ", ".join(f"{k} {_fmt(v)}" for k, v in pgbench.items()),
+                )
+            )
         processes = api.get("processes", 1)
         detail = f"{processes} Locust process{'es' if processes > 1 else ''}; " + (
             f"{_fmt(per.get('load_generator_per_request'))} per request (reads included), "

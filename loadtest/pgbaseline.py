@@ -13,7 +13,9 @@ commits (the server's fsync / synchronous_commit settings are left alone):
   touched accounts locked in ascending id order, net deltas in one UPDATE, n journal rows in one
   INSERT. Its latencies are per batch; transfers/s = transactions/s × n.
 
-Latency percentiles come from pgbench's per-transaction log. Afterwards the sum of balances must
+Latency percentiles come from pgbench's per-transaction log; CPU milliseconds per transfer from
+the server's process tree (when it runs on this machine: exited backends included) and from
+pgbench itself, for comparing with the API's CPU per payment. Afterwards the sum of balances must
 be unchanged and no balance negative: the baseline conserves money too.
 """
 
@@ -24,6 +26,7 @@ import json
 import math
 import os
 import re
+import resource
 import subprocess
 import tempfile
 import uuid
@@ -31,11 +34,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import psutil
 from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.engine import make_url
 
 from cbdc.db import create_database, drop_database
 from cbdc.pg import find_bin_dir
+from loadtest.cpu import tree_cpu
 
 INITIAL_BALANCE = 10**12  # minor units: no transfer in a run can exhaust an account
 MAX_AMOUNT = 100
@@ -190,6 +195,7 @@ def _run_mode(
     seconds: int,
     clients: int,
     threads: int,
+    postmaster: int | None = None,
 ) -> dict[str, Any]:
     script = run_dir / f"script_{mode}.sql"
     script.write_text(SCRIPTS[mode])
@@ -212,7 +218,11 @@ def _run_mode(
         f"--log-prefix={prefix}",
         *defines,
     ]
+    server_before = tree_cpu(postmaster) if postmaster else None
+    client_before = _children_cpu()
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=run_dir)
+    client_seconds = _children_cpu() - client_before  # pgbench's CPU, every thread
+    server_after = tree_cpu(postmaster) if postmaster else None
     if done.returncode != 0:
         raise RuntimeError(
             f"pgbench ({mode}) failed with exit code {done.returncode}:\n{done.stderr.strip()}"
@@ -236,7 +246,35 @@ def _run_mode(
     }
     if mode == "batched":
         result["batch"] = per_transaction
+    transfers = len(latencies) * per_transaction  # every transaction pgbench logged
+    database_ms = (
+        round(1000 * (server_after - server_before) / transfers, 4)
+        if server_before is not None and server_after is not None
+        else None
+    )
+    result["cpu_ms_per_transfer"] = {
+        "database": database_ms,  # the whole server: backends, WAL writer, checkpointer
+        "pgbench": round(1000 * client_seconds / transfers, 4),
+    }
     return result
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # exited and waited-for children
+    return usage.ru_utime + usage.ru_stime
+
+
+def _postmaster(conn: Connection) -> int | None:
+    """The server's postmaster when it runs on this machine (the parent of our backend), for
+    the database's CPU per transfer; None when it cannot be seen."""
+    backend = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    try:
+        parent = psutil.Process(int(backend)).parent()
+        if parent is not None and parent.name().startswith("postgres"):
+            return parent.pid
+    except psutil.Error:
+        pass
+    return None
 
 
 def _balances(conn: Connection) -> tuple[int, int]:
@@ -269,6 +307,7 @@ def measure(
     try:
         with engine.connect() as conn:
             server_version = conn.execute(text("SHOW server_version")).scalar_one()
+            postmaster = _postmaster(conn)
             # psycopg itself: no placeholder parsing, and several statements in one execute.
             conn.connection.driver_connection.execute(SCHEMA)  # type: ignore[union-attr]
             conn.execute(
@@ -290,6 +329,7 @@ def measure(
                     seconds=whole_seconds,
                     clients=clients,
                     threads=threads,
+                    postmaster=postmaster,
                 )
                 for mode in modes
             }

@@ -12,8 +12,9 @@ from loadtest.pgbaseline import _parse_summary, measure
 
 
 def test_measure_runs_every_mode_and_drops_its_database(pg_url: str, tmp_path: Path) -> None:
-    result = measure(pg_url, accounts=2000, seconds=1, clients=2, threads=1, batch=20,
-                     work_dir=tmp_path)
+    result = measure(
+        pg_url, accounts=2000, seconds=1, clients=2, threads=1, batch=20, work_dir=tmp_path
+    )
 
     assert set(result["modes"]) == {"statements", "function", "batched"}
     for mode, figures in result["modes"].items():
@@ -24,6 +25,11 @@ def test_measure_runs_every_mode_and_drops_its_database(pg_url: str, tmp_path: P
         assert 0 < latency["p50"] <= latency["p95"] <= latency["p99"], mode
         assert latency["mean"] > 0
         assert figures["failed"] == 0
+        # CPU per transfer: the test server runs on this machine, so it is measured (clock
+        # ticks are coarse: a short mode's pgbench may show 0).
+        cpu = figures["cpu_ms_per_transfer"]
+        assert cpu["database"] is not None and cpu["database"] >= 0 and cpu["pgbench"] >= 0
+    assert sum(f["cpu_ms_per_transfer"]["database"] for f in result["modes"].values()) > 0
     assert result["modes"]["batched"]["batch"] == 20
     assert result["modes"]["batched"]["latency_per"] == "batch"
     assert result["server_version"]
@@ -38,20 +44,25 @@ def test_measure_runs_every_mode_and_drops_its_database(pg_url: str, tmp_path: P
     admin = create_engine(pg_url)
     try:
         with admin.connect() as conn:
-            exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :name"),
-                                  {"name": run_dir.name}).scalar()
+            exists = conn.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": run_dir.name}
+            ).scalar()
     finally:
         admin.dispose()
     assert exists is None
 
 
 def test_summary_parsing_prefers_tps_without_connection_time() -> None:
-    pg15 = ("number of transactions actually processed: 10\n"
-            "number of failed transactions: 3 (2.000%)\n"
-            "tps = 123.456 (without initial connection time)\n")
+    pg15 = (
+        "number of transactions actually processed: 10\n"
+        "number of failed transactions: 3 (2.000%)\n"
+        "tps = 123.456 (without initial connection time)\n"
+    )
     assert _parse_summary(pg15) == (123.456, 3)
-    pg13 = ("tps = 90.5 (including connections establishing)\n"
-            "tps = 99.5 (excluding connections establishing)\n")
+    pg13 = (
+        "tps = 90.5 (including connections establishing)\n"
+        "tps = 99.5 (excluding connections establishing)\n"
+    )
     assert _parse_summary(pg13) == (99.5, 0)
     with pytest.raises(RuntimeError, match="no tps line"):
         _parse_summary("pgbench: error: connection refused\n")

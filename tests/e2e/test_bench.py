@@ -64,6 +64,7 @@ def test_bench_smoke(pg_url: str, tmp_path: Path) -> None:
     assert per["load_generator_per_request"] > 0
     assert per["load_generator_whole_process"] > 0
     assert set(per["central_bank_per_cross_operator_payment"]) == {"service", "database"}
+    assert set(per["baseline_database_per_transfer"]) == {"statements", "function", "batched"}
     locust_cpu = api["load_generator_cpu"]
     assert locust_cpu["cpu_seconds"] > 0 and locust_cpu["processes"] == api["processes"]
     assert len(locust_cpu["per_process_cpu_seconds"]) == api["processes"]
