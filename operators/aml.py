@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from cbdc.clock import iso
 from cbdc.policy import AmlRules, WalletClass
+from cbdc.sqlarrays import int_array, text_array
 from operators import aml_repository as aml_repo
 from operators import repository as repo
 from operators.context import OperatorContext
@@ -167,24 +169,32 @@ def on_unload(session: Session, ctx: OperatorContext, *, wallet: Wallet, amount:
 # ------------------------------------------------------------------ the batch path
 
 
-def on_payments(
-    session: Session,
-    ctx: OperatorContext,
-    payments: Sequence[tuple[Any, str, int, Any]],
-    *,
-    now: datetime,
-) -> int:
-    """The payment rules (and the payees' fan-in) for a batch already written to `orders`:
-    (payer wallet, payee id, amount, local payee wallet or None) each. Window rules are judged
-    on the state at the end of the batch with one aggregate query per rule family, so a rule
-    fires at most once per wallet per batch (and, as for single payments, once per window).
-    Returns the number of alerts raised."""
+@dataclass(slots=True)
+class PaymentChecks:
+    """The payment rules of one batch: the large payments (alerts whatever the history), and
+    the one aggregate query for the window rules (`query`, `params`), which the batch path runs
+    in the round trip of its writes (`operators.payment_sql.write_batch`)."""
+
+    large: list[tuple[str, int, dict[str, Any]]]
+    amounts: dict[tuple[str, str], int]  # (wallet, rule) -> the amount that would trigger it
+    limits: dict[str, int]  # structuring: payer -> the limit it paid just under
+    windows: dict[str, int]
+    params: dict[str, Any]
+    query: str = aml_repo.PAYMENT_CANDIDATES_SQL
+
+
+def payment_checks(
+    ctx: OperatorContext, payments: Sequence[tuple[Any, str, int, Any]], *, now: datetime
+) -> PaymentChecks:
+    """What `on_payments` checks for (payer wallet, payee id, amount, local payee wallet or
+    None) each, before the database is asked."""
     rules: AmlRules = ctx.policy.aml
-    candidates: Candidates = {}
     large: list[tuple[str, int, dict[str, Any]]] = []
     structuring: dict[str, tuple[int, int, int]] = {}  # payer -> (low, high, amount)
     payers: dict[str, int] = {}
     payees: dict[str, int] = {}
+    singles: dict[int, int | None] = {}
+    ratio = rules.structuring_ratio
     for payer, payee_id, amount, payee in payments:
         payers[payer.id] = amount
         if payee is not None:
@@ -197,64 +207,87 @@ def on_payments(
                     {"payee_operator": payee_id[:4], "threshold": rules.large_value},
                 )
             )
-        single = ctx.policy.limits(WalletClass(payer.wallet_class)).single_payment
+        if payer.wallet_class not in singles:
+            limits = ctx.policy.limits(WalletClass(payer.wallet_class))
+            singles[payer.wallet_class] = limits.single_payment
         near = [
             lim
-            for lim in (single, rules.large_value)
-            if lim is not None and _just_under(amount, lim, rules.structuring_ratio)
+            for lim in (singles[payer.wallet_class], rules.large_value)
+            if lim is not None and _just_under(amount, lim, ratio)
         ]
         if near:
-            structuring[payer.id] = (
-                int(min(near) * rules.structuring_ratio),
-                max(near),
-                amount,
-            )
-    v_since = now - timedelta(minutes=rules.velocity_window_minutes)
-    f_since = now - timedelta(minutes=rules.fan_window_minutes)
-    for row in aml_repo.payer_window_stats(
-        session,
-        wallet_ids=list(payers),
-        velocity_since=v_since,
-        fan_since=f_since,
-        velocity_count=rules.velocity_count,
-        fan_count=rules.fan_count,
-    ):
-        if row.velocity >= rules.velocity_count:
-            candidates[(row.wallet_id, "velocity")] = (
-                payers[row.wallet_id],
-                {"count": int(row.velocity), "window_minutes": rules.velocity_window_minutes},
-            )
-        if row.payees >= rules.fan_count:
-            candidates[(row.wallet_id, "fan_out")] = (
-                payers[row.wallet_id],
-                {"counterparties": int(row.payees), "window_minutes": rules.fan_window_minutes},
-            )
-    if structuring:
-        s_since = now - timedelta(minutes=rules.structuring_window_minutes)
-        counts = aml_repo.near_limit_counts(session, bounds=structuring, since=s_since)
-        for wallet_id, count in counts.items():
-            if count >= rules.structuring_count:
-                low, high, amount = structuring[wallet_id]
-                candidates[(wallet_id, "structuring")] = (
-                    amount,
-                    {
-                        "count": count,
-                        "limit": high,
-                        "window_minutes": rules.structuring_window_minutes,
-                    },
-                )
-    candidates.update(_fan_in(session, rules, payees, now))
-    windows = {
-        "velocity": rules.velocity_window_minutes,
-        "fan_out": rules.fan_window_minutes,
-        "fan_in": rules.fan_window_minutes,
-        "structuring": rules.structuring_window_minutes,
-    }
-    candidates = _not_alerted_within(session, candidates, windows, now)
-    raised = [(w, "large_value", a, d) for w, a, d in large]
-    raised += [(w, rule, a, d) for (w, rule), (a, d) in candidates.items()]
+            structuring[payer.id] = (int(min(near) * ratio), max(near), amount)
+    amounts = {(w, "velocity"): a for w, a in payers.items()}
+    amounts.update({(w, "fan_out"): a for w, a in payers.items()})
+    amounts.update({(w, "structuring"): s[2] for w, s in structuring.items()})
+    amounts.update({(w, "fan_in"): a for w, a in payees.items()})
+    s_ids = list(structuring)
+    return PaymentChecks(
+        large=large,
+        amounts=amounts,
+        limits={w: s[1] for w, s in structuring.items()},
+        windows={
+            "velocity": rules.velocity_window_minutes,
+            "fan_out": rules.fan_window_minutes,
+            "fan_in": rules.fan_window_minutes,
+            "structuring": rules.structuring_window_minutes,
+        },
+        params={
+            "payers": text_array(list(payers)),
+            "payees": text_array(list(payees)),
+            "vs": now - timedelta(minutes=rules.velocity_window_minutes),
+            "fs": now - timedelta(minutes=rules.fan_window_minutes),
+            "ss": now - timedelta(minutes=rules.structuring_window_minutes),
+            "vc": rules.velocity_count,
+            "fc": rules.fan_count,
+            "sc": rules.structuring_count,
+            "s_w": text_array(s_ids),
+            "s_lo": int_array(structuring[w][0] for w in s_ids),
+            "s_hi": int_array(structuring[w][1] for w in s_ids),
+        },
+    )
+
+
+def raise_payment_alerts(
+    session: Session,
+    checks: PaymentChecks,
+    rows: Sequence[tuple[str, str, int]],
+    *,
+    now: datetime,
+) -> int:
+    """Store the alerts of a batch: its large payments, and the (wallet, rule, count) rows its
+    query found. Returns the number of alerts raised."""
+    raised = [(w, "large_value", a, d) for w, a, d in checks.large]
+    for wallet_id, rule, count in rows:
+        key = "counterparties" if rule in ("fan_out", "fan_in") else "count"
+        details: dict[str, Any] = {key: int(count)}
+        if rule == "structuring":
+            details["limit"] = checks.limits[wallet_id]
+        details["window_minutes"] = checks.windows[rule]
+        raised.append((wallet_id, rule, checks.amounts[(wallet_id, rule)], details))
     for wallet_id, rule, amount, details in raised:
         _store_alert(
             session, wallet_id=wallet_id, rule=rule, amount=amount, details=details, at=now
         )
     return len(raised)
+
+
+def on_payments(
+    session: Session,
+    ctx: OperatorContext,
+    payments: Sequence[tuple[Any, str, int, Any]],
+    *,
+    now: datetime,
+) -> int:
+    """The payment rules (and the payees' fan-in) for a batch already written to `orders`:
+    (payer wallet, payee id, amount, local payee wallet or None) each. Window rules are judged
+    on the state at the end of the batch with one aggregate query for all of them, so a rule
+    fires at most once per wallet per batch (and, as for single payments, once per window).
+    Returns the number of alerts raised. (The batch path runs the query in the round trip of
+    its writes: `payment_checks`, then `raise_payment_alerts`.)"""
+    checks = payment_checks(ctx, payments, now=now)
+    dbapi = session.connection().connection.driver_connection
+    with dbapi.cursor() as cursor:  # type: ignore[union-attr]
+        cursor.execute(checks.query, checks.params)
+        rows = cursor.fetchall()
+    return raise_payment_alerts(session, checks, rows, now=now)

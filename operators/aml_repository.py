@@ -89,60 +89,40 @@ def list_alerts(
 # ------------------------------------------------------------------ AML over a batch
 
 
-def payer_window_stats(
-    session: Session,
-    *,
-    wallet_ids: list[str],
-    velocity_since: datetime,
-    fan_since: datetime,
-    velocity_count: int,
-    fan_count: int,
-) -> list[Any]:
-    """Payers among `wallet_ids` at or over the velocity or fan-out threshold: rows of
-    (wallet_id, velocity, payees)."""
-    return list(
-        session.execute(
-            text(
-                "SELECT wallet_id, count(*) FILTER (WHERE created_at >= :vs) AS velocity, "
-                "count(DISTINCT counterparty) FILTER (WHERE created_at >= :fs) AS payees "
-                "FROM orders WHERE wallet_id = ANY(CAST(:w AS text[])) AND kind = 'payment' "
-                "AND status <> 'failed' AND created_at >= least(CAST(:vs AS timestamptz), "
-                "CAST(:fs AS timestamptz)) GROUP BY wallet_id "
-                "HAVING count(*) FILTER (WHERE created_at >= :vs) >= :vc "
-                "OR count(DISTINCT counterparty) FILTER (WHERE created_at >= :fs) >= :fc"
-            ),
-            {
-                "w": text_array(wallet_ids),
-                "vs": velocity_since,
-                "fs": fan_since,
-                "vc": velocity_count,
-                "fc": fan_count,
-            },
-        ).all()
-    )
-
-
-def near_limit_counts(
-    session: Session, *, bounds: dict[str, tuple[int, int, int]], since: datetime
-) -> dict[str, int]:
-    """Per wallet, its payments since `since` with low <= amount < high."""
-    ids = list(bounds)
-    rows = session.execute(
-        text(
-            "SELECT o.wallet_id, count(*) AS n FROM orders o JOIN unnest(CAST(:w AS text[]), "
-            "CAST(:lo AS bigint[]), CAST(:hi AS bigint[])) AS b(wallet_id, lo, hi) "
-            "ON o.wallet_id = b.wallet_id WHERE o.kind = 'payment' AND o.status <> 'failed' "
-            "AND o.created_at >= :since AND o.amount >= b.lo AND o.amount < b.hi "
-            "GROUP BY o.wallet_id"
-        ),
-        {
-            "w": ids,
-            "lo": [bounds[w][0] for w in ids],
-            "hi": [bounds[w][1] for w in ids],
-            "since": since,
-        },
-    ).all()
-    return {r.wallet_id: int(r.n) for r in rows}
+# The payment rules over a batch already written to `orders`, in one statement: per payer its
+# payments inside the velocity window and its distinct payees inside the fan window; per payer
+# with a payment just under a limit, its payments in that band inside the structuring window;
+# per local payee its distinct payers inside the fan window (same-operator payers plus
+# cross-operator payer aliases; a payment sent back to its payer paid nobody and does not
+# count). Of the (wallet, rule, count) at or over their thresholds, only those whose rule has
+# not fired for the wallet inside the rule's window are returned. psycopg placeholders.
+PAYMENT_CANDIDATES_SQL = (
+    "WITH p AS (SELECT wallet_id, count(*) FILTER (WHERE created_at >= %(vs)s) AS velocity, "
+    "count(DISTINCT counterparty) FILTER (WHERE created_at >= %(fs)s) AS payees "
+    "FROM orders WHERE wallet_id = ANY(%(payers)s::text[]) AND kind = 'payment' "
+    "AND status <> 'failed' AND created_at >= least(%(vs)s::timestamptz, %(fs)s::timestamptz) "
+    "GROUP BY wallet_id), "
+    "s AS (SELECT o.wallet_id, count(*) AS n FROM orders o JOIN unnest(%(s_w)s::text[], "
+    "%(s_lo)s::bigint[], %(s_hi)s::bigint[]) AS b(wallet_id, lo, hi) "
+    "ON o.wallet_id = b.wallet_id WHERE o.kind = 'payment' AND o.status <> 'failed' "
+    "AND o.created_at >= %(ss)s AND o.amount >= b.lo AND o.amount < b.hi "
+    "GROUP BY o.wallet_id), "
+    "f AS (SELECT payee, sum(n)::bigint AS n FROM ("
+    "SELECT counterparty AS payee, count(DISTINCT wallet_id) AS n FROM orders "
+    "WHERE counterparty = ANY(%(payees)s::text[]) AND kind = 'payment' "
+    "AND status <> 'failed' AND created_at >= %(fs)s GROUP BY counterparty "
+    "UNION ALL SELECT payee_wallet, count(DISTINCT payer_alias) FROM inbound_settlements "
+    "WHERE payee_wallet = ANY(%(payees)s::text[]) AND kind = 'payment' "
+    "AND outcome = 'credited' AND created_at >= %(fs)s GROUP BY payee_wallet) x "
+    "GROUP BY payee), "
+    "c AS (SELECT wallet_id, 'velocity' AS rule, velocity AS n, %(vs)s::timestamptz AS since "
+    "FROM p WHERE velocity >= %(vc)s "
+    "UNION ALL SELECT wallet_id, 'fan_out', payees, %(fs)s FROM p WHERE payees >= %(fc)s "
+    "UNION ALL SELECT wallet_id, 'structuring', n, %(ss)s FROM s WHERE n >= %(sc)s "
+    "UNION ALL SELECT payee, 'fan_in', n, %(fs)s FROM f WHERE n >= %(fc)s) "
+    "SELECT c.wallet_id, c.rule, c.n FROM c WHERE NOT EXISTS (SELECT 1 FROM aml_alerts a "
+    "WHERE a.wallet_id = c.wallet_id AND a.rule = c.rule AND a.created_at >= c.since)"
+)
 
 
 def payee_fan_in(

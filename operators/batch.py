@@ -5,17 +5,16 @@
 a payment: payer and payee exist and are active, class limits per payment, day and year, the
 payer's balance, the payee's balance cap (refuse or sweep, as the policy says), cross-operator
 payments through `in_transit_out` and settlement (RTGS or deferred net), AML rules. The
-database is used like this:
+database is used like this (the SQL is in `operators.payment_sql`, raw psycopg):
 
-  1. the wallets the batch touches are read once, their accounts locked once, in ascending id
-     order (as every path that locks accounts does, so they cannot deadlock), and the
-     wallets re-read as of the lock;
+  1. one round trip locks the accounts the batch touches, in ascending id order (as every
+     path that locks accounts does, so they cannot deadlock), then reads the wallets as of the
+     lock and the orders already stored under the batch's nonces;
   2. the payments are judged in order in Python against those balances and counters, so a
      payment sees the effect of the ones before it in the batch;
-  3. the accepted ones are written set-based: one journal entry per payment through
-     `ledger.post_many` (the database re-checks every entry's balance and every account's
-     sign), one INSERT of orders, one UPDATE of spend counters, one INSERT of settlement
-     items, and the AML rules as a handful of aggregate queries.
+  3. one round trip writes the accepted ones set-based (journal entries, postings, orders and
+     spend counters in one statement; the database re-checks every entry's balance and every
+     account's sign) and runs the AML rules' aggregate query; then the settlement items.
 
 A refused payment is reported with the same problem code a single payment would get and
 leaves no trace; the others still post.
@@ -23,7 +22,6 @@ leaves no trace; the others still post.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import uuid
@@ -36,12 +34,10 @@ from typing import Any, NamedTuple
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from cbdc import ledger
 from cbdc.addresses import is_valid_wallet_id, routing_code
-from cbdc.db import fetch_rows
 from cbdc.errors import DomainError, IdempotencyMismatch, InsufficientFunds
-from cbdc.sqlarrays import any_array, int_array, nullable_text_array, text_array
-from operators import aml, service
+from cbdc.sqlarrays import text_array
+from operators import aml, payment_sql, service
 from operators.context import OperatorContext
 from operators.errors import (
     InvalidWalletId,
@@ -51,22 +47,12 @@ from operators.errors import (
     WrongOperator,
 )
 from operators.models import Order
-
-
-@dataclass(slots=True)
-class WalletState:
-    """What judging a payment needs of a wallet (duck-types `operators.models.Wallet`)."""
-
-    id: str
-    account_id: int
-    wallet_class: int
-    status: str
-    customer_id: int
-    deposit_account_id: int
-    spent_day: date | None
-    spent_day_total: int
-    spent_year: int | None
-    spent_year_total: int
+from operators.payment_sql import (  # noqa: F401 - WalletState, load_wallet_states: re-exported
+    BatchRead,
+    StoredOrder,
+    WalletState,
+    load_wallet_states,
+)
 
 
 class Instruction(NamedTuple):
@@ -93,26 +79,11 @@ class Outcome:
     error: DomainError | None = None
     cross: bool = False
     replayed: bool = False
-    previous: Order | None = field(default=None, repr=False)
+    previous: StoredOrder | None = field(default=None, repr=False)
 
     @property
     def code(self) -> str | None:
         return self.error.code if self.error is not None else None
-
-
-WALLET_STATE_SQL = (
-    "SELECT w.id, w.account_id, w.wallet_class, w.status, w.customer_id, "
-    "c.deposit_account_id, w.spent_day, w.spent_day_total, w.spent_year, "
-    "w.spent_year_total FROM wallets w JOIN customers c ON c.id = w.customer_id "
-    "WHERE w.id = ANY(CAST(%(ids)s AS text[]))"
-)
-
-
-def load_wallet_states(session: Session, wallet_ids: Sequence[str]) -> dict[str, WalletState]:
-    if not wallet_ids:
-        return {}
-    rows = fetch_rows(session, WALLET_STATE_SQL, {"ids": text_array(list(wallet_ids))})
-    return {r[0]: WalletState(*r) for r in rows}
 
 
 def wallet_accounts(
@@ -138,49 +109,77 @@ def wallet_accounts(
     )
 
 
+def read_for(
+    session: Session,
+    ctx: OperatorContext,
+    instructions: Sequence[Instruction],
+    *,
+    with_keys: bool = False,
+) -> BatchRead:
+    """Lock what `pay_many(instructions)` will lock and read what it will read (the wallets'
+    public keys too, if asked): for a caller that needs the wallets before judging, e.g. to
+    check signatures (`operators.signed_batch`), and passes the result on as `read`."""
+    wanted: set[str] = set()
+    cross_any = False
+    known_peers: dict[str, bool] = {}
+    valid_ids: dict[str, bool] = {}
+    for ins in instructions:
+        refused = _static_refusal(ctx, ins, known_peers, valid_ids) is not None
+        if valid_ids[ins.payer] and routing_code(ins.payer) == ctx.code:
+            wanted.add(ins.payer)  # refused or not: a signed order's key is read with it
+        if refused:
+            continue
+        if routing_code(ins.payee) == ctx.code:
+            wanted.add(ins.payee)
+        else:
+            cross_any = True
+    sweeping = ctx.policy.overflow == "sweep"
+    extra: list[int] = []
+    if cross_any:
+        extra.append(ctx.account("in_transit_out"))
+    if sweeping:
+        extra += [ctx.account("vault_float"), ctx.account("deposits_contra")]
+    return payment_sql.read_batch(
+        session,
+        sorted(wanted),
+        extra_accounts=extra,
+        with_deposits=sweeping,
+        with_keys=with_keys,
+        nonces=[(i.payer, i.nonce) for i in instructions if i.signature is not None],
+    )
+
+
 def pay_many(
     session: Session,
     ctx: OperatorContext,
     instructions: Sequence[Instruction],
     *,
     now: datetime | None = None,
+    read: BatchRead | None = None,
 ) -> list[Outcome]:
-    """Judge and post `instructions` in order, in the caller's transaction; one outcome each."""
+    """Judge and post `instructions` in order, in the caller's transaction; one outcome each.
+    `read`: what `read_for` returned for these instructions (or more), in this transaction."""
     now = now or ctx.now()
     outcomes: list[Outcome | None] = [None] * len(instructions)
-    wanted: set[str] = set()
-    cross_any = False
     known_peers: dict[str, bool] = {}
     valid_ids: dict[str, bool] = {}
     for i, ins in enumerate(instructions):
         refusal = _static_refusal(ctx, ins, known_peers, valid_ids)
         if refusal is not None:
             outcomes[i] = Outcome(ok=False, error=refusal)
-            continue
-        wanted.add(ins.payer)
-        if routing_code(ins.payee) == ctx.code:
-            wanted.add(ins.payee)
-        else:
-            cross_any = True
-
-    sweeping = ctx.policy.overflow == "sweep"
-    to_lock = wallet_accounts(session, sorted(wanted), with_deposits=sweeping)
-    if cross_any:
-        to_lock.add(ctx.account("in_transit_out"))
-    if sweeping:
-        to_lock |= {ctx.account("vault_float"), ctx.account("deposits_contra")}
-    balances = ledger.lock_accounts(session, to_lock)
-    wallets = load_wallet_states(session, sorted(wanted))  # class, status, counters as of the lock
-    previous = _previous_orders(session, instructions)
+    if read is None:
+        read = read_for(session, ctx, instructions)
+    balances, wallets, previous = read.balances, read.wallets, read.previous
 
     order_ids = iter(time_ordered_uuids(len(instructions)))
-    entries: list[ledger.Entry] = []
-    payment_entry_index: list[int] = []  # index into entries of each accepted payment
+    entries: list[tuple[str, str, list[tuple[int, int]]]] = []
+    orders: list[payment_sql.NewOrder] = []
     accepted: list[tuple[int, uuid.UUID, WalletState, WalletState | None, datetime]] = []
     seen: set[tuple[str, str]] = set()
     dirty: dict[str, WalletState] = {}
     in_transit = ctx.accounts.get("in_transit_out", 0)
     days = _LocalDays(ctx.timezone)
+    iso: dict[datetime, str] = {}
     for i, ins in enumerate(instructions):
         if outcomes[i] is not None:
             continue
@@ -191,7 +190,7 @@ def pay_many(
             key = (ins.payer, ins.nonce)
             earlier = previous.get(key)
             if earlier is not None:
-                service.check_replay(earlier, ins.order_hash or "")
+                service.check_replay(earlier, ins.order_hash or "")  # type: ignore[arg-type]
                 outcomes[i] = Outcome(
                     ok=True,
                     order_id=earlier.id,
@@ -228,15 +227,34 @@ def pay_many(
             continue
         seen.add(key)
         order_id = next(order_ids)
+        reference = str(order_id)
         credit = in_transit if payee is None else payee.account_id
         balances[payer.account_id] -= ins.amount
         balances[credit] = balances.get(credit, 0) + ins.amount
-        payment_entry_index.append(len(entries))
         entries.append(
             (
                 "payment_out" if cross else "payment",
-                str(order_id),
+                reference,
                 [(payer.account_id, -ins.amount), (credit, ins.amount)],
+            )
+        )
+        status = "pending_settlement" if cross else "completed"
+        stamp = iso.get(at)
+        if stamp is None:
+            stamp = iso[at] = at.isoformat()
+        orders.append(
+            payment_sql.NewOrder(
+                order_id,
+                ins.payer,
+                ins.nonce,
+                ins.amount,
+                ins.payee,
+                status,
+                len(entries),
+                stamp,
+                ins.body,
+                ins.signature,
+                ins.order_hash,
             )
         )
         payer.spent_day, payer.spent_day_total = today, day_total
@@ -247,7 +265,7 @@ def pay_many(
             entries.append(
                 (
                     "waterfall_sweep",
-                    str(order_id),
+                    reference,
                     [
                         (payee.account_id, -overflow),
                         (ctx.account("vault_float"), overflow),
@@ -257,33 +275,24 @@ def pay_many(
                 )
             )
         accepted.append((i, order_id, payer, payee, at))
-        outcomes[i] = Outcome(
-            ok=True,
-            order_id=order_id,
-            status="pending_settlement" if cross else "completed",
-            cross=cross,
-        )
+        outcomes[i] = Outcome(ok=True, order_id=order_id, status=status, cross=cross)
 
-    if accepted:
-        entry_ids = ledger.post_many(session, entries, at=now)
-        _insert_orders(
-            session,
+    if orders:
+        checks = aml.payment_checks(
             ctx,
-            instructions,
-            accepted,
-            [entry_ids[k] for k in payment_entry_index],
-        )
-        _update_counters(session, list(dirty.values()))
-        _queue_settlements(session, ctx, instructions, accepted)
-        aml.on_payments(
-            session,
-            ctx,
-            [
-                (payer, instructions[i].payee, instructions[i].amount, payee)
-                for i, _, payer, payee, _ in accepted
-            ],
+            [(p, instructions[i].payee, instructions[i].amount, q) for i, _, p, q, _ in accepted],
             now=now,
         )
+        hits = payment_sql.write_batch(
+            session,
+            entries=entries,
+            orders=orders,
+            counters=list(dirty.values()),
+            at=now,
+            then=(checks.query, checks.params),
+        )
+        _queue_settlements(session, ctx, instructions, accepted)
+        aml.raise_payment_alerts(session, checks, hits, now=now)
     return [o for o in outcomes if o is not None]
 
 
@@ -367,109 +376,6 @@ def _limits(
         year=year,
     )
     return day_total, year_total, today, year
-
-
-def _previous_orders(
-    session: Session, instructions: Sequence[Instruction]
-) -> dict[tuple[str, str], Order]:
-    """Orders already stored under the signed instructions' nonces (replays)."""
-    signed = [(i.payer, i.nonce) for i in instructions if i.signature is not None]
-    if not signed:
-        return {}
-    rows = (
-        session.query(Order)
-        .from_statement(
-            text(
-                "SELECT o.* FROM orders o JOIN unnest(CAST(:w AS text[]), CAST(:n AS text[])) "
-                "AS k(wallet_id, nonce) ON o.wallet_id = k.wallet_id AND o.nonce = k.nonce"
-            )
-        )
-        .params(w=[w for w, _ in signed], n=[n for _, n in signed])
-        .all()
-    )
-    return {(o.wallet_id, o.nonce): o for o in rows}
-
-
-def _insert_orders(
-    session: Session,
-    ctx: OperatorContext,
-    instructions: Sequence[Instruction],
-    accepted: Sequence[tuple[int, uuid.UUID, WalletState, WalletState | None, datetime]],
-    entry_ids: Sequence[int],
-) -> None:
-    """One INSERT for the batch's orders. Signed orders keep their body, signature and hash;
-    the engine's simulated ones have none of the three."""
-    ids: list[uuid.UUID] = []
-    wallets: list[str] = []
-    nonces: list[str] = []
-    amounts: list[int] = []
-    payees: list[str] = []
-    statuses: list[str] = []
-    ats: list[str] = []
-    placed: list[Instruction] = []
-    iso: dict[datetime, str] = {}
-    for i, order_id, _, payee, at in accepted:  # one pass: a batch has thousands of rows
-        ins = instructions[i]
-        ids.append(order_id)
-        wallets.append(ins.payer)
-        nonces.append(ins.nonce)
-        amounts.append(ins.amount)
-        payees.append(ins.payee)
-        statuses.append("completed" if payee is not None else "pending_settlement")
-        stamp = iso.get(at)
-        if stamp is None:
-            stamp = iso[at] = at.isoformat()
-        ats.append(stamp)
-        placed.append(ins)
-    signed = any(ins.signature is not None for ins in placed)
-    session.execute(
-        text(
-            "INSERT INTO orders (id, wallet_id, nonce, kind, amount, counterparty, body, "
-            "signature, order_hash, status, entry_id, created_at, updated_at) "
-            "SELECT o.id, o.wallet_id, o.nonce, 'payment', o.amount, o.payee, "
-            "NULLIF(CAST(:bodies AS jsonb) -> (o.n - 1)::int, 'null'::jsonb), "
-            "o.signature, o.order_hash, o.status, o.entry_id, o.at, o.at "
-            "FROM unnest(CAST(:ids AS uuid[]), CAST(:wallets AS text[]), "
-            "CAST(:nonces AS text[]), CAST(:amounts AS bigint[]), CAST(:payees AS text[]), "
-            "CAST(:signatures AS text[]), CAST(:hashes AS text[]), "
-            "CAST(:statuses AS text[]), CAST(:entries AS bigint[]), "
-            "CAST(:ats AS timestamptz[])) WITH ORDINALITY AS o(id, wallet_id, nonce, amount, "
-            "payee, signature, order_hash, status, entry_id, at, n)"
-        ),
-        {
-            "ids": any_array(ids),
-            "wallets": text_array(wallets),
-            "nonces": text_array(nonces),
-            "amounts": int_array(amounts),
-            "payees": text_array(payees),
-            "bodies": json.dumps([ins.body for ins in placed]) if signed else "[]",
-            "signatures": nullable_text_array([ins.signature for ins in placed]),
-            "hashes": nullable_text_array([ins.order_hash for ins in placed]),
-            "statuses": text_array(statuses),
-            "entries": int_array(entry_ids),
-            "ats": text_array(ats),
-        },
-    )
-
-
-def _update_counters(session: Session, wallets: Sequence[WalletState]) -> None:
-    if not wallets:
-        return
-    session.execute(
-        text(
-            "UPDATE wallets w SET spent_day = v.d, spent_day_total = v.dt, spent_year = v.y, "
-            "spent_year_total = v.yt FROM unnest(CAST(:ids AS text[]), CAST(:d AS date[]), "
-            "CAST(:dt AS bigint[]), CAST(:y AS int[]), CAST(:yt AS bigint[])) "
-            "AS v(id, d, dt, y, yt) WHERE w.id = v.id"
-        ),
-        {
-            "ids": text_array([w.id for w in wallets]),
-            "d": any_array([w.spent_day for w in wallets]),
-            "dt": int_array(w.spent_day_total for w in wallets),
-            "y": any_array([w.spent_year for w in wallets]),
-            "yt": int_array(w.spent_year_total for w in wallets),
-        },
-    )
 
 
 def _queue_settlements(

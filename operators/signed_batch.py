@@ -8,20 +8,17 @@ keeps its nonce like a refused single order, and the same signed order twice is 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from cbdc.addresses import is_valid_wallet_id, routing_code
 from cbdc.errors import DomainError, IdempotencyMismatch, ValidationFailed
-from cbdc.sqlarrays import text_array
-from operators import service
+from operators import batch, service
 from operators.batch import Instruction, pay_many
 from operators.context import OperatorContext
 from operators.errors import InvalidWalletId, UnknownWallet, WrongOperator
-from operators.models import Order
+from operators.payment_sql import StoredOrder
 
 MAX_BATCH = 1000
 
@@ -58,14 +55,14 @@ def judge_signed(
     session: Session, ctx: OperatorContext, *, items: Sequence[tuple[dict[str, Any], str]]
 ) -> list[dict[str, Any] | DomainError]:
     """The work of `pay_signed`: one receipt or one refusal (the exception, not raised) per
-    order. Also the engine of micro-batched single payments (`operators.microbatch`)."""
+    order. Also the engine of micro-batched single payments (`operators.microbatch`).
+
+    The batch's accounts are locked and its wallets (with their public keys) and earlier
+    orders read in one round trip (`batch.read_for`) before the signatures are checked, and
+    `pay_many` judges on that same read."""
     now = ctx.now()
-    keys = _public_keys(session, [str(o.get("payer")) for o, _ in items])
     results: list[dict[str, Any] | DomainError | None] = [None] * len(items)
-    instructions: list[Instruction] = []
-    positions: list[int] = []
-    first_of: dict[tuple[str, str], tuple[int, str]] = {}
-    repeats: dict[int, int] = {}  # index -> index of the same order earlier in the batch
+    candidates: list[tuple[int, Instruction]] = []
     for i, (order, signature) in enumerate(items):
         try:
             service.check_currency(ctx, order)
@@ -74,14 +71,37 @@ def judge_signed(
                 raise InvalidWalletId(f"{payer!r} is not a valid wallet id")
             if routing_code(payer) != ctx.code:
                 raise WrongOperator(f"wallet {payer} is held at operator {routing_code(payer)}")
-            if payer not in keys:
-                raise UnknownWallet(f"no wallet {payer}")
-            order_hash = service.check_signed_order(
-                _KeyOnly(keys[payer]),  # type: ignore[arg-type]
-                order,
-                signature,
+            candidates.append(
+                (
+                    i,
+                    Instruction(
+                        payer=payer,
+                        payee=str(order["payee"]),
+                        amount=int(order["amount"]),
+                        nonce=str(order["nonce"]),
+                        body=order,
+                        signature=signature,
+                    ),
+                )
             )
-            key = (payer, str(order["nonce"]))
+        except DomainError as exc:
+            results[i] = exc
+    read = batch.read_for(session, ctx, [ins for _, ins in candidates], with_keys=True)
+    instructions: list[Instruction] = []
+    positions: list[int] = []
+    first_of: dict[tuple[str, str], tuple[int, str]] = {}
+    repeats: dict[int, int] = {}  # index -> index of the same order earlier in the batch
+    for i, ins in candidates:
+        try:
+            wallet = read.wallets.get(ins.payer)
+            if wallet is None:
+                raise UnknownWallet(f"no wallet {ins.payer}")
+            order_hash = service.check_signed_order(
+                wallet,  # type: ignore[arg-type]
+                items[i][0],
+                items[i][1],
+            )
+            key = (ins.payer, ins.nonce)
             if key in first_of:
                 earlier, earlier_hash = first_of[key]
                 if earlier_hash != order_hash:
@@ -93,32 +113,25 @@ def judge_signed(
             results[i] = exc
             continue
         positions.append(i)
-        instructions.append(
-            Instruction(
-                payer=payer,
-                payee=str(order["payee"]),
-                amount=int(order["amount"]),
-                nonce=str(order["nonce"]),
-                body=order,
-                signature=signature,
-                order_hash=order_hash,
-            )
-        )
-    outcomes = pay_many(session, ctx, instructions, now=now)
+        instructions.append(ins._replace(order_hash=order_hash))
+    outcomes = pay_many(session, ctx, instructions, now=now, read=read)
     for i, ins, outcome in zip(positions, instructions, outcomes, strict=True):
         if outcome.ok:
-            row = outcome.previous or Order(
-                id=outcome.order_id,
+            row = outcome.previous or StoredOrder(
                 wallet_id=ins.payer,
                 nonce=ins.nonce,
-                amount=ins.amount,
-                counterparty=ins.payee,
-                status=outcome.status,
+                id=outcome.order_id,  # type: ignore[arg-type]
+                order_hash=ins.order_hash,
+                status=outcome.status or "completed",
                 failure=None,
+                entry_id=None,
+                counterparty=ins.payee,
+                amount=ins.amount,
                 created_at=now,
             )
-            receipt = service.payment_receipt(ctx, row)
-            results[i] = {**receipt, "replayed": outcome.replayed}
+            receipt = service.payment_receipt(ctx, row)  # type: ignore[arg-type]
+            receipt["replayed"] = outcome.replayed
+            results[i] = receipt
             continue
         assert outcome.error is not None
         if outcome.error.status < 500 and outcome.error.code not in UNRECORDED_REFUSALS:
@@ -138,22 +151,6 @@ def judge_signed(
         assert first is not None
         results[i] = first if isinstance(first, DomainError) else {**first, "replayed": True}
     return [r for r in results if r is not None]
-
-
-@dataclass(frozen=True, slots=True)
-class _KeyOnly:
-    public_key: str
-
-
-def _public_keys(session: Session, wallet_ids: list[str]) -> dict[str, str]:
-    valid = sorted({w for w in wallet_ids if is_valid_wallet_id(w)})
-    if not valid:
-        return {}
-    rows = session.execute(
-        text("SELECT id, public_key FROM wallets WHERE id = ANY(CAST(:ids AS text[]))"),
-        {"ids": text_array(valid)},
-    )
-    return {r[0]: r[1] for r in rows}
 
 
 def _problem(exc: DomainError) -> dict[str, Any]:

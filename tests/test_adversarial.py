@@ -32,7 +32,7 @@ from cbdc.db import transaction
 from cbdc.envelope import operator_audience, sign_request
 from cbdc.http import RemoteError, SignedClient
 from cbdc.policy import WalletClass, load_policy, with_overrides
-from operators import batch, rtgs, service, signed_batch, vault
+from operators import payment_sql, rtgs, service, signed_batch, vault
 from operators import repository as repo
 from operators.models import OutboxJob
 from wallets.orders import payment_order, sign_order
@@ -514,21 +514,20 @@ def between_read_and_lock(
     """Run `action` once (committed) after the payment path has read the account ids of a
     payment naming `wallet_id` and before it locks them: the window where a stale read would
     bite. Wallet class, status and counters must be read after the lock."""
-    real = batch.wallet_accounts
+    real = payment_sql.read_batch  # reads the account ids in its lock statement
     armed = {"on": True}
 
-    def wallet_accounts(session: Any, wallet_ids: Any, **kwargs: Any) -> Any:
-        found = real(session, wallet_ids, **kwargs)
+    def read_batch(session: Any, wallet_ids: Any, **kwargs: Any) -> Any:
         if armed["on"] and wallet_id in wallet_ids:
             armed["on"] = False
             action()
-        return found
+        return real(session, wallet_ids, **kwargs)
 
-    monkeypatch.setattr(batch, "wallet_accounts", wallet_accounts)
+    monkeypatch.setattr(payment_sql, "read_batch", read_batch)
     try:
         yield armed
     finally:
-        monkeypatch.setattr(batch, "wallet_accounts", real)
+        monkeypatch.setattr(payment_sql, "read_batch", real)
 
 
 def test_a_payee_downgraded_during_a_payment_is_not_credited_over_its_new_cap(
