@@ -23,7 +23,7 @@ from cbdc.db import transaction
 from cbdc.disclosure_log import sign_anchor
 from cbdc.errors import database_unavailable, log_failure
 from cbdc.http import RemoteError, RemoteUnavailable
-from operators import netting, settlement, vault
+from operators import netting, rtgs, settlement, vault
 from operators import repository as repo
 from operators.context import OperatorContext
 from operators.models import OutboxJob
@@ -56,8 +56,13 @@ class JobRunner:
     def run_due(self, limit: int = 20) -> int:
         self.release_interrupted()
         jobs = self.tx(lambda s: repo.claim_jobs(s, limit=limit, lease_seconds=LEASE_SECONDS))
+        # Payments queued for batched settlement: gathered all at once, not one job at a time.
+        queued = [job.id for job in jobs if job.kind == rtgs.QUEUED]
+        if queued:
+            self.rtgs.settle_ready(include=queued)
         for job in jobs:
-            self._run_claimed(job)
+            if job.kind != rtgs.QUEUED:
+                self._run_claimed(job)
         return len(jobs)
 
     def _run_claimed(self, job: OutboxJob) -> None:

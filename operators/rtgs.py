@@ -60,9 +60,9 @@ MAX_ITEMS = 1000  # per settlement batch (the central bank's limit)
 MAX_JOBS = 500  # queued jobs gathered at once
 LEASE_SECONDS = 30
 FAULT_POINT = "CBDC_FAULT_POINT"
-# Payments queued by this process: its settler takes these (its requests wait for them), and
-# others' only once they are ORPHAN_SECONDS old (another worker process of the same operator
-# is settling them, or died).
+# Payments queued by this process: its settler takes these at once (its requests wait for
+# them); they are due for the outbox worker (of any process) only ORPHAN_SECONDS later, when
+# this process failed to settle them (an outage, a crash).
 PROCESS = str(uuid.uuid4())
 ORPHAN_SECONDS = 1.0
 
@@ -97,11 +97,19 @@ def queue_payments(
             }
         )
     for peer, items in by_peer.items():
-        repo.enqueue(
-            session,
-            kind=QUEUED,
-            reference=f"rtgsq:{items[0]['order_id']}",
-            payload={"payee_operator": peer, "items": items, "owner": PROCESS},
+        # Due for the outbox worker only once orphaned: this process's settler takes it now.
+        session.execute(
+            text(
+                "INSERT INTO outbox (kind, reference, payload, next_attempt_at) "
+                "VALUES (:k, :r, CAST(:p AS jsonb), now() + make_interval(secs => :orphan)) "
+                "ON CONFLICT (kind, reference) DO NOTHING"
+            ),
+            {
+                "k": QUEUED,
+                "r": f"rtgsq:{items[0]['order_id']}",
+                "p": repo._json({"payee_operator": peer, "items": items, "owner": PROCESS}),
+                "orphan": ORPHAN_SECONDS,
+            },
         )
 
 
@@ -116,19 +124,11 @@ def gather(session: Session, *, include: Sequence[int] = (), own: bool = False) 
     rows = session.execute(
         text(
             "SELECT id, payload FROM outbox WHERE kind = :k AND status = 'pending' "
-            "AND (next_attempt_at <= now() OR id = ANY(CAST(:mine AS bigint[]))) "
-            "AND (NOT :own OR payload ->> 'owner' = :me "
-            "OR created_at < now() - make_interval(secs => :orphan)) "
+            "AND (next_attempt_at <= now() OR id = ANY(CAST(:mine AS bigint[])) "
+            "OR (:own AND payload ->> 'owner' = :me)) "
             "ORDER BY id LIMIT :n FOR UPDATE SKIP LOCKED"
         ),
-        {
-            "k": QUEUED,
-            "mine": int_array(include),
-            "n": MAX_JOBS,
-            "own": own,
-            "me": PROCESS,
-            "orphan": ORPHAN_SECONDS,
-        },
+        {"k": QUEUED, "mine": int_array(include), "n": MAX_JOBS, "own": own, "me": PROCESS},
     ).all()
     by_peer: dict[str, list[tuple[int, list[dict[str, Any]]]]] = defaultdict(list)
     for job_id, payload in rows:

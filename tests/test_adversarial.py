@@ -109,7 +109,7 @@ def settle_batch_claimed_twice(network: Any, code: str) -> tuple[Any, Any]:
     """Batched gross settlement: gather the queued payments into their `rtgs_settle` job (as
     the settler does), then let two runners hold that job (`claim_twice`)."""
     state = network.state(code)
-    ids = state.runner.tx(lambda s: rtgs.gather(s))
+    ids = state.runner.tx(lambda s: rtgs.gather(s, own=True))
     assert len(ids) == 1, ids
     with state.engine.begin() as conn:
         reference = conn.execute(
