@@ -71,15 +71,19 @@ class _TestWindow:
         return end - cls.system_start
 
 
-@events.init.add_listener
-def _derive_keys(environment: Any, **_: Any) -> None:
-    # Wallet keys are derived before the test (a wallet holds its key; deriving one costs an
-    # Ed25519 scalar multiplication, as much as a signature). The master sends no requests.
-    if not isinstance(environment.runner, MasterRunner):
-        common.derive_keys_ahead()
-        # gevent's loop caches the time: without this, timers started next (Locust's run time
-        # limit among them) would fire early by as long as the keys took.
-        gevent.get_hub().loop.update_now()
+def _derive_keys() -> None:
+    """Wallet keys are derived before the test (a wallet holds its key; deriving one costs an
+    Ed25519 scalar multiplication, as much as a signature), here, as the locustfile loads:
+    before `--processes` forks the workers, which inherit them."""
+    if not common.settings().manifest.exists():
+        return  # the users say what is missing when they start
+    common.derive_keys_ahead()
+    # gevent's loop caches the time: without this, timers started next (Locust's run time
+    # limit among them) would fire early by as long as the keys took.
+    gevent.get_hub().loop.update_now()
+
+
+_derive_keys()
 
 
 @events.test_start.add_listener
