@@ -116,10 +116,10 @@ def queue_payments(
 # ------------------------------------------------------------------ 2. gather
 
 
-def gather(session: Session, *, include: Sequence[int] = (), own: bool = False) -> list[int]:
+def gather(session: Session, *, include: Sequence[int] = (), own: bool = False) -> list[OutboxJob]:
     """Turn the ready `rtgs_batch` jobs (and those named in `include`, claimed by the caller)
     into `rtgs_settle` jobs, one per peer (at most MAX_ITEMS payments each), with vault tokens
-    reserved for each; return the new jobs' ids (leased to the caller, who runs them now).
+    reserved for each; return the new jobs (leased to the caller, who runs them now).
     `own`: only this process's jobs, and others' orphans."""
     rows = session.execute(
         text(
@@ -133,7 +133,7 @@ def gather(session: Session, *, include: Sequence[int] = (), own: bool = False) 
     by_peer: dict[str, list[tuple[int, list[dict[str, Any]]]]] = defaultdict(list)
     for job_id, payload in rows:
         by_peer[payload["payee_operator"]].append((int(job_id), payload["items"]))
-    created: list[int] = []
+    created: list[OutboxJob] = []
     for peer, jobs in sorted(by_peer.items()):
         while jobs:
             taken, items = [], []
@@ -144,7 +144,7 @@ def gather(session: Session, *, include: Sequence[int] = (), own: bool = False) 
             reference = f"rtgs:{uuid.uuid4()}"
             total = sum(int(i["amount"]) for i in items)
             try:
-                reserve_for(session, amount=total, reference=reference)
+                serials = reserve_for(session, amount=total, reference=reference)
             except TokensUnavailable as exc:  # others hold the tokens now: try again shortly
                 session.execute(
                     text(
@@ -166,16 +166,23 @@ def gather(session: Session, *, include: Sequence[int] = (), own: bool = False) 
                     session,
                     kind=SETTLE,
                     reference=reference,
-                    payload={"payee_operator": peer, "amount": total, "items": items},
+                    payload={
+                        "payee_operator": peer,
+                        "amount": total,
+                        "serials": serials,
+                        "items": items,
+                    },
                 )
             )
     return created
 
 
-def _enqueue_leased(session: Session, *, kind: str, reference: str, payload: Any) -> int:
+def _enqueue_leased(
+    session: Session, *, kind: str, reference: str, payload: dict[str, Any]
+) -> OutboxJob:
     """A new outbox job that the caller runs at once: not due for the worker before the lease
-    runs out (if the caller dies, the worker takes it then)."""
-    return int(
+    runs out (if the caller dies, the worker takes it then). Returned detached (no read)."""
+    job_id = int(
         session.execute(
             text(
                 "INSERT INTO outbox (kind, reference, payload, attempts, next_attempt_at) "
@@ -185,20 +192,23 @@ def _enqueue_leased(session: Session, *, kind: str, reference: str, payload: Any
             {"k": kind, "r": reference, "p": repo._json(payload), "lease": LEASE_SECONDS},
         ).scalar_one()
     )
+    return OutboxJob(
+        id=job_id, kind=kind, reference=reference, payload=payload, status="pending", attempts=1
+    )
 
 
 # ------------------------------------------------------------------ 3. settle
 
 
-def settle(runner: JobRunner, job: OutboxJob) -> tuple[dict[str, Outcome], int | None]:
+def settle(runner: JobRunner, job: OutboxJob) -> tuple[dict[str, Outcome], OutboxJob | None]:
     """Run a claimed `rtgs_settle` job (under its advisory lock): the central bank call and the
-    application of its answer. Returns the orders' outcomes and the `rtgs_deliver` job's id.
+    application of its answer. Returns the orders' outcomes and the `rtgs_deliver` job.
     Raises `RemoteUnavailable` (the caller retries later); refusals are applied here."""
     ctx = runner.ctx
-    serials = runner.tx(lambda s: _reserved(s, job))
+    payload = job.payload
+    serials = payload.get("serials") or runner.tx(lambda s: _reserved(s, job))
     if serials is None:
         return {}, None
-    payload = job.payload
     items = [
         {
             "reference": f"pay:{i['order_id']}",
@@ -236,7 +246,7 @@ def _reserved(session: Session, job: OutboxJob) -> list[str] | None:
 
 def apply(
     session: Session, ctx: OperatorContext, *, job: OutboxJob, answer: dict[str, Any]
-) -> tuple[dict[str, Outcome], int | None]:
+) -> tuple[dict[str, Outcome], OutboxJob | None]:
     """Apply the central bank's answer to a batch, once (the job is locked and still pending)."""
     locked = repo.lock_job(session, job.id)
     if locked is None or locked.status != "pending":
@@ -309,10 +319,10 @@ def apply(
         for order, code in refunded:
             repo.set_order_status(session, order.id, "failed", failure=code)
             unspend(session, ctx, order=order)
-    deliver_id = None
+    deliver = None
     delivered = [(item, a) for item, a in settled if item["order_id"] in outcomes]
     if delivered:
-        deliver_id = _enqueue_leased(
+        deliver = _enqueue_leased(
             session,
             kind=DELIVER,
             reference=job.reference,
@@ -336,7 +346,7 @@ def apply(
             },
         )
     repo.finish_job(session, job.id)
-    return outcomes, deliver_id
+    return outcomes, deliver
 
 
 def _check_item(ctx: OperatorContext, a: dict[str, Any], item: dict[str, Any], peer: str) -> None:

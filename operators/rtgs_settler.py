@@ -134,12 +134,10 @@ class RtgsSettler:
     def settle_ready(self, include: list[int] | None = None, *, own: bool = False) -> int:
         """One round: gather the ready payments into batches and run them. Returns how many
         batches it ran."""
-        ids = self.runner.tx(lambda s: rtgs.gather(s, include=include or [], own=own))
-        for job_id in ids:
-            job = self.runner.tx(lambda s, i=job_id: _job(s, i))
-            if job is not None:
-                self.run_settle(job)
-        return len(ids)
+        jobs = self.runner.tx(lambda s: rtgs.gather(s, include=include or [], own=own))
+        for job in jobs:
+            self.run_settle(job)
+        return len(jobs)
 
     def run_settle(self, job: OutboxJob) -> None:
         """Run a settle job through the runner (advisory lock, retries); then answer every
@@ -154,12 +152,10 @@ class RtgsSettler:
 
     def settle_job(self, job: OutboxJob) -> None:
         """`rtgs_settle`: the central bank call and its application, then the delivery."""
-        outcomes, deliver_id = rtgs.settle(self.runner, job)
+        outcomes, deliver = rtgs.settle(self.runner, job)
         self.resolve({k: v for k, v in outcomes.items() if v is not None and v[0] == "failed"})
-        if deliver_id is not None:
-            deliver = self.runner.tx(lambda s: _job(s, deliver_id))
-            if deliver is not None:
-                self.runner._run_claimed(deliver)
+        if deliver is not None:
+            self.runner._run_claimed(deliver)
         # Settled but not (yet) delivered: the answer says `settled`.
         self.resolve({k: v for k, v in outcomes.items() if v and v[0] == "settled"}, final=False)
 
@@ -233,10 +229,3 @@ def mark_delivered(
     else:
         repo.finish_job(session, job.id)
     return outcomes
-
-
-def _job(session: Session, job_id: int) -> OutboxJob | None:
-    job = session.get(OutboxJob, job_id)
-    if job is not None:
-        session.expunge(job)
-    return job

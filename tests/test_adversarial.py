@@ -109,12 +109,12 @@ def settle_batch_claimed_twice(network: Any, code: str) -> tuple[Any, Any]:
     """Batched gross settlement: gather the queued payments into their `rtgs_settle` job (as
     the settler does), then let two runners hold that job (`claim_twice`)."""
     state = network.state(code)
-    ids = state.runner.tx(lambda s: rtgs.gather(s, own=True))
-    assert len(ids) == 1, ids
+    gathered = state.runner.tx(lambda s: rtgs.gather(s, own=True))
+    assert len(gathered) == 1, gathered
     with state.engine.begin() as conn:
         reference = conn.execute(
             text("UPDATE outbox SET next_attempt_at = now() WHERE id = :i RETURNING reference"),
-            {"i": ids[0]},
+            {"i": gathered[0].id},
         ).scalar_one()
     return claim_twice(network, code, reference)
 
