@@ -265,10 +265,36 @@ def raise_payment_alerts(
             details["limit"] = checks.limits[wallet_id]
         details["window_minutes"] = checks.windows[rule]
         raised.append((wallet_id, rule, checks.amounts[(wallet_id, rule)], details))
-    for wallet_id, rule, amount, details in raised:
+    if len(raised) == 1:
+        wallet_id, rule, amount, details = raised[0]
         _store_alert(
             session, wallet_id=wallet_id, rule=rule, amount=amount, details=details, at=now
         )
+    elif raised:  # several: stored and queued in one statement
+        at = iso(now)
+        alerts = []
+        for wallet_id, rule, amount, details in raised:
+            alert_id = str(uuid.uuid4())
+            report = {
+                "report_id": alert_id,
+                "wallet": wallet_id,
+                "rule": rule,
+                "amount": amount,
+                "details": details,
+                "occurred_at": at,
+            }
+            alerts.append(
+                {
+                    "id": alert_id,
+                    "wallet_id": wallet_id,
+                    "rule": rule,
+                    "amount": amount,
+                    "details": details,
+                    "at": now.isoformat(),
+                    "report": report,
+                }
+            )
+        aml_repo.add_alerts_and_reports(session, alerts)
     return len(raised)
 
 

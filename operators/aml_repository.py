@@ -53,6 +53,25 @@ def add_alert(
     )
 
 
+def add_alerts_and_reports(session: Session, alerts: list[dict[str, Any]]) -> None:
+    """Store several alerts and queue their reports to the analysis centre in one statement:
+    each alert a dict of id, wallet_id, rule, amount, details, at (ISO) and report (the
+    outbox payload, as `repository.enqueue` would queue it under `aml:<id>`)."""
+    session.execute(
+        text(
+            "WITH x AS (SELECT * FROM jsonb_to_recordset(CAST(:alerts AS jsonb)) AS x(id uuid, "
+            "wallet_id text, rule text, amount bigint, details jsonb, at timestamptz, "
+            "report jsonb)), "
+            "a AS (INSERT INTO aml_alerts (id, wallet_id, rule, amount, details, created_at) "
+            "SELECT id, wallet_id, rule, amount, details, at FROM x) "
+            "INSERT INTO outbox (kind, reference, payload) "
+            "SELECT 'aml_report', 'aml:' || x.id, x.report FROM x "
+            "ON CONFLICT (kind, reference) DO NOTHING"
+        ),
+        {"alerts": json.dumps(alerts)},
+    )
+
+
 def exchange_totals(session: Session, *, account_id: int, since: datetime) -> tuple[int, int]:
     """What came into a wallet from outside (deposit loads and cash over the counter) and what
     went back out to the deposit, since `since`."""

@@ -19,6 +19,7 @@ from cbdc.db import transaction
 from cbdc.errors import InsufficientFunds
 from cbdc.policy import WalletClass
 from operators import batch, payment_sql, service, signed_batch
+from tests.test_compliance_aml import aml, cb_alerts, op_alerts, rules_of
 from wallets.orders import payment_order, sign_order
 
 
@@ -230,3 +231,22 @@ def test_the_pool_pings_only_connections_that_sat_idle(
 def test_batch_module_keeps_its_names_for_other_callers() -> None:
     assert batch.WalletState is payment_sql.WalletState
     assert batch.load_wallet_states is payment_sql.load_wallet_states
+
+
+@pytest.mark.parametrize("network", [aml(large_value=1_000_00)], indirect=True)
+def test_several_alerts_of_one_batch_are_stored_and_reported_together(network: Any) -> None:
+    state = network.state("BKA1")
+    a = network.open_wallet("BKA1", load=3_000_00)
+    b = network.open_wallet("BKA1", load=3_000_00)
+    c = network.open_wallet("BKA1")
+    results = _judge(state, [_signed(a, c.wallet_id, 1_000_00), _signed(b, c.wallet_id, 1_500_00)])
+    assert all(isinstance(r, dict) for r in results), results
+    alerts = op_alerts(network)
+    assert sorted(rules_of(alerts)) == sorted(
+        [("large_value", a.wallet_id), ("large_value", b.wallet_id)]
+    )
+    assert sorted(x["amount"] for x in alerts) == [1_000_00, 1_500_00]
+    network.run_jobs()
+    central = cb_alerts(network, rule="large_value")
+    assert {x["report_id"] for x in central} == {str(x["id"]) for x in alerts}
+    assert {x["wallet"] for x in central} == {a.wallet_id, b.wallet_id}
