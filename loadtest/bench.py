@@ -119,6 +119,16 @@ def _service_names(network: Network | None, network_file: Path) -> Callable[[], 
     return find
 
 
+def _postmaster_pid_file(network: Network | None, network_file: Path) -> str | None:
+    """The embedded server's postmaster.pid (ours, or an existing network's own); None for a
+    server we did not start (then every process named postgres counts as the database)."""
+    if network is not None:
+        return str(network.pg.pgdata / "postmaster.pid") if network.pg else None
+    if (network_file.parent / SECRET_FILE).exists():
+        return str(EmbeddedPostgres(network_file.parent).pgdata / "postmaster.pid")
+    return None
+
+
 def _database_names(config: NetworkConfig) -> dict[str, str]:
     """Database name to the service whose database it is."""
     names = {str(make_url(config.central_bank.database_url).database): "central bank"}
@@ -243,7 +253,7 @@ def run_bench(options: BenchOptions, progress: Progress | None = None) -> dict[s
             clients=options.baseline_clients,
             work_dir=out / "pgbench",
         )
-        pidfile = str(network.pg.pgdata / "postmaster.pid") if network and network.pg else None
+        pidfile = _postmaster_pid_file(network, network_file)
         services = _service_names(network, network_file)
 
         def sampler() -> CpuSampler:
