@@ -24,6 +24,7 @@ from operators import (
     disclosure,
     exchange,
     netting,
+    payments_http,
     rtgs_inbound,
     service,
     settlement,
@@ -240,14 +241,12 @@ async def pay(body: SignedPayment, state: State) -> Any:
     if the central bank or the payee's operator is unreachable the answer says
     `pending_settlement` and the outbox finishes the job later; net settlement: the answer is
     `pending_settlement` and the payment settles, netted, in the next clearing cycle).
-    Concurrent payments share a transaction (`operators.microbatch`); each is judged alone."""
-    order = body.order.model_dump(exclude_unset=True)
-    result = await state.pay(order, body.signature)
-    if isinstance(result, DomainError):
-        state.metrics.count_payments("single", "refused", result.code)
-        raise result
-    state.metrics.count_receipt("single", result)
-    return result
+    Concurrent payments share a transaction (`operators.microbatch`); each is judged alone.
+    (A well-formed body is answered by `operators.payments_http` in front of this route, with
+    the same work: `payments_http.pay_one`.)"""
+    return await payments_http.pay_one(
+        state, body.order.model_dump(exclude_unset=True), body.signature
+    )
 
 
 @router.post("/v1/payments/batch", tags=["payments"])
@@ -258,15 +257,7 @@ def pay_batch(body: SignedPaymentBatch, state: State) -> Any:
     background worker settles them); poll GET /v1/payments/{id}. The answer lists one result
     per order: `{"ok": true, "receipt": ...}` or `{"ok": false, "problem": {...}}`."""
     items = [(o.order.model_dump(exclude_unset=True), o.signature) for o in body.orders]
-    try:
-        results = state.uow.run(None, lambda s: signed_batch.pay_signed(s, state.ctx, items=items))
-    except DomainError as exc:  # the whole batch refused: so is each of its orders
-        state.metrics.count_payments("batch", "refused", exc.code, n=len(items))
-        raise
-    state.metrics.count_batch(results)
-    state.wake_worker()
-    accepted = sum(1 for r in results if r["ok"])
-    return {"accepted": accepted, "refused": len(results) - accepted, "results": results}
+    return payments_http.pay_batch(state, items)
 
 
 @router.get("/v1/payments/{payment_id}", tags=["payments"])

@@ -55,6 +55,31 @@ _JSON_HEADERS = [(b"content-type", b"application/json")]
 _TOO_LARGE = bytes(bytearray(b"over the limit"))  # a marker, compared by identity
 
 
+async def pay_one(state: OperatorState, order: dict[str, Any], signature: str) -> dict[str, Any]:
+    """`POST /v1/payments`, whichever door: the validated order paid (`OperatorState.pay`)
+    and counted; its receipt, or its refusal raised."""
+    result = await state.pay(order, signature)
+    if isinstance(result, DomainError):
+        state.metrics.count_payments("single", "refused", result.code)
+        raise result
+    state.metrics.count_receipt("single", result)
+    return result
+
+
+def pay_batch(state: OperatorState, items: list[tuple[dict[str, Any], str]]) -> dict[str, Any]:
+    """`POST /v1/payments/batch`, whichever door (blocking: run it in a thread): the validated
+    orders paid in one transaction (`signed_batch.pay_signed`) and counted; the answer."""
+    try:
+        results = state.uow.run(None, lambda s: signed_batch.pay_signed(s, state.ctx, items=items))
+    except DomainError as exc:  # the whole batch refused: so is each of its orders
+        state.metrics.count_payments("batch", "refused", exc.code, n=len(items))
+        raise
+    state.metrics.count_batch(results)
+    state.wake_worker()
+    accepted = sum(1 for r in results if r["ok"])
+    return {"accepted": accepted, "refused": len(results) - accepted, "results": results}
+
+
 class _NotForUs(Exception):
     """The body is not a well-formed payment: the FastAPI route answers it."""
 
@@ -92,6 +117,8 @@ class PaymentsFastPath:
                 await self._batch(scope, send, body, start)
         except _NotForUs:
             await self.app(scope, _replay(body, receive), send)
+        except Exception as exc:  # a bug here: answered as the app answers one (500, logged)
+            await self._error(scope, send, exc, path, start)
 
     # ------------------------------------------------------------ the routes
 
@@ -99,19 +126,13 @@ class PaymentsFastPath:
         signed = _parse(body, _validate_single)
         raw = signed["order"]
         order = {k: raw[k] for k in ORDER_FIELDS if k in raw}
-        metrics = self.state.metrics
         try:
-            result = await self.state.pay(order, signed["signature"])
+            receipt = await pay_one(self.state, order, signed["signature"])
         except Exception as exc:
             await self._error(scope, send, exc, SINGLE, start)
             return
-        if isinstance(result, DomainError):
-            metrics.count_payments("single", "refused", result.code)
-            await self._error(scope, send, result, SINGLE, start)
-            return
-        metrics.count_receipt("single", result)
-        await _send_json(send, 201, result)
-        metrics.observe_request("POST", SINGLE, 201, time.perf_counter() - start)
+        await _send_json(send, 201, receipt)
+        self.state.metrics.observe_request("POST", SINGLE, 201, time.perf_counter() - start)
 
     async def _batch(self, scope: Scope, send: Send, body: bytes, start: float) -> None:
         signed = _parse(body, _validate_batch)
@@ -119,24 +140,13 @@ class PaymentsFastPath:
             ({k: o["order"][k] for k in ORDER_FIELDS if k in o["order"]}, o["signature"])
             for o in signed["orders"]
         ]
-        state = self.state
         try:
-            results = await run_in_threadpool(
-                state.uow.run, None, lambda s: signed_batch.pay_signed(s, state.ctx, items=items)
-            )
-        except DomainError as exc:  # the whole batch refused: so is each of its orders
-            state.metrics.count_payments("batch", "refused", exc.code, n=len(items))
-            await self._error(scope, send, exc, BATCH, start)
-            return
+            answer = await run_in_threadpool(pay_batch, self.state, items)
         except Exception as exc:
             await self._error(scope, send, exc, BATCH, start)
             return
-        state.metrics.count_batch(results)
-        state.wake_worker()
-        accepted = sum(1 for r in results if r["ok"])
-        answer = {"accepted": accepted, "refused": len(results) - accepted, "results": results}
         await _send_json(send, 200, answer)
-        state.metrics.observe_request("POST", BATCH, 200, time.perf_counter() - start)
+        self.state.metrics.observe_request("POST", BATCH, 200, time.perf_counter() - start)
 
     # ------------------------------------------------------------ plumbing
 
