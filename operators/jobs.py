@@ -55,6 +55,9 @@ class JobRunner:
 
     def run_due(self, limit: int = 20) -> int:
         self.release_interrupted()
+        # This process's payments queued for batched settlement (not due yet for a worker:
+        # its settler takes them at once) and whatever else is ready: settled now.
+        gathered = self.rtgs.settle_ready(own=True)
         jobs = self.tx(lambda s: repo.claim_jobs(s, limit=limit, lease_seconds=LEASE_SECONDS))
         # Payments queued for batched settlement: gathered all at once, not one job at a time.
         queued = [job.id for job in jobs if job.kind == rtgs.QUEUED]
@@ -63,7 +66,7 @@ class JobRunner:
         for job in jobs:
             if job.kind != rtgs.QUEUED:
                 self._run_claimed(job)
-        return len(jobs)
+        return gathered + len(jobs)
 
     def _run_claimed(self, job: OutboxJob) -> None:
         try:

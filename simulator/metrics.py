@@ -85,10 +85,16 @@ def _tokens_in_delivery(net: SimNetwork) -> dict[str, int]:
         with net.state(code).factory() as session:
             rows = session.execute(
                 text(
-                    "SELECT payload ->> 'payee_operator', "
-                    "coalesce(sum((t ->> 'amount')::bigint), 0) "
-                    "FROM outbox, jsonb_array_elements(payload -> 'body' -> 'payee_tokens') t "
-                    "WHERE kind = 'deliver' AND status = 'pending' GROUP BY 1"
+                    "SELECT payee, coalesce(sum(amount), 0) FROM ("
+                    "SELECT payload ->> 'payee_operator' AS payee, (t ->> 'amount')::bigint "
+                    "AS amount FROM outbox, "
+                    "jsonb_array_elements(payload -> 'body' -> 'payee_tokens') t "
+                    "WHERE kind = 'deliver' AND status = 'pending' UNION ALL "
+                    # batched gross settlement (operators/rtgs.py): one job, many deliveries
+                    "SELECT payload ->> 'payee_operator', (t ->> 'amount')::bigint FROM outbox, "
+                    "jsonb_array_elements(payload -> 'items') i, "
+                    "jsonb_array_elements(i -> 'body' -> 'payee_tokens') t "
+                    "WHERE kind = 'rtgs_deliver' AND status = 'pending') d GROUP BY 1"
                 )
             ).all()
         for payee, amount in rows:
