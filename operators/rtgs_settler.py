@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import uuid
 from collections import OrderedDict
@@ -41,9 +42,10 @@ Outcome = tuple[str, str | None] | None
 
 
 class RtgsSettler:
-    def __init__(self, runner: JobRunner, *, threads: int = 2) -> None:
+    def __init__(self, runner: JobRunner, *, threads: int | None = None) -> None:
         self.runner = runner
-        self.threads_wanted = threads
+        # Batches in flight at once per process (each thread: settle, then deliver).
+        self.threads_wanted = threads or int(os.environ.get("CBDC_RTGS_THREADS", "2"))
         self._cond = threading.Condition()
         self._dirty = False
         self._stopping = False
