@@ -92,7 +92,8 @@ class JobRunner:
                 self._interrupted.discard(job_id)
 
     def run_reference(self, reference: str, *, patience: float = 1.0) -> bool:
-        """Run the named job now if it is due (RTGS: settle within the request). A job that
+        """Run the named job now if it is due (an issuance the caller waits for, a net
+        settlement step). A job that
         only waits for vault tokens other settlements hold is retried here for up to
         `patience` seconds before it is left to the background worker."""
         deadline = time.monotonic() + patience

@@ -1,4 +1,6 @@
-"""Payments across operators, driven by the outbox.
+"""Settlement across operators, one at a time, driven by the outbox: the path of returns
+(and of anyone settling a single payment). Cross-operator payments themselves settle in batches
+(`operators.rtgs`: the same steps, one central bank call and one delivery per batch).
 
 Payer's operator A, payee's operator B, central bank CB:
 
@@ -13,7 +15,7 @@ Payer's operator A, payee's operator B, central bank CB:
      `returns_pending` and sends it back the same way (kind "return"); A refunds the payer.
 
 Each step is idempotent, so a crash or an outage at any point delays money but never loses or
-duplicates it. RTGS runs the jobs at once in the request; the background worker retries.
+duplicates it. The background worker runs the jobs and retries them.
 """
 
 from __future__ import annotations
@@ -34,32 +36,10 @@ from operators import aml
 from operators import repository as repo
 from operators.context import OperatorContext
 from operators.errors import SettlementNotReady, SettlementRejected
-from operators.models import InboundSettlement, Order, OutboxJob
+from operators.models import InboundSettlement, OutboxJob
 from operators.vault import BadCentralBankDocument, reserve_for, verified_tokens
 
 log = logging.getLogger(__name__)
-
-
-def queue_payment_settlement(session: Session, ctx: OperatorContext, *, order: Order) -> None:
-    payee = order.counterparty or ""
-    repo.enqueue(
-        session,
-        kind="settle",
-        reference=f"pay:{order.id}",
-        payload={
-            "source": "in_transit_out",
-            "payee_operator": routing_code(payee),
-            "amount": order.amount,
-            "order_id": str(order.id),
-            "delivery": {
-                "kind": "payment",
-                "reference": str(order.id),
-                "payee_wallet": payee,
-                "payer_alias": ctx.payer_alias(order.wallet_id, payee),
-                "reason": None,
-            },
-        },
-    )
 
 
 def prepare_settlement(session: Session, *, job: OutboxJob) -> list[str]:

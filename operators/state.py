@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +17,7 @@ from cbdc.auth import Principal, ResolvedKey, SignedRequestAuth, UnitOfWork
 from cbdc.crypto import SigningKey
 from cbdc.db import make_engine, session_factory, transaction
 from cbdc.envelope import operator_audience
-from cbdc.errors import DomainError, database_unavailable
+from cbdc.errors import DomainError
 from cbdc.metrics import ServiceMetrics
 from cbdc.policy import Policy, load_policy
 from cbdc.settings import SettlementMode
@@ -68,7 +67,6 @@ class OperatorConfig:
 
 
 log = logging.getLogger(__name__)
-INLINE_SETTLEMENTS = 16
 # How long a cross-operator payment's request waits for its batch to settle and be delivered
 # before it answers `pending_settlement` (the outbox completes it then).
 RTGS_WAIT_SECONDS = 5.0
@@ -118,9 +116,6 @@ class OperatorState:
         self.uow = UnitOfWork(self.factory)
         self.auth = SignedRequestAuth(self.resolve_key, audience=operator_audience(config.code))
         self.runner = JobRunner(self.factory, self.ctx)
-        # At most this many requests settle inline at once (each holds two connections while
-        # it does); the others answer `pending_settlement` and leave it to the worker.
-        self._inline_slots = threading.BoundedSemaphore(INLINE_SETTLEMENTS)
         self.worker: OutboxWorker | None = None
         self._wallet_keys: dict[str, str] = {}
         # Single payments are micro-batched: concurrent requests share one transaction.
@@ -152,24 +147,12 @@ class OperatorState:
             self.worker = None
         self.engine.dispose()
 
-    def settle_inline(self, reference: str) -> None:
-        """Best effort: run the job named `reference` now. If the database fails meanwhile, the
-        job stays in the outbox and runs again once the database is back (`JobRunner`)."""
-        if self._inline_slots.acquire(blocking=False):
-            try:
-                self.runner.run_reference(reference)
-            except Exception as exc:
-                if not database_unavailable(exc):
-                    raise
-                log.warning("running %s now: database unavailable; left to the worker", reference)
-            finally:
-                self._inline_slots.release()
-
     async def pay(self, order: dict[str, Any], signature: str) -> dict[str, Any] | DomainError:
         """One signed payment order (validated by the route): its receipt, final as far as this
         request can take it, or its refusal (returned, not raised). Every single-payment route
         comes through here: the order joins a micro-batch (`operators.microbatch`); a
-        cross-operator payment under RTGS is then settled before the answer."""
+        cross-operator payment under RTGS then waits for its settlement batch
+        (`operators.rtgs`) before the answer."""
         result = await asyncio.wrap_future(self.payments.submit(order, signature))
         if isinstance(result, DomainError):
             return result
