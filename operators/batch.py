@@ -126,7 +126,7 @@ def read_for(
     for ins in instructions:
         refused = _static_refusal(ctx, ins, known_peers, valid_ids) is not None
         if valid_ids[ins.payer] and routing_code(ins.payer) == ctx.code:
-            wanted.add(ins.payer)  # refused or not: a signed order's key is read with it
+            wanted.add(ins.payer)  # refused or not: its wallet is read (with_keys)
         if refused:
             continue
         if routing_code(ins.payee) == ctx.code:

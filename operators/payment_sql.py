@@ -121,7 +121,7 @@ def driver(session: Session) -> psycopg.Connection[Any]:
 
 
 @contextmanager
-def _raw(session: Session, what: str) -> Iterator[psycopg.Connection[Any]]:
+def raw(session: Session, what: str) -> Iterator[psycopg.Connection[Any]]:
     """The session's psycopg connection; a psycopg error is handed to SQLAlchemy, which wraps
     it (DBAPIError, with `orig`) and, for a lost connection, invalidates the pool, as for a
     statement it ran itself."""
@@ -144,7 +144,7 @@ def _reraise(connection: Any, exc: psycopg.Error, what: str) -> None:
 def load_wallet_states(session: Session, wallet_ids: Sequence[str]) -> dict[str, WalletState]:
     if not wallet_ids:
         return {}
-    with _raw(session, WALLET_STATE_SQL) as conn, conn.cursor() as cursor:
+    with raw(session, WALLET_STATE_SQL) as conn, conn.cursor() as cursor:
         cursor.execute(WALLET_STATE_SQL, {"ids": text_array(list(wallet_ids))})
         return {r[0]: WalletState(*r) for r in cursor.fetchall()}
 
@@ -163,7 +163,7 @@ def read_batch(
     three statements, one round trip."""
     ids = text_array(list(wallet_ids))
     state_sql = _WALLET_STATE_KEYS_SQL if with_keys else WALLET_STATE_SQL
-    with _raw(session, _LOCK_SQL) as conn:
+    with raw(session, _LOCK_SQL) as conn:
         with conn.pipeline(), conn.cursor() as lock, conn.cursor() as states:
             lock.execute(
                 _LOCK_SQL,
@@ -294,7 +294,7 @@ def write_batch(
         "c_yt": int_array(w.spent_year_total for w in counters),
     }
     with (
-        _raw(session, _WRITE_SQL) as conn,
+        raw(session, _WRITE_SQL) as conn,
         conn.pipeline(),
         conn.cursor() as write,
         conn.cursor() as after,

@@ -8,13 +8,15 @@ keeps its nonce like a refused single order, and the same signed order twice is 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from cbdc.addresses import is_valid_wallet_id, routing_code
 from cbdc.errors import DomainError, IdempotencyMismatch, ValidationFailed
-from operators import batch, service
+from cbdc.sqlarrays import text_array
+from operators import batch, payment_sql, service
 from operators.batch import Instruction, pay_many
 from operators.context import OperatorContext
 from operators.errors import InvalidWalletId, UnknownWallet, WrongOperator
@@ -57,9 +59,10 @@ def judge_signed(
     """The work of `pay_signed`: one receipt or one refusal (the exception, not raised) per
     order. Also the engine of micro-batched single payments (`operators.microbatch`).
 
-    The batch's accounts are locked and its wallets (with their public keys) and earlier
-    orders read in one round trip (`batch.read_for`) before the signatures are checked, and
-    `pay_many` judges on that same read."""
+    Payers' public keys come from a per-operator cache (a wallet's key never changes; the
+    missing ones are read in one statement, without locks); the signatures are checked; then
+    the batch's accounts are locked and its wallets and earlier orders read in one round trip
+    (`batch.read_for`), and `pay_many` judges on that read."""
     now = ctx.now()
     results: list[dict[str, Any] | DomainError | None] = [None] * len(items)
     candidates: list[tuple[int, Instruction]] = []
@@ -86,18 +89,18 @@ def judge_signed(
             )
         except DomainError as exc:
             results[i] = exc
-    read = batch.read_for(session, ctx, [ins for _, ins in candidates], with_keys=True)
+    keys = _public_keys(session, ctx, [ins.payer for _, ins in candidates])
     instructions: list[Instruction] = []
     positions: list[int] = []
     first_of: dict[tuple[str, str], tuple[int, str]] = {}
     repeats: dict[int, int] = {}  # index -> index of the same order earlier in the batch
     for i, ins in candidates:
         try:
-            wallet = read.wallets.get(ins.payer)
-            if wallet is None:
+            public_key = keys.get(ins.payer)
+            if public_key is None:
                 raise UnknownWallet(f"no wallet {ins.payer}")
             order_hash = service.check_signed_order(
-                wallet,  # type: ignore[arg-type]
+                _KeyOnly(public_key),  # type: ignore[arg-type]
                 items[i][0],
                 items[i][1],
             )
@@ -114,6 +117,10 @@ def judge_signed(
             continue
         positions.append(i)
         instructions.append(ins._replace(order_hash=order_hash))
+    # Locks, wallets as of the lock and stored orders in one round trip, after the signatures
+    # were checked (so no account lock is held while they are: concurrent batches verify in
+    # parallel, `cryptography` releases the GIL).
+    read = batch.read_for(session, ctx, instructions)
     outcomes = pay_many(session, ctx, instructions, now=now, read=read)
     for i, ins, outcome in zip(positions, instructions, outcomes, strict=True):
         if outcome.ok:
@@ -151,6 +158,33 @@ def judge_signed(
         assert first is not None
         results[i] = first if isinstance(first, DomainError) else {**first, "replayed": True}
     return [r for r in results if r is not None]
+
+
+@dataclass(frozen=True, slots=True)
+class _KeyOnly:
+    public_key: str
+
+
+KEY_CACHE_LIMIT = 500_000  # wallets whose keys a process keeps (about 100 bytes each)
+
+
+def _public_keys(session: Session, ctx: OperatorContext, wallet_ids: list[str]) -> dict[str, str]:
+    """The public keys of these wallets (those that exist). Kept on the operator's context: a
+    wallet's key is set when it is opened and never changes (and a wallet with orders cannot
+    be deleted), so a cached key is never stale."""
+    cache: dict[str, str] | None = getattr(ctx, "_payment_keys", None)
+    if cache is None or len(cache) > KEY_CACHE_LIMIT:
+        cache = {}
+        ctx._payment_keys = cache  # type: ignore[attr-defined]
+    missing = sorted({w for w in wallet_ids if w not in cache})
+    if missing:
+        with payment_sql.raw(session, _KEYS_SQL) as conn, conn.cursor() as cursor:
+            cursor.execute(_KEYS_SQL, {"ids": text_array(missing)})
+            cache.update(cursor.fetchall())
+    return {w: cache[w] for w in wallet_ids if w in cache}
+
+
+_KEYS_SQL = "SELECT id, public_key FROM wallets WHERE id = ANY(%(ids)s::text[])"
 
 
 def _problem(exc: DomainError) -> dict[str, Any]:
