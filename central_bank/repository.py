@@ -305,3 +305,27 @@ def anchor_chain_heads(session: Session, *, operator: str | None) -> dict[str, d
         str(r["operator"]): {"n": int(r["n"]), "hash": r["link"], "signature": r["signature"]}
         for r in rows
     }
+
+
+def insert_tokens(session: Session, tokens: Sequence[Token]) -> None:
+    """Insert new tokens in one statement (no ORM unit of work): the batch paths' minting."""
+    if not tokens:
+        return
+    session.execute(
+        text(
+            "INSERT INTO tokens (serial, amount, owner_operator_id, status, issued_at, "
+            "signature, created_by) "
+            "SELECT t.serial, t.amount, t.owner, 'live', t.issued, t.sig, t.by "
+            "FROM unnest(CAST(:serials AS uuid[]), CAST(:amounts AS bigint[]), "
+            "CAST(:owners AS int[]), CAST(:issued AS timestamptz[]), CAST(:sigs AS text[]), "
+            "CAST(:bys AS uuid[])) AS t(serial, amount, owner, issued, sig, by)"
+        ),
+        {
+            "serials": "{" + ",".join(str(t.serial) for t in tokens) + "}",
+            "amounts": "{" + ",".join(str(int(t.amount)) for t in tokens) + "}",
+            "owners": "{" + ",".join(str(int(t.owner_operator_id)) for t in tokens) + "}",
+            "issued": "{" + ",".join(f'"{t.issued_at.isoformat()}"' for t in tokens) + "}",
+            "sigs": "{" + ",".join(f'"{t.signature}"' for t in tokens) + "}",
+            "bys": "{" + ",".join(str(t.created_by) for t in tokens) + "}",
+        },
+    )

@@ -39,7 +39,7 @@ from cbdc.sqlarrays import any_array, int_array, text_array
 from cbdc.tokens import sign_document
 from central_bank import repository as repo
 from central_bank.errors import AmountMismatch, OperatorSuspended, UnknownOperator
-from central_bank.models import Operation, Operator
+from central_bank.models import Operation, Operator, Token
 from central_bank.service import (
     CentralBank,
     Idempotency,
@@ -126,17 +126,18 @@ def settle_batch(
             answers.append({})  # filled in below
         repo.mark_tokens(session, [t.serial for t in tokens], status="spent", by=op_id, at=now)
         change_wire: list[dict[str, Any]] = []
+        minted: list[Token] = []
         if remaining > 0:
-            rows, change_wire = _mint(
+            minted, change_wire = _mint(
                 cb, owner=operator, amount=remaining, operation_id=op_id, chunked=False
             )
-            repo.add_tokens(session, rows)
         inputs = [str(t.serial) for t in tokens]
         change = [t["serial"] for t in change_wire]
         if new:
-            _settle_items(
+            minted += _settle_items(
                 session, cb, operator, items, new, answers, reference, now, inputs, change
             )
+        repo.insert_tokens(session, minted)  # the change and every payee's, one statement
         batch_op.amount = total - remaining
         document = {
             "kind": "settlement_batch",
@@ -222,19 +223,13 @@ def _settle_items(
     now: datetime,
     inputs: list[str],
     change: list[str],
-) -> None:
-    """The settled items, set-based: ledger entries, operations, tokens, signed receipts."""
-    payer_acc = ledger.account_id(session, circulation_code(operator.code))
-    assert payer_acc is not None
-    accounts = {payer_acc}
-    payee_accs: dict[int, int] = {}
-    for _, _, payee, _ in new:
-        if payee.id not in payee_accs:
-            acc = ledger.account_id(session, circulation_code(payee.code))
-            assert acc is not None
-            payee_accs[payee.id] = acc
-            accounts.add(acc)
-    ledger.lock_accounts(session, accounts)
+) -> list[Token]:
+    """The settled items, set-based: ledger entries, operations, signed receipts; returns the
+    payees' tokens (the caller inserts them)."""
+    payees = {payee.id: payee.code for _, _, payee, _ in new}
+    by_code = _lock_circulation(session, {operator.code, *payees.values()})
+    payer_acc = by_code[operator.code]
+    payee_accs = {pid: by_code[code] for pid, code in payees.items()}
     entry_ids = ledger.post_many(
         session,
         [
@@ -247,7 +242,7 @@ def _settle_items(
         ],
     )
     responses: list[dict[str, Any]] = []
-    token_rows = []
+    token_rows: list[Token] = []
     for n, settlement_id, payee, amount in new:
         rows, payee_wire = _mint(
             cb, owner=payee, amount=amount, operation_id=settlement_id, chunked=False
@@ -297,4 +292,21 @@ def _settle_items(
             "responses": json.dumps(responses),
         },
     )
-    repo.add_tokens(session, token_rows)
+    return token_rows
+
+
+def _lock_circulation(session: Session, codes: set[str]) -> dict[str, int]:
+    """Lock the operators' circulation accounts (ascending id, as `ledger.lock_accounts`) and
+    return their ids by operator code: one statement instead of a lookup per account."""
+    wanted = {circulation_code(code): code for code in codes}
+    rows = session.execute(
+        text(
+            "SELECT id, code FROM accounts WHERE code = ANY(CAST(:codes AS text[])) "
+            "ORDER BY id FOR UPDATE"
+        ),
+        {"codes": text_array(sorted(wanted))},
+    ).all()
+    found = {wanted[str(code)]: int(acc) for acc, code in rows}
+    missing = set(codes) - set(found)
+    assert not missing, f"no circulation account for {sorted(missing)}"
+    return found

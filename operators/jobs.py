@@ -142,7 +142,12 @@ class JobRunner:
                 self._later(job, 0.2, "another runner holds this job")
                 return
             try:
-                current = self.tx(lambda s: repo.job_status(s, job.id))
+                # A job this process created moments ago and leased to itself (rtgs.py) is
+                # still pending: no other runner can have taken it before its lease ran out.
+                if rtgs.freshly_leased(job):
+                    current = "pending"
+                else:
+                    current = self.tx(lambda s: repo.job_status(s, job.id))
                 if current == "pending":
                     self._dispatch(job)
             finally:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
@@ -59,6 +60,7 @@ DELIVER = "rtgs_deliver"  # a settled batch on its way to the payee's operator
 MAX_ITEMS = 1000  # per settlement batch (the central bank's limit)
 MAX_JOBS = 500  # queued jobs gathered at once
 LEASE_SECONDS = 30
+LEASE_MARGIN = 10  # seconds of the lease not counted on (clocks, slow commits)
 FAULT_POINT = "CBDC_FAULT_POINT"
 # Payments queued by this process: its settler takes these at once (its requests wait for
 # them); they are due for the outbox worker (of any process) only ORPHAN_SECONDS later, when
@@ -182,6 +184,7 @@ def _enqueue_leased(
 ) -> OutboxJob:
     """A new outbox job that the caller runs at once: not due for the worker before the lease
     runs out (if the caller dies, the worker takes it then). Returned detached (no read)."""
+    fresh_until = time.monotonic() + LEASE_SECONDS - LEASE_MARGIN  # before the lease starts
     job_id = int(
         session.execute(
             text(
@@ -192,9 +195,19 @@ def _enqueue_leased(
             {"k": kind, "r": reference, "p": repo._json(payload), "lease": LEASE_SECONDS},
         ).scalar_one()
     )
-    return OutboxJob(
+    job = OutboxJob(
         id=job_id, kind=kind, reference=reference, payload=payload, status="pending", attempts=1
     )
+    job.fresh_until = fresh_until  # type: ignore[attr-defined]
+    return job
+
+
+def freshly_leased(job: OutboxJob) -> bool:
+    """True for a job `_enqueue_leased` returned whose lease is surely still running: no
+    other runner can have claimed it (claims take only due jobs), so it is still pending and
+    the runner need not read its status. (Its advisory lock is still taken: it keeps a late
+    runner out if this one outlives the lease.)"""
+    return time.monotonic() < getattr(job, "fresh_until", 0.0)
 
 
 # ------------------------------------------------------------------ 3. settle
