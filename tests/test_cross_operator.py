@@ -84,7 +84,8 @@ def test_cross_payment_is_delivered_and_payee_sees_an_alias(network: Any) -> Non
     assert bob_alias != carol_alias  # unlinkable across payees
     # the payer sees whom it paid
     assert {i.counterparty for i in payer.history().items if i.kind == "payment_out"} == {
-        bob.wallet_id, carol.wallet_id
+        bob.wallet_id,
+        carol.wallet_id,
     }
 
     central, reports = audit_all(network)
@@ -166,8 +167,9 @@ class LossyTransport(httpx.BaseTransport):
     """Forwards to the real service but, for the first `lose` matching requests, loses the
     answer (the request was processed, the caller sees a network error) or never sends."""
 
-    def __init__(self, inner: httpx.BaseTransport, path: str, *, lose: int,
-                 processed: bool) -> None:
+    def __init__(
+        self, inner: httpx.BaseTransport, path: str, *, lose: int, processed: bool
+    ) -> None:
         self.inner, self.path, self.lose, self.processed = inner, path, lose, processed
         self.lost = 0
 
@@ -190,7 +192,9 @@ def test_central_bank_outage_delays_but_never_loses_or_duplicates(
     payee = network.open_wallet("BKB1")
     client = network.state("BKA1").ctx.central_bank.client
     real_http = client.http
-    lossy = LossyTransport(network.cb._transport, "/v1/settlements/batch", lose=2, processed=processed)
+    lossy = LossyTransport(
+        network.cb._transport, "/v1/settlements/batch", lose=2, processed=processed
+    )
     client.http = httpx.Client(base_url="http://testserver", transport=lossy)
     try:
         receipt = payer.pay(payee.wallet_id, 1_000_00)
@@ -218,8 +222,12 @@ def test_peer_outage_delays_delivery(network: Any) -> None:
     peer = network.state("BKA1").ctx.peers.client("BKB1")
     assert peer is not None
     real_http = peer.http
-    lossy = LossyTransport(network.operator_http["BKB1"]._transport, "/v1/interop/settlements/batch",
-                           lose=1, processed=True)
+    lossy = LossyTransport(
+        network.operator_http["BKB1"]._transport,
+        "/v1/interop/settlements/batch",
+        lose=1,
+        processed=True,
+    )
     peer.http = httpx.Client(base_url="http://BKB1", transport=lossy)
     try:
         receipt = payer.pay(payee.wallet_id, 2_000_00)
@@ -250,8 +258,13 @@ def test_duplicate_and_forged_deliveries(network: Any) -> None:
     key, key_id = network.operator_keys["BKA1"], "operator:BKA1"  # ... signing as BKA1
 
     def deliver(b: dict[str, Any], **kw: Any) -> dict[str, Any]:
-        return as_bka.request("POST", "/v1/interop/settlements", b,
-                              key=kw.get("key", key), key_id=kw.get("key_id", key_id))
+        return as_bka.request(
+            "POST",
+            "/v1/interop/settlements",
+            b,
+            key=kw.get("key", key),
+            key_id=kw.get("key_id", key_id),
+        )
 
     again = deliver(body)
     assert again["replayed"] is True and again["outcome"] == "credited"
