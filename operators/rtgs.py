@@ -33,7 +33,7 @@ import signal
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
@@ -213,10 +213,17 @@ def freshly_leased(job: OutboxJob) -> bool:
 # ------------------------------------------------------------------ 3. settle
 
 
-def settle(runner: JobRunner, job: OutboxJob) -> tuple[dict[str, Outcome], OutboxJob | None]:
+def settle(
+    runner: JobRunner,
+    job: OutboxJob,
+    *,
+    early: Callable[[list[dict[str, Any]]], None] | None = None,
+) -> tuple[dict[str, Outcome], OutboxJob | None]:
     """Run a claimed `rtgs_settle` job (under its advisory lock): the central bank call and the
     application of its answer. Returns the orders' outcomes and the `rtgs_deliver` job.
-    Raises `RemoteUnavailable` (the caller retries later); refusals are applied here."""
+    Raises `RemoteUnavailable` (the caller retries later); refusals are applied here.
+    `early`: given the delivery items of the settled payments once the answer has verified,
+    before it is applied (the settler starts their delivery then: see `RtgsSettler`)."""
     ctx = runner.ctx
     payload = job.payload
     serials = payload.get("serials") or runner.tx(lambda s: _reserved(s, job))
@@ -246,25 +253,26 @@ def settle(runner: JobRunner, job: OutboxJob) -> tuple[dict[str, Outcome], Outbo
         outcomes = runner.tx(lambda s: refund_all(s, ctx, job=job, reason=code))
         return outcomes, None
     fault("rtgs_after_settle_call")
-    return runner.tx(lambda s: apply(s, ctx, job=job, answer=answer))
+    checked = check_answer(ctx, job, answer)
+    if early is not None and checked[2]:
+        early([delivery_item(item, a) for item, a in checked[2]])
+    return runner.tx(lambda s: apply(s, ctx, job=job, answer=answer, checked=checked))
 
 
-def _reserved(session: Session, job: OutboxJob) -> list[str] | None:
-    """The tokens reserved for the batch (reserved again if a refusal released them: the
-    job is then finished and this returns None)."""
-    if repo.job_status(session, job.id) != "pending":
-        return None
-    return reserve_for(session, amount=int(job.payload["amount"]), reference=job.reference)
+# The verified answer: (batch receipt document, change tokens, settled (item, answer) pairs,
+# refused (item, code) pairs).
+Checked = tuple[
+    dict[str, Any],
+    list[dict[str, Any]],
+    list[tuple[dict[str, Any], dict[str, Any]]],
+    list[tuple[dict[str, Any], str]],
+]
 
 
-def apply(
-    session: Session, ctx: OperatorContext, *, job: OutboxJob, answer: dict[str, Any]
-) -> tuple[dict[str, Outcome], OutboxJob | None]:
-    """Apply the central bank's answer to a batch, once (the job is locked and still pending)."""
-    locked = repo.lock_job(session, job.id)
-    if locked is None or locked.status != "pending":
-        return {}, None
-    payload = locked.payload
+def check_answer(ctx: OperatorContext, job: OutboxJob, answer: dict[str, Any]) -> Checked:
+    """Verify the central bank's answer to the batch (receipt, change, every item's receipt)
+    against the job; raise `BadCentralBankDocument` if anything does not verify or match."""
+    payload = job.payload
     receipt = answer["receipt"]
     document = receipt.get("document", {})
     if (
@@ -290,6 +298,48 @@ def apply(
             settled.append((item, a))
         else:
             refused.append((item, str(a.get("code") or "settlement_refused")))
+    return document, change, settled, refused
+
+
+def delivery_item(item: dict[str, Any], a: dict[str, Any]) -> dict[str, Any]:
+    """A settled payment as the `rtgs_deliver` job carries it to the payee's operator."""
+    return {
+        "order_id": item["order_id"],
+        "body": {
+            "kind": "payment",
+            "reference": item["order_id"],
+            "payee_wallet": item["payee_wallet"],
+            "payer_alias": item["payer_alias"],
+            "reason": None,
+            "receipt": a["receipt"],
+            "payee_tokens": a["payee_tokens"],
+        },
+    }
+
+
+def _reserved(session: Session, job: OutboxJob) -> list[str] | None:
+    """The tokens reserved for the batch (reserved again if a refusal released them: the
+    job is then finished and this returns None)."""
+    if repo.job_status(session, job.id) != "pending":
+        return None
+    return reserve_for(session, amount=int(job.payload["amount"]), reference=job.reference)
+
+
+def apply(
+    session: Session,
+    ctx: OperatorContext,
+    *,
+    job: OutboxJob,
+    answer: dict[str, Any],
+    checked: Checked | None = None,
+) -> tuple[dict[str, Outcome], OutboxJob | None]:
+    """Apply the central bank's answer to a batch, once (the job is locked and still pending)."""
+    locked = repo.lock_job(session, job.id)
+    if locked is None or locked.status != "pending":
+        return {}, None
+    payload = locked.payload
+    document, change, settled, refused = checked or check_answer(ctx, job, answer)
+    peer = payload["payee_operator"]
     repo.tokens_gone(session, document["inputs"], utcnow())
     repo.add_vault_tokens(session, change, via=f"settlement-change:{document['batch_id']}")
     orders = _lock_orders(session, [uuid.UUID(i["order_id"]) for i in payload["items"]])
@@ -341,21 +391,7 @@ def apply(
             reference=job.reference,
             payload={
                 "payee_operator": peer,
-                "items": [
-                    {
-                        "order_id": item["order_id"],
-                        "body": {
-                            "kind": "payment",
-                            "reference": item["order_id"],
-                            "payee_wallet": item["payee_wallet"],
-                            "payer_alias": item["payer_alias"],
-                            "reason": None,
-                            "receipt": a["receipt"],
-                            "payee_tokens": a["payee_tokens"],
-                        },
-                    }
-                    for item, a in delivered
-                ],
+                "items": [delivery_item(item, a) for item, a in delivered],
             },
         )
     repo.finish_job(session, job.id)

@@ -19,7 +19,7 @@ import os
 import threading
 import uuid
 from collections import OrderedDict
-from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
@@ -53,6 +53,7 @@ class RtgsSettler:
         self._lock = threading.Lock()
         self._waiters: dict[str, list[Future[Outcome]]] = {}
         self._recent: OrderedDict[str, Outcome] = OrderedDict()
+        self._executor: ThreadPoolExecutor | None = None  # deliveries started early
 
     # ------------------------------------------------------------ waiting requests
 
@@ -114,6 +115,8 @@ class RtgsSettler:
             threads = list(self._threads)
         for thread in threads:
             thread.join(timeout=10)
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
 
     def _loop(self) -> None:
         me = threading.current_thread()
@@ -153,26 +156,75 @@ class RtgsSettler:
     # ------------------------------------------------------------ job kinds (JobRunner)
 
     def settle_job(self, job: OutboxJob) -> None:
-        """`rtgs_settle`: the central bank call and its application, then the delivery."""
-        outcomes, deliver = rtgs.settle(self.runner, job)
+        """`rtgs_settle`: the central bank call and its application, then the delivery.
+
+        The delivery starts as soon as the central bank's answer has verified, while the
+        answer is applied here (the settlements are final at the central bank: the payee's
+        operator may credit them now; it verifies every receipt and token itself and credits a
+        settlement once, so the `rtgs_deliver` job, which stays the record and the retry,
+        may deliver them again). The requests are answered only once both are recorded."""
+        early: list[Future[dict[str, Any]]] = []
+
+        def deliver_now(items: list[dict[str, Any]]) -> None:
+            with contextlib.suppress(RuntimeError):  # stopping: the deliver job does it
+                early.append(self._pool().submit(self._deliver_call, job.payload, items))
+
+        outcomes, deliver = rtgs.settle(self.runner, job, early=deliver_now)
         self.resolve({k: v for k, v in outcomes.items() if v is not None and v[0] == "failed"})
-        if deliver is not None:
+        answer: dict[str, Any] | None = None
+        if early:
+            try:
+                answer = early[0].result()
+            except RemoteUnavailable as exc:  # the peer is away: the deliver job retries later
+                if deliver is not None:
+                    delay = min(5.0, 0.25 * 2 ** min(deliver.attempts, 5))
+                    self.runner._later(deliver, delay, str(exc))
+                    deliver = None
+            except Exception:  # e.g. a refusal: the deliver job runs now and records it
+                log.debug("early delivery of %s failed", job.reference, exc_info=True)
+        if deliver is not None and (answer is None or not self._record_delivery(deliver, answer)):
             self.runner._run_claimed(deliver)
         # Settled but not (yet) delivered: the answer says `settled`.
         self.resolve({k: v for k, v in outcomes.items() if v and v[0] == "settled"}, final=False)
 
+    def _pool(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(
+                    max_workers=self.threads_wanted, thread_name_prefix="rtgs-delivery"
+                )
+            return self._executor
+
+    def _deliver_call(self, payload: dict[str, Any], items: list[dict[str, Any]]) -> dict[str, Any]:
+        """The call to the payee's operator for `items` (delivery items, `rtgs.delivery_item`)."""
+        peer = self.runner.ctx.peers.client(payload["payee_operator"])
+        if peer is None:
+            raise RemoteUnavailable(f"no address for operator {payload['payee_operator']}")
+        return peer.request(  # type: ignore[no-any-return]
+            "POST", "/v1/interop/settlements/batch", {"items": [i["body"] for i in items]}
+        )
+
+    def _record_delivery(self, job: OutboxJob, answer: dict[str, Any]) -> bool:
+        """Record an answer of the payee's operator to the deliver job `job` (made by this
+        runner moments ago: nobody else runs it yet); answer the requests. False if the answer
+        does not cover the job's items (the job then runs as usual)."""
+        answered = {a.get("settlement_id") for a in answer.get("items", [])}
+        if not rtgs.freshly_leased(job) or any(
+            i["body"]["receipt"]["document"]["settlement_id"] not in answered
+            for i in job.payload["items"]
+        ):
+            return False
+        outcomes, credited, rejected = delivery_outcomes(job, answer)
+        if self.runner.tx(
+            lambda s: mark_delivered(s, job=job, credited=credited, rejected=rejected)
+        ):
+            self.resolve(outcomes)
+        return True
+
     def deliver_job(self, job: OutboxJob) -> None:
         """`rtgs_deliver`: one call to the payee's operator for the whole batch."""
-        ctx = self.runner.ctx
-        peer = ctx.peers.client(job.payload["payee_operator"])
-        if peer is None:
-            raise RemoteUnavailable(f"no address for operator {job.payload['payee_operator']}")
         try:
-            answer = peer.request(
-                "POST",
-                "/v1/interop/settlements/batch",
-                {"items": [i["body"] for i in job.payload["items"]]},
-            )
+            answer = self._deliver_call(job.payload, job.payload["items"])
         except RemoteError as exc:
             error = str(exc)
             if exc.code in ("settlement_rejected", "validation_error"):
@@ -188,22 +240,22 @@ class RtgsSettler:
                     )
                 )
             return
-        outcomes = self.runner.tx(lambda s: mark_delivered(s, job=job, answer=answer))
-        self.resolve(outcomes)
+        outcomes, credited, rejected = delivery_outcomes(job, answer)
+        if self.runner.tx(
+            lambda s: mark_delivered(s, job=job, credited=credited, rejected=rejected)
+        ):  # recorded before anyone is answered: a client reading its payment sees it
+            self.resolve(outcomes)
 
 
-def mark_delivered(
-    session: Session, *, job: OutboxJob, answer: dict[str, Any]
-) -> dict[str, Outcome]:
-    """The payee's operator answered per item: credited orders become `delivered` (once)."""
-    locked = repo.lock_job(session, job.id)
-    if locked is None or locked.status != "pending":
-        return {}
+def delivery_outcomes(
+    job: OutboxJob, answer: dict[str, Any]
+) -> tuple[dict[str, Outcome], list[uuid.UUID], list[str]]:
+    """The payee's operator's answer per item: (outcomes, credited orders, rejected orders)."""
     by_settlement = {a.get("settlement_id"): a for a in answer.get("items", [])}
     credited: list[uuid.UUID] = []
     rejected: list[str] = []
     outcomes: dict[str, Outcome] = {}
-    for item in locked.payload["items"]:
+    for item in job.payload["items"]:
         settlement_id = item["body"]["receipt"]["document"]["settlement_id"]
         outcome = (by_settlement.get(settlement_id) or {}).get("outcome")
         if outcome == "credited":
@@ -213,21 +265,33 @@ def mark_delivered(
             if outcome == "rejected":
                 rejected.append(item["order_id"])
             outcomes[item["order_id"]] = ("settled", None)
-    if credited:
-        session.execute(
-            text(
-                "UPDATE orders SET status = 'delivered', updated_at = now() "
-                "WHERE id = ANY(CAST(:ids AS uuid[])) AND status = 'settled'"
-            ),
-            {"ids": any_array(sorted(credited))},
-        )
+    return outcomes, credited, rejected
+
+
+def mark_delivered(
+    session: Session, *, job: OutboxJob, credited: list[uuid.UUID], rejected: list[str]
+) -> bool:
+    """Credited orders become `delivered` and the job finishes, once (only while the job is
+    still pending: the UPDATE of its row waits for and re-checks any concurrent runner), in
+    one statement. Returns whether this call recorded it."""
     if rejected:
         log.error(
             "delivery %s: payments refused by the payee's operator: %s", job.reference, rejected
         )
-        repo.finish_job(
-            session, job.id, status="failed", error=f"refused: {', '.join(rejected)}"[:2000]
-        )
-    else:
-        repo.finish_job(session, job.id)
-    return outcomes
+    done = session.execute(
+        text(
+            "WITH j AS (UPDATE outbox SET status = :status, done_at = now(), last_error = :e "
+            "WHERE id = :id AND status = 'pending' RETURNING id), "
+            "o AS (UPDATE orders SET status = 'delivered', updated_at = now() "
+            "WHERE id = ANY(CAST(:ids AS uuid[])) AND status = 'settled' "
+            "AND EXISTS (SELECT 1 FROM j) RETURNING 1) "
+            "SELECT count(*) FROM j"
+        ),
+        {
+            "id": job.id,
+            "status": "failed" if rejected else "done",
+            "e": f"refused: {', '.join(rejected)}"[:2000] if rejected else None,
+            "ids": any_array(sorted(credited)),
+        },
+    ).scalar_one()
+    return bool(done)
