@@ -443,7 +443,7 @@ def disclose(body: SignedDisclosureOrder, state: State) -> Any:
     )
     # Register the log's new head with the central bank now; if it cannot be reached, the
     # outbox job queued with the entry is retried by the worker.
-    state.settle_inline(disclosure.anchor_reference(released["log"]["seq"]))
+    state.run_job_now(disclosure.anchor_reference(released["log"]["seq"]))
     state.wake_worker()
     return released
 

@@ -17,7 +17,7 @@ from cbdc.auth import Principal, ResolvedKey, SignedRequestAuth, UnitOfWork
 from cbdc.crypto import SigningKey
 from cbdc.db import make_engine, session_factory, transaction
 from cbdc.envelope import operator_audience
-from cbdc.errors import DomainError
+from cbdc.errors import DomainError, database_unavailable
 from cbdc.metrics import ServiceMetrics
 from cbdc.policy import Policy, load_policy
 from cbdc.settings import SettlementMode
@@ -187,6 +187,17 @@ class OperatorState:
             "receipt": sign_document(self.ctx.key, document),
             "replayed": receipt["replayed"],
         }
+
+    def run_job_now(self, reference: str) -> None:
+        """Best effort: run the outbox job named `reference` now (a disclosure's anchor at the
+        central bank). If the database or the other party fails meanwhile, the job stays in the
+        outbox and the worker runs it later (`JobRunner`)."""
+        try:
+            self.runner.run_reference(reference)
+        except Exception as exc:
+            if not database_unavailable(exc):
+                raise
+            log.warning("running %s now: database unavailable; left to the worker", reference)
 
     def wake_worker(self) -> None:
         if self.worker is not None:
