@@ -32,7 +32,8 @@ def free_port_base(count: int) -> int:
     """A base port such that base .. base+count-1 are all free on 127.0.0.1."""
     rng = random.Random()
     for _ in range(200):
-        base = rng.randrange(20_000, 60_000)
+        # below the ephemeral range (32768-60999 here), which outgoing connections take from
+        base = rng.randrange(20_000, 32_000)
         if all(port_is_free(base + i) for i in range(count)):
             return base
     raise RuntimeError("no free block of ports on 127.0.0.1")
