@@ -15,9 +15,9 @@ central bank in batches, each still gross and final with its own signed receipt.
      `settlement_out` entry (in_transit_out -X, tokens_held +X) and the order `settled`; per
      refused item a refund to the payer (as `settlement.refund_settlement`); an
      `rtgs_deliver` job.
-  4. `rtgs_deliver` (`operators.rtgs_delivery`): ONE signed call to the payee's operator
-     (`POST /v1/interop/settlements/batch`), which credits every item in one transaction;
-     the credited orders become `delivered`.
+  4. `rtgs_deliver` (`RtgsSettler.deliver_job` in operators/rtgs_settler.py): ONE signed
+     call to the payee's operator (`POST /v1/interop/settlements/batch`), which credits every
+     item in one transaction; the credited orders become `delivered`.
 
 A crash between steps leaves a pending job that runs again with the same references, so the
 central bank answers the same batch again (never settling an item twice) and each step applies
