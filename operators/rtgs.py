@@ -138,7 +138,8 @@ def gather(session: Session, *, include: Sequence[int] = (), own: bool = False) 
     created: list[OutboxJob] = []
     for peer, jobs in sorted(by_peer.items()):
         while jobs:
-            taken, items = [], []
+            taken: list[int] = []
+            items: list[Any] = []
             while jobs and (not items or len(items) + len(jobs[0][1]) <= MAX_ITEMS):
                 job_id, job_items = jobs.pop(0)
                 taken.append(job_id)

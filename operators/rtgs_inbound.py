@@ -144,6 +144,7 @@ def _credit(
     verdicts: list[tuple[str, str | None, int]] = []  # (outcome, reason, sweep)
     for _, sid, amount, body in new:
         wallet = wallets.get(body["payee_wallet"])
+        reason: str | None
         if not is_valid_wallet_id(body["payee_wallet"]) or (
             routing_code(body["payee_wallet"]) != ctx.code
         ):
