@@ -48,7 +48,7 @@ RequestHash = Annotated[str, Depends(request_hash)]
 
 
 @router.get("/health", tags=["public"])
-def health() -> dict[str, str]:
+async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 

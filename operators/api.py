@@ -102,7 +102,7 @@ def _refusals_recorded(
 
 
 @router.get("/health", tags=["public"])
-def health() -> dict[str, str]:
+async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
