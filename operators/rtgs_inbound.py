@@ -24,12 +24,11 @@ from sqlalchemy.orm import Session
 from cbdc import ledger
 from cbdc.addresses import is_valid_wallet_id, routing_code
 from cbdc.sqlarrays import any_array, int_array, nullable_text_array, text_array
-from cbdc.tokens import verify_document
 from operators import aml
 from operators import repository as repo
 from operators.context import OperatorContext
-from operators.settlement import credit_verdict
-from operators.vault import BadCentralBankDocument, verified_tokens
+from operators.errors import SettlementRejected
+from operators.settlement import check_delivery, credit_verdict
 
 Checked = tuple[int, str, int, dict[str, Any]]  # (index, settlement id, amount, body)
 
@@ -85,28 +84,12 @@ class _Rejected(Exception):
 
 
 def _check(ctx: OperatorContext, payer_operator: str, body: dict[str, Any]) -> tuple[str, int]:
-    receipt = body.get("receipt")
-    document = receipt.get("document", {}) if isinstance(receipt, dict) else {}
     if body.get("kind") != "payment":
         raise _Rejected("a batch delivers payments; returns are delivered one by one")
-    if not isinstance(receipt, dict) or not verify_document(ctx.central_bank_public_key, receipt):
-        raise _Rejected("the receipt is not signed by the central bank")
-    if document.get("kind") != "settlement" or document.get("payee_operator") != ctx.code:
-        raise _Rejected("the receipt does not settle to this operator")
-    if document.get("payer_operator") != payer_operator:
-        raise _Rejected("the receipt was settled by another operator")
-    amount = int(document["amount"])
-    tokens = body["payee_tokens"]
     try:
-        verified_tokens(ctx, tokens)
-    except BadCentralBankDocument as exc:
+        return check_delivery(ctx, payer_operator, body)
+    except SettlementRejected as exc:
         raise _Rejected(str(exc)) from None
-    if (
-        sorted(t["serial"] for t in tokens) != sorted(document.get("payee_tokens", []))
-        or sum(int(t["amount"]) for t in tokens) != amount
-    ):
-        raise _Rejected("the tokens are not the ones the receipt names")
-    return str(document["settlement_id"]), amount
 
 
 def _answer(

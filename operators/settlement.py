@@ -140,13 +140,16 @@ def mark_delivered(session: Session, *, job: OutboxJob, outcome: str) -> None:
 # ------------------------------------------------------------------ the payee's side
 
 
-def receive(
-    session: Session, ctx: OperatorContext, *, payer_operator: str, body: dict[str, Any]
-) -> dict[str, Any]:
-    """Accept a settlement another operator delivers: credit the payee, or hold and return."""
-    receipt = body["receipt"]
+def check_delivery(
+    ctx: OperatorContext, payer_operator: str, body: dict[str, Any]
+) -> tuple[str, int]:
+    """What the payee's operator checks of a delivered settlement before crediting anything:
+    the receipt is the central bank's, settles to this operator from `payer_operator`, and the
+    tokens verify and are exactly the ones it names. (settlement id, amount); else
+    `SettlementRejected`. The single path (`receive`) and batches (`rtgs_inbound`) share it."""
+    receipt = body.get("receipt")
     document = receipt.get("document", {}) if isinstance(receipt, dict) else {}
-    if not verify_document(ctx.central_bank_public_key, receipt):
+    if not isinstance(receipt, dict) or not verify_document(ctx.central_bank_public_key, receipt):
         raise SettlementRejected("the receipt is not signed by the central bank")
     if document.get("kind") != "settlement" or document.get("payee_operator") != ctx.code:
         raise SettlementRejected("the receipt does not settle to this operator")
@@ -163,7 +166,16 @@ def receive(
         or sum(int(t["amount"]) for t in tokens) != amount
     ):
         raise SettlementRejected("the tokens are not the ones the receipt names")
-    settlement_id = document["settlement_id"]
+    return str(document["settlement_id"]), amount
+
+
+def receive(
+    session: Session, ctx: OperatorContext, *, payer_operator: str, body: dict[str, Any]
+) -> dict[str, Any]:
+    """Accept a settlement another operator delivers: credit the payee, or hold and return."""
+    settlement_id, amount = check_delivery(ctx, payer_operator, body)
+    receipt = body["receipt"]
+    tokens = body["payee_tokens"]
     repo.lock_inbound_key(session, settlement_id)
     existing = repo.get_inbound(session, uuid.UUID(settlement_id))
     if existing is not None:
