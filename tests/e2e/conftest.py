@@ -10,8 +10,10 @@ import random
 import shutil
 import subprocess
 import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +26,8 @@ from cbdc.crypto import SigningKey
 from cbdc.http import SignedClient
 from cbdc.network import Network, port_is_free
 from cbdc.settings import NetworkConfig, Settings
+from tests.conftest import person_evidence
+from wallets.client import OperatorClient, WalletClient
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -112,13 +116,55 @@ def drop_databases(server_url: str, prefix: str) -> None:
             )
             for name in names:
                 conn.exec_driver_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
-            roles = conn.exec_driver_sql(  # each service's own role (cbdc.db)
-                "SELECT rolname FROM pg_roles WHERE rolname LIKE %s", (prefix + "\\_%",)
-            ).scalars().all()
+            roles = (
+                conn.exec_driver_sql(  # each service's own role (cbdc.db)
+                    "SELECT rolname FROM pg_roles WHERE rolname LIKE %s", (prefix + "\\_%",)
+                )
+                .scalars()
+                .all()
+            )
             for role in roles:
                 conn.exec_driver_sql(f'DROP ROLE "{role}"')
     finally:
         engine.dispose()
+
+
+@contextmanager
+def own_network(
+    pg_url: str, tmp_path_factory: pytest.TempPathFactory, name: str
+) -> Iterator[LiveNetwork]:
+    """A live network of its own for a test that kills or stops its services (two operators,
+    on `pg_url`); stopped and its databases dropped afterwards."""
+    data_dir = tmp_path_factory.mktemp(f"{name}-network")
+    settings = Settings(database_url=pg_url, data_dir=data_dir, port=free_port_base(3))
+    prefix = f"{name}_{uuid.uuid4().hex[:10]}"
+    network = Network(settings, db_prefix=prefix)
+    try:
+        network.prepare()
+        config = network.start()
+        yield LiveNetwork(config=config, data_dir=network.data_dir, network=network)
+    finally:
+        network.stop(stop_database=False)
+        drop_databases(pg_url, prefix)
+
+
+def open_wallet(live: LiveNetwork, code: str, *, load: int, name: str) -> WalletClient:
+    """A new wallet at operator `code`, loaded with `load` from a deposit staff credit."""
+    op = OperatorClient.connect(live.config.operator(code).url)
+    wallet = op.open_wallet(display_name=f"{name} {code}", phone=person_evidence()["phone"])
+    if load:
+        live.credit_deposit(code, wallet.balance().customer_id, load)
+        wallet.load(load)
+    return wallet
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 60) -> bool:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.3)
+    return False
 
 
 @pytest.fixture(scope="session")

@@ -8,51 +8,27 @@ payment is delivered exactly once and the cross-tier audit holds.
 
 from __future__ import annotations
 
-import time
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from cbdc.audit import run_audit
-from cbdc.network import Network
-from cbdc.settings import Settings
-from tests.conftest import person_evidence
-from tests.e2e.conftest import LiveNetwork, drop_databases, free_port_base
+from tests.e2e.conftest import LiveNetwork, open_wallet, own_network, wait_until
 from wallets.client import OperatorClient, WalletClient
 
 
 @pytest.fixture
 def crash_network(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveNetwork]:
-    data_dir = tmp_path_factory.mktemp("outage-network")
-    settings = Settings(database_url=pg_url, data_dir=data_dir, port=free_port_base(3))
-    prefix = f"outage_{uuid.uuid4().hex[:10]}"
-    network = Network(settings, db_prefix=prefix)
-    try:
-        network.prepare()
-        config = network.start()
-        yield LiveNetwork(config=config, data_dir=network.data_dir, network=network)
-    finally:
-        network.stop(stop_database=False)
-        drop_databases(pg_url, prefix)
+    with own_network(pg_url, tmp_path_factory, "outage") as live:
+        yield live
 
 
 def _wallet(live: LiveNetwork, code: str, load: int) -> WalletClient:
-    op = OperatorClient.connect(live.config.operator(code).url)
-    wallet = op.open_wallet(display_name=f"outage {code}", phone=person_evidence()["phone"])
-    if load:
-        live.credit_deposit(code, wallet.balance().customer_id, load)
-        wallet.load(load)
-    return wallet
+    return open_wallet(live, code, load=load, name="outage")
 
 
-def _wait(predicate, timeout: float = 60) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.3)
-    return False
+def _wait(predicate: Callable[[], bool], timeout: float = 60) -> bool:
+    return wait_until(predicate, timeout)
 
 
 def test_outages_delay_but_never_lose_or_duplicate(crash_network: LiveNetwork) -> None:
@@ -78,16 +54,14 @@ def test_outages_delay_but_never_lose_or_duplicate(crash_network: LiveNetwork) -
     payer = OperatorClient.connect(live.config.operator("BKA1").url).wallet(
         payer.wallet_id, payer.key
     )
-    assert _wait(lambda: {payer.payment(r.payment_id).status for r in pending} == {"settled"}), (
-        [payer.payment(r.payment_id).status for r in pending]
-    )
+    assert _wait(lambda: {payer.payment(r.payment_id).status for r in pending} == {"settled"}), [
+        payer.payment(r.payment_id).status for r in pending
+    ]
     # Settled at the central bank, not yet delivered: the payee has nothing yet.
 
     # 4. The payee's operator comes back; the outbox delivers each settlement once.
     net.restart("operator_BKB1")
-    assert _wait(
-        lambda: {payer.payment(r.payment_id).status for r in pending} == {"delivered"}
-    )
+    assert _wait(lambda: {payer.payment(r.payment_id).status for r in pending} == {"delivered"})
     payee = OperatorClient.connect(live.config.operator("BKB1").url).wallet(
         payee.wallet_id, payee.key
     )

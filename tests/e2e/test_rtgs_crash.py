@@ -12,18 +12,13 @@ settlement), the payer applies it once, the payee is credited once, the audit ho
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
 from sqlalchemy import create_engine, text
 
 from cbdc.audit import run_audit
-from cbdc.network import Network
-from cbdc.settings import Settings
-from tests.conftest import person_evidence
-from tests.e2e.conftest import LiveNetwork, drop_databases, free_port_base
+from tests.e2e.conftest import LiveNetwork, open_wallet, own_network, wait_until
 from wallets.client import OperatorClient, WalletClient
 
 PAYMENTS = 6
@@ -31,35 +26,16 @@ PAYMENTS = 6
 
 @pytest.fixture
 def rtgs_network(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveNetwork]:
-    data_dir = tmp_path_factory.mktemp("rtgs-crash-network")
-    settings = Settings(database_url=pg_url, data_dir=data_dir, port=free_port_base(3))
-    prefix = f"rtgs_{uuid.uuid4().hex[:10]}"
-    network = Network(settings, db_prefix=prefix)
-    try:
-        network.prepare()
-        config = network.start()
-        yield LiveNetwork(config=config, data_dir=network.data_dir, network=network)
-    finally:
-        network.stop(stop_database=False)
-        drop_databases(pg_url, prefix)
+    with own_network(pg_url, tmp_path_factory, "rtgs") as live:
+        yield live
 
 
 def _wallet(live: LiveNetwork, code: str, load: int) -> WalletClient:
-    op = OperatorClient.connect(live.config.operator(code).url)
-    wallet = op.open_wallet(display_name=f"rtgs {code}", phone=person_evidence()["phone"])
-    if load:
-        live.credit_deposit(code, wallet.balance().customer_id, load)
-        wallet.load(load)
-    return wallet
+    return open_wallet(live, code, load=load, name="rtgs")
 
 
 def _wait(predicate: Callable[[], bool], timeout: float = 90) -> bool:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.3)
-    return False
+    return wait_until(predicate, timeout)
 
 
 def _scalar(url: str, sql: str, **params: object) -> object:
