@@ -25,10 +25,9 @@ from cbdc import ledger
 from cbdc.addresses import is_valid_wallet_id, routing_code
 from cbdc.sqlarrays import any_array, int_array, nullable_text_array, text_array
 from operators import aml
-from operators import repository as repo
 from operators.context import OperatorContext
 from operators.errors import SettlementRejected
-from operators.settlement import check_delivery, credit_verdict
+from operators.settlement import check_delivery, credit_verdict, queue_return
 
 Checked = tuple[int, str, int, dict[str, Any]]  # (index, settlement id, amount, body)
 
@@ -161,40 +160,11 @@ def _credit(
         if outcome == "credited":
             credited[wallet_id] = credited.get(wallet_id, 0) + amount
         else:
-            _queue_return(session, payer_operator, sid, amount, body, reason)
+            queue_return(session, payer_operator, sid, amount, body, reason)
         answers[n] = _answer(body, sid, outcome, reason, replayed=False)
     if credited:
         aml.on_receipts(session, ctx, credited)
     return answers
-
-
-def _queue_return(
-    session: Session,
-    payer_operator: str,
-    sid: str,
-    amount: int,
-    body: dict[str, Any],
-    reason: str | None,
-) -> None:
-    """As `settlement.receive` does: send the money back by the single settlement path."""
-    repo.enqueue(
-        session,
-        kind="settle",
-        reference=f"return:{sid}",
-        payload={
-            "source": "returns_pending",
-            "payee_operator": payer_operator,
-            "amount": amount,
-            "order_id": None,
-            "delivery": {
-                "kind": "return",
-                "reference": body["reference"],
-                "payee_wallet": body["payee_wallet"],
-                "payer_alias": None,
-                "reason": reason,
-            },
-        },
-    )
 
 
 # ------------------------------------------------------------------ SQL of this module

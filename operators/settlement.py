@@ -230,25 +230,38 @@ def receive(
 
             unspend(session, ctx, order=original)
     if outcome == "returning":
-        repo.enqueue(
-            session,
-            kind="settle",
-            reference=f"return:{settlement_id}",
-            payload={
-                "source": "returns_pending",
-                "payee_operator": payer_operator,
-                "amount": amount,
-                "order_id": None,
-                "delivery": {
-                    "kind": "return",
-                    "reference": body["reference"],
-                    "payee_wallet": body["payee_wallet"],
-                    "payer_alias": None,
-                    "reason": reason,
-                },
-            },
-        )
+        queue_return(session, payer_operator, settlement_id, amount, body, reason)
     return {"settlement_id": settlement_id, "outcome": outcome, "reason": reason, "replayed": False}
+
+
+def queue_return(
+    session: Session,
+    payer_operator: str,
+    settlement_id: str,
+    amount: int,
+    body: dict[str, Any],
+    reason: str | None,
+) -> None:
+    """Send a delivered payment the payee cannot take back to its payer's operator, by the
+    single settlement path (a `settle` job from `returns_pending`, delivered as kind "return")."""
+    repo.enqueue(
+        session,
+        kind="settle",
+        reference=f"return:{settlement_id}",
+        payload={
+            "source": "returns_pending",
+            "payee_operator": payer_operator,
+            "amount": amount,
+            "order_id": None,
+            "delivery": {
+                "kind": "return",
+                "reference": body["reference"],
+                "payee_wallet": body["payee_wallet"],
+                "payer_alias": None,
+                "reason": reason,
+            },
+        },
+    )
 
 
 def _payee_target(
