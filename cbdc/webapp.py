@@ -60,25 +60,44 @@ class BodySizeLimit:
         if length.isascii() and length.isdigit() and int(length) > self.max_bytes:
             await too_large(self.max_bytes)(scope, receive, send)
             return
-        chunks: list[bytes] = []
-        size, more = 0, True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":  # the client went away
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_bytes:
-                await too_large(self.max_bytes)(scope, receive, send)
-                return
-            chunks.append(chunk)
-            more = message.get("more_body", False)
-        pending: list[Message] = [{"type": "http.request", "body": b"".join(chunks)}]
+        body = await read_body(receive, self.max_bytes)
+        if body is None:  # the client went away
+            return
+        if body is TOO_LARGE:
+            await too_large(self.max_bytes)(scope, receive, send)
+            return
+        await self.app(scope, replay_body(body, receive), send)
 
-        async def replay() -> Message:
-            return pending.pop() if pending else await receive()
 
-        await self.app(scope, replay, send)
+TOO_LARGE = bytes(bytearray(b"over the limit"))  # `read_body`'s marker, compared by identity
+
+
+async def read_body(receive: Receive, max_bytes: int) -> bytes | None:
+    """A request's whole body; `TOO_LARGE` (the object) once the bytes read pass `max_bytes`;
+    None if the client went away."""
+    chunks: list[bytes] = []
+    size, more = 0, True
+    while more:
+        message = await receive()
+        if message["type"] != "http.request":  # the client went away
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > max_bytes:
+            return TOO_LARGE
+        chunks.append(chunk)
+        more = message.get("more_body", False)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def replay_body(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that hands the app `body` (already read), then whatever comes next."""
+    pending: list[Message] = [{"type": "http.request", "body": body}]
+
+    async def replay() -> Message:
+        return pending.pop() if pending else await receive()
+
+    return replay
 
 
 def base_app(

@@ -572,24 +572,7 @@ def apply_pair(
             credited[item["payee_wallet"]] += int(item["amount"])
             continue
         returned.append(item["reference"])
-        repo.enqueue(
-            session,
-            kind="settle",
-            reference=f"return:{settlement_id}",
-            payload={
-                "source": "returns_pending",
-                "payee_operator": peer,
-                "amount": int(item["amount"]),
-                "order_id": None,
-                "delivery": {
-                    "kind": "return",
-                    "reference": item["reference"],
-                    "payee_wallet": item["payee_wallet"],
-                    "payer_alias": None,
-                    "reason": reason,
-                },
-            },
-        )
+        settlement.queue_return(session, peer, settlement_id, int(item["amount"]), item, reason)
     aml.on_receipts(session, ctx, credited)
     status = "applied" if gross_out else "delivered"  # nothing of ours to see delivered
     values = {
@@ -709,17 +692,19 @@ def _insert_inbound(
             "aliases": nullable_text_array([i["payer_alias"] for _, i, *_ in inbound]),
             "amounts": int_array(int(i["amount"]) for _, i, *_ in inbound),
             "outcomes": text_array([o for _, _, o, *_ in inbound]),
-            "receipts": text_array([
-                json.dumps(
-                    {
-                        "kind": "net_item",
-                        "obligation_id": oid,
-                        "submission_id": i["submission_id"],
-                        "seq": int(i["seq"]),
-                    }
-                )
-                for _, i, *_ in inbound
-            ]),
+            "receipts": text_array(
+                [
+                    json.dumps(
+                        {
+                            "kind": "net_item",
+                            "obligation_id": oid,
+                            "submission_id": i["submission_id"],
+                            "seq": int(i["seq"]),
+                        }
+                    )
+                    for _, i, *_ in inbound
+                ]
+            ),
             "entries": int_array(entry_ids[k] for *_, k in inbound),
         },
     )

@@ -41,7 +41,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from cbdc.errors import DomainError
 from cbdc.metrics import UNMATCHED
 from cbdc.strictjson import loads_unique
-from cbdc.webapp import exception_response, too_large
+from cbdc.webapp import TOO_LARGE, exception_response, read_body, replay_body, too_large
 from operators import signed_batch
 from operators.schemas import PaymentOrder, SignedPayment, SignedPaymentBatch
 from operators.state import OperatorState
@@ -52,7 +52,6 @@ ORDER_FIELDS = tuple(PaymentOrder.model_fields)  # model_dump's order of the fie
 _validate_single = SignedPayment.__pydantic_validator__.validate_python
 _validate_batch = SignedPaymentBatch.__pydantic_validator__.validate_python
 _JSON_HEADERS = [(b"content-type", b"application/json")]
-_TOO_LARGE = bytes(bytearray(b"over the limit"))  # a marker, compared by identity
 
 
 async def pay_one(state: OperatorState, order: dict[str, Any], signature: str) -> dict[str, Any]:
@@ -104,10 +103,10 @@ class PaymentsFastPath:
         if not json_body or length > self.max_bytes:
             await self.app(scope, receive, send)  # the app answers: 413, or its own parse
             return
-        body = await self._read(receive)
+        body = await read_body(receive, self.max_bytes)
         if body is None:  # the client went away
             return
-        if body is _TOO_LARGE:
+        if body is TOO_LARGE:
             await self._answer(scope, send, too_large(self.max_bytes), UNMATCHED, start)
             return
         try:
@@ -116,7 +115,7 @@ class PaymentsFastPath:
             else:
                 await self._batch(scope, send, body, start)
         except _NotForUs:
-            await self.app(scope, _replay(body, receive), send)
+            await self.app(scope, replay_body(body, receive), send)
         except Exception as exc:  # a bug here: answered as the app answers one (500, logged)
             await self._error(scope, send, exc, path, start)
 
@@ -149,22 +148,6 @@ class PaymentsFastPath:
         self.state.metrics.observe_request("POST", BATCH, 200, time.perf_counter() - start)
 
     # ------------------------------------------------------------ plumbing
-
-    async def _read(self, receive: Receive) -> bytes | None:
-        """The whole body; `_TOO_LARGE` past the limit; None if the client went away."""
-        chunks: list[bytes] = []
-        size, more = 0, True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":  # the client went away
-                return None
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_bytes:
-                return _TOO_LARGE
-            chunks.append(chunk)
-            more = message.get("more_body", False)
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     async def _error(
         self, scope: Scope, send: Send, exc: Exception, route: str, start: float
@@ -222,15 +205,6 @@ async def _send_json(send: Send, status: int, content: Mapping[str, Any]) -> Non
         }
     )
     await send({"type": "http.response.body", "body": body})
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    pending: list[Message] = [{"type": "http.request", "body": body}]
-
-    async def replay() -> Message:
-        return pending.pop() if pending else await receive()
-
-    return replay
 
 
 async def _no_body() -> Message:
