@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
+from cbdc.sqlarrays import any_array, int_array, text_array
 from central_bank.models import Operation, Operator, Token
 
 
@@ -321,11 +322,11 @@ def insert_tokens(session: Session, tokens: Sequence[Token]) -> None:
             "CAST(:bys AS uuid[])) AS t(serial, amount, owner, issued, sig, by)"
         ),
         {
-            "serials": "{" + ",".join(str(t.serial) for t in tokens) + "}",
-            "amounts": "{" + ",".join(str(int(t.amount)) for t in tokens) + "}",
-            "owners": "{" + ",".join(str(int(t.owner_operator_id)) for t in tokens) + "}",
-            "issued": "{" + ",".join(f'"{t.issued_at.isoformat()}"' for t in tokens) + "}",
-            "sigs": "{" + ",".join(f'"{t.signature}"' for t in tokens) + "}",
-            "bys": "{" + ",".join(str(t.created_by) for t in tokens) + "}",
+            "serials": any_array([t.serial for t in tokens]),
+            "amounts": int_array(int(t.amount) for t in tokens),
+            "owners": int_array(int(t.owner_operator_id) for t in tokens),
+            "issued": text_array([t.issued_at.isoformat() for t in tokens]),
+            "sigs": text_array([t.signature for t in tokens]),
+            "bys": any_array([t.created_by for t in tokens]),
         },
     )

@@ -93,7 +93,7 @@ def _just_under(amount: int, limit: int | None, ratio: float) -> bool:
 
 def on_receipts(session: Session, ctx: OperatorContext, credited: Mapping[str, int]) -> None:
     """Fan-in for wallets just credited from another operator ({payee id: amount}): the same
-    aggregate query and once-per-window rule as a batch's payees (`on_payments`), for all of
+    aggregate query and once-per-window rule as a batch's payees (`payment_checks`), for all of
     them at once."""
     rules = ctx.policy.aml
     now = ctx.now()
@@ -186,7 +186,7 @@ class PaymentChecks:
 def payment_checks(
     ctx: OperatorContext, payments: Sequence[tuple[Any, str, int, Any]], *, now: datetime
 ) -> PaymentChecks:
-    """What `on_payments` checks for (payer wallet, payee id, amount, local payee wallet or
+    """What the batch path checks for (payer wallet, payee id, amount, local payee wallet or
     None) each, before the database is asked."""
     rules: AmlRules = ctx.policy.aml
     large: list[tuple[str, int, dict[str, Any]]] = []
@@ -296,24 +296,3 @@ def raise_payment_alerts(
             )
         aml_repo.add_alerts_and_reports(session, alerts)
     return len(raised)
-
-
-def on_payments(
-    session: Session,
-    ctx: OperatorContext,
-    payments: Sequence[tuple[Any, str, int, Any]],
-    *,
-    now: datetime,
-) -> int:
-    """The payment rules (and the payees' fan-in) for a batch already written to `orders`:
-    (payer wallet, payee id, amount, local payee wallet or None) each. Window rules are judged
-    on the state at the end of the batch with one aggregate query for all of them, so a rule
-    fires at most once per wallet per batch (and, as for single payments, once per window).
-    Returns the number of alerts raised. (The batch path runs the query in the round trip of
-    its writes: `payment_checks`, then `raise_payment_alerts`.)"""
-    checks = payment_checks(ctx, payments, now=now)
-    dbapi = session.connection().connection.driver_connection
-    with dbapi.cursor() as cursor:  # type: ignore[union-attr]
-        cursor.execute(checks.query, checks.params)
-        rows = cursor.fetchall()
-    return raise_payment_alerts(session, checks, rows, now=now)

@@ -57,7 +57,7 @@ class JobRunner:
         self.release_interrupted()
         # This process's payments queued for batched settlement (not due yet for a worker:
         # its settler takes them at once) and whatever else is ready: settled now.
-        gathered = self.rtgs.settle_ready(own=True)
+        gathered = self.rtgs.settle_ready(own=True) if self.ctx.settlement_mode == "rtgs" else 0
         jobs = self.tx(lambda s: repo.claim_jobs(s, limit=limit, lease_seconds=LEASE_SECONDS))
         # Payments queued for batched settlement: gathered all at once, not one job at a time.
         queued = [job.id for job in jobs if job.kind == rtgs.QUEUED]

@@ -115,11 +115,6 @@ _PREVIOUS_SQL = (
 )
 
 
-def driver(session: Session) -> psycopg.Connection[Any]:
-    """The psycopg connection under the session's transaction."""
-    return session.connection().connection.driver_connection  # type: ignore[return-value]
-
-
 @contextmanager
 def raw(session: Session, what: str) -> Iterator[psycopg.Connection[Any]]:
     """The session's psycopg connection; a psycopg error is handed to SQLAlchemy, which wraps

@@ -27,7 +27,6 @@ from sqlalchemy.orm import Session
 
 from cbdc.http import RemoteError, RemoteUnavailable
 from cbdc.sqlarrays import any_array
-from operators import repository as repo
 from operators import rtgs
 from operators.models import OutboxJob
 
@@ -231,16 +230,9 @@ class RtgsSettler:
             error = str(exc)
             if exc.code in ("settlement_rejected", "validation_error"):
                 log.error("delivery %s refused: %s", job.reference, exc)
-                self.runner.tx(lambda s: repo.finish_job(s, job.id, status="failed", error=error))
+                self.runner._fail(job, error)
             else:  # e.g. 401 while the peer's directory is stale: not about the settlement
-                self.runner.tx(
-                    lambda s: repo.retry_job_later(
-                        s,
-                        job.id,
-                        delay_seconds=min(5.0, 0.25 * 2 ** min(job.attempts, 7)),
-                        error=error,
-                    )
-                )
+                self.runner._later(job, min(5.0, 0.25 * 2 ** min(job.attempts, 7)), error)
             return
         outcomes, credited, rejected = delivery_outcomes(job, answer)
         if self.runner.tx(
