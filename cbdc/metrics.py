@@ -52,7 +52,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.pool import QueuePool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from cbdc.errors import problem
+from cbdc.web.problems import problem
 
 log = logging.getLogger(__name__)
 

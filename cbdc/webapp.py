@@ -17,8 +17,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from cbdc.auth import AUTHENTICATED
 from cbdc.crypto import SigningKey
 from cbdc.envelope import H_RESPONSE_SIG, response_signing_string
-from cbdc.errors import ReplayedRequest, install_problem_handlers, log_failure, problem
+from cbdc.errors import ReplayedRequest
 from cbdc.http import RemoteError, RemoteUnavailable
+from cbdc.outages import log_failure
+from cbdc.web.problems import install_problem_handlers, problem
 
 log = logging.getLogger(__name__)
 

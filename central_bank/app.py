@@ -20,7 +20,7 @@ from cbdc import metrics
 from cbdc.auth import prune_nonces
 from cbdc.crypto import SigningKey
 from cbdc.db import transaction
-from cbdc.errors import log_failure
+from cbdc.outages import log_failure
 from cbdc.settings import NetworkConfig
 from cbdc.webapp import base_app, sign_responses
 from central_bank.api import router

@@ -17,8 +17,8 @@ from cbdc.clock import utcnow
 from cbdc.crypto import SigningKey
 from cbdc.db import make_engine, session_factory, transaction
 from cbdc.envelope import CENTRAL_BANK_AUDIENCE
-from cbdc.errors import log_failure
 from cbdc.metrics import ServiceMetrics
+from cbdc.outages import log_failure
 from central_bank import clearing, service
 from central_bank import repository as repo
 from central_bank.models import Operator

@@ -21,8 +21,8 @@ from cbdc import ledger
 from cbdc.auth import prune_nonces
 from cbdc.db import transaction
 from cbdc.disclosure_log import sign_anchor
-from cbdc.errors import database_unavailable, log_failure
 from cbdc.http import RemoteError, RemoteUnavailable
+from cbdc.outages import database_unavailable, log_failure
 from operators import netting, rtgs, settlement, vault
 from operators import repository as repo
 from operators.context import OperatorContext

@@ -29,7 +29,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from cbdc.errors import DatabaseUnavailable, DomainError, ServiceUnavailable, database_unavailable
+from cbdc.errors import DatabaseUnavailable, DomainError, ServiceUnavailable
+from cbdc.outages import database_unavailable
 from operators import signed_batch
 from operators.context import OperatorContext
 

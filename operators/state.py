@@ -17,8 +17,9 @@ from cbdc.auth import Principal, ResolvedKey, SignedRequestAuth, UnitOfWork
 from cbdc.crypto import SigningKey
 from cbdc.db import make_engine, session_factory, transaction
 from cbdc.envelope import operator_audience
-from cbdc.errors import DomainError, database_unavailable
+from cbdc.errors import DomainError
 from cbdc.metrics import ServiceMetrics
+from cbdc.outages import database_unavailable
 from cbdc.policy import Policy, load_policy
 from cbdc.settings import SettlementMode
 from cbdc.strictjson import loads_unique

@@ -32,9 +32,9 @@ from cbdc.errors import (
     DomainError,
     InsufficientFunds,
     ServiceUnavailable,
-    database_unavailable,
-    install_problem_handlers,
 )
+from cbdc.outages import database_unavailable
+from cbdc.web.problems import install_problem_handlers
 from operators import microbatch
 from operators.jobs import OutboxWorker
 from operators.microbatch import PaymentBatcher
