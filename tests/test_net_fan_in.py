@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from cbdc.clock import utcnow
+from tests.net_settlement.helpers import CODES, conserved, cycle
 from tests.test_compliance_aml import YUAN, aml, cb_alerts, op_alerts, rules_of
-from tests.test_net_settlement import CODES, conserved, cycle
 
 FAN = 3
 POLICY = aml(fan_count=FAN)
