@@ -15,7 +15,8 @@ A log is intact when
 Anchors are (seq, hash) pairs: the head of the chain after entry `seq`. Because each hash
 covers the previous one, an anchored head vouches for the whole log up to `seq`. After each
 disclosure the operator signs its new head (`anchor_document`) and registers it with the central
-bank (operators/jobs.py, central_bank/anchors.py); the regulator also keeps the heads it saw.
+bank (operators/jobs.py, central_bank/analysis/anchors.py); the regulator also keeps the heads
+it saw.
 """
 
 from __future__ import annotations

@@ -7,10 +7,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 
-from cbdc.auth import Principal, StrictJSONRoute, request_hash, require_role
 from cbdc.clock import parse_iso
 from cbdc.errors import ValidationFailed
-from central_bank import analysis, anchors, clearing, repository, rtgs, service
+from cbdc.web.auth import Principal, StrictJSONRoute, request_hash, require_role
+from central_bank import clearing, repository, rtgs, service
+from central_bank.analysis import anchors
+from central_bank.analysis import service as analysis
 from central_bank.schemas import (
     AML_REPORT_MAX_BYTES,
     AcknowledgeObligation,
@@ -419,7 +421,7 @@ def list_disclosure_anchors(
 ) -> Any:
     """Every operator's anchored disclosure-log heads (and refused conflicting ones), for the
     audit and the regulator; each anchor with its `link` in the operator's anchor chain, signed
-    by the central bank's key (central_bank/anchors.py)."""
+    by the central bank's key (central_bank/analysis/anchors.py)."""
     require_role(caller, "admin", "regulator")
     return state.uow.run(caller, lambda s: anchors.listing(s, operator=operator, key=state.cb.key))
 

@@ -19,7 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from cbdc import ledger
-from central_bank import analysis
+from central_bank.analysis import service as analysis
 from operators import repository as repo
 from operators.audit import operator_audit
 from operators.context import OperatorContext

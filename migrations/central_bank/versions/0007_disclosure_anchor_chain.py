@@ -4,7 +4,8 @@ every new chain head with its own key.
 The anchors' append-only triggers stop an ordinary role, not a superuser of the cluster (who
 can `ALTER TABLE ... DISABLE TRIGGER`). So each anchor, when registered, becomes link `n` of
 its operator's chain: link_n = SHA-256(link_{n-1} || canonical_json(the anchor)), with the
-central bank's Ed25519 signature on (operator, n, link_n) (central_bank/anchors.py). Editing or
+central bank's Ed25519 signature on (operator, n, link_n) (central_bank/analysis/anchors.py).
+Editing or
 deleting an anchor inside the chain then breaks it, and a recomputed chain lacks the central
 bank's signature; `cbdc audit` checks both against the central bank's public key. (Cutting the
 last links off is what the regulator's own head file catches.) Anchors registered before this
