@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
 
+from cbdc.auth import Principal, StrictJSONRoute, request_hash, require_role
 from fastapi import APIRouter, Depends, Header, Query, Request
 
-from cbdc.auth import Principal, StrictJSONRoute, request_hash, require_role
 from cbdc.envelope import operator_audience
 from cbdc.errors import (
     BadSignature,
@@ -29,7 +29,6 @@ from operators import (
     service,
     settlement,
     signed_batch,
-    vault,
 )
 from operators import repository as repo
 from operators.errors import InvalidWalletId, OrderExpired, UnknownWallet, WrongOperator
@@ -47,6 +46,7 @@ from operators.schemas import (
     SignedUnload,
 )
 from operators.state import OperatorState, get_state
+from operators.vault import service as vault
 
 router = APIRouter(route_class=StrictJSONRoute)
 State = Annotated[OperatorState, Depends(get_state)]

@@ -14,20 +14,21 @@ import threading
 import time
 from typing import Any
 
+from cbdc.auth import prune_nonces
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from cbdc import ledger
-from cbdc.auth import prune_nonces
 from cbdc.db import transaction
 from cbdc.disclosure_log import sign_anchor
 from cbdc.http import RemoteError, RemoteUnavailable
 from cbdc.outages import database_unavailable, log_failure
-from operators import netting, rtgs, settlement, vault
+from operators import netting, rtgs, settlement
 from operators import repository as repo
 from operators.context import OperatorContext
 from operators.models import OutboxJob
 from operators.rtgs_settler import RtgsSettler
+from operators.vault import service as vault
 
 log = logging.getLogger(__name__)
 LEASE_SECONDS = 30

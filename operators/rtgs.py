@@ -48,7 +48,12 @@ from cbdc.tokens import verify_document
 from operators import repository as repo
 from operators.context import OperatorContext
 from operators.models import Order, OutboxJob
-from operators.vault import BadCentralBankDocument, TokensUnavailable, reserve_for, verified_tokens
+from operators.vault.service import (
+    BadCentralBankDocument,
+    TokensUnavailable,
+    reserve_for,
+    verified_tokens,
+)
 
 if TYPE_CHECKING:
     from operators.jobs import JobRunner

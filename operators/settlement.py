@@ -37,7 +37,7 @@ from operators import repository as repo
 from operators.context import OperatorContext
 from operators.errors import SettlementNotReady, SettlementRejected
 from operators.models import InboundSettlement, OutboxJob
-from operators.vault import BadCentralBankDocument, reserve_for, verified_tokens
+from operators.vault.service import BadCentralBankDocument, reserve_for, verified_tokens
 
 log = logging.getLogger(__name__)
 

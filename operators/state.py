@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from cbdc.auth import Principal, ResolvedKey, SignedRequestAuth, UnitOfWork
 from fastapi import Request
 from sqlalchemy.orm import Session
 
-from cbdc.auth import Principal, ResolvedKey, SignedRequestAuth, UnitOfWork
 from cbdc.crypto import SigningKey
 from cbdc.db import make_engine, session_factory, transaction
 from cbdc.envelope import operator_audience
@@ -24,7 +24,7 @@ from cbdc.policy import Policy, load_policy
 from cbdc.settings import SettlementMode
 from cbdc.strictjson import loads_unique
 from cbdc.tokens import sign_document
-from operators import identity_history, service, vault
+from operators import identity_history, service
 from operators import repository as repo
 from operators.clients import CentralBankClient, PeerClients
 from operators.context import OperatorContext, WaterMarks
@@ -32,6 +32,7 @@ from operators.errors import VaultFloatInsufficient
 from operators.identity import IdentityCipher
 from operators.jobs import JobRunner, OutboxWorker
 from operators.microbatch import PaymentBatcher
+from operators.vault import service as vault
 
 
 @dataclass
