@@ -1,4 +1,4 @@
-"""SQL of the operator's AML monitor (operators/aml.py): alerts, and the payment and exchange
+"""SQL of the operator's AML monitor (operators/compliance/aml.py): alerts, and the payment and exchange
 history the rules count over their windows, one wallet at a time and for a whole batch."""
 
 from __future__ import annotations

@@ -37,7 +37,8 @@ from sqlalchemy.orm import Session
 from cbdc.addresses import is_valid_wallet_id, routing_code
 from cbdc.errors import DomainError, IdempotencyMismatch, InsufficientFunds
 from cbdc.sqlarrays import text_array
-from operators import aml, payment_sql, service
+from operators import payment_sql, service
+from operators.compliance import aml
 from operators.context import OperatorContext
 from operators.errors import (
     InvalidWalletId,

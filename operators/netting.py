@@ -48,8 +48,9 @@ from cbdc.http import RemoteError, RemoteUnavailable
 from cbdc.netting import direction_digest, submission_digest
 from cbdc.sqlarrays import any_array, int_array, nullable_text_array, text_array
 from cbdc.tokens import verify_document
-from operators import aml, batch, settlement
+from operators import batch, settlement
 from operators import repository as repo
+from operators.compliance import aml
 from operators.context import OperatorContext
 from operators.models import Order, OutboxJob
 from operators.vault import service as vault

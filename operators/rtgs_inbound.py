@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from cbdc import ledger
 from cbdc.addresses import is_valid_wallet_id, routing_code
 from cbdc.sqlarrays import any_array, int_array, nullable_text_array, text_array
-from operators import aml
+from operators.compliance import aml
 from operators.context import OperatorContext
 from operators.errors import SettlementRejected
 from operators.settlement import check_delivery, credit_verdict, queue_return

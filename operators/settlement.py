@@ -32,8 +32,8 @@ from cbdc.addresses import is_valid_wallet_id, routing_code
 from cbdc.clock import utcnow
 from cbdc.policy import WalletClass
 from cbdc.tokens import verify_document
-from operators import aml
 from operators import repository as repo
+from operators.compliance import aml
 from operators.context import OperatorContext
 from operators.errors import SettlementNotReady, SettlementRejected
 from operators.models import InboundSettlement, OutboxJob

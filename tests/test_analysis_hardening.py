@@ -14,7 +14,7 @@ import pytest
 from cbdc.clock import iso, utcnow
 from cbdc.http import RemoteError, SignedClient
 
-DETAILS: dict[str, dict[str, Any]] = {  # as operators/aml.py builds them
+DETAILS: dict[str, dict[str, Any]] = {  # as operators/compliance/aml.py builds them
     "large_value": {"payee_operator": "BKB1", "threshold": 50_000_00},
     "structuring": {"count": 3, "limit": 5_000_00, "window_minutes": 1440},
     "velocity": {"count": 20, "window_minutes": 60},

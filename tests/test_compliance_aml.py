@@ -1,4 +1,4 @@
-"""AML monitoring (operators/aml.py): each rule fires on its pattern and stays quiet on a near
+"""AML monitoring (operators/compliance/aml.py): each rule fires on its pattern and stays quiet on a near
 miss; alerts are kept at the operator and reported pseudonymously to the central bank's
 analysis centre, which only the regulator (and the central bank's admin) may read.
 
