@@ -19,7 +19,6 @@ from cbdc.errors import (
     ValidationFailed,
 )
 from cbdc.policy import WalletClass
-from operators import aml_repository as aml_repo
 from operators import (
     disclosure,
     exchange,
@@ -31,6 +30,7 @@ from operators import (
     signed_batch,
 )
 from operators import repository as repo
+from operators.compliance import repository as aml_repo
 from operators.errors import InvalidWalletId, OrderExpired, UnknownWallet, WrongOperator
 from operators.schemas import (
     CashLoad,

@@ -10,7 +10,7 @@ A batch makes two round trips to PostgreSQL before its COMMIT, whatever its size
   2. `write_batch`, one pipeline: one statement whose data-modifying CTEs draw the journal
      entries' ids and write the entries, their postings, the orders (each with its entry id)
      and the payers' spend counters; then the AML rules' one aggregate query
-     (`operators.aml_repository.PAYMENT_CANDIDATES_SQL`), which sees the orders just written.
+     (`operators.compliance.repository.PAYMENT_CANDIDATES_SQL`), which sees the orders just written.
 
 The ledger's invariants stay in the database and are checked on this statement as on any
 other: the postings' statement trigger refuses an entry that does not balance and applies the

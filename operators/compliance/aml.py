@@ -28,8 +28,8 @@ from sqlalchemy.orm import Session
 from cbdc.clock import iso
 from cbdc.policy import AmlRules, WalletClass
 from cbdc.sqlarrays import int_array, text_array
-from operators import aml_repository as aml_repo
 from operators import repository as repo
+from operators.compliance import repository as aml_repo
 from operators.context import OperatorContext
 from operators.models import Wallet
 
