@@ -20,7 +20,6 @@ from cbdc.errors import (
 )
 from cbdc.policy import WalletClass
 from operators import (
-    disclosure,
     exchange,
     netting,
     payments_http,
@@ -30,6 +29,7 @@ from operators import (
     signed_batch,
 )
 from operators import repository as repo
+from operators.compliance import disclosure
 from operators.compliance import repository as aml_repo
 from operators.errors import InvalidWalletId, OrderExpired, UnknownWallet, WrongOperator
 from operators.schemas import (

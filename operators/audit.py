@@ -8,8 +8,8 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from cbdc import ledger
-from operators import disclosure
 from operators import repository as repo
+from operators.compliance import disclosure
 from operators.context import OperatorContext
 
 
