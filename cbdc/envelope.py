@@ -17,7 +17,7 @@ A request carries six headers, and the Idempotency-Key header (if any) is signed
 
 Servers refuse a request for another audience (so a request signed for one operator cannot be
 replayed at another), then check the timestamp window, the signature against the key registered
-for the key id, and record the nonce (see `cbdc.auth`). An unknown key id and a signature that
+for the key id, and record the nonce (see `cbdc.web.auth`). An unknown key id and a signature that
 does not verify get one and the same answer, so the answer does not tell which ids exist; an
 unknown key id is checked against a dummy key, so both cost one Ed25519 verification.
 

@@ -3,7 +3,7 @@
 `json.loads` keeps the last of two equal keys; another parser may keep the first. A signed body
 or a signed order with `{"amount": 1, "amount": 100000}` could then mean one amount to the party
 that checked it and another to the party that acts on it, so every request body the services
-parse goes through `loads_unique` (see `cbdc.auth.StrictJSONRoute`).
+parse goes through `loads_unique` (see `cbdc.web.auth.StrictJSONRoute`).
 
 JSON nested deeper than the parser's recursion allows (`[[[[...]]]]` a hundred thousand deep) is
 refused 422 `validation_error`, as malformed JSON is, instead of a RecursionError (a 500).

@@ -14,12 +14,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from cbdc.auth import AUTHENTICATED
 from cbdc.crypto import SigningKey
 from cbdc.envelope import H_RESPONSE_SIG, response_signing_string
 from cbdc.errors import ReplayedRequest
 from cbdc.http import RemoteError, RemoteUnavailable
 from cbdc.outages import log_failure
+from cbdc.web.auth import AUTHENTICATED
 from cbdc.web.problems import install_problem_handlers, problem
 
 log = logging.getLogger(__name__)
@@ -166,7 +166,7 @@ def sign_responses(
 
     A verified request whose nonce the handler did not consume (FastAPI refused it 422 before
     the handler ran: a missing header, another content type) has its nonce consumed here,
-    `consume_nonce(key_id, nonce)` (`cbdc.auth.UnitOfWork.consume_nonce`), and its answer is
+    `consume_nonce(key_id, nonce)` (`cbdc.web.auth.UnitOfWork.consume_nonce`), and its answer is
     signed only if that nonce was new. A nonce already used gets the answer every replay gets,
     409 `replayed_request`, unsigned; a database failure leaves the answer unsigned. Resent bytes
     of a request the service carried out, with an unsigned header changed so that validation

@@ -12,13 +12,13 @@ from fastapi import Request
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from cbdc.auth import ResolvedKey, SignedRequestAuth, UnitOfWork
 from cbdc.clock import utcnow
 from cbdc.crypto import SigningKey
 from cbdc.db import make_engine, session_factory, transaction
 from cbdc.envelope import CENTRAL_BANK_AUDIENCE
 from cbdc.metrics import ServiceMetrics
 from cbdc.outages import log_failure
+from cbdc.web.auth import ResolvedKey, SignedRequestAuth, UnitOfWork
 from central_bank import clearing, service
 from central_bank import repository as repo
 from central_bank.models import Operator

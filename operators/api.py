@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
 
-from cbdc.auth import Principal, StrictJSONRoute, request_hash, require_role
 from fastapi import APIRouter, Depends, Header, Query, Request
 
 from cbdc.envelope import operator_audience
@@ -19,6 +18,7 @@ from cbdc.errors import (
     ValidationFailed,
 )
 from cbdc.policy import WalletClass
+from cbdc.web.auth import Principal, StrictJSONRoute, request_hash, require_role
 from operators import (
     exchange,
     netting,

@@ -14,7 +14,6 @@ import threading
 import time
 from typing import Any
 
-from cbdc.auth import prune_nonces
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -23,6 +22,7 @@ from cbdc.db import transaction
 from cbdc.disclosure_log import sign_anchor
 from cbdc.http import RemoteError, RemoteUnavailable
 from cbdc.outages import database_unavailable, log_failure
+from cbdc.web.auth import prune_nonces
 from operators import netting, rtgs, settlement
 from operators import repository as repo
 from operators.context import OperatorContext

@@ -607,7 +607,7 @@ def test_every_route_parses_bodies_strictly(network: Any) -> None:
     """Every route of both services that takes a body parses it through `StrictJSONRoute`."""
     from fastapi.routing import APIRoute
 
-    from cbdc.auth import StrictJSONRoute
+    from cbdc.web.auth import StrictJSONRoute
 
     def api_routes(routes: list[Any]) -> list[APIRoute]:
         found: list[APIRoute] = []
