@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import text
 
 from cbdc.tokens import verify_document, verify_token
-from tests.test_central_bank import (
+from tests.central_bank_api.helpers import (
     RESERVES,
     cb_audit_ok,
     idem,
