@@ -1,5 +1,5 @@
-"""AML monitoring (operators/compliance/aml.py): each rule fires on its pattern and stays quiet on a near
-miss; alerts are kept at the operator and reported pseudonymously to the central bank's
+"""AML monitoring (operators/compliance/aml.py): each rule fires on its pattern and stays quiet on
+a near miss; alerts are kept at the operator and reported pseudonymously to the central bank's
 analysis centre, which only the regulator (and the central bank's admin) may read.
 
 Every test runs under a "quiet" policy in which all rules are out of reach except the ones it

@@ -1,5 +1,6 @@
-"""SQL of the operator's AML monitor (operators/compliance/aml.py): alerts, and the payment and exchange
-history the rules count over their windows, one wallet at a time and for a whole batch."""
+"""SQL of the operator's AML monitor (operators/compliance/aml.py): alerts, and the payment and
+exchange history the rules count over their windows, one wallet at a time and for a whole
+batch."""
 
 from __future__ import annotations
 

@@ -11,8 +11,9 @@ from sqlalchemy import select, text
 
 from cbdc.db import transaction
 from operators import repository as repo
-from operators import rtgs, vault
+from operators import rtgs
 from operators.models import OutboxJob
+from operators.vault import service as vault
 from tests.adversarial.helpers import assert_tiers_agree, drain, job, positions, set_operator_status
 
 
