@@ -8,7 +8,7 @@ card's bank; the simulator stops at what can be verified offline.)
 Every check matches the whole string (`fullmatch`: `$` would let a trailing newline through)
 and accepts ASCII digits only (`str.isdigit` and `\\d` also accept e.g. Arabic-Indic digits,
 which `int()` then converts). `normalise` gives the one spelling of each kind of evidence that
-uniqueness checks compare (operators/identity.py: blind index).
+uniqueness checks compare (operators/wallets/identity.py: blind index).
 
 Phone numbers have one canonical form, E.164 (`+` country code and number). Two spellings are
 accepted: the international `+<country code><number>` (for +86 the national part must be a

@@ -36,8 +36,8 @@ from operators import identity_history, service
 from operators.batch import WalletState, load_wallet_states, wallet_accounts
 from operators.context import OperatorContext
 from operators.errors import UnknownWallet, VaultFloatInsufficient
-from operators.identity import check_evidence
 from operators.vault import service as vault
+from operators.wallets.identity import check_evidence
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,7 @@ from cbdc.crypto import SigningKey
 from cbdc.policy import Policy
 from cbdc.settings import SettlementMode
 from operators.clients import CentralBankClient, PeerClients
-from operators.identity import IdentityCipher
+from operators.wallets.identity import IdentityCipher
 
 SYSTEM_ACCOUNTS: dict[str, tuple[str, bool]] = {
     # code: (kind, allow_negative)

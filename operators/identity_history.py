@@ -9,7 +9,7 @@
   Without one, every version is released with its validity period. The released document
   says which (`released`: "version-at-as-of" or "all-versions").
 * **Uniqueness.** A wallet's verified ID number, phone and bank account are kept in
-  `evidence_index` as blind indexes (operators/identity.py: `IdentityCipher.blind_index`),
+  `evidence_index` as blind indexes (operators/wallets/identity.py: `IdentityCipher.blind_index`),
   with the wallet's class. Per operator and per the policy's `[uniqueness]`: an ID number
   backs at most N wallets of a class, a phone at most M class IV wallets; an ID number belongs
   to one name and a bank account to one ID number. Evidence once verified stays indexed for
@@ -30,7 +30,8 @@ from cbdc.errors import ValidationFailed
 from cbdc.policy import Uniqueness, WalletClass
 from operators import identity_repository as irepo
 from operators.context import OperatorContext
-from operators.identity import (
+from operators.models import Wallet
+from operators.wallets.identity import (
     PHONE_INDEX_PREFIX,
     ClassIvPerPhoneLimit,
     EvidenceOfOtherHolder,
@@ -38,7 +39,6 @@ from operators.identity import (
     escrow_record,
     index_rows,
 )
-from operators.models import Wallet
 
 # ------------------------------------------------------------------ versions
 

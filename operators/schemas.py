@@ -73,7 +73,7 @@ class SignedUnload(Strict):
 class CustomerIn(Strict):
     """Identity evidence. What a class needs is in the policy file; see GET /v1/info. Lengths
     are bounded here; the content (phone form, check digits, no control, zero-width or bidi
-    characters) is checked by the service (operators/identity.py: `check_well_formed`)."""
+    characters) is checked by the service (operators/wallets/identity.py: `check_well_formed`)."""
 
     display_name: str | None = Field(default=None, min_length=1, max_length=200)
     phone: str | None = Field(

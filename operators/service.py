@@ -47,13 +47,13 @@ from operators.errors import (
     WalletNotActive,
     WrongOperator,
 )
-from operators.identity import (
+from operators.models import Customer, Order, Wallet
+from operators.wallets.identity import (
     check_evidence,
     check_well_formed,
     held_identity,
     merge_identity,
 )
-from operators.models import Customer, Order, Wallet
 
 ORDER_MAX_AGE = timedelta(minutes=10)
 ORDER_MAX_SKEW = timedelta(minutes=5)

@@ -29,10 +29,10 @@ from operators import repository as repo
 from operators.clients import CentralBankClient, PeerClients
 from operators.context import OperatorContext, WaterMarks
 from operators.errors import VaultFloatInsufficient
-from operators.identity import IdentityCipher
 from operators.jobs import JobRunner, OutboxWorker
 from operators.microbatch import PaymentBatcher
 from operators.vault import service as vault
+from operators.wallets.identity import IdentityCipher
 
 
 @dataclass
