@@ -32,11 +32,12 @@ from cbdc.clock import iso
 from cbdc.errors import DomainError, InsufficientFunds
 from cbdc.policy import WalletClass
 from cbdc.sqlarrays import int_array, text_array
-from operators import identity_history, service
+from operators import service
 from operators.batch import WalletState, load_wallet_states, wallet_accounts
 from operators.context import OperatorContext
 from operators.errors import UnknownWallet, VaultFloatInsufficient
 from operators.vault import service as vault
+from operators.wallets import identity_history
 from operators.wallets.identity import check_evidence
 
 

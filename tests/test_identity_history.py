@@ -37,8 +37,8 @@ from cbdc.policy import Uniqueness, WalletClass, load_policy, with_overrides
 from cbdc.regulator import disclosure_order, open_escrow, open_escrow_versions
 from operators import bulk
 from operators import identity_repository as irepo
-from operators.identity_history import backfill_index
 from operators.wallets.identity import WalletsPerIdLimit
+from operators.wallets.identity_history import backfill_index
 
 NAME = "Zhao Min"
 ID_A = make_resident_id("31010419850612123")

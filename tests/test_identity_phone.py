@@ -23,8 +23,8 @@ from sqlalchemy import text
 from cbdc.http import RemoteError
 from cbdc.identity import canonical_phone, legacy_phone, make_resident_id, normalise
 from operators.errors import EvidenceInvalid
-from operators.identity_history import backfill_index
 from operators.wallets.identity import check_well_formed
+from operators.wallets.identity_history import backfill_index
 
 ID_C = make_resident_id("31010419850612789")
 

@@ -32,7 +32,7 @@ from cbdc.hashchain import GENESIS, link_hash
 from operators import repository as repo
 from operators.context import OperatorContext
 from operators.errors import UnknownWallet
-from operators.identity_history import released_identity
+from operators.wallets.identity_history import released_identity
 
 ORDER_MAX_AGE = timedelta(hours=24)
 ORDER_MAX_SKEW = timedelta(minutes=5)
@@ -143,7 +143,7 @@ def disclose(
     if wallet is None or wallet.escrow is None:
         raise UnknownWallet(f"no wallet {order.get('wallet_id')} with escrow at {ctx.code}")
     # The identity as it was at the order's `as_of`, or every version with its period
-    # (operators/identity_history.py); chosen before the log entry that records it.
+    # (operators/wallets/identity_history.py); chosen before the log entry that records it.
     release = released_identity(
         session, wallet_id=wallet.id, current=wallet.escrow, as_of=_as_of(order)
     )

@@ -6,7 +6,7 @@ evidence verified, and whether the holder (self-service) or staff (at the counte
 Append-only in the database: a trigger refuses UPDATE, DELETE and TRUNCATE, and another
 refuses a version that is not the wallet's next number or starts before the previous one. A
 disclosure releases the version in force at the order's `as_of`, or all of them
-(operators/identity_history.py). `wallets.escrow` stays the current version.
+(operators/wallets/identity_history.py). `wallets.escrow` stays the current version.
 
 Wallets opened before this migration get their current escrow record as version 1, in force
 from the wallet's opening (`changed_by = 'migration'`): records overwritten before then are
