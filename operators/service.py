@@ -28,7 +28,6 @@ from cbdc.errors import (
 from cbdc.money import format_amount
 from cbdc.policy import ClassLimits, WalletClass
 from cbdc.tokens import sign_document
-from operators import identity_repository as irepo
 from operators import repository as repo
 from operators.context import OperatorContext
 from operators.errors import (
@@ -48,6 +47,7 @@ from operators.errors import (
 )
 from operators.models import Customer, Order, Wallet
 from operators.wallets import identity_history as versions
+from operators.wallets import identity_repository as irepo
 from operators.wallets.identity import (
     check_evidence,
     check_well_formed,

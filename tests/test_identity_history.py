@@ -36,7 +36,7 @@ from cbdc.identity import (
 from cbdc.policy import Uniqueness, WalletClass, load_policy, with_overrides
 from cbdc.regulator import disclosure_order, open_escrow, open_escrow_versions
 from operators import bulk
-from operators import identity_repository as irepo
+from operators.wallets import identity_repository as irepo
 from operators.wallets.identity import WalletsPerIdLimit
 from operators.wallets.identity_history import backfill_index
 

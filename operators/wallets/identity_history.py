@@ -28,9 +28,9 @@ from sqlalchemy.orm import Session
 from cbdc.clock import iso
 from cbdc.errors import ValidationFailed
 from cbdc.policy import Uniqueness, WalletClass
-from operators import identity_repository as irepo
 from operators.context import OperatorContext
 from operators.models import Wallet
+from operators.wallets import identity_repository as irepo
 from operators.wallets.identity import (
     PHONE_INDEX_PREFIX,
     ClassIvPerPhoneLimit,
