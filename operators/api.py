@@ -19,15 +19,7 @@ from cbdc.errors import (
 )
 from cbdc.policy import WalletClass
 from cbdc.web.auth import Principal, StrictJSONRoute, request_hash, require_role
-from operators import (
-    exchange,
-    netting,
-    payments_http,
-    rtgs_inbound,
-    service,
-    settlement,
-    signed_batch,
-)
+from operators import exchange, netting, payments_http, rtgs_inbound, settlement, signed_batch
 from operators import repository as repo
 from operators.compliance import disclosure
 from operators.compliance import repository as aml_repo
@@ -47,6 +39,7 @@ from operators.schemas import (
 )
 from operators.state import OperatorState, get_state
 from operators.vault import service as vault
+from operators.wallets import service
 
 router = APIRouter(route_class=StrictJSONRoute)
 State = Annotated[OperatorState, Depends(get_state)]

@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 from cbdc.addresses import is_valid_wallet_id, routing_code
 from cbdc.errors import DomainError, IdempotencyMismatch, InsufficientFunds
 from cbdc.sqlarrays import text_array
-from operators import payment_sql, service
+from operators import payment_sql
 from operators.compliance import aml
 from operators.context import OperatorContext
 from operators.errors import (
@@ -54,6 +54,7 @@ from operators.payment_sql import (  # noqa: F401 - WalletState, load_wallet_sta
     WalletState,
     load_wallet_states,
 )
+from operators.wallets import service
 
 
 class Instruction(NamedTuple):

@@ -15,11 +15,11 @@ from sqlalchemy.orm import Session
 from cbdc import ledger
 from cbdc.errors import IdempotencyMismatch, InsufficientFunds, ValidationFailed
 from operators import repository as repo
-from operators import service
 from operators.compliance import aml
 from operators.context import OperatorContext
 from operators.models import Order, Wallet
 from operators.vault import service as vault
+from operators.wallets import service
 
 
 def load(

@@ -244,7 +244,7 @@ def refund_submission(
             ],
             at=ctx.now(),
         )
-        from operators.service import unspend
+        from operators.wallets.service import unspend
 
         for r in rows:
             repo.set_order_status(session, r.order_id, "failed", failure=reason)

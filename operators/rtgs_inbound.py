@@ -154,7 +154,7 @@ def _credit(
     for (n, sid, amount, body), (outcome, reason, sweep) in zip(new, verdicts, strict=True):
         wallet_id = body["payee_wallet"]
         if sweep:
-            from operators.service import sweep_wallet_excess
+            from operators.wallets.service import sweep_wallet_excess
 
             sweep_wallet_excess(session, ctx, wallet_id=wallet_id, amount=sweep, reference=sid)
         if outcome == "credited":

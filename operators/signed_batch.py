@@ -16,11 +16,12 @@ from sqlalchemy.orm import Session
 from cbdc.addresses import is_valid_wallet_id, routing_code
 from cbdc.errors import DomainError, IdempotencyMismatch, ValidationFailed
 from cbdc.sqlarrays import text_array
-from operators import batch, payment_sql, service
+from operators import batch, payment_sql
 from operators.batch import Instruction, pay_many
 from operators.context import OperatorContext
 from operators.errors import InvalidWalletId, UnknownWallet, WrongOperator
 from operators.payment_sql import StoredOrder
+from operators.wallets import service
 
 MAX_BATCH = 1000
 

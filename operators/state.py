@@ -25,14 +25,13 @@ from cbdc.strictjson import loads_unique
 from cbdc.tokens import sign_document
 from cbdc.web.auth import Principal, ResolvedKey, SignedRequestAuth, UnitOfWork
 from operators import repository as repo
-from operators import service
 from operators.clients import CentralBankClient, PeerClients
 from operators.context import OperatorContext, WaterMarks
 from operators.errors import VaultFloatInsufficient
 from operators.jobs import JobRunner, OutboxWorker
 from operators.microbatch import PaymentBatcher
 from operators.vault import service as vault
-from operators.wallets import identity_history
+from operators.wallets import identity_history, service
 from operators.wallets.identity import IdentityCipher
 
 

@@ -1,4 +1,4 @@
-"""A signed order that was refused keeps its refusal for good (operators/service.py,
+"""A signed order that was refused keeps its refusal for good (operators/wallets/service.py,
 record_refused_order): resending the same signed order after the payer got funds, or after an
 upgrade raised its limits, is refused again (409 order_already_refused) and moves nothing.
 """

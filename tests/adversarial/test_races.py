@@ -19,8 +19,9 @@ from cbdc.db import transaction
 from cbdc.envelope import operator_audience, sign_request
 from cbdc.http import RemoteError
 from cbdc.policy import WalletClass, load_policy, with_overrides
-from operators import payment_sql, rtgs, service, signed_batch
+from operators import payment_sql, rtgs, signed_batch
 from operators import repository as repo
+from operators.wallets import service
 from tests.adversarial.helpers import assert_tiers_agree, drain, set_operator_status
 from wallets.orders import payment_order, sign_order
 
@@ -97,7 +98,7 @@ def test_the_same_refused_order_sent_twice_in_parallel_never_gets_a_500(
 def test_opening_two_wallets_with_one_key_in_parallel_never_gets_a_500(
     network: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """BUG (500): operators/service.py `open_wallet` checks `public_key_in_use` and inserts
+    """BUG (500): operators/wallets/service.py `open_wallet` checks `public_key_in_use` and inserts
     later, with no lock; two concurrent self-service openings with the same key both pass the
     check, and the second INSERT violates wallets.public_key UNIQUE -> IntegrityError -> 500.
     The threads meet right after the check. Correct: one 201, the other 409 `conflict`."""
