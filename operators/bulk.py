@@ -32,9 +32,9 @@ from cbdc.clock import iso
 from cbdc.errors import DomainError, InsufficientFunds
 from cbdc.policy import WalletClass
 from cbdc.sqlarrays import int_array, text_array
-from operators.batch import WalletState, load_wallet_states, wallet_accounts
 from operators.context import OperatorContext
 from operators.errors import UnknownWallet, VaultFloatInsufficient
+from operators.payments.batch import WalletState, load_wallet_states, wallet_accounts
 from operators.vault import service as vault
 from operators.wallets import identity_history, service
 from operators.wallets.identity import check_evidence

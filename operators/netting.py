@@ -48,11 +48,12 @@ from cbdc.http import RemoteError, RemoteUnavailable
 from cbdc.netting import direction_digest, submission_digest
 from cbdc.sqlarrays import any_array, int_array, nullable_text_array, text_array
 from cbdc.tokens import verify_document
-from operators import batch, settlement
 from operators import repository as repo
+from operators import settlement
 from operators.compliance import aml
 from operators.context import OperatorContext
 from operators.models import Order, OutboxJob
+from operators.payments import batch
 from operators.vault import service as vault
 from operators.vault.service import BadCentralBankDocument
 

@@ -1,4 +1,4 @@
-"""The SQL of the batch payment path (`operators.batch.pay_many`), in raw psycopg.
+"""The SQL of the batch payment path (`operators.payments.batch.pay_many`), in raw psycopg.
 
 A batch makes two round trips to PostgreSQL before its COMMIT, whatever its size:
 

@@ -1,7 +1,7 @@
 """Batched gross settlement, the payer's side: cross-operator RTGS payments settle at the
 central bank in batches, each still gross and final with its own signed receipt.
 
-  1. The payments' transaction (`operators.batch`) writes ONE outbox job `rtgs_batch` per
+  1. The payments' transaction (`operators.payments.batch`) writes ONE outbox job `rtgs_batch` per
      micro-batch and payee operator, naming its payments (they are `pending_settlement`,
      their money in `in_transit_out`). Crash safety is the outbox's: the job commits with them.
   2. A settler (`RtgsSettler`, threads of this process, woken by each such payment; the

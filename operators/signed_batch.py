@@ -1,7 +1,7 @@
 """`POST /v1/payments/batch`: signed payment orders through the batch payment path.
 
 Each order's currency, payer, signature and time window are checked here; the orders that pass
-go through `operators.batch.pay_many` together, in the request's transaction. A refused order
+go through `operators.payments.batch.pay_many` together, in the request's transaction. A refused order
 keeps its nonce like a refused single order, and the same signed order twice is one payment.
 """
 
@@ -16,11 +16,12 @@ from sqlalchemy.orm import Session
 from cbdc.addresses import is_valid_wallet_id, routing_code
 from cbdc.errors import DomainError, IdempotencyMismatch, ValidationFailed
 from cbdc.sqlarrays import text_array
-from operators import batch, payment_sql
-from operators.batch import Instruction, pay_many
+from operators import payment_sql
 from operators.context import OperatorContext
 from operators.errors import InvalidWalletId, UnknownWallet, WrongOperator
 from operators.payment_sql import StoredOrder
+from operators.payments import batch
+from operators.payments.batch import Instruction, pay_many
 from operators.wallets import service
 
 MAX_BATCH = 1000

@@ -10,7 +10,7 @@ Each step of simulated time:
      vault float cannot cover after asking the central bank for issuance is a liquidity
      shortfall;
   4. payments, drawn from the seeded generator, run through the operators' batch payment path
-     (`operators.batch.pay_many`) in time slices of the net settlement interval; after each
+     (`operators.payments.batch.pay_many`) in time slices of the net settlement interval; after each
      slice, cross-operator payments settle: RTGS by the operators' outbox jobs (a signed
      settlement at the central bank per payment), net by a clearing cycle;
   5. merchants unload to their deposits; vault water marks trigger issuance or redemption;
@@ -39,7 +39,8 @@ from sqlalchemy import text
 
 from cbdc.errors import DomainError
 from cbdc.sqlarrays import text_array
-from operators import batch, bulk
+from operators import bulk
+from operators.payments import batch
 from simulator import settle
 from simulator.metrics import observe
 from simulator.network import SimNetwork, apply_limits, side_by_side

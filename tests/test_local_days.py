@@ -1,4 +1,4 @@
-"""The batch path's local day of a payment (`operators.batch._LocalDays`) equals converting the
+"""The batch path's local day of a payment (`operators.payments.batch._LocalDays`) equals converting the
 payment's time to the operator's time zone, across days, years and daylight-saving changes, for
 times in any order and in any time zone of their own."""
 
@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from operators.batch import _LocalDays
+from operators.payments.batch import _LocalDays
 
 ZONES = ["Asia/Shanghai", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "UTC"]
 

@@ -182,7 +182,7 @@ def test_switching_modes_mid_stream_keeps_everything_conserved(network: Any) -> 
 
 
 def test_the_batch_path_queues_thousands_of_net_items_at_once(net: Any) -> None:
-    from operators import batch
+    from operators.payments import batch
 
     state = net.state("BKA1")
     state.ctx.net_max_items = 1000
