@@ -1,7 +1,7 @@
 """Fast bulk seeding of load-test wallets (10k to 1M) on a running network.
 
 Customers, wallets and their opening loads go in set-based through the operators' own bulk
-functions (`operators.bulk`: the same evidence checks, encrypted identity, signed wallet
+functions (`operators.payments.bulk`: the same evidence checks, encrypted identity, signed wallet
 certificates and double-entry loads as the HTTP onboarding), thousands per transaction, straight
 into each operator's database; the vault float is topped up by real issuance from the central
 bank first. Wallet keys are derived from a seed (`loadtest.keys`), so only public keys are stored
@@ -26,9 +26,9 @@ from cbdc.settings import NetworkConfig
 from loadtest.config import LoadtestSettings
 from loadtest.keys import derive_key
 from loadtest.manifest import MERCHANT_SUFFIX, Manifest, OperatorWallets
-from operators import bulk
 from operators.app import config_from_network
 from operators.errors import VaultFloatInsufficient
+from operators.payments import bulk
 from operators.state import OperatorState
 from simulator.population import MERCHANT_NUMBERS, identity  # distinct evidence per person
 

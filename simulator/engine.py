@@ -39,8 +39,7 @@ from sqlalchemy import text
 
 from cbdc.errors import DomainError
 from cbdc.sqlarrays import text_array
-from operators import bulk
-from operators.payments import batch
+from operators.payments import batch, bulk
 from simulator import settle
 from simulator.metrics import observe
 from simulator.network import SimNetwork, apply_limits, side_by_side

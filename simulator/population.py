@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from cbdc.crypto import SigningKey
 from cbdc.identity import make_bank_account, make_resident_id
 from cbdc.policy import WalletClass
-from operators import bulk
+from operators.payments import bulk
 from simulator.network import SimNetwork
 from simulator.scenario import OperatorSpec, Scenario
 

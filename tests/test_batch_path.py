@@ -1,5 +1,5 @@
 """The set-based batch payment path (`operators.payments.batch.pay_many`) and bulk onboarding/exchange
-(`operators.bulk`), as the scenario engine calls them: the same rules as single payments,
+(`operators.payments.bulk`), as the scenario engine calls them: the same rules as single payments,
 judged in order within a batch, and money conserved when batches run concurrently with each
 other and with single payments over HTTP."""
 
@@ -12,8 +12,7 @@ from typing import Any
 from cbdc.crypto import SigningKey
 from cbdc.http import RemoteError
 from cbdc.policy import WalletClass
-from operators import bulk
-from operators.payments import batch
+from operators.payments import batch, bulk
 from tests.conftest import VALID_BANK_ACCOUNT, VALID_ID_NUMBER
 
 CLASSES = [WalletClass.IV, WalletClass.III, WalletClass.II]

@@ -35,7 +35,7 @@ from cbdc.identity import (
 )
 from cbdc.policy import Uniqueness, WalletClass, load_policy, with_overrides
 from cbdc.regulator import disclosure_order, open_escrow, open_escrow_versions
-from operators import bulk
+from operators.payments import bulk
 from operators.wallets import identity_repository as irepo
 from operators.wallets.identity import WalletsPerIdLimit
 from operators.wallets.identity_history import backfill_index
