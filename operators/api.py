@@ -19,11 +19,12 @@ from cbdc.errors import (
 )
 from cbdc.policy import WalletClass
 from cbdc.web.auth import Principal, StrictJSONRoute, request_hash, require_role
-from operators import exchange, netting, payments_http, rtgs_inbound, settlement, signed_batch
+from operators import exchange, netting, payments_http, rtgs_inbound, settlement
 from operators import repository as repo
 from operators.compliance import disclosure
 from operators.compliance import repository as aml_repo
 from operators.errors import InvalidWalletId, OrderExpired, UnknownWallet, WrongOperator
+from operators.payments import signed_batch
 from operators.schemas import (
     CashLoad,
     ChangeClass,

@@ -31,8 +31,8 @@ from sqlalchemy.orm import Session
 
 from cbdc.errors import DatabaseUnavailable, DomainError, ServiceUnavailable
 from cbdc.outages import database_unavailable
-from operators import signed_batch
 from operators.context import OperatorContext
+from operators.payments import signed_batch
 
 log = logging.getLogger(__name__)
 IDLE_SECONDS = 5.0

@@ -32,6 +32,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from cbdc.webapp import TOO_LARGE, exception_response, read_body, replay_body, too_large
 from fastapi import FastAPI
 from fastapi.encoders import jsonable_encoder
 from pydantic import ValidationError
@@ -41,8 +42,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from cbdc.errors import DomainError
 from cbdc.metrics import UNMATCHED
 from cbdc.strictjson import loads_unique
-from cbdc.webapp import TOO_LARGE, exception_response, read_body, replay_body, too_large
-from operators import signed_batch
+from operators.payments import signed_batch
 from operators.schemas import PaymentOrder, SignedPayment, SignedPaymentBatch
 from operators.state import OperatorState
 

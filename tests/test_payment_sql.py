@@ -18,8 +18,8 @@ from cbdc import db
 from cbdc.db import transaction
 from cbdc.errors import InsufficientFunds
 from cbdc.policy import WalletClass
-from operators import payment_sql, signed_batch
-from operators.payments import batch
+from operators import payment_sql
+from operators.payments import batch, signed_batch
 from operators.wallets import service
 from tests.test_compliance_aml import aml, cb_alerts, op_alerts, rules_of
 from wallets.orders import payment_order, sign_order

@@ -120,7 +120,7 @@ def read_for(
 ) -> BatchRead:
     """Lock what `pay_many(instructions)` will lock and read what it will read (the wallets'
     public keys too, if asked): for a caller that needs the wallets before judging, e.g. to
-    check signatures (`operators.signed_batch`), and passes the result on as `read`."""
+    check signatures (`operators.payments.signed_batch`), and passes the result on as `read`."""
     wanted: set[str] = set()
     cross_any = False
     known_peers: dict[str, bool] = {}
