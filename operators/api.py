@@ -235,7 +235,7 @@ async def pay(body: SignedPayment, state: State) -> Any:
     if the central bank or the payee's operator is unreachable the answer says
     `pending_settlement` and the outbox finishes the job later; net settlement: the answer is
     `pending_settlement` and the payment settles, netted, in the next clearing cycle).
-    Concurrent payments share a transaction (`operators.microbatch`); each is judged alone.
+    Concurrent payments share a transaction (`operators.payments.microbatch`); each is judged alone.
     (A well-formed body is answered by `operators.payments_http` in front of this route, with
     the same work: `payments_http.pay_one`.)"""
     return await payments_http.pay_one(

@@ -29,7 +29,7 @@ from operators.clients import CentralBankClient, PeerClients
 from operators.context import OperatorContext, WaterMarks
 from operators.errors import VaultFloatInsufficient
 from operators.jobs import JobRunner, OutboxWorker
-from operators.microbatch import PaymentBatcher
+from operators.payments.microbatch import PaymentBatcher
 from operators.vault import service as vault
 from operators.wallets import identity_history, service
 from operators.wallets.identity import IdentityCipher
@@ -152,7 +152,7 @@ class OperatorState:
     async def pay(self, order: dict[str, Any], signature: str) -> dict[str, Any] | DomainError:
         """One signed payment order (validated by the route): its receipt, final as far as this
         request can take it, or its refusal (returned, not raised). Every single-payment route
-        comes through here: the order joins a micro-batch (`operators.microbatch`); a
+        comes through here: the order joins a micro-batch (`operators.payments.microbatch`); a
         cross-operator payment under RTGS then waits for its settlement batch
         (`operators.rtgs`) before the answer."""
         result = await asyncio.wrap_future(self.payments.submit(order, signature))

@@ -1,4 +1,4 @@
-"""The payment batcher on its own (operators/microbatch.py): requests that arrive while a batch
+"""The payment batcher on its own (operators/payments/microbatch.py): requests that arrive while a batch
 runs share the next one, each gets its own answer, a batch that fails as a whole is retried
 order by order, idle threads end and come back. The judging itself is replaced by a stand-in
 here; the real path (signed orders on PostgreSQL) is exercised by every payment test."""
@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from cbdc.errors import DomainError, InsufficientFunds
-from operators import microbatch
-from operators.microbatch import PaymentBatcher
+from operators.payments import microbatch
+from operators.payments.microbatch import PaymentBatcher
 
 
 class FakeJudge:

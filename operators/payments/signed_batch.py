@@ -59,7 +59,7 @@ def judge_signed(
     session: Session, ctx: OperatorContext, *, items: Sequence[tuple[dict[str, Any], str]]
 ) -> list[dict[str, Any] | DomainError]:
     """The work of `pay_signed`: one receipt or one refusal (the exception, not raised) per
-    order. Also the engine of micro-batched single payments (`operators.microbatch`).
+    order. Also the engine of micro-batched single payments (`operators.payments.microbatch`).
 
     Payers' public keys come from a per-operator cache (a wallet's key never changes; the
     missing ones are read in one statement, without locks); the signatures are checked; then

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from operators import microbatch
+from operators.payments import microbatch
 from tests.outages.helpers import OutageJudge
 
 

@@ -19,8 +19,8 @@ from cbdc.errors import (
 )
 from cbdc.outages import database_unavailable
 from cbdc.web.problems import install_problem_handlers
-from operators import microbatch
-from operators.microbatch import PaymentBatcher
+from operators.payments import microbatch
+from operators.payments.microbatch import PaymentBatcher
 from tests.outages.helpers import OutageJudge
 
 # ------------------------------------------------------------------ what counts as an outage
