@@ -1,4 +1,4 @@
-"""The raw SQL of the batch payment path (`operators.payment_sql`): its one write statement is
+"""The raw SQL of the batch payment path (`operators.payments.payment_sql`): its one write statement is
 still held to the ledger's invariants by the database, replays are found within and across
 batches, the wallets are read as of the lock, and the engine pool pings only idle
 connections."""
@@ -18,8 +18,7 @@ from cbdc import db
 from cbdc.db import transaction
 from cbdc.errors import InsufficientFunds
 from cbdc.policy import WalletClass
-from operators import payment_sql
-from operators.payments import batch, signed_batch
+from operators.payments import batch, payment_sql, signed_batch
 from operators.wallets import service
 from tests.test_compliance_aml import aml, cb_alerts, op_alerts, rules_of
 from wallets.orders import payment_order, sign_order

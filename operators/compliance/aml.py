@@ -173,7 +173,7 @@ def on_unload(session: Session, ctx: OperatorContext, *, wallet: Wallet, amount:
 class PaymentChecks:
     """The payment rules of one batch: the large payments (alerts whatever the history), and
     the one aggregate query for the window rules (`query`, `params`), which the batch path runs
-    in the round trip of its writes (`operators.payment_sql.write_batch`)."""
+    in the round trip of its writes (`operators.payments.payment_sql.write_batch`)."""
 
     large: list[tuple[str, int, dict[str, Any]]]
     amounts: dict[tuple[str, str], int]  # (wallet, rule) -> the amount that would trigger it

@@ -5,7 +5,7 @@
 a payment: payer and payee exist and are active, class limits per payment, day and year, the
 payer's balance, the payee's balance cap (refuse or sweep, as the policy says), cross-operator
 payments through `in_transit_out` and settlement (RTGS or deferred net), AML rules. The
-database is used like this (the SQL is in `operators.payment_sql`, raw psycopg):
+database is used like this (the SQL is in `operators.payments.payment_sql`, raw psycopg):
 
   1. one round trip locks the accounts the batch touches, in ascending id order (as every
      path that locks accounts does, so they cannot deadlock), then reads the wallets as of the
@@ -37,7 +37,6 @@ from sqlalchemy.orm import Session
 from cbdc.addresses import is_valid_wallet_id, routing_code
 from cbdc.errors import DomainError, IdempotencyMismatch, InsufficientFunds
 from cbdc.sqlarrays import text_array
-from operators import payment_sql
 from operators.compliance import aml
 from operators.context import OperatorContext
 from operators.errors import (
@@ -48,7 +47,8 @@ from operators.errors import (
     WrongOperator,
 )
 from operators.models import Order
-from operators.payment_sql import (  # noqa: F401 - WalletState, load_wallet_states: re-exported
+from operators.payments import payment_sql
+from operators.payments.payment_sql import (  # noqa: F401 - WalletState, load_wallet_states: re-exported
     BatchRead,
     StoredOrder,
     WalletState,

@@ -16,12 +16,11 @@ from sqlalchemy.orm import Session
 from cbdc.addresses import is_valid_wallet_id, routing_code
 from cbdc.errors import DomainError, IdempotencyMismatch, ValidationFailed
 from cbdc.sqlarrays import text_array
-from operators import payment_sql
 from operators.context import OperatorContext
 from operators.errors import InvalidWalletId, UnknownWallet, WrongOperator
-from operators.payment_sql import StoredOrder
-from operators.payments import batch
+from operators.payments import batch, payment_sql
 from operators.payments.batch import Instruction, pay_many
+from operators.payments.payment_sql import StoredOrder
 from operators.wallets import service
 
 MAX_BATCH = 1000
