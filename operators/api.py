@@ -19,11 +19,12 @@ from cbdc.errors import (
 )
 from cbdc.policy import WalletClass
 from cbdc.web.auth import Principal, StrictJSONRoute, request_hash, require_role
-from operators import exchange, netting, payments_http, rtgs_inbound, settlement
+from operators import exchange, netting, rtgs_inbound, settlement
 from operators import repository as repo
 from operators.compliance import disclosure
 from operators.compliance import repository as aml_repo
 from operators.errors import InvalidWalletId, OrderExpired, UnknownWallet, WrongOperator
+from operators.payments import fast_path as payments_http
 from operators.payments import signed_batch
 from operators.schemas import (
     CashLoad,
@@ -236,7 +237,7 @@ async def pay(body: SignedPayment, state: State) -> Any:
     `pending_settlement` and the outbox finishes the job later; net settlement: the answer is
     `pending_settlement` and the payment settles, netted, in the next clearing cycle).
     Concurrent payments share a transaction (`operators.payments.microbatch`); each is judged alone.
-    (A well-formed body is answered by `operators.payments_http` in front of this route, with
+    (A well-formed body is answered by `operators.payments.fast_path` in front of this route, with
     the same work: `payments_http.pay_one`.)"""
     return await payments_http.pay_one(
         state, body.order.model_dump(exclude_unset=True), body.signature

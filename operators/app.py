@@ -13,15 +13,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from cbdc.webapp import add_front_door, base_app
 from fastapi import FastAPI
 
 from cbdc import metrics
 from cbdc.crypto import SigningKey, b64d
 from cbdc.settings import NetworkConfig
-from cbdc.webapp import add_front_door, base_app
 from operators.api import router
 from operators.context import WaterMarks
-from operators.payments_http import PaymentsFastPath
+from operators.payments.fast_path import PaymentsFastPath
 from operators.state import OperatorConfig, OperatorState
 
 DESCRIPTION = """Tier 2 of the two-tier CBDC: an authorised operator. It holds a **vault** of

@@ -1,4 +1,4 @@
-"""The payments fast path (`operators.payments_http`) answers exactly as the FastAPI routes do.
+"""The payments fast path (`operators.payments.fast_path`) answers exactly as the FastAPI routes do.
 
 Each request is sent twice: through the app as it is served (the fast path in front) and
 through the app's framework stack alone (the FastAPI routes, as before the fast path). Bad
@@ -14,11 +14,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from cbdc.webapp import DEFAULT_MAX_BODY_BYTES
 from fastapi.testclient import TestClient
 from starlette.types import Receive, Scope, Send
 
-from cbdc.webapp import DEFAULT_MAX_BODY_BYTES
-from operators.payments_http import PaymentsFastPath
+from operators.payments.fast_path import PaymentsFastPath
 from tests.conftest import InProcessNetwork
 from wallets.orders import payment_order, sign_order
 
