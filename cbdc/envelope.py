@@ -27,7 +27,7 @@ string that repeats the request it answers, so a signed answer cannot be moved t
     CBDC-RESPONSE/2\\nAUDIENCE\\nMETHOD\\nPATH?QUERY\\nKEY-ID\\nNONCE\\nIDEMPOTENCY-KEY
     \\nSHA256(REQUEST BODY)\\nSTATUS\\nSHA256(RESPONSE BODY)
 
-It signs an answer only when this very request consumed its nonce (`cbdc.webapp.sign_responses`):
+It signs an answer only when this very request consumed its nonce (`cbdc.web.app.sign_responses`):
 nothing for a request that failed authentication, and nothing for a resend of a request whose
 nonce was already used, whatever the resend's answer (a 422 for a stripped header included).
 """

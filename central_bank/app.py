@@ -21,8 +21,8 @@ from cbdc.crypto import SigningKey
 from cbdc.db import transaction
 from cbdc.outages import log_failure
 from cbdc.settings import NetworkConfig
+from cbdc.web.app import base_app, sign_responses
 from cbdc.web.auth import prune_nonces
-from cbdc.webapp import base_app, sign_responses
 from central_bank.api import router
 from central_bank.state import CentralBankConfig, CentralBankState
 

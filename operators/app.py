@@ -13,12 +13,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from cbdc.webapp import add_front_door, base_app
 from fastapi import FastAPI
 
 from cbdc import metrics
 from cbdc.crypto import SigningKey, b64d
 from cbdc.settings import NetworkConfig
+from cbdc.web.app import add_front_door, base_app
 from operators.api import router
 from operators.context import WaterMarks
 from operators.payments.fast_path import PaymentsFastPath

@@ -657,7 +657,7 @@ def test_oversized_bodies_are_refused_413(parties: dict[str, Any]) -> None:
     """Review: there was no body size limit (a 20 MB body was read and parsed). Over the limit
     is 413 `body_too_large`, from the Content-Length before reading, or from the bytes read
     when the body comes chunked without one."""
-    from cbdc.webapp import DEFAULT_MAX_BODY_BYTES
+    from cbdc.web.app import DEFAULT_MAX_BODY_BYTES
 
     op, cb = parties["op"], parties["cb"]
     huge = b'{"a": "' + b"x" * 20_000_000 + b'"}'
@@ -677,7 +677,7 @@ def test_oversized_bodies_are_refused_413(parties: dict[str, Any]) -> None:
 def test_body_limit_is_a_setting_with_room_for_the_largest_legitimate_bodies(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from cbdc.webapp import DEFAULT_MAX_BODY_BYTES, base_app
+    from cbdc.web.app import DEFAULT_MAX_BODY_BYTES, base_app
     from central_bank.schemas import ClearingSubmission
     from operators.schemas import SignedPaymentBatch
 

@@ -14,10 +14,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from cbdc.webapp import DEFAULT_MAX_BODY_BYTES
 from fastapi.testclient import TestClient
 from starlette.types import Receive, Scope, Send
 
+from cbdc.web.app import DEFAULT_MAX_BODY_BYTES
 from operators.payments.fast_path import PaymentsFastPath
 from tests.conftest import InProcessNetwork
 from wallets.orders import payment_order, sign_order

@@ -10,7 +10,7 @@ be replayed later to better effect.
 
 A verified request is marked on `request.state` (`Authentication`). The mark says `consumed` once
 THIS request's nonce is committed as new in `request_nonces` (by `UnitOfWork.run`, with the work or
-on its own after a domain error). `cbdc.webapp.sign_responses` signs an answer only for a consumed
+on its own after a domain error). `cbdc.web.app.sign_responses` signs an answer only for a consumed
 nonce: for a verified request the handler never reached (a validation error first) it consumes the
 nonce itself (`UnitOfWork.consume_nonce`) and signs only if that insert was new. So a service
 never signs an answer to a request that failed authentication, nor to a resend of a request whose
@@ -186,7 +186,7 @@ class UnitOfWork:
 
     def consume_nonce(self, key_id: str, nonce: str) -> bool:
         """Record a nonce in a transaction of its own: True if it was new (this call consumed
-        it), False if it was used already; a database failure raises. `cbdc.webapp.
+        it), False if it was used already; a database failure raises. `cbdc.web.app.
         sign_responses` calls it for a verified request whose handler did not record its nonce
         (a validation error came first), before signing the answer."""
 

@@ -4,7 +4,7 @@ A payment through FastAPI costs more in the framework than in the payment: middl
 routing through every route's pattern, dependency resolution, validation into models and
 `model_dump` back out, `jsonable_encoder` over the receipt, the metrics middleware's wrapper.
 `PaymentsFastPath` stands in front of the app's whole middleware stack
-(`cbdc.webapp.add_front_door`) and answers those two routes itself, for a well-formed body:
+(`cbdc.web.app.add_front_door`) and answers those two routes itself, for a well-formed body:
 
 - the body is read once, up to the service's body limit (413 `body_too_large` past it);
 - it is parsed once (`cbdc.strictjson.loads_unique`: no repeated keys) and validated once, in
@@ -15,7 +15,7 @@ routing through every route's pattern, dependency resolution, validation into mo
   `signed_batch.pay_signed` in the request's transaction, in a thread), and is counted as
   there (`count_receipt`, `count_payments`, `count_batch`) along with the request histogram;
 - the answer is written with one `json.dumps`; a refusal or an error gets exactly the answer
-  the app's exception handlers give (`cbdc.webapp.exception_response`: problem+json, 503
+  the app's exception handlers give (`cbdc.web.app.exception_response`: problem+json, 503
   `database_unavailable` with Retry-After during an outage).
 
 Anything that is not a well-formed body of the right content type (not JSON, a repeated key,
@@ -32,7 +32,6 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from cbdc.webapp import TOO_LARGE, exception_response, read_body, replay_body, too_large
 from fastapi import FastAPI
 from fastapi.encoders import jsonable_encoder
 from pydantic import ValidationError
@@ -42,6 +41,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from cbdc.errors import DomainError
 from cbdc.metrics import UNMATCHED
 from cbdc.strictjson import loads_unique
+from cbdc.web.app import TOO_LARGE, exception_response, read_body, replay_body, too_large
 from operators.payments import signed_batch
 from operators.schemas import PaymentOrder, SignedPayment, SignedPaymentBatch
 from operators.state import OperatorState
