@@ -1,8 +1,8 @@
 """A raw PostgreSQL baseline for the engine's payment rate, measured in the same run.
 
-The same rows a batch of payments writes through `operators.payments.batch.pay_many` (accounts locked in
-ascending order, one journal entry and two postings per payment through the ledger's statement
-trigger, one order row, the payers' spend counters), written by one SQL function per batch
+The same rows a batch of payments writes through `operators.payments.batch.pay_many` (accounts
+locked in ascending order, one journal entry and two postings per payment through the ledger's
+statement trigger, one order row, the payers' spend counters), written by one SQL function per batch
 with no Python in between: what this machine's PostgreSQL can do for the same work. It runs on
 a throw-away database migrated like an operator's, so the schema, triggers and indexes are the
 real ones.

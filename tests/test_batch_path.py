@@ -1,7 +1,7 @@
-"""The set-based batch payment path (`operators.payments.batch.pay_many`) and bulk onboarding/exchange
-(`operators.payments.bulk`), as the scenario engine calls them: the same rules as single payments,
-judged in order within a batch, and money conserved when batches run concurrently with each
-other and with single payments over HTTP."""
+"""The set-based batch payment path (`operators.payments.batch.pay_many`) and bulk
+onboarding/exchange (`operators.payments.bulk`), as the scenario engine calls them: the same rules
+as single payments, judged in order within a batch, and money conserved when batches run
+concurrently with each other and with single payments over HTTP."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The batch path's local day of a payment (`operators.payments.batch._LocalDays`) equals converting the
-payment's time to the operator's time zone, across days, years and daylight-saving changes, for
+"""The batch path's local day of a payment (`operators.payments.batch._LocalDays`) equals converting
+the payment's time to the operator's time zone, across days, years and daylight-saving changes, for
 times in any order and in any time zone of their own."""
 
 from __future__ import annotations

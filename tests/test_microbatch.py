@@ -1,5 +1,5 @@
-"""The payment batcher on its own (operators/payments/microbatch.py): requests that arrive while a batch
-runs share the next one, each gets its own answer, a batch that fails as a whole is retried
+"""The payment batcher on its own (operators/payments/microbatch.py): requests that arrive while a
+batch runs share the next one, each gets its own answer, a batch that fails as a whole is retried
 order by order, idle threads end and come back. The judging itself is replaced by a stand-in
 here; the real path (signed orders on PostgreSQL) is exercised by every payment test."""
 

@@ -1,5 +1,5 @@
-"""The raw SQL of the batch payment path (`operators.payments.payment_sql`): its one write statement is
-still held to the ledger's invariants by the database, replays are found within and across
+"""The raw SQL of the batch payment path (`operators.payments.payment_sql`): its one write statement
+is still held to the ledger's invariants by the database, replays are found within and across
 batches, the wallets are read as of the lock, and the engine pool pings only idle
 connections."""
 

@@ -1,8 +1,8 @@
 """The batch payment path: thousands of payments in one transaction.
 
 `pay_many` is what every payment goes through: single payments (micro-batched,
-`operators.payments.microbatch`), the signed batch API and the scenario engine. It applies the rules of
-a payment: payer and payee exist and are active, class limits per payment, day and year, the
+`operators.payments.microbatch`), the signed batch API and the scenario engine. It applies the rules
+of a payment: payer and payee exist and are active, class limits per payment, day and year, the
 payer's balance, the payee's balance cap (refuse or sweep, as the policy says), cross-operator
 payments through `in_transit_out` and settlement (RTGS or deferred net), AML rules. The
 database is used like this (the SQL is in `operators.payments.payment_sql`, raw psycopg):

@@ -1,8 +1,8 @@
 """`POST /v1/payments/batch`: signed payment orders through the batch payment path.
 
 Each order's currency, payer, signature and time window are checked here; the orders that pass
-go through `operators.payments.batch.pay_many` together, in the request's transaction. A refused order
-keeps its nonce like a refused single order, and the same signed order twice is one payment.
+go through `operators.payments.batch.pay_many` together, in the request's transaction. A refused
+order keeps its nonce like a refused single order, and the same signed order twice is one payment.
 """
 
 from __future__ import annotations
