@@ -19,11 +19,12 @@ from cbdc.errors import (
 )
 from cbdc.policy import WalletClass
 from cbdc.web.auth import Principal, StrictJSONRoute, request_hash, require_role
-from operators import exchange, netting, rtgs_inbound, settlement
+from operators import netting, rtgs_inbound, settlement
 from operators import repository as repo
 from operators.compliance import disclosure
 from operators.compliance import repository as aml_repo
 from operators.errors import InvalidWalletId, OrderExpired, UnknownWallet, WrongOperator
+from operators.exchange import service as exchange
 from operators.payments import fast_path as payments_http
 from operators.payments import signed_batch
 from operators.schemas import (
