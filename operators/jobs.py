@@ -23,11 +23,12 @@ from cbdc.disclosure_log import sign_anchor
 from cbdc.http import RemoteError, RemoteUnavailable
 from cbdc.outages import database_unavailable, log_failure
 from cbdc.web.auth import prune_nonces
-from operators import netting, rtgs, settlement
+from operators import netting, rtgs
 from operators import repository as repo
 from operators.context import OperatorContext
 from operators.models import OutboxJob
 from operators.rtgs_settler import RtgsSettler
+from operators.settlement import delivery as settlement
 from operators.vault import service as vault
 
 log = logging.getLogger(__name__)

@@ -49,11 +49,11 @@ from cbdc.netting import direction_digest, submission_digest
 from cbdc.sqlarrays import any_array, int_array, nullable_text_array, text_array
 from cbdc.tokens import verify_document
 from operators import repository as repo
-from operators import settlement
 from operators.compliance import aml
 from operators.context import OperatorContext
 from operators.models import Order, OutboxJob
 from operators.payments import batch
+from operators.settlement import delivery as settlement
 from operators.vault import service as vault
 from operators.vault.service import BadCentralBankDocument
 
@@ -651,7 +651,7 @@ def _target(
     amount: int,
 ) -> tuple[str, int | None, str | None, int]:
     """(outcome, account to credit, reason, amount to sweep past the cap): the rules of an
-    RTGS delivery (operators/settlement.py), against the locked balances."""
+    RTGS delivery (operators/settlement/delivery.py), against the locked balances."""
     if not _ours(ctx, wallet_id):
         return "returning", None, "invalid_wallet_id", 0
     payee = payees.get(wallet_id)

@@ -27,7 +27,7 @@ from cbdc.sqlarrays import any_array, int_array, nullable_text_array, text_array
 from operators.compliance import aml
 from operators.context import OperatorContext
 from operators.errors import SettlementRejected
-from operators.settlement import check_delivery, credit_verdict, queue_return
+from operators.settlement.delivery import check_delivery, credit_verdict, queue_return
 
 Checked = tuple[int, str, int, dict[str, Any]]  # (index, settlement id, amount, body)
 

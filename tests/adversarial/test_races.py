@@ -134,7 +134,7 @@ def test_opening_two_wallets_with_one_key_in_parallel_never_gets_a_500(
 def test_a_refund_does_not_erase_a_concurrent_payment_from_the_spend_counters(
     network: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """BUG (limit bypass, lost update): operators/settlement.py `refund_settlement` loaded the
+    """BUG (limit bypass, lost update): operators/settlement/delivery.py `refund_settlement` loaded the
     payer's wallet BEFORE locking its account and keeps it in a local variable;
     `service.unspend` then gets that same identity-mapped (stale) object back from
     `session.get` and writes counters computed from it with an absolute UPDATE. Interleaving:
@@ -253,7 +253,7 @@ def test_a_payee_downgraded_during_a_payment_is_not_credited_over_its_new_cap(
 
 
 def test_a_return_for_a_payment_that_was_already_refunded_is_rejected(network: Any) -> None:
-    """BUG (double refund, order status rewritten): operators/settlement.py `receive` /
+    """BUG (double refund, order status rewritten): operators/settlement/delivery.py `receive` /
     `_refund_target` accept a `return` for any local payment order: they do not check that the
     order was sent to the returning operator, that it is still `settled`, or that the amount
     matches. Here the payment was refused by the central bank and refunded (`failed`); BKB1

@@ -158,7 +158,7 @@ def test_redemption_retry_after_lost_answer_is_not_cancelled_when_operator_is_su
 
 
 def test_stale_settle_run_after_a_refund_does_not_settle_again(network: Any) -> None:
-    """BUG (money duplicated): operators/settlement.py `prepare_settlement` (vault.reserve_for)
+    """BUG (money duplicated): operators/settlement/delivery.py `prepare_settlement` (vault.reserve_for)
     and jobs.py `_settle` never check that the job is still pending before calling the central
     bank. Interleaving: runner 1 and runner 2 both hold the settle job (lease expired); runner 1
     gets a refusal (payee operator suspended) and refunds the payer (job failed, tokens
