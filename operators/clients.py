@@ -65,7 +65,7 @@ class CentralBankClient:
     def settle_batch(
         self, *, reference: str, serials: list[str], items: list[dict[str, Any]]
     ) -> dict[str, Any]:
-        """Batched gross settlement (`operators.rtgs`): one call for many payments."""
+        """Batched gross settlement (`operators.settlement.rtgs`): one call for many payments."""
         return self.client.request(  # type: ignore[no-any-return]
             "POST",
             "/v1/settlements/batch",

@@ -23,12 +23,13 @@ from cbdc.disclosure_log import sign_anchor
 from cbdc.http import RemoteError, RemoteUnavailable
 from cbdc.outages import database_unavailable, log_failure
 from cbdc.web.auth import prune_nonces
-from operators import netting, rtgs
+from operators import netting
 from operators import repository as repo
 from operators.context import OperatorContext
 from operators.models import OutboxJob
 from operators.rtgs_settler import RtgsSettler
 from operators.settlement import delivery as settlement
+from operators.settlement import rtgs
 from operators.vault import service as vault
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ class JobRunner:
         # when the database is back, instead of waiting out the lease.
         self._interrupted: set[int] = set()
         self._interrupted_lock = threading.Lock()
-        # Batched gross settlement (operators/rtgs.py): settler threads, waiting requests.
+        # Batched gross settlement (operators/settlement/rtgs.py): settler threads, waiting requests.
         self.rtgs = RtgsSettler(self)
 
     def tx(self, work: Any) -> Any:

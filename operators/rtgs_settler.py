@@ -1,4 +1,4 @@
-"""The settler of batched gross settlement (see `operators.rtgs`): threads of the operator's
+"""The settler of batched gross settlement (see `operators.settlement.rtgs`): threads of the operator's
 process that gather every ready cross-operator payment per peer, settle them at the central bank
 in one call and deliver them to the payee's operator in one call, and tell the requests waiting
 for those payments how they ended (`wait_for`), so `POST /v1/payments` can answer `delivered`
@@ -27,8 +27,8 @@ from sqlalchemy.orm import Session
 
 from cbdc.http import RemoteError, RemoteUnavailable
 from cbdc.sqlarrays import any_array
-from operators import rtgs
 from operators.models import OutboxJob
+from operators.settlement import rtgs
 
 if TYPE_CHECKING:
     from operators.jobs import JobRunner

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from cbdc.metrics import ServiceMetrics
 from fastapi import Request
 from sqlalchemy.orm import Session
 
@@ -17,7 +18,6 @@ from cbdc.crypto import SigningKey
 from cbdc.db import make_engine, session_factory, transaction
 from cbdc.envelope import operator_audience
 from cbdc.errors import DomainError
-from cbdc.metrics import ServiceMetrics
 from cbdc.outages import database_unavailable
 from cbdc.policy import Policy, load_policy
 from cbdc.settings import SettlementMode
@@ -154,7 +154,7 @@ class OperatorState:
         request can take it, or its refusal (returned, not raised). Every single-payment route
         comes through here: the order joins a micro-batch (`operators.payments.microbatch`); a
         cross-operator payment under RTGS then waits for its settlement batch
-        (`operators.rtgs`) before the answer."""
+        (`operators.settlement.rtgs`) before the answer."""
         result = await asyncio.wrap_future(self.payments.submit(order, signature))
         if isinstance(result, DomainError):
             return result
@@ -165,7 +165,7 @@ class OperatorState:
         return result
 
     async def _await_settlement(self, receipt: dict[str, Any]) -> dict[str, Any]:
-        """Batched gross settlement (operators/rtgs.py): wake the settler and wait, without a
+        """Batched gross settlement (operators/settlement/rtgs.py): wake the settler and wait, without a
         thread, for this payment's batch to be settled and delivered; the receipt is then
         re-signed with the outcome the settler learnt (no database read). If the settlement
         cannot be made now (an outage), the answer stays `pending_settlement` and the outbox

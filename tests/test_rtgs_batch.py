@@ -1,4 +1,4 @@
-"""Batched gross settlement between operators (operators/rtgs.py, rtgs_settler.py,
+"""Batched gross settlement between operators (operators/settlement/rtgs.py, rtgs_settler.py,
 rtgs_inbound.py): concurrent cross-operator payments move in batches, yet each settles exactly
 once with its own central bank receipt; a refusal of one item refunds only that payment; a
 batch delivered twice credits once; forged items are rejected while the others are credited."""

@@ -406,7 +406,7 @@ def _queue_settlements(
             ],
         )
         return
-    from operators import rtgs  # batched gross settlement: one job per payee operator
+    from operators.settlement import rtgs
 
     rtgs.queue_payments(
         session,

@@ -1,6 +1,6 @@
 """Settlement across operators, one at a time, driven by the outbox: the path of returns
 (and of anyone settling a single payment). Cross-operator payments themselves settle in batches
-(`operators.rtgs`: the same steps, one central bank call and one delivery per batch).
+(`operators.settlement.rtgs`: the same steps, one central bank call and one delivery per batch).
 
 Payer's operator A, payee's operator B, central bank CB:
 

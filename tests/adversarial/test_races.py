@@ -20,8 +20,8 @@ from cbdc.envelope import operator_audience, sign_request
 from cbdc.http import RemoteError
 from cbdc.policy import WalletClass, load_policy, with_overrides
 from operators import repository as repo
-from operators import rtgs
 from operators.payments import payment_sql, signed_batch
+from operators.settlement import rtgs
 from operators.wallets import service
 from tests.adversarial.helpers import assert_tiers_agree, drain, set_operator_status
 from wallets.orders import payment_order, sign_order

@@ -11,8 +11,8 @@ from sqlalchemy import select, text
 
 from cbdc.db import transaction
 from operators import repository as repo
-from operators import rtgs
 from operators.models import OutboxJob
+from operators.settlement import rtgs
 from operators.vault import service as vault
 from tests.adversarial.helpers import assert_tiers_agree, drain, job, positions, set_operator_status
 

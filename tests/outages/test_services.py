@@ -148,7 +148,7 @@ def test_a_job_an_outage_interrupted_is_due_again_once_the_database_is_back(
     payer = net.open_wallet("BKA1", load=20_00)
     payee = net.open_wallet("BKB1")
     central_bank = state.ctx.central_bank
-    settle = central_bank.settle_batch  # batched gross settlement (operators/rtgs.py)
+    settle = central_bank.settle_batch  # batched gross settlement (operators/settlement/rtgs.py)
 
     def settle_then_lose_the_database(**kwargs: Any) -> Any:
         settle(**kwargs)  # the central bank settles; then our database goes away
