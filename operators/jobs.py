@@ -27,9 +27,9 @@ from operators import netting
 from operators import repository as repo
 from operators.context import OperatorContext
 from operators.models import OutboxJob
-from operators.rtgs_settler import RtgsSettler
 from operators.settlement import delivery as settlement
 from operators.settlement import rtgs
+from operators.settlement.rtgs_settler import RtgsSettler
 from operators.vault import service as vault
 
 log = logging.getLogger(__name__)

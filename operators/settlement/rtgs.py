@@ -15,7 +15,7 @@ central bank in batches, each still gross and final with its own signed receipt.
      `settlement_out` entry (in_transit_out -X, tokens_held +X) and the order `settled`; per
      refused item a refund to the payer (as `settlement.refund_settlement`); an
      `rtgs_deliver` job.
-  4. `rtgs_deliver` (`RtgsSettler.deliver_job` in operators/rtgs_settler.py): ONE signed
+  4. `rtgs_deliver` (`RtgsSettler.deliver_job` in operators/settlement/rtgs_settler.py): ONE signed
      call to the payee's operator (`POST /v1/interop/settlements/batch`), which credits every
      item in one transaction; the credited orders become `delivered`.
 
