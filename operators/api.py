@@ -19,7 +19,6 @@ from cbdc.errors import (
 )
 from cbdc.policy import WalletClass
 from cbdc.web.auth import Principal, StrictJSONRoute, request_hash, require_role
-from operators import netting
 from operators import repository as repo
 from operators.compliance import disclosure
 from operators.compliance import repository as aml_repo
@@ -41,7 +40,7 @@ from operators.schemas import (
     SignedUnload,
 )
 from operators.settlement import delivery as settlement
-from operators.settlement import rtgs_inbound
+from operators.settlement import netting, rtgs_inbound
 from operators.state import OperatorState, get_state
 from operators.vault import service as vault
 from operators.wallets import service

@@ -23,12 +23,11 @@ from cbdc.disclosure_log import sign_anchor
 from cbdc.http import RemoteError, RemoteUnavailable
 from cbdc.outages import database_unavailable, log_failure
 from cbdc.web.auth import prune_nonces
-from operators import netting
 from operators import repository as repo
 from operators.context import OperatorContext
 from operators.models import OutboxJob
 from operators.settlement import delivery as settlement
-from operators.settlement import rtgs
+from operators.settlement import netting, rtgs
 from operators.settlement.rtgs_settler import RtgsSettler
 from operators.vault import service as vault
 

@@ -48,7 +48,7 @@ def make_jobs_due(net: SimNetwork) -> None:
 def settle(net: SimNetwork, *, final: bool) -> None:
     """Let money in flight land: jobs, and in net mode a clearing cycle."""
     run_jobs(net)
-    from operators import netting
+    from operators.settlement import netting
 
     if any(netting.is_active(net.state(c)) for c in net.codes if net.up(c)) and net_work(net):
         net_cycle(net)
@@ -70,7 +70,7 @@ def net_work(net: SimNetwork) -> bool:
     reachable operator, or submissions not yet in a cycle or obligations not paid or not
     acknowledged by both sides at the central bank. (The engine settles after its last slice
     of payments and again at the end of the step; the second cycle usually finds nothing.)"""
-    from operators import netting
+    from operators.settlement import netting
 
     if any(netting.unfinished(net.state(code)) for code in net.codes if net.up(code)):
         return True
@@ -95,7 +95,7 @@ def net_cycle(net: SimNetwork) -> None:
     by side in each phase; the phases keep the order in which each applies its pairs the same
     from run to run. (Debtors apply each pair right after paying it, so the change the central
     bank mints back is in their vault before they pay the next one.)"""
-    from operators import netting
+    from operators.settlement import netting
 
     now = net.clock.now()
     each_operator(net, lambda state: netting.sync(state, now=now, force=True, poll=False))

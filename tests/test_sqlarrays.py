@@ -113,7 +113,7 @@ def test_text_array_of_the_word_null_alone(db: Connection) -> None:
 
 
 def test_json_documents_become_jsonb_intact(db: Connection) -> None:
-    """As in operators/netting.py, where receipts travel as `CAST(:r AS jsonb[])`."""
+    """As in operators/settlement/netting.py, where receipts travel as `CAST(:r AS jsonb[])`."""
     assert round_trip(db, text_array(DOCUMENTS), "text[]") == DOCUMENTS
     parsed = round_trip(db, text_array(DOCUMENTS), "jsonb[]")
     assert parsed == [json.loads(d) for d in DOCUMENTS]

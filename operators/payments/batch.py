@@ -390,7 +390,7 @@ def _queue_settlements(
     if not cross:
         return
     if ctx.settlement_mode == "net":
-        from operators import netting
+        from operators.settlement import netting
 
         netting.queue_net_items(
             session,

@@ -10,7 +10,7 @@ import pytest
 
 from cbdc.http import RemoteError, SignedClient
 from central_bank.state import CentralBankState
-from operators import netting
+from operators.settlement import netting
 
 CODES = ("BKA1", "BKB1")
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from operators import netting
+from operators.settlement import netting
 from tests.net_settlement.helpers import (
     LossyTransport,
     cb_state,

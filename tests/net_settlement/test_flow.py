@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from cbdc.addresses import make_wallet_id
 from central_bank import clearing
-from operators import netting
+from operators.settlement import netting
 from tests.net_settlement.helpers import (
     CODES,
     as_operator,

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 
-from operators import netting
+from operators.settlement import netting
 from tests.net_settlement.helpers import (
     CODES,
     LossyTransport,

@@ -1,4 +1,4 @@
-"""Deferred net settlement at the operator (operators/netting.py).
+"""Deferred net settlement at the operator (operators/settlement/netting.py).
 
 `net_items`: one row per cross-operator payment made under mode "net", from the payment's
 transaction until the pair settlement that carries it is applied (open -> submitted ->
