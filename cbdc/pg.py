@@ -6,7 +6,10 @@ PostgreSQL refuses to run as root, so under root the cluster is owned by and run
 unprivileged user (`postgres` if it exists, else one we create).
 
 The server listens on 127.0.0.1 only, keeps its data in `<data_dir>/pg`, and uses durable
-commits (fsync on, synchronous_commit on): benchmarks must measure the real thing.
+commits (fsync on, synchronous_commit on): benchmarks must measure the real thing. Only a
+throwaway cluster (the test suite's) is started with `durable=False`: fsync, synchronous_commit
+and full_page_writes off, so a commit waits for no disk (a crash of the machine may lose or
+corrupt it, which a test cluster deleted afterwards does not mind).
 
 Nobody gets in without a password: every connection (TCP on loopback, and the Unix socket in
 the cluster's own 0700 directory) must pass SCRAM-SHA-256. The superuser's password is made
@@ -117,6 +120,8 @@ def _server_user() -> str | None:
 class EmbeddedPostgres:
     data_dir: Path
     port: int = 0
+    # False only for throwaway clusters (tests): commits are not flushed to disk (module doc).
+    durable: bool = True
 
     def __post_init__(self) -> None:
         self.data_dir = self.data_dir.resolve()
@@ -293,7 +298,7 @@ class EmbeddedPostgres:
         options = (
             f"-c listen_addresses=127.0.0.1 -c port={self.port} "
             f"-c unix_socket_directories='{self.pgdata}' -c max_connections=300 "
-            "-c shared_buffers=2GB -c fsync=on -c synchronous_commit=on "
+            f"-c shared_buffers=2GB {self._durability_options()} "
             "-c max_wal_size=16GB -c checkpoint_timeout=30min "
             # Tables here go from empty to millions of rows in minutes (bulk seeding, load
             # tests): look for stale statistics every 10 s, not every minute.
@@ -317,6 +322,11 @@ class EmbeddedPostgres:
         if self._secure_on_start:
             self._secure()
         return self.url
+
+    def _durability_options(self) -> str:
+        if self.durable:
+            return "-c fsync=on -c synchronous_commit=on -c full_page_writes=on"
+        return "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
 
     def stop(self, *, immediate: bool = False) -> None:
         """Stop the server: "fast" (clean checkpoint), or "immediate" for a cluster about to be
