@@ -256,8 +256,12 @@ class EmbeddedPostgres:
                         sql.Identifier(SUPERUSER), sql.Literal(verifier.decode())
                     )
                 )
-                log.warning("%s: the cluster trusted local connections; it now wants a "
-                            "password (kept in %s)", self.pgdata, self.secret_file)
+                log.warning(
+                    "%s: the cluster trusted local connections; it now wants a "
+                    "password (kept in %s)",
+                    self.pgdata,
+                    self.secret_file,
+                )
             conn.execute("REVOKE CONNECT, TEMPORARY ON DATABASE postgres, template1 FROM PUBLIC")
             if trusted:
                 self._write_hba()
