@@ -16,11 +16,11 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from cbdc import metrics
 from cbdc.crypto import SigningKey
 from cbdc.db import transaction
 from cbdc.outages import log_failure
 from cbdc.settings import NetworkConfig
+from cbdc.web import metrics
 from cbdc.web.app import base_app, sign_responses
 from cbdc.web.auth import prune_nonces
 from central_bank.api import router

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from cbdc import metrics
 from cbdc.crypto import SigningKey, b64d
 from cbdc.settings import NetworkConfig
+from cbdc.web import metrics
 from cbdc.web.app import add_front_door, base_app
 from operators.api import router
 from operators.context import WaterMarks

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from cbdc.metrics import ServiceMetrics
 from fastapi import Request
 from sqlalchemy.orm import Session
 
@@ -24,6 +23,7 @@ from cbdc.settings import SettlementMode
 from cbdc.strictjson import loads_unique
 from cbdc.tokens import sign_document
 from cbdc.web.auth import Principal, ResolvedKey, SignedRequestAuth, UnitOfWork
+from cbdc.web.metrics import ServiceMetrics
 from operators import repository as repo
 from operators.clients import CentralBankClient, PeerClients
 from operators.context import OperatorContext, WaterMarks

@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine
 
 from cbdc.http import RemoteError
-from cbdc.metrics import ServiceMetrics
+from cbdc.web.metrics import ServiceMetrics
 from operators import repository as repo
 from tests.conftest import InProcessNetwork, in_process_network
 from wallets.orders import payment_order, sign_order

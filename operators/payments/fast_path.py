@@ -39,9 +39,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cbdc.errors import DomainError
-from cbdc.metrics import UNMATCHED
 from cbdc.strictjson import loads_unique
 from cbdc.web.app import TOO_LARGE, exception_response, read_body, replay_body, too_large
+from cbdc.web.metrics import UNMATCHED
 from operators.payments import signed_batch
 from operators.schemas import PaymentOrder, SignedPayment, SignedPaymentBatch
 from operators.state import OperatorState
