@@ -69,7 +69,8 @@ class OperatorContext:
     central_bank_public_key: str
     peers: PeerClients
     water_marks: WaterMarks
-    settlement_mode: SettlementMode = "rtgs"  # may change at run time (operators/settlement/netting.py)
+    # may change at run time (operators/settlement/netting.py)
+    settlement_mode: SettlementMode = "rtgs"
     net_interval_seconds: float = 5.0  # submit a peer's open net items once the oldest is this old
     net_max_items: int = 1000  # ... or once this many wait
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))

@@ -49,7 +49,8 @@ class JobRunner:
         # when the database is back, instead of waiting out the lease.
         self._interrupted: set[int] = set()
         self._interrupted_lock = threading.Lock()
-        # Batched gross settlement (operators/settlement/rtgs.py): settler threads, waiting requests.
+        # Batched gross settlement (operators/settlement/rtgs.py): settler threads, waiting
+        # requests.
         self.rtgs = RtgsSettler(self)
 
     def tx(self, work: Any) -> Any:

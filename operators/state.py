@@ -165,8 +165,8 @@ class OperatorState:
         return result
 
     async def _await_settlement(self, receipt: dict[str, Any]) -> dict[str, Any]:
-        """Batched gross settlement (operators/settlement/rtgs.py): wake the settler and wait, without a
-        thread, for this payment's batch to be settled and delivered; the receipt is then
+        """Batched gross settlement (operators/settlement/rtgs.py): wake the settler and wait,
+        without a thread, for this payment's batch to be settled and delivered; the receipt is then
         re-signed with the outcome the settler learnt (no database read). If the settlement
         cannot be made now (an outage), the answer stays `pending_settlement` and the outbox
         finishes the payment later."""

@@ -90,7 +90,8 @@ def _tokens_in_delivery(net: SimNetwork) -> dict[str, int]:
                     "AS amount FROM outbox, "
                     "jsonb_array_elements(payload -> 'body' -> 'payee_tokens') t "
                     "WHERE kind = 'deliver' AND status = 'pending' UNION ALL "
-                    # batched gross settlement (operators/settlement/rtgs.py): one job, many deliveries
+                    # batched gross settlement (operators/settlement/rtgs.py): one job, many
+                    # deliveries
                     "SELECT payload ->> 'payee_operator', (t ->> 'amount')::bigint FROM outbox, "
                     "jsonb_array_elements(payload -> 'items') i, "
                     "jsonb_array_elements(i -> 'body' -> 'payee_tokens') t "

@@ -1,7 +1,7 @@
 """The AML fan-in rule for wallets credited by cross-operator payments under deferred net
 settlement: the payee's operator judges it when it applies a settled pair
-(operators/settlement/netting.py::apply_pair -> operators/compliance/aml.py::on_receipts), counting the
-payers' aliases of every payment received inside the window, whichever cycle brought it,
+(operators/settlement/netting.py::apply_pair -> operators/compliance/aml.py::on_receipts), counting
+the payers' aliases of every payment received inside the window, whichever cycle brought it,
 together with payers at the same operator; one alert per wallet per window, reported to the
 analysis centre.
 

@@ -1,8 +1,8 @@
-"""The settler of batched gross settlement (see `operators.settlement.rtgs`): threads of the operator's
-process that gather every ready cross-operator payment per peer, settle them at the central bank
-in one call and deliver them to the payee's operator in one call, and tell the requests waiting
-for those payments how they ended (`wait_for`), so `POST /v1/payments` can answer `delivered`
-without a database read or a polling loop.
+"""The settler of batched gross settlement (see `operators.settlement.rtgs`): threads of the
+operator's process that gather every ready cross-operator payment per peer, settle them at the
+central bank in one call and deliver them to the payee's operator in one call, and tell the requests
+waiting for those payments how they ended (`wait_for`), so `POST /v1/payments` can answer
+`delivered` without a database read or a polling loop.
 
 Nothing waits on a timer: a payment's request wakes a settler thread (`kick`); while one batch
 is at the central bank or the peer, the next payments pile up and the other thread takes them

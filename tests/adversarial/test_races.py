@@ -134,8 +134,8 @@ def test_opening_two_wallets_with_one_key_in_parallel_never_gets_a_500(
 def test_a_refund_does_not_erase_a_concurrent_payment_from_the_spend_counters(
     network: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """BUG (limit bypass, lost update): operators/settlement/delivery.py `refund_settlement` loaded the
-    payer's wallet BEFORE locking its account and keeps it in a local variable;
+    """BUG (limit bypass, lost update): operators/settlement/delivery.py `refund_settlement` loaded
+    the payer's wallet BEFORE locking its account and keeps it in a local variable;
     `service.unspend` then gets that same identity-mapped (stale) object back from
     `session.get` and writes counters computed from it with an absolute UPDATE. Interleaving:
     a cross-operator payment of 1,000.00 is refused by the central bank (payee operator

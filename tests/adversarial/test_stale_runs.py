@@ -158,11 +158,11 @@ def test_redemption_retry_after_lost_answer_is_not_cancelled_when_operator_is_su
 
 
 def test_stale_settle_run_after_a_refund_does_not_settle_again(network: Any) -> None:
-    """BUG (money duplicated): operators/settlement/delivery.py `prepare_settlement` (vault.reserve_for)
-    and jobs.py `_settle` never check that the job is still pending before calling the central
-    bank. Interleaving: runner 1 and runner 2 both hold the settle job (lease expired); runner 1
-    gets a refusal (payee operator suspended) and refunds the payer (job failed, tokens
-    released); the refusal condition clears; runner 2 re-reserves the released tokens and the
+    """BUG (money duplicated): operators/settlement/delivery.py `prepare_settlement`
+    (vault.reserve_for) and jobs.py `_settle` never check that the job is still pending before
+    calling the central bank. Interleaving: runner 1 and runner 2 both hold the settle job (lease
+    expired); runner 1 gets a refusal (payee operator suspended) and refunds the payer (job failed,
+    tokens released); the refusal condition clears; runner 2 re-reserves the released tokens and the
     central bank (which stored nothing for the refused attempt) settles for real;
     `apply_settlement` then sees a finished job and drops the receipt. The payer has the money
     back AND the value has moved to BKB1 at the central bank, while BKA1's vault still counts
