@@ -10,9 +10,10 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from cbdc.clock import parse_iso
 from cbdc.errors import ValidationFailed
 from cbdc.web.auth import Principal, StrictJSONRoute, request_hash, require_role
-from central_bank import clearing, repository, rtgs, service
+from central_bank import repository, rtgs, service
 from central_bank.analysis import anchors
 from central_bank.analysis import service as analysis
+from central_bank.clearing import cycles, obligations, payments, stats, submissions
 from central_bank.schemas import (
     AML_REPORT_MAX_BYTES,
     AcknowledgeObligation,
@@ -257,7 +258,7 @@ def submit_for_clearing(
     require_role(caller, "operator")
     answer = state.uow.run(
         caller,
-        lambda s: clearing.submit(
+        lambda s: submissions.submit(
             s,
             operator=service.require_operator(s, caller.subject),
             submission=body.model_dump(),
@@ -282,7 +283,7 @@ def list_obligations(
     return state.uow.run(
         caller,
         lambda s: {
-            "obligations": clearing.list_obligations(
+            "obligations": obligations.list_obligations(
                 s,
                 operator=service.require_operator(s, caller.subject)
                 if caller.role == "operator"
@@ -302,14 +303,14 @@ def obligation_detail(
     state: State,
     items: bool = True,
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
-    limit: Annotated[int, Query(ge=1, le=clearing.MAX_ITEMS_PAGE)] = clearing.MAX_ITEMS_PAGE,
+    limit: Annotated[int, Query(ge=1, le=obligations.MAX_ITEMS_PAGE)] = obligations.MAX_ITEMS_PAGE,
 ) -> Any:
     """One obligation as its party sees it: the signed pair-settlement receipt once settled,
     the tokens minted to the caller, and (a page of) the items addressed to the caller."""
     require_role(caller, "operator", "admin")
     return state.uow.run(
         caller,
-        lambda s: clearing.detail(
+        lambda s: obligations.detail(
             s,
             operator=service.require_operator(s, caller.subject)
             if caller.role == "operator"
@@ -336,7 +337,7 @@ def pay_obligation(
     require_role(caller, "operator")
     return state.uow.run(
         caller,
-        lambda s: clearing.pay(
+        lambda s: payments.pay(
             s,
             state.cb,
             operator=service.require_operator(s, caller.subject),
@@ -355,7 +356,7 @@ def acknowledge_obligation(
     require_role(caller, "operator")
     return state.uow.run(
         caller,
-        lambda s: clearing.acknowledge(
+        lambda s: obligations.acknowledge(
             s,
             operator=service.require_operator(s, caller.subject),
             obligation_id=obligation_id,
@@ -369,7 +370,7 @@ def close_clearing_cycle(caller: Caller, state: State) -> Any:
     """Close a clearing cycle now (besides the timer and the item threshold)."""
     require_role(caller, "admin")
     return state.uow.run(
-        caller, lambda s: {"cycle": clearing.close_cycle(s, state.cb, trigger="admin")}
+        caller, lambda s: {"cycle": cycles.close_cycle(s, state.cb, trigger="admin")}
     )
 
 
@@ -386,9 +387,9 @@ def clearing_stats(
     return state.uow.run(
         caller,
         lambda s: {
-            "position": clearing.clearing_position(s),
-            "operators": clearing.liquidity_stats(s),
-            "cycles": clearing.cycle_stats(s, after_cycle=after_cycle, limit=limit),
+            "position": stats.clearing_position(s),
+            "operators": stats.liquidity_stats(s),
+            "cycles": stats.cycle_stats(s, after_cycle=after_cycle, limit=limit),
         },
     )
 

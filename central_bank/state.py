@@ -16,11 +16,12 @@ from cbdc.clock import utcnow
 from cbdc.crypto import SigningKey
 from cbdc.db import make_engine, session_factory, transaction
 from cbdc.envelope import CENTRAL_BANK_AUDIENCE
-from cbdc.metrics import ServiceMetrics
 from cbdc.outages import log_failure
 from cbdc.web.auth import ResolvedKey, SignedRequestAuth, UnitOfWork
-from central_bank import clearing, service
+from cbdc.web.metrics import ServiceMetrics
 from central_bank import repository as repo
+from central_bank import service
+from central_bank.clearing import cycles, submissions
 from central_bank.models import Operator
 
 log = logging.getLogger(__name__)
@@ -79,16 +80,16 @@ class CentralBankState:
     def decimals(self) -> int:
         return self.config.currency_decimals
 
-    def close_cycle(self, trigger: clearing.Trigger = "manual") -> dict[str, Any] | None:
+    def close_cycle(self, trigger: cycles.Trigger = "manual") -> dict[str, Any] | None:
         """Close a clearing cycle in a transaction of its own (timer, threshold, simulator)."""
         return transaction(
-            self.factory, lambda s: clearing.close_cycle(s, self.cb, trigger=trigger)
+            self.factory, lambda s: cycles.close_cycle(s, self.cb, trigger=trigger)
         )
 
     def close_if_full(self) -> None:
         """Close a cycle now if `net_max_items` submitted payments wait (after a submission)."""
         try:
-            if transaction(self.factory, clearing.waiting_items) >= self.config.net_max_items:
+            if transaction(self.factory, submissions.waiting_items) >= self.config.net_max_items:
                 self.close_cycle("max_items")
         except Exception as exc:  # the submission is stored; the timer closes the cycle otherwise
             log_failure(log, "closing a full clearing cycle", exc)

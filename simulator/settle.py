@@ -77,10 +77,10 @@ def net_work(net: SimNetwork) -> bool:
     with net.cb_state.factory() as session:
         if not _has_clearing_house(session):
             return False
-        from central_bank import clearing
+        from central_bank.clearing import obligations, submissions
 
-        return clearing.waiting_items(session) > 0 or bool(
-            clearing.list_obligations(session, operator=None, actionable=True, limit=1)
+        return submissions.waiting_items(session) > 0 or bool(
+            obligations.list_obligations(session, operator=None, actionable=True, limit=1)
         )
 
 
@@ -113,6 +113,6 @@ def net_paid(net: SimNetwork) -> dict[str, int]:
     with net.cb_state.factory() as session:
         if not _has_clearing_house(session):
             return {}
-        from central_bank import clearing
+        from central_bank.clearing import stats
 
-        return clearing.net_paid_by_operator(session)
+        return stats.net_paid_by_operator(session)

@@ -19,8 +19,9 @@ from sqlalchemy.orm import Session
 from cbdc import ledger
 from cbdc.clock import iso, parse_iso
 from cbdc.errors import ValidationFailed
-from central_bank import clearing, service
 from central_bank import repository as repo
+from central_bank import service
+from central_bank.clearing import stats as clearing
 from central_bank.models import Operator
 
 

@@ -8,7 +8,7 @@ Payer's operator A, payee's operator B, the central bank CB as clearing house:
      `net_max_items` wait, A marks them submitted under a new submission id and queues an
      outbox job `net_submit` that hands them to the CB (idempotent on the submission id). A
      refusal refunds the payers (`payment_refund`), as a refused RTGS settlement does.
-  3. the CB closes a clearing cycle (central_bank/clearing.py): per operator pair the gross
+  3. the CB closes a clearing cycle (central_bank/clearing/): per operator pair the gross
      both ways and the net; the debtor D owes the creditor C the net.
   4. D pays the net (`net_pay`): vault tokens reserved (best fit, as RTGS), CB spends them,
      mints the net to C and the change to D, signs the pair-settlement receipt. If the vault

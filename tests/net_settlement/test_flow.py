@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy import text
 
 from cbdc.addresses import make_wallet_id
-from central_bank import clearing
+from central_bank.clearing import stats as clearing_stats
+from central_bank.clearing import submissions as clearing_submissions
 from operators.settlement import netting
 from tests.net_settlement.helpers import (
     CODES,
@@ -96,9 +97,9 @@ def test_payments_both_ways_settle_only_the_net(net: Any) -> None:
     )
     # the same from plain functions, for an in-process simulator
     with cb_state(net).factory() as s:
-        assert clearing.cycle_stats(s)[0]["net_settled"] == 2_300_00
-        assert clearing.liquidity_stats(s)["BKA1"]["net_paid"] == 2_300_00
-        assert clearing.net_paid_by_operator(s) == {"BKA1": 2_300_00, "BKB1": 0}
+        assert clearing_stats.cycle_stats(s)[0]["net_settled"] == 2_300_00
+        assert clearing_stats.liquidity_stats(s)["BKA1"]["net_paid"] == 2_300_00
+        assert clearing_stats.net_paid_by_operator(s) == {"BKA1": 2_300_00, "BKB1": 0}
 
     reports = conserved(net)
     for code in CODES:
@@ -186,7 +187,7 @@ def test_sync_and_close_are_idempotent(net: Any) -> None:
     for _ in range(3):
         submit_all(net)
     with cb_state(net).factory() as s:
-        assert clearing.waiting_items(s) == 1
+        assert clearing_submissions.waiting_items(s) == 1
     first = close(net)
     assert first is not None and close(net) is None
     for _ in range(4):

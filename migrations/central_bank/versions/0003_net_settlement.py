@@ -1,4 +1,4 @@
-"""Deferred net settlement: the central bank as clearing house (central_bank/clearing.py).
+"""Deferred net settlement: the central bank as clearing house (central_bank/clearing/).
 
 Operators submit cross-operator payments per payee operator (`clearing_submissions`, their
 `clearing_items`); no money moves then. A clearing cycle (`clearing_cycles`) takes every

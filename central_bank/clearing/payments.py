@@ -1,0 +1,128 @@
+"""Paying an obligation: the debtor pays the net with vault tokens; the central bank mints
+the net to the creditor and the change to the debtor and signs the pair-settlement receipt."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from cbdc import ledger
+from cbdc.clock import utcnow
+from cbdc.tokens import sign_document
+from central_bank import repository as repo
+from central_bank import service
+from central_bank.clearing.cycles import _receipt_document
+from central_bank.clearing.obligations import _lock_obligation, _submissions_of
+from central_bank.clearing.submissions import _uuid
+from central_bank.errors import AmountMismatch, NotDebtor, ObligationSettled, UnknownObligation
+from central_bank.models import Operation, Operator
+
+
+def pay(
+    session: Session,
+    cb: service.CentralBank,
+    *,
+    operator: Operator,
+    obligation_id: str,
+    serials: Sequence[str],
+    idem: service.Idempotency,
+) -> dict[str, Any]:
+    """The debtor pays an obligation's net with the named tokens (idempotent on the key)."""
+    oid = _uuid(obligation_id, "obligation_id")
+
+    def run(op_id: uuid.UUID) -> tuple[Operation, dict[str, Any]]:
+        row = _lock_obligation(session, oid)
+        if row is None or operator.id not in (row.operator_a_id, row.operator_b_id):
+            raise UnknownObligation(f"no obligation {obligation_id}")
+        if row.status != "pending":
+            raise ObligationSettled(f"obligation {obligation_id} is already settled")
+        if row.debtor_id != operator.id:
+            raise NotDebtor(f"{operator.code} is not the debtor of obligation {obligation_id}")
+        creditor = repo.operator_by_id(session, row.creditor_id)
+        assert creditor is not None
+        net = int(row.net)
+        tokens, total = service._spend_inputs(session, operator, serials)
+        if total < net:
+            raise AmountMismatch(f"tokens worth {total} cannot pay {net}")
+        debtor_acc = ledger.account_id(session, service.circulation_code(operator.code))
+        creditor_acc = ledger.account_id(session, service.circulation_code(creditor.code))
+        assert debtor_acc is not None and creditor_acc is not None
+        ledger.lock_accounts(session, [debtor_acc, creditor_acc])
+        reference = f"net:{oid}"
+        entry = ledger.post(
+            session,
+            kind="net_settlement",
+            reference=reference,
+            legs=[(debtor_acc, -net), (creditor_acc, net)],
+        )
+        op = service._new_operation(
+            session,
+            op_id,
+            operator,
+            idem,
+            kind="net_settlement",
+            amount=net,
+            counterparty_id=creditor.id,
+            reference=reference,
+            entry_id=entry,
+        )
+        now = utcnow()
+        repo.mark_tokens(session, [t.serial for t in tokens], status="spent", by=op_id, at=now)
+        creditor_rows, creditor_wire = service._mint(
+            cb, owner=creditor, amount=net, operation_id=op_id, chunked=True
+        )
+        repo.add_tokens(session, creditor_rows)
+        change_wire: list[dict[str, Any]] = []
+        if total > net:
+            rows, change_wire = service._mint(
+                cb, owner=operator, amount=total - net, operation_id=op_id, chunked=False
+            )
+            repo.add_tokens(session, rows)
+        codes = {o.id: o.code for o in (operator, creditor)}  # the pair: debtor and creditor
+        document = _receipt_document(
+            obligation_id=oid,
+            cycle_id=int(row.cycle_id),
+            pair={
+                "a": row.operator_a_id,
+                "b": row.operator_b_id,
+                "gab": int(row.gross_ab),
+                "gba": int(row.gross_ba),
+                "iab": int(row.items_ab),
+                "iba": int(row.items_ba),
+                "dab": row.digest_ab,
+                "dba": row.digest_ba,
+                "net": net,
+                "debtor": row.debtor_id,
+                "creditor": row.creditor_id,
+            },
+            codes=codes,
+            submissions_ab=_submissions_of(session, oid, row.operator_a_id),
+            submissions_ba=_submissions_of(session, oid, row.operator_b_id),
+            inputs=[str(t.serial) for t in tokens],
+            creditor_tokens=[t["serial"] for t in creditor_wire],
+            change_tokens=[t["serial"] for t in change_wire],
+            settled_at=now,
+        )
+        receipt = sign_document(cb.key, document)
+        session.execute(
+            text(
+                "UPDATE clearing_obligations SET status = 'settled', operation_id = :op, "
+                "receipt = CAST(:r AS jsonb), creditor_tokens = CAST(:t AS jsonb), "
+                "settled_at = :at WHERE id = :i"
+            ),
+            {
+                "op": op_id,
+                "r": json.dumps(receipt),
+                "t": json.dumps(creditor_wire),
+                "at": now,
+                "i": oid,
+            },
+        )
+        return op, {"obligation_id": str(oid), "receipt": receipt, "change": change_wire}
+
+    return service._idempotent(session, operator, idem, run)
