@@ -10,10 +10,10 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from cbdc.clock import parse_iso
 from cbdc.errors import ValidationFailed
 from cbdc.web.auth import Principal, StrictJSONRoute, request_hash, require_role
-from central_bank import repository, rtgs, service
+from central_bank import repository, service
 from central_bank.analysis import anchors
 from central_bank.analysis import service as analysis
-from central_bank.clearing import cycles, obligations, payments, stats, submissions
+from central_bank.clearing import cycles, obligations, payments, rtgs, stats, submissions
 from central_bank.schemas import (
     AML_REPORT_MAX_BYTES,
     AcknowledgeObligation,
