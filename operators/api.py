@@ -25,7 +25,7 @@ from operators.compliance import repository as aml_repo
 from operators.errors import InvalidWalletId, OrderExpired, UnknownWallet, WrongOperator
 from operators.exchange import service as exchange
 from operators.payments import fast_path as payments_http
-from operators.payments import signed_batch
+from operators.payments import orders, signed_batch
 from operators.schemas import (
     CashLoad,
     ChangeClass,
@@ -91,7 +91,7 @@ def _refusals_recorded(
             failure = exc.code
             state.uow.run(
                 None,
-                lambda s: service.record_refused_order(
+                lambda s: orders.record_refused_order(
                     s, state.ctx, kind=kind, order=order, signature=signature, failure=failure
                 ),
             )
@@ -262,7 +262,7 @@ def payment_status(payment_id: str, caller: Caller, state: State) -> Any:
     require_role(caller, "wallet", "staff")
     return state.uow.run(
         caller,
-        lambda s: service.payment_status(
+        lambda s: orders.payment_status(
             s,
             state.ctx,
             payment_id=payment_id,

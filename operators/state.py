@@ -28,10 +28,11 @@ from operators import repository as repo
 from operators.clients import CentralBankClient, PeerClients
 from operators.context import OperatorContext, WaterMarks
 from operators.errors import VaultFloatInsufficient
+from operators.exchange.service import VaultShortfall
 from operators.jobs import JobRunner, OutboxWorker
 from operators.payments.microbatch import PaymentBatcher
 from operators.vault import service as vault
-from operators.wallets import identity_history, service
+from operators.wallets import identity_history
 from operators.wallets.identity import IdentityCipher
 
 
@@ -264,7 +265,7 @@ class OperatorState:
         for attempt in range(3):
             try:
                 return self.uow.run(principal, work)
-            except service.VaultShortfall as shortfall:
+            except VaultShortfall as shortfall:
                 if attempt == 2:
                     break
                 self.replenish(max(shortfall.needed, self.ctx.water_marks.target))

@@ -1,7 +1,7 @@
 """Exchange between commercial-bank money and digital currency (M0 substitution): a customer
 loads a wallet from its deposit or with banknotes at the counter, and unloads back to the
 deposit; staff credit simulated deposits. Loads draw on the vault float (a shortfall raises
-`service.VaultShortfall`, and the API obtains issuance and retries); every move is one balanced
+`VaultShortfall`, and the API obtains issuance and retries); every move is one balanced
 journal entry with the deposit side and the CBDC side in the same entry.
 """
 
@@ -18,8 +18,17 @@ from operators import repository as repo
 from operators.compliance import aml
 from operators.context import OperatorContext
 from operators.models import Order, Wallet
+from operators.payments import orders
 from operators.vault import service as vault
-from operators.wallets import service
+from operators.wallets import limits, service
+
+
+class VaultShortfall(Exception):
+    """The vault float cannot cover a load right now; the caller replenishes and retries."""
+
+    def __init__(self, needed: int) -> None:
+        super().__init__(f"vault float short by {needed}")
+        self.needed = needed
 
 
 def load(
@@ -27,8 +36,8 @@ def load(
 ) -> dict[str, Any]:
     """Deposit -> wallet: the deposit is extinguished and vault float becomes the customer's."""
     wallet = service.require_wallet(session, ctx, order["wallet"])
-    service.check_currency(ctx, order)
-    order_hash = service.check_signed_order(wallet, order, signature)
+    orders.check_currency(ctx, order)
+    order_hash = orders.check_signed_order(wallet, order, signature)
     amount = order["amount"]
     customer = repo.get_customer(session, wallet.customer_id)
     assert customer is not None
@@ -41,17 +50,17 @@ def load(
     balances = ledger.lock_accounts(session, accounts)
     previous = repo.find_order(session, wallet.id, order["nonce"])
     if previous is not None:
-        service.check_replay(previous, order_hash)
+        orders.check_replay(previous, order_hash)
         return {**_exchange_result(session, ctx, previous, wallet), "replayed": True}
     session.refresh(wallet)  # class (hence cap) and status as of the lock
-    service.require_active(wallet)
+    limits.require_active(wallet)
     if balances[customer.deposit_account_id] < amount:
         raise InsufficientFunds(
             f"deposit balance {balances[customer.deposit_account_id]} does not cover {amount}"
         )
-    service.check_cap(ctx, wallet, balances[wallet.account_id], amount, payee=False)
+    limits.check_cap(ctx, wallet, balances[wallet.account_id], amount, payee=False)
     if balances[ctx.account("vault_float")] < amount:
-        raise service.VaultShortfall(amount - balances[ctx.account("vault_float")])
+        raise VaultShortfall(amount - balances[ctx.account("vault_float")])
     order_id = uuid.uuid4()
     entry = ledger.post(
         session,
@@ -92,8 +101,8 @@ def unload(
 ) -> dict[str, Any]:
     """Wallet -> deposit: the customer's digital currency returns to the vault float."""
     wallet = service.require_wallet(session, ctx, order["wallet"])
-    service.check_currency(ctx, order)
-    order_hash = service.check_signed_order(wallet, order, signature)
+    orders.check_currency(ctx, order)
+    order_hash = orders.check_signed_order(wallet, order, signature)
     amount = order["amount"]
     customer = repo.get_customer(session, wallet.customer_id)
     assert customer is not None
@@ -106,9 +115,9 @@ def unload(
     balances = ledger.lock_accounts(session, accounts)
     previous = repo.find_order(session, wallet.id, order["nonce"])
     if previous is not None:
-        service.check_replay(previous, order_hash)
+        orders.check_replay(previous, order_hash)
         return {**_exchange_result(session, ctx, previous, wallet), "replayed": True}
-    service.require_active(wallet)
+    limits.require_active(wallet)
     if balances[wallet.account_id] < amount:
         raise InsufficientFunds(f"wallet balance {balances[wallet.account_id]} < {amount}")
     order_id = uuid.uuid4()
@@ -224,7 +233,7 @@ def cash_load(
 
     def run() -> dict[str, Any]:
         wallet = service.require_wallet(session, ctx, wallet_id)
-        service.require_active(wallet)
+        limits.require_active(wallet)
         balances = ledger.lock_accounts(
             session,
             [
@@ -234,9 +243,9 @@ def cash_load(
                 ctx.account("cash_contra"),
             ],
         )
-        service.check_cap(ctx, wallet, balances[wallet.account_id], amount, payee=False)
+        limits.check_cap(ctx, wallet, balances[wallet.account_id], amount, payee=False)
         if balances[ctx.account("vault_float")] < amount:
-            raise service.VaultShortfall(amount - balances[ctx.account("vault_float")])
+            raise VaultShortfall(amount - balances[ctx.account("vault_float")])
         ledger.post(
             session,
             kind="cash_load",

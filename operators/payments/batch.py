@@ -54,7 +54,7 @@ from operators.payments.payment_sql import (  # noqa: F401 - WalletState, load_w
     WalletState,
     load_wallet_states,
 )
-from operators.wallets import service
+from operators.wallets import limits
 
 
 class Instruction(NamedTuple):
@@ -192,7 +192,7 @@ def pay_many(
             key = (ins.payer, ins.nonce)
             earlier = previous.get(key)
             if earlier is not None:
-                service.check_replay(earlier, ins.order_hash or "")  # type: ignore[arg-type]
+                orders.check_replay(earlier, ins.order_hash or "")  # type: ignore[arg-type]
                 outcomes[i] = Outcome(
                     ok=True,
                     order_id=earlier.id,
@@ -208,7 +208,7 @@ def pay_many(
             payee = None if cross else wallets.get(ins.payee)
             if not cross and payee is None:
                 raise UnknownWallet(f"no payee wallet {ins.payee}")
-            service.require_active(payer, "payer wallet")  # type: ignore[arg-type]
+            limits.require_active(payer, "payer wallet")  # type: ignore[arg-type]
             at = ins.at or now
             day_total, year_total, today, year = _limits(ctx, days, payer, ins.amount, at)
             if balances[payer.account_id] < ins.amount:
@@ -217,8 +217,8 @@ def pay_many(
                 )
             overflow = 0
             if payee is not None:
-                service.require_active(payee, "payee wallet")  # type: ignore[arg-type]
-                overflow = service._overflow(
+                limits.require_active(payee, "payee wallet")  # type: ignore[arg-type]
+                overflow = limits.cap_overflow(
                     ctx,
                     payee,  # type: ignore[arg-type]
                     balances[payee.account_id],
@@ -370,7 +370,7 @@ def _limits(
     ctx: OperatorContext, days: _LocalDays, payer: WalletState, amount: int, at: datetime
 ) -> tuple[int, int, date, int]:
     today, year = days.of(at)
-    day_total, year_total = service.check_outgoing_limits(
+    day_total, year_total = limits.check_outgoing_limits(
         ctx,
         payer,  # type: ignore[arg-type]
         amount,

@@ -36,7 +36,7 @@ from operators.context import OperatorContext
 from operators.errors import UnknownWallet, VaultFloatInsufficient
 from operators.payments.batch import WalletState, load_wallet_states, wallet_accounts
 from operators.vault import service as vault
-from operators.wallets import identity_history, service
+from operators.wallets import identity_history, limits
 from operators.wallets.identity import check_evidence
 
 
@@ -216,7 +216,7 @@ def exchange_many(
             wallet = wallets.get(wallet_id)
             if wallet is None:
                 raise UnknownWallet(f"no wallet {wallet_id}")
-            service.require_active(wallet)  # type: ignore[arg-type]
+            limits.require_active(wallet)  # type: ignore[arg-type]
             legs = _legs(ctx, kind, wallet, amount, balances)
         except DomainError as exc:
             outcome.error = exc
@@ -253,7 +253,7 @@ def _legs(
         raise InsufficientFunds(
             f"deposit balance {balances[wallet.deposit_account_id]} does not cover {amount}"
         )
-    service.check_cap(ctx, wallet, balances[wallet.account_id], amount, payee=False)  # type: ignore[arg-type]
+    limits.check_cap(ctx, wallet, balances[wallet.account_id], amount, payee=False)  # type: ignore[arg-type]
     if balances[float_acc] < amount:
         raise VaultFloatInsufficient(
             f"vault float {balances[float_acc]} cannot cover a load of {amount}"

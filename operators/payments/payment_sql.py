@@ -60,7 +60,7 @@ class WalletState:
 
 class StoredOrder(NamedTuple):
     """An order already stored under a nonce (duck-types `operators.models.Order` for
-    `service.check_replay` and `service.payment_receipt`)."""
+    `orders.check_replay` and `orders.payment_receipt`)."""
 
     wallet_id: str
     nonce: str

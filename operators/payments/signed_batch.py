@@ -18,10 +18,9 @@ from cbdc.errors import DomainError, IdempotencyMismatch, ValidationFailed
 from cbdc.sqlarrays import text_array
 from operators.context import OperatorContext
 from operators.errors import InvalidWalletId, UnknownWallet, WrongOperator
-from operators.payments import batch, payment_sql
+from operators.payments import batch, orders, payment_sql
 from operators.payments.batch import Instruction, pay_many
 from operators.payments.payment_sql import StoredOrder
-from operators.wallets import service
 
 MAX_BATCH = 1000
 
@@ -69,7 +68,7 @@ def judge_signed(
     candidates: list[tuple[int, Instruction]] = []
     for i, (order, signature) in enumerate(items):
         try:
-            service.check_currency(ctx, order)
+            orders.check_currency(ctx, order)
             payer = str(order["payer"])
             if not is_valid_wallet_id(payer):
                 raise InvalidWalletId(f"{payer!r} is not a valid wallet id")
@@ -100,7 +99,7 @@ def judge_signed(
             public_key = keys.get(ins.payer)
             if public_key is None:
                 raise UnknownWallet(f"no wallet {ins.payer}")
-            order_hash = service.check_signed_order(
+            order_hash = orders.check_signed_order(
                 _KeyOnly(public_key),  # type: ignore[arg-type]
                 items[i][0],
                 items[i][1],
@@ -137,7 +136,7 @@ def judge_signed(
                 amount=ins.amount,
                 created_at=now,
             )
-            receipt = service.payment_receipt(ctx, row)  # type: ignore[arg-type]
+            receipt = orders.payment_receipt(ctx, row)  # type: ignore[arg-type]
             receipt["replayed"] = outcome.replayed
             results[i] = receipt
             continue
@@ -145,7 +144,7 @@ def judge_signed(
         if outcome.error.status < 500 and outcome.error.code not in UNRECORDED_REFUSALS:
             order, signature = items[i]
             with session.begin_nested():
-                service.record_refused_order(
+                orders.record_refused_order(
                     session,
                     ctx,
                     kind="payment",

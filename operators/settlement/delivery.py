@@ -119,7 +119,7 @@ def refund_settlement(
         legs=[(source, -amount), (wallet.account_id, amount)],
     )
     repo.set_order_status(session, order.id, "failed", failure=reason)
-    from operators.wallets.service import unspend
+    from operators.wallets.limits import unspend
 
     unspend(session, ctx, order=order)
     repo.finish_job(session, job.id, status="failed", error=reason)
@@ -226,7 +226,7 @@ def receive(
         repo.set_order_status(session, uuid.UUID(body["reference"]), "returned", failure=reason)
         original = repo.get_order(session, uuid.UUID(body["reference"]))
         if original is not None:
-            from operators.wallets.service import unspend
+            from operators.wallets.limits import unspend
 
             unspend(session, ctx, order=original)
     if outcome == "returning":

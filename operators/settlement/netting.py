@@ -245,7 +245,7 @@ def refund_submission(
             ],
             at=ctx.now(),
         )
-        from operators.wallets.service import unspend
+        from operators.wallets.limits import unspend
 
         for r in rows:
             repo.set_order_status(session, r.order_id, "failed", failure=reason)

@@ -383,7 +383,7 @@ def apply(
     ledger.post_many(session, entries)
     _set_status(session, settled_ids, "settled")
     if refunded:
-        from operators.wallets.service import unspend
+        from operators.wallets.limits import unspend
 
         for order, code in refunded:
             repo.set_order_status(session, order.id, "failed", failure=code)
@@ -443,7 +443,7 @@ def refund_all(
             for o in waiting
         ],
     )
-    from operators.wallets.service import unspend
+    from operators.wallets.limits import unspend
 
     for order in waiting:
         repo.set_order_status(session, order.id, "failed", failure=reason)

@@ -1,4 +1,6 @@
-"""Retail domain logic of an operator: wallets, limits, exchange (load/unload) and payments.
+"""Wallets of an operator: opening (evidence, identity, certificate), class changes, the
+waterfall sweep to the holder's deposit, the wallet view and its history. Class limits are in
+`operators.wallets.limits`; payment orders in `operators.payments.orders`.
 
 Every money movement is one balanced journal entry (cbdc.ledger) written in the caller's
 transaction. Accounts are locked in ascending id order before balances are read. Customer
@@ -8,44 +10,28 @@ order return the original outcome instead of moving money twice.
 
 from __future__ import annotations
 
-import uuid
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from cbdc import ledger
 from cbdc.addresses import is_valid_wallet_id, routing_code, wallet_numbering
-from cbdc.clock import iso, parse_iso, utcnow
-from cbdc.crypto import canonical_json, sha256_hex, verify_json
+from cbdc.clock import iso, utcnow
 from cbdc.errors import (
-    BadSignature,
     Conflict,
     Forbidden,
-    IdempotencyMismatch,
     ValidationFailed,
 )
-from cbdc.money import format_amount
-from cbdc.policy import ClassLimits, WalletClass
-from cbdc.tokens import sign_document
+from cbdc.policy import WalletClass
 from operators import repository as repo
 from operators.context import OperatorContext
 from operators.errors import (
-    AnnualLimit,
     BalanceCap,
-    CurrencyMismatch,
-    DailyLimit,
     InvalidWalletId,
-    OrderExpired,
-    OrderRefused,
-    PayeeBalanceCap,
-    SinglePaymentLimit,
-    UnknownPayment,
     UnknownWallet,
-    WalletNotActive,
     WrongOperator,
 )
-from operators.models import Customer, Order, Wallet
+from operators.models import Customer, Wallet
 from operators.wallets import identity_history as versions
 from operators.wallets import identity_repository as irepo
 from operators.wallets.identity import (
@@ -54,18 +40,7 @@ from operators.wallets.identity import (
     held_identity,
     merge_identity,
 )
-
-ORDER_MAX_AGE = timedelta(minutes=10)
-ORDER_MAX_SKEW = timedelta(minutes=5)
-
-
-class VaultShortfall(Exception):
-    """The vault float cannot cover a load right now; the caller replenishes and retries."""
-
-    def __init__(self, needed: int) -> None:
-        super().__init__(f"vault float short by {needed}")
-        self.needed = needed
-
+from operators.wallets.limits import fmt_money, limits_of, local_day, require_active
 
 # ------------------------------------------------------------------ wallets
 
@@ -256,8 +231,8 @@ def change_class(
     if cap is not None and balance > cap:
         if ctx.policy.overflow != "sweep":
             raise BalanceCap(
-                f"balance {_fmt(ctx, balance)} is above class {wallet_class.name}'s cap "
-                f"{_fmt(ctx, cap)}; unload first",
+                f"balance {fmt_money(ctx, balance)} is above class {wallet_class.name}'s cap "
+                f"{fmt_money(ctx, cap)}; unload first",
                 limit=cap,
             )
         _sweep_to_deposit(
@@ -350,13 +325,9 @@ def require_wallet(session: Session, ctx: OperatorContext, wallet_id: str) -> Wa
     return wallet
 
 
-def limits_of(ctx: OperatorContext, wallet: Wallet) -> ClassLimits:
-    return ctx.policy.limits(wallet.wallet_class)
-
-
 def wallet_view(session: Session, ctx: OperatorContext, wallet: Wallet) -> dict[str, Any]:
     limits = limits_of(ctx, wallet)
-    today, year = _today(ctx)
+    today, year = local_day(ctx)
     return {
         "wallet_id": wallet.id,
         "operator": ctx.code,
@@ -378,214 +349,6 @@ def wallet_view(session: Session, ctx: OperatorContext, wallet: Wallet) -> dict[
         "certificate": {"document": wallet.certificate, "signature": wallet.certificate_signature},
         "operator_certificate": ctx.certificate,
     }
-
-
-def _today(ctx: OperatorContext) -> tuple[Any, int]:
-    now = ctx.now().astimezone(ctx.timezone)
-    return now.date(), now.year
-
-
-# ------------------------------------------------------------------ order checks
-
-
-def check_signed_order(wallet: Wallet, order: dict[str, Any], signature: str) -> str:
-    if not verify_json(wallet.public_key, order, signature):
-        raise BadSignature("order signature does not verify against the wallet's key")
-    try:
-        created = parse_iso(order["created_at"])
-    except (ValueError, KeyError):
-        raise ValidationFailed("order.created_at: must be ISO 8601 with a time zone") from None
-    now = utcnow()
-    if created < now - ORDER_MAX_AGE or created > now + ORDER_MAX_SKEW:
-        raise OrderExpired("order.created_at is outside the accepted window")
-    return sha256_hex(canonical_json(order))
-
-
-def check_currency(ctx: OperatorContext, order: dict[str, Any]) -> None:
-    if order["currency"] != ctx.currency:
-        raise CurrencyMismatch(f"this network's currency is {ctx.currency}")
-
-
-def check_replay(previous: Order, order_hash: str) -> None:
-    if previous.order_hash != order_hash:
-        raise IdempotencyMismatch("this nonce was already used by a different order")
-    if previous.status == "failed" and previous.entry_id is None:
-        raise OrderRefused(
-            f"this order was refused ({previous.failure}); sign a new order to try again",
-            failure=previous.failure,
-        )
-
-
-def unspend(session: Session, ctx: OperatorContext, *, order: Order) -> None:
-    """A payment that came back (refund, return) no longer counts against daily/annual limits."""
-    wallet = repo.get_wallet(session, order.wallet_id, lock=True)
-    if wallet is None:
-        return
-    day = order.created_at.astimezone(ctx.timezone)
-    day_total = wallet.spent_day_total
-    year_total = wallet.spent_year_total
-    if wallet.spent_day == day.date():
-        day_total = max(0, day_total - order.amount)
-    if wallet.spent_year == day.year:
-        year_total = max(0, year_total - order.amount)
-    repo.update_spend_counters(
-        session,
-        wallet.id,
-        day=wallet.spent_day,
-        day_total=day_total,
-        year=wallet.spent_year or day.year,
-        year_total=year_total,
-    )
-
-
-def require_active(wallet: Wallet, role: str = "wallet") -> None:
-    if wallet.status != "active":
-        raise WalletNotActive(f"{role} {wallet.id} is {wallet.status}")
-
-
-def check_outgoing_limits(
-    ctx: OperatorContext,
-    wallet: Wallet,
-    amount: int,
-    *,
-    today: Any = None,
-    year: int | None = None,
-) -> tuple[int, int]:
-    """(spent today, spent this year) including `amount`; raises the class limit it breaks.
-    `today`/`year` default to the context clock's."""
-    limits = limits_of(ctx, wallet)
-    if today is None or year is None:
-        today, year = _today(ctx)
-    day_total = (wallet.spent_day_total if wallet.spent_day == today else 0) + amount
-    year_total = (wallet.spent_year_total if wallet.spent_year == year else 0) + amount
-    if (
-        (limits.single_payment is None or amount <= limits.single_payment)
-        and (limits.daily is None or day_total <= limits.daily)
-        and (limits.annual is None or year_total <= limits.annual)
-    ):
-        return day_total, year_total
-    name = WalletClass(wallet.wallet_class).name
-    if limits.single_payment is not None and amount > limits.single_payment:
-        raise SinglePaymentLimit(
-            f"class {name} allows at most {_fmt(ctx, limits.single_payment)} per payment",
-            limit=limits.single_payment,
-        )
-    if limits.daily is not None and day_total > limits.daily:
-        raise DailyLimit(
-            f"class {name} allows {_fmt(ctx, limits.daily)} per day; "
-            f"{_fmt(ctx, day_total - amount)} already spent today",
-            limit=limits.daily,
-        )
-    if limits.annual is not None and year_total > limits.annual:
-        raise AnnualLimit(
-            f"class {name} allows {_fmt(ctx, limits.annual)} per year; "
-            f"{_fmt(ctx, year_total - amount)} already spent this year",
-            limit=limits.annual,
-        )
-    return day_total, year_total
-
-
-def check_cap(
-    ctx: OperatorContext, wallet: Wallet, balance: int, amount: int, *, payee: bool
-) -> None:
-    cap = limits_of(ctx, wallet).balance_cap
-    if cap is not None and balance + amount > cap:
-        error = PayeeBalanceCap if payee else BalanceCap
-        raise error(
-            f"class {WalletClass(wallet.wallet_class).name} balance cap is {_fmt(ctx, cap)}; "
-            f"balance {_fmt(ctx, balance)} + {_fmt(ctx, amount)} would exceed it",
-            limit=cap,
-        )
-
-
-def _fmt(ctx: OperatorContext, minor: int) -> str:
-    return format_amount(minor, ctx.decimals, ctx.currency)
-
-
-# ------------------------------------------------------------------ payments
-
-
-def payment_receipt(ctx: OperatorContext, order: Order) -> dict[str, Any]:
-    document = {
-        "type": "payment-receipt",
-        "payment_id": str(order.id),
-        "operator": ctx.code,
-        "payer": order.wallet_id,
-        "payee": order.counterparty,
-        "amount": order.amount,
-        "currency": ctx.currency,
-        "nonce": order.nonce,
-        "route": "intra" if routing_code(order.counterparty or "") == ctx.code else "cross",
-        "status": order.status,
-        "failure": order.failure,
-        "accepted_at": iso(order.created_at),
-    }
-    return {**document, "receipt": sign_document(ctx.key, document)}
-
-
-def _overflow(ctx: OperatorContext, payee: Wallet, balance: int, amount: int) -> int:
-    """How much of `amount` must be swept past the payee's cap (0 if it fits); refuses when
-    the policy says so."""
-    cap = limits_of(ctx, payee).balance_cap
-    if cap is None or balance + amount <= cap:
-        return 0
-    if ctx.policy.overflow != "sweep":
-        check_cap(ctx, payee, balance, amount, payee=True)
-    return balance + amount - max(cap, balance)
-
-
-def payment_status(
-    session: Session, ctx: OperatorContext, *, payment_id: str, wallet_id: str | None
-) -> dict[str, Any]:
-    try:
-        order = repo.get_order(session, uuid.UUID(payment_id))
-    except ValueError:
-        raise ValidationFailed("payment_id must be a UUID") from None
-    if order is None or order.kind != "payment":
-        raise UnknownPayment(f"no payment {payment_id}")
-    if wallet_id is not None and wallet_id != order.wallet_id:
-        raise UnknownPayment(f"no payment {payment_id}")  # do not reveal others' payments
-    return payment_receipt(ctx, order)
-
-
-def record_refused_order(
-    session: Session,
-    ctx: OperatorContext,
-    *,
-    kind: str,
-    order: dict[str, Any],
-    signature: str,
-    failure: str,
-) -> None:
-    """Keep a refused order's nonce, so the same signed order can never succeed later (e.g.
-    replayed once the payer has funds): a resend returns this refusal."""
-    wallet_id = order.get("payer") if kind == "payment" else order.get("wallet")
-    if not isinstance(wallet_id, str) or not is_valid_wallet_id(wallet_id):
-        return
-    wallet = repo.get_wallet(session, wallet_id)
-    if wallet is None or not verify_json(wallet.public_key, order, signature):
-        return
-    repo.lock_key(session, f"order-nonce:{wallet_id}", str(order.get("nonce")))
-    if repo.find_order(session, wallet_id, order["nonce"]) is not None:
-        return  # the same refused order, sent twice at once, is recorded once
-    repo.add_order(
-        session,
-        Order(
-            id=uuid.uuid4(),
-            wallet_id=wallet_id,
-            nonce=order["nonce"],
-            kind=kind,
-            amount=order["amount"],
-            counterparty=order.get("payee") if kind == "payment" else "deposit",
-            body=order,
-            signature=signature,
-            order_hash=sha256_hex(canonical_json(order)),
-            status="failed",
-            failure=failure,
-            entry_id=None,
-            created_at=ctx.now(),
-        ),
-    )
 
 
 # ------------------------------------------------------------------ history

@@ -55,7 +55,7 @@ def test_refused_cash_load_cannot_be_replayed_later(network: Any) -> None:
 def test_the_same_refused_order_sent_twice_in_parallel_never_gets_a_500(
     network: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """BUG (500): operators/api.py `_refusals_recorded` -> service.record_refused_order does
+    """BUG (500): operators/api.py `_refusals_recorded` -> orders.record_refused_order does
     find_order() then INSERT without a lock or ON CONFLICT. Two concurrent sends of the same
     refused order both find no row and both insert: the second hits the unique
     (wallet_id, nonce) constraint and the IntegrityError escapes as a 500. The two threads are
@@ -136,7 +136,7 @@ def test_a_refund_does_not_erase_a_concurrent_payment_from_the_spend_counters(
 ) -> None:
     """BUG (limit bypass, lost update): operators/settlement/delivery.py `refund_settlement` loaded
     the payer's wallet BEFORE locking its account and keeps it in a local variable;
-    `service.unspend` then gets that same identity-mapped (stale) object back from
+    `limits.unspend` then gets that same identity-mapped (stale) object back from
     `session.get` and writes counters computed from it with an absolute UPDATE. Interleaving:
     a cross-operator payment of 1,000.00 is refused by the central bank (payee operator
     suspended); between the refund's wallet read and its lock the payer makes another payment
