@@ -11,9 +11,9 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from cbdc.cli import app
+from cli.main import app
 from simulator.engine import Engine, run_scenario
-from simulator.scenario import parse_scenario
+from simulator.scenario_loading import parse_scenario
 
 TINY = """
 [scenario]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cbdc.cli import app
+from cli.main import app
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "scenarios"
 NAMES = sorted(p.stem for p in EXAMPLES.glob("*.toml") if p.stem != "speed-1m")

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from cbdc.cli import app
+from cli.main import app
 from simulator.compare import ComparisonError, compare_runs
 from simulator.outputs import (
     DEFAULT_RUNS_ROOT,
@@ -361,7 +361,7 @@ def test_list_and_resolve_runs(tmp_path: Path) -> None:
 
 @pytest.fixture
 def cli(monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    from cbdc.console import console
+    from cli.console import console
 
     monkeypatch.setattr(console, "_width", 200)  # no wrapping of long run names
     monkeypatch.delenv(RUNS_DIR_ENV, raising=False)
@@ -534,7 +534,7 @@ def test_cli_run_with_a_stand_in_engine(
 def test_cli_run_scenario_error_exits_2_without_traceback(
     cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from simulator.scenario import ScenarioError
+    from simulator.scenario_loading import ScenarioError
 
     def behaviour(root: Path, progress: Any) -> Path:
         raise ScenarioError("s.toml", [("[scenario].seed", "must be an integer [got 'x']")])

@@ -14,7 +14,6 @@ import uuid
 from pathlib import Path
 
 from cbdc.audit import run_audit
-from cbdc.console import audit_table, console
 from cbdc.crypto import SigningKey
 from cbdc.envelope import CENTRAL_BANK_AUDIENCE, operator_audience
 from cbdc.http import RemoteError, SignedClient
@@ -29,6 +28,7 @@ from cbdc.regulator import (
     verify_log_rows,
 )
 from cbdc.settings import NetworkConfig, Settings
+from cli.console import audit_table, console
 from wallets.certs import verify_wallet_chain
 from wallets.client import OperatorClient, WalletClient
 

@@ -11,8 +11,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from cbdc.console import audit_table, console
 from cbdc.settings import NetworkConfig, Settings, network_file
+from cli.console import audit_table, console
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -110,7 +110,7 @@ def demo(
     port: Annotated[int | None, typer.Option(help="central bank port")] = None,
 ) -> None:
     """Run the narrated end-to-end flow on a fresh network, finishing with the audit."""
-    from cbdc.demo import run_demo
+    from cli.demo import run_demo
 
     settings = _settings(data_dir or Path(".cbdc/demo"), port=port)
     raise typer.Exit(run_demo(settings))
@@ -141,16 +141,16 @@ def audit(
 
 # ------------------------------------------------------------------ wallets
 
-from cbdc import cli_regulator, cli_wallet  # noqa: E402  (register the sub-commands)
+from cli import regulator, wallet  # noqa: E402  (register the sub-commands)
 
-cli_wallet.register(wallet_app, _network)
-cli_regulator.register(regulator_app, _network)
+wallet.register(wallet_app, _network)
+regulator.register(regulator_app, _network)
 
-from cbdc.cli_scenario import scenario_app  # noqa: E402
+from cli.scenario import scenario_app  # noqa: E402
 
 app.add_typer(scenario_app, name="scenario")
 
-from cbdc.cli_bench import bench  # noqa: E402
+from cli.bench import bench  # noqa: E402
 
 app.command()(bench)
 

@@ -13,7 +13,6 @@ import httpx
 import typer
 from rich.table import Table
 
-from cbdc.console import console, fail, money
 from cbdc.disclosure_log import describe
 from cbdc.envelope import CENTRAL_BANK_AUDIENCE, operator_audience
 from cbdc.http import RemoteError, RemoteUnavailable, SignedClient
@@ -26,6 +25,7 @@ from cbdc.regulator import (
 )
 from cbdc.sealing import SealError
 from cbdc.settings import NetworkConfig
+from cli.console import console, fail, money
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="network data directory")]
 Keys = Annotated[Path | None, typer.Option("--keys", help="regulator key directory")]

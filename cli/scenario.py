@@ -15,7 +15,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from cbdc.console import console
+from cli.console import console
 
 scenario_app = typer.Typer(
     no_args_is_help=True,
@@ -78,7 +78,7 @@ def run(
 ) -> None:
     """Run a scenario: write the run folder (series, timing, summary) and its report."""
     from simulator.outputs import read_summary, runs_root
-    from simulator.scenario import ScenarioError
+    from simulator.scenario_loading import ScenarioError
 
     if not file.is_file():
         raise _error(f"no scenario file {file}")

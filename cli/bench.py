@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cbdc.console import console
+from cli.console import console
 
 
 def bench(

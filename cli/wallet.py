@@ -10,13 +10,13 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cbdc.console import console, fail, money
 from cbdc.crypto import SigningKey
 from cbdc.envelope import operator_audience
 from cbdc.http import RemoteError, RemoteUnavailable, SignedClient
 from cbdc.identity import make_bank_account, make_resident_id
 from cbdc.money import parse_amount
 from cbdc.settings import NetworkConfig
+from cli.console import console, fail, money
 from wallets.client import OperatorClient, WalletClient
 from wallets.keystore import KeyStore, StoredWallet
 
