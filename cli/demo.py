@@ -19,7 +19,6 @@ from cbdc.envelope import CENTRAL_BANK_AUDIENCE, operator_audience
 from cbdc.http import RemoteError, SignedClient
 from cbdc.identity import make_bank_account, make_resident_id
 from cbdc.money import format_amount
-from cbdc.network import Network
 from cbdc.regulator import (
     RegulatorKeys,
     disclosure_order,
@@ -29,6 +28,7 @@ from cbdc.regulator import (
 )
 from cbdc.settings import NetworkConfig, Settings
 from cli.console import audit_table, console
+from orchestration.network import Network
 from wallets.certs import verify_wallet_chain
 from wallets.client import OperatorClient, WalletClient
 

@@ -70,7 +70,7 @@ def up(
     data_dir: DataDir = None,
 ) -> None:
     """Start PostgreSQL, the central bank and the operators; Ctrl-C stops everything."""
-    from cbdc.network import Network
+    from orchestration.network import Network
 
     settings = _settings(data_dir, operators=operators, port=port, workers=workers)
     network = Network(settings)

@@ -33,7 +33,6 @@ import psutil
 from sqlalchemy.engine import make_url
 
 from cbdc.audit import run_audit
-from cbdc.network import Network
 from cbdc.pg import SECRET_FILE, EmbeddedPostgres
 from cbdc.settings import NetworkConfig, Settings
 from loadtest import batchpath, pgbaseline
@@ -42,6 +41,7 @@ from loadtest.cpu import CpuSampler, postgres_labels, postgres_roots, root_label
 from loadtest.cpureport import cpu_markdown, cpu_per_payment
 from loadtest.manifest import Manifest
 from loadtest.seed import seed
+from orchestration.network import Network
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 

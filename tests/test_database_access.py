@@ -28,9 +28,9 @@ from sqlalchemy.engine import make_url
 
 from cbdc.db import create_database, create_service_database, migrate
 from cbdc.files import private_dir, write_private
-from cbdc.network import Network
 from cbdc.pg import SUPERUSER, EmbeddedPostgres, read_pgpass_password
 from cbdc.settings import Settings, network_file
+from orchestration.network import Network
 
 
 def mode(path: Path) -> int:
@@ -203,7 +203,7 @@ def _drop(pg_url: str, *names: str) -> None:
 
 @pytest.fixture
 def two_services(pg_url: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """Two service databases made as `cbdc.network` makes them, the second migrated."""
+    """Two service databases made as `orchestration.network` makes them, the second migrated."""
     keys = private_dir(tmp_path / "keys")
     names = [f"t_svc_{uuid.uuid4().hex[:8]}_{kind}" for kind in ("central_bank", "operator")]
     try:

@@ -10,8 +10,8 @@ Two modes, chosen when a service's state is built:
 - **per app** (no `PROMETHEUS_MULTIPROC_DIR`): each `ServiceMetrics` owns a `CollectorRegistry`
   with its own histogram and counter. Tests and the scenario engine build many apps in one
   process; they never clash ("Duplicated timeseries") and an app's metrics go with the app.
-- **multiprocess** (`PROMETHEUS_MULTIPROC_DIR` set, as `cbdc.network.Network` does for every
-  service it spawns under uvicorn `--workers N`): the histogram and counter are process-wide
+- **multiprocess** (`PROMETHEUS_MULTIPROC_DIR` set, as `orchestration.network.Network` does for
+  every service it spawns under uvicorn `--workers N`): the histogram and counter are process-wide
   singletons whose values prometheus_client keeps in mmap files in that directory, one set per
   worker; a scrape sums every worker's files (`MultiProcessCollector`). prometheus_client picks
   its value store from that variable at import, so it must be set before the process starts.

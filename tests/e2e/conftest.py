@@ -1,6 +1,6 @@
 """End-to-end fixtures: a real network (central bank + two operators as uvicorn processes on
-127.0.0.1) started once for the e2e tests with `cbdc.network.Network`, on the PostgreSQL server
-the test session started (`pg_url`), plus helpers to run the `cbdc` CLI as a subprocess.
+127.0.0.1) started once for the e2e tests with `orchestration.network.Network`, on the PostgreSQL
+server the test session started (`pg_url`), plus helpers to run the `cbdc` CLI as a subprocess.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from sqlalchemy.engine import make_url
 
 from cbdc.crypto import SigningKey
 from cbdc.http import SignedClient
-from cbdc.network import Network, port_is_free
 from cbdc.settings import NetworkConfig, Settings
+from orchestration.network import Network, port_is_free
 from tests.conftest import person_evidence
 from wallets.client import OperatorClient, WalletClient
 

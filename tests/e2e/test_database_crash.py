@@ -25,8 +25,8 @@ import pytest
 
 from cbdc.audit import run_audit
 from cbdc.crypto import SigningKey
-from cbdc.network import Network
 from cbdc.settings import Settings
+from orchestration.network import Network
 from tests.e2e.conftest import LiveNetwork, free_port_base
 from wallets.client import OperatorClient, PaymentReceipt, RemoteError, RetryPolicy
 

@@ -14,8 +14,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from cbdc.network import Network, metrics_dir
 from cbdc.settings import NetworkConfig, Settings, network_file
+from orchestration.network import Network, metrics_dir
 from tests.e2e.conftest import drop_databases, free_port_base
 
 WORKERS = 2

@@ -15,8 +15,8 @@ import pytest
 from cbdc.audit import run_audit
 from cbdc.crypto import SigningKey
 from cbdc.http import SignedClient
-from cbdc.network import Network
 from cbdc.settings import Settings
+from orchestration.network import Network
 from tests.e2e.conftest import LiveNetwork, drop_databases, free_port_base
 from wallets.client import OperatorClient, WalletClient
 

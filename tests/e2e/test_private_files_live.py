@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from cbdc.network import metrics_dir
 from cbdc.settings import network_file
+from orchestration.network import metrics_dir
 from tests.e2e.conftest import LiveNetwork
 
 
