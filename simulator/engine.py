@@ -40,6 +40,7 @@ from sqlalchemy import text
 from cbdc.errors import DomainError
 from cbdc.sqlarrays import text_array
 from operators.payments import batch, bulk
+from operators.wallets import states
 from simulator import settle
 from simulator.metrics import observe
 from simulator.network import SimNetwork, apply_limits, side_by_side
@@ -234,7 +235,7 @@ class Engine:
         """How much more each adopted wallet may hold under its cap."""
         state = self.net.state(pop.code)
         with state.factory() as session:
-            wallets = batch.load_wallet_states(session, pop.adopted_wallets)
+            wallets = states.load_wallet_states(session, pop.adopted_wallets)
             rows = session.execute(
                 text(
                     "SELECT w.id, a.balance FROM wallets w JOIN accounts a "

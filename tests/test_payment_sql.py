@@ -19,7 +19,7 @@ from cbdc.db import transaction
 from cbdc.errors import InsufficientFunds
 from cbdc.policy import WalletClass
 from operators.payments import batch, payment_sql, signed_batch
-from operators.wallets import service
+from operators.wallets import service, states
 from tests.test_compliance_aml import aml, cb_alerts, op_alerts, rules_of
 from wallets.orders import payment_order, sign_order
 
@@ -229,9 +229,8 @@ def test_the_pool_pings_only_connections_that_sat_idle(
         engine.dispose()
 
 
-def test_batch_module_keeps_its_names_for_other_callers() -> None:
-    assert batch.WalletState is payment_sql.WalletState
-    assert batch.load_wallet_states is payment_sql.load_wallet_states
+def test_one_wallet_state_type_for_every_set_based_path() -> None:
+    assert batch.WalletState is payment_sql.WalletState is states.WalletState
 
 
 @pytest.mark.parametrize("network", [aml(large_value=1_000_00)], indirect=True)

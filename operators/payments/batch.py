@@ -31,12 +31,10 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 from datetime import time as dtime
 from typing import Any, NamedTuple
 
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from cbdc.addresses import is_valid_wallet_id, routing_code
 from cbdc.errors import DomainError, IdempotencyMismatch, InsufficientFunds
-from cbdc.sqlarrays import text_array
 from operators.compliance import aml
 from operators.context import OperatorContext
 from operators.errors import (
@@ -48,13 +46,9 @@ from operators.errors import (
 )
 from operators.models import Order
 from operators.payments import payment_sql
-from operators.payments.payment_sql import (  # noqa: F401 - WalletState, load_wallet_states: re-exported
-    BatchRead,
-    StoredOrder,
-    WalletState,
-    load_wallet_states,
-)
+from operators.payments.payment_sql import BatchRead, StoredOrder
 from operators.wallets import limits
+from operators.wallets.states import WalletState
 
 
 class Instruction(NamedTuple):
@@ -86,29 +80,6 @@ class Outcome:
     @property
     def code(self) -> str | None:
         return self.error.code if self.error is not None else None
-
-
-def wallet_accounts(
-    session: Session, wallet_ids: Sequence[str], *, with_deposits: bool
-) -> set[int]:
-    """The ledger accounts of these wallets (and of their holders' deposits)."""
-    if not wallet_ids:
-        return set()
-    if with_deposits:
-        rows = session.execute(
-            text(
-                "SELECT w.account_id, c.deposit_account_id FROM wallets w JOIN customers c "
-                "ON c.id = w.customer_id WHERE w.id = ANY(CAST(:ids AS text[]))"
-            ),
-            {"ids": text_array(list(wallet_ids))},
-        )
-        return {a for row in rows for a in row}
-    return set(
-        session.execute(
-            text("SELECT account_id FROM wallets WHERE id = ANY(CAST(:ids AS text[]))"),
-            {"ids": text_array(list(wallet_ids))},
-        ).scalars()
-    )
 
 
 def read_for(

@@ -34,10 +34,10 @@ from cbdc.policy import WalletClass
 from cbdc.sqlarrays import int_array, text_array
 from operators.context import OperatorContext
 from operators.errors import UnknownWallet, VaultFloatInsufficient
-from operators.payments.batch import WalletState, load_wallet_states, wallet_accounts
 from operators.vault import service as vault
 from operators.wallets import identity_history, limits
 from operators.wallets.identity import check_evidence
+from operators.wallets.states import WalletState, load_wallet_states, wallet_accounts
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ as `InsufficientFunds`); the orders' statement trigger checks their wallet and e
 
 Why not SQLAlchemy here: for a batch of a few dozen payments, compiling and wrapping the
 statements and their rows in SQLAlchemy cost more CPU than PostgreSQL spent running them
-(docs/benchmarks.md). Errors are handed to SQLAlchemy's own handling (`_reraise`), so the
+(docs/benchmarks.md). Errors are handed to SQLAlchemy's own handling (`operators.rawsql`), so the
 callers see the same `DBAPIError`s, retries on 40001/40P01 still happen, and a lost connection
 still invalidates the pool.
 """
@@ -28,34 +28,16 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any, NamedTuple
 
-import psycopg
 from sqlalchemy.orm import Session
 
-from cbdc.errors import InsufficientFunds
 from cbdc.sqlarrays import any_array, int_array, nullable_text_array, text_array
-
-
-@dataclass(slots=True)
-class WalletState:
-    """What judging a payment needs of a wallet (duck-types `operators.models.Wallet`)."""
-
-    id: str
-    account_id: int
-    wallet_class: int
-    status: str
-    customer_id: int
-    deposit_account_id: int
-    spent_day: date | None
-    spent_day_total: int
-    spent_year: int | None
-    spent_year_total: int
-    public_key: str | None = None
+from operators.rawsql import raw
+from operators.wallets.states import WALLET_STATE_KEYS_SQL, WALLET_STATE_SQL, WalletState
 
 
 class StoredOrder(NamedTuple):
@@ -81,18 +63,6 @@ class BatchRead:
     previous: dict[tuple[str, str], StoredOrder]
 
 
-_STATE_COLUMNS = (
-    "w.id, w.account_id, w.wallet_class, w.status, w.customer_id, c.deposit_account_id, "
-    "w.spent_day, w.spent_day_total, w.spent_year, w.spent_year_total"
-)
-WALLET_STATE_SQL = (
-    f"SELECT {_STATE_COLUMNS} FROM wallets w JOIN customers c ON c.id = w.customer_id "
-    "WHERE w.id = ANY(%(ids)s::text[])"
-)
-_WALLET_STATE_KEYS_SQL = (
-    f"SELECT {_STATE_COLUMNS}, w.public_key FROM wallets w "
-    "JOIN customers c ON c.id = w.customer_id WHERE w.id = ANY(%(ids)s::text[])"
-)
 # The accounts of the wallets (and of their holders' deposits, when asked) and the extra
 # (system) accounts, locked in ascending id order. Account ids of a wallet never change, so
 # reading them in the same statement as the lock is safe; everything else about the wallets is
@@ -115,35 +85,6 @@ _PREVIOUS_SQL = (
 )
 
 
-@contextmanager
-def raw(session: Session, what: str) -> Iterator[psycopg.Connection[Any]]:
-    """The session's psycopg connection; a psycopg error is handed to SQLAlchemy, which wraps
-    it (DBAPIError, with `orig`) and, for a lost connection, invalidates the pool, as for a
-    statement it ran itself."""
-    connection = session.connection()
-    try:
-        yield connection.connection.driver_connection  # type: ignore[misc]
-    except psycopg.Error as exc:
-        if exc.diag.constraint_name == "ck_accounts_non_negative":
-            raise InsufficientFunds("an account would go negative") from None
-        _reraise(connection, exc, what)
-        raise
-
-
-def _reraise(connection: Any, exc: psycopg.Error, what: str) -> None:
-    handle = getattr(connection, "_handle_dbapi_exception", None)
-    if handle is not None:
-        handle(exc, what, {}, None, None)  # raises the wrapped error
-
-
-def load_wallet_states(session: Session, wallet_ids: Sequence[str]) -> dict[str, WalletState]:
-    if not wallet_ids:
-        return {}
-    with raw(session, WALLET_STATE_SQL) as conn, conn.cursor() as cursor:
-        cursor.execute(WALLET_STATE_SQL, {"ids": text_array(list(wallet_ids))})
-        return {r[0]: WalletState(*r) for r in cursor.fetchall()}
-
-
 def read_batch(
     session: Session,
     wallet_ids: Sequence[str],
@@ -157,7 +98,7 @@ def read_batch(
     the wallets as of the lock and the orders stored under `nonces` ((wallet, nonce) pairs):
     three statements, one round trip."""
     ids = text_array(list(wallet_ids))
-    state_sql = _WALLET_STATE_KEYS_SQL if with_keys else WALLET_STATE_SQL
+    state_sql = WALLET_STATE_KEYS_SQL if with_keys else WALLET_STATE_SQL
     with raw(session, _LOCK_SQL) as conn:
         with conn.pipeline(), conn.cursor() as lock, conn.cursor() as states:
             lock.execute(

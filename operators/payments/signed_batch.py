@@ -18,9 +18,10 @@ from cbdc.errors import DomainError, IdempotencyMismatch, ValidationFailed
 from cbdc.sqlarrays import text_array
 from operators.context import OperatorContext
 from operators.errors import InvalidWalletId, UnknownWallet, WrongOperator
-from operators.payments import batch, orders, payment_sql
+from operators.payments import batch, orders
 from operators.payments.batch import Instruction, pay_many
 from operators.payments.payment_sql import StoredOrder
+from operators.rawsql import raw
 
 MAX_BATCH = 1000
 
@@ -178,7 +179,7 @@ def _public_keys(session: Session, ctx: OperatorContext, wallet_ids: list[str]) 
         ctx._payment_keys = cache  # type: ignore[attr-defined]
     missing = sorted({w for w in wallet_ids if w not in cache})
     if missing:
-        with payment_sql.raw(session, _KEYS_SQL) as conn, conn.cursor() as cursor:
+        with raw(session, _KEYS_SQL) as conn, conn.cursor() as cursor:
             cursor.execute(_KEYS_SQL, {"ids": text_array(missing)})
             cache.update(cursor.fetchall())
     return {w: cache[w] for w in wallet_ids if w in cache}

@@ -52,10 +52,10 @@ from operators import repository as repo
 from operators.compliance import aml
 from operators.context import OperatorContext
 from operators.models import Order, OutboxJob
-from operators.payments import batch
 from operators.settlement import delivery as settlement
 from operators.vault import service as vault
 from operators.vault.service import BadCentralBankDocument
+from operators.wallets import states
 
 if TYPE_CHECKING:
     from operators.jobs import JobRunner
@@ -501,11 +501,11 @@ def apply_pair(
     wanted = {i["payee_wallet"] for i in items if _ours(ctx, i["payee_wallet"])}
     system = [ctx.account(c) for c in ("tokens_held", "in_transit_out", "returns_pending")]
     sweeping = ctx.policy.overflow == "sweep"
-    to_lock = set(system) | batch.wallet_accounts(session, sorted(wanted), with_deposits=sweeping)
+    to_lock = set(system) | states.wallet_accounts(session, sorted(wanted), with_deposits=sweeping)
     if sweeping:
         to_lock |= {ctx.account("vault_float"), ctx.account("deposits_contra")}
     balances = ledger.lock_accounts(session, to_lock)
-    payees = batch.load_wallet_states(session, sorted(wanted))  # as of the lock
+    payees = states.load_wallet_states(session, sorted(wanted))  # as of the lock
 
     held = ctx.account("tokens_held")
     entries: list[ledger.Entry] = []
@@ -646,7 +646,7 @@ def _ours(ctx: OperatorContext, wallet_id: str) -> bool:
 def _target(
     ctx: OperatorContext,
     wallet_id: str,
-    payees: dict[str, batch.WalletState],
+    payees: dict[str, states.WalletState],
     balances: dict[int, int],
     amount: int,
 ) -> tuple[str, int | None, str | None, int]:
