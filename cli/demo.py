@@ -13,7 +13,6 @@ import time
 import uuid
 from pathlib import Path
 
-from cbdc.audit import run_audit
 from cbdc.crypto import SigningKey
 from cbdc.envelope import CENTRAL_BANK_AUDIENCE, operator_audience
 from cbdc.http import RemoteError, SignedClient
@@ -28,6 +27,7 @@ from cbdc.regulator import (
 )
 from cbdc.settings import NetworkConfig, Settings
 from cli.console import audit_table, console
+from orchestration.audit import run_audit
 from orchestration.network import Network
 from wallets.certs import verify_wallet_chain
 from wallets.client import OperatorClient, WalletClient

@@ -123,7 +123,7 @@ def audit(
     data_dir: DataDir = None,
 ) -> None:
     """Check the cross-tier invariants of a running network; exit 1 on any violation."""
-    from cbdc.audit import run_audit
+    from orchestration.audit import run_audit
 
     config = _network(data_dir)
     report = run_audit(config, drain_timeout=drain_timeout)

@@ -32,7 +32,6 @@ from typing import Any
 import psutil
 from sqlalchemy.engine import make_url
 
-from cbdc.audit import run_audit
 from cbdc.pg import SECRET_FILE, EmbeddedPostgres
 from cbdc.settings import NetworkConfig, Settings
 from loadtest import batchpath, pgbaseline
@@ -41,6 +40,7 @@ from loadtest.cpu import CpuSampler, postgres_labels, postgres_roots, root_label
 from loadtest.cpureport import cpu_markdown, cpu_per_payment
 from loadtest.manifest import Manifest
 from loadtest.seed import seed
+from orchestration.audit import run_audit
 from orchestration.network import Network
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"

@@ -11,10 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from cbdc.audit import run_audit
 from cbdc.crypto import SigningKey
 from cbdc.http import RemoteError, RemoteUnavailable
 from cbdc.identity import make_bank_account, make_resident_id
+from orchestration.audit import run_audit
 from tests.e2e.conftest import LiveNetwork
 from wallets.client import OperatorClient, PaymentReceipt, WalletClient
 from wallets.orders import payment_order, sign_order

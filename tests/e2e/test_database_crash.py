@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
-from cbdc.audit import run_audit
 from cbdc.crypto import SigningKey
 from cbdc.settings import Settings
+from orchestration.audit import run_audit
 from orchestration.network import Network
 from tests.e2e.conftest import LiveNetwork, free_port_base
 from wallets.client import OperatorClient, PaymentReceipt, RemoteError, RetryPolicy

@@ -12,10 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cbdc.audit import run_audit
 from cbdc.crypto import SigningKey
 from cbdc.http import SignedClient
 from cbdc.settings import Settings
+from orchestration.audit import run_audit
 from orchestration.network import Network
 from tests.e2e.conftest import LiveNetwork, drop_databases, free_port_base
 from wallets.client import OperatorClient, WalletClient

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from cbdc.audit import run_audit
+from orchestration.audit import run_audit
 from tests.e2e.conftest import LiveNetwork, open_wallet, own_network, wait_until
 from wallets.client import OperatorClient, WalletClient
 

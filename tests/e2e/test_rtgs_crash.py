@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from sqlalchemy import create_engine, text
 
-from cbdc.audit import run_audit
+from orchestration.audit import run_audit
 from tests.e2e.conftest import LiveNetwork, open_wallet, own_network, wait_until
 from wallets.client import OperatorClient, WalletClient
 
