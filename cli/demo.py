@@ -18,17 +18,17 @@ from cbdc.envelope import CENTRAL_BANK_AUDIENCE, operator_audience
 from cbdc.http import RemoteError, SignedClient
 from cbdc.identity import make_bank_account, make_resident_id
 from cbdc.money import format_amount
-from cbdc.regulator import (
+from cbdc.settings import NetworkConfig, Settings
+from cli.console import audit_table, console
+from orchestration.audit import run_audit
+from orchestration.network import Network
+from regulator.client import (
     RegulatorKeys,
     disclosure_order,
     open_escrow,
     send_disclosure,
     verify_log_rows,
 )
-from cbdc.settings import NetworkConfig, Settings
-from cli.console import audit_table, console
-from orchestration.audit import run_audit
-from orchestration.network import Network
 from wallets.certs import verify_wallet_chain
 from wallets.client import OperatorClient, WalletClient
 

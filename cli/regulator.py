@@ -16,16 +16,16 @@ from rich.table import Table
 from cbdc.disclosure_log import describe
 from cbdc.envelope import CENTRAL_BANK_AUDIENCE, operator_audience
 from cbdc.http import RemoteError, RemoteUnavailable, SignedClient
-from cbdc.regulator import (
+from cbdc.sealing import SealError
+from cbdc.settings import NetworkConfig
+from cli.console import console, fail, money
+from regulator.client import (
     RegulatorKeys,
     check_operator_log,
     disclosure_order,
     open_escrow_versions,
     send_disclosure,
 )
-from cbdc.sealing import SealError
-from cbdc.settings import NetworkConfig
-from cli.console import console, fail, money
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="network data directory")]
 Keys = Annotated[Path | None, typer.Option("--keys", help="regulator key directory")]

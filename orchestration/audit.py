@@ -27,8 +27,8 @@ from cbdc import disclosure_log
 from cbdc.crypto import SigningKey
 from cbdc.envelope import CENTRAL_BANK_AUDIENCE, operator_audience
 from cbdc.http import SignedClient
-from cbdc.regulator import load_anchors
 from cbdc.settings import NetworkConfig
+from regulator.client import load_anchors
 
 Heads = dict[str, tuple[int, str]]
 

@@ -33,7 +33,6 @@ from cbdc.files import open_private_append, private_dir, write_private
 from cbdc.http import RemoteError, SignedClient
 from cbdc.pg import EmbeddedPostgres
 from cbdc.policy import DEFAULT_POLICY_FILE
-from cbdc.regulator import RegulatorKeys
 from cbdc.settings import (
     CentralBankNode,
     NetworkConfig,
@@ -42,6 +41,7 @@ from cbdc.settings import (
     Settings,
     network_file,
 )
+from regulator.client import RegulatorKeys
 
 
 def operator_codes(count: int) -> list[str]:

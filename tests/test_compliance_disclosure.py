@@ -16,8 +16,8 @@ from cbdc.addresses import make_wallet_id
 from cbdc.clock import iso, utcnow
 from cbdc.crypto import SigningKey
 from cbdc.http import RemoteError, SignedClient
-from cbdc.regulator import RegulatorKeys, disclosure_order, open_escrow, verify_log_rows
 from cbdc.sealing import SealError, SealingKey
+from regulator.client import RegulatorKeys, disclosure_order, open_escrow, verify_log_rows
 from tests.conftest import VALID_ID_NUMBER
 
 NAME, PHONE = "Chen Jing Disclosed", "+8613912345678"

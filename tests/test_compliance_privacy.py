@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from cbdc.identity import make_bank_account, make_resident_id
 from cbdc.policy import load_policy, with_overrides
-from cbdc.regulator import disclosure_order
+from regulator.client import disclosure_order
 
 YUAN = 100
 # Lowered AML thresholds so the busy day below raises alerts (reported to the central bank).

@@ -34,11 +34,11 @@ from cbdc.identity import (
     valid_resident_id,
 )
 from cbdc.policy import Uniqueness, WalletClass, load_policy, with_overrides
-from cbdc.regulator import disclosure_order, open_escrow, open_escrow_versions
 from operators.payments import bulk
 from operators.wallets import identity_repository as irepo
 from operators.wallets.identity import WalletsPerIdLimit
 from operators.wallets.identity_history import backfill_index
+from regulator.client import disclosure_order, open_escrow, open_escrow_versions
 
 NAME = "Zhao Min"
 ID_A = make_resident_id("31010419850612123")

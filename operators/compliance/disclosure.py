@@ -80,7 +80,7 @@ def append_log(session: Session, entry: dict[str, Any]) -> dict[str, Any]:
         payload={"seq": seq, "hash": digest},
     )
     # prev_hash lets the regulator check that this head extends the one it knew
-    # (cbdc/regulator.py `record_disclosure_head`).
+    # (regulator/client.py `record_disclosure_head`).
     return {"seq": seq, "prev_hash": previous, "hash": digest}
 
 

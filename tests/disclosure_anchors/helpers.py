@@ -12,8 +12,8 @@ from sqlalchemy.engine import Engine
 
 from cbdc.hashchain import GENESIS, link_hash
 from cbdc.http import SignedClient
-from cbdc.regulator import check_operator_log
 from orchestration.audit import audit_network
+from regulator.client import check_operator_log
 from tests.test_compliance_disclosure import identified_wallet, log_entries, order_for, post_order
 
 CODES = ("BKA1", "BKB1")

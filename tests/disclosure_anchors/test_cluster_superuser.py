@@ -16,7 +16,7 @@ from cbdc.disclosure_log import (
     verify_anchor_chain,
 )
 from cbdc.hashchain import GENESIS, link_hash
-from cbdc.regulator import load_anchors, send_disclosure
+from regulator.client import load_anchors, send_disclosure
 from tests.disclosure_anchors.helpers import (
     anchors,
     audit,

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from cbdc.crypto import SigningKey
-from cbdc.regulator import verify_log_rows
+from regulator.client import verify_log_rows
 from tests.disclosure_anchors.helpers import (
     audit,
     disclose,

@@ -17,7 +17,7 @@ from cbdc.envelope import (
     sign_request,
 )
 from cbdc.http import RemoteError, SignedClient
-from cbdc.regulator import RegulatorKeys
+from regulator.client import RegulatorKeys
 from tests.e2e.conftest import LiveNetwork
 from wallets.client import OperatorClient
 from wallets.orders import payment_order, sign_order
