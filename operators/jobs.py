@@ -27,7 +27,7 @@ from operators import repository as repo
 from operators.context import OperatorContext
 from operators.models import OutboxJob
 from operators.settlement import delivery as settlement
-from operators.settlement import netting, rtgs
+from operators.settlement import net_apply, net_obligations, net_submission, netting, rtgs
 from operators.settlement.rtgs_settler import RtgsSettler
 from operators.vault import service as vault
 
@@ -285,7 +285,7 @@ class JobRunner:
     # ------------------------------------------------------------ deferred net settlement
 
     def _net_submit(self, job: OutboxJob) -> None:
-        body = self.tx(lambda s: netting.submission_body(s, job=job))
+        body = self.tx(lambda s: net_submission.submission_body(s, job=job))
         if body is None:
             return
         try:
@@ -296,19 +296,21 @@ class JobRunner:
                 log.error("clearing submission %s: %s", job.reference, exc)
                 self._fail(job, str(exc))
             else:
-                self.tx(lambda s: netting.refund_submission(s, self.ctx, job=job, reason=code))
+                self.tx(
+                    lambda s: net_submission.refund_submission(s, self.ctx, job=job, reason=code)
+                )
             return
-        self.tx(lambda s: netting.submission_accepted(s, job=job, body=body, answer=answer))
+        self.tx(lambda s: net_submission.submission_accepted(s, job=job, body=body, answer=answer))
 
     def _net_pay(self, job: OutboxJob) -> None:
         try:
-            serials = self.tx(lambda s: netting.prepare_payment(s, job=job))
+            serials = self.tx(lambda s: net_obligations.prepare_payment(s, job=job))
         except vault.TokensUnavailable:
             # A liquidity shortfall: obtain issuance now (recorded), then try once more.
-            issuance = self.tx(lambda s: netting.record_shortfall(s, self.ctx, job=job))
+            issuance = self.tx(lambda s: net_obligations.record_shortfall(s, self.ctx, job=job))
             if issuance is not None:
                 self.run_reference(issuance, patience=0)
-            serials = self.tx(lambda s: netting.prepare_payment(s, job=job))
+            serials = self.tx(lambda s: net_obligations.prepare_payment(s, job=job))
         if serials is None:
             return
         oid = job.payload["obligation_id"]
@@ -320,22 +322,24 @@ class JobRunner:
                 self._fail(job, str(exc))
             elif exc.code == "obligation_settled":  # paid under another key: nothing to pay
                 error = str(exc)
-                self.tx(lambda s: netting.release_payment(s, job=job, reason=error))
+                self.tx(lambda s: net_obligations.release_payment(s, job=job, reason=error))
             else:  # an obligation stands: keep trying (e.g. while we are suspended)
                 self._later(job, min(30.0, 0.5 * 2 ** min(job.attempts, 6)), str(exc))
             return
-        self.tx(lambda s: netting.payment_made(s, self.ctx, job=job, answer=answer))
+        self.tx(lambda s: net_obligations.payment_made(s, self.ctx, job=job, answer=answer))
         # the `net_apply` job (same reference) runs next: in run_reference, or by the worker
 
     def _net_apply(self, job: OutboxJob) -> None:
         oid = job.payload["obligation_id"]
-        if not self.tx(lambda s: netting.applied(s, oid)):
-            detail, items = netting.fetch_settled_pair(self.ctx, oid)
+        if not self.tx(lambda s: net_apply.applied(s, oid)):
+            detail, items = net_apply.fetch_settled_pair(self.ctx, oid)
             if detail["status"] != "settled":
                 self._later(job, 1.0, "waiting for the debtor to pay")
                 return
-            self.tx(lambda s: netting.apply_pair(s, self.ctx, job=job, detail=detail, items=items))
-        returned = self.tx(lambda s: netting.returned_references(s, oid))
+            self.tx(
+                lambda s: net_apply.apply_pair(s, self.ctx, job=job, detail=detail, items=items)
+            )
+        returned = self.tx(lambda s: net_apply.returned_references(s, oid))
         try:
             self.ctx.central_bank.acknowledge_obligation(oid, returned)
         except RemoteError as exc:

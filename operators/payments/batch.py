@@ -361,9 +361,9 @@ def _queue_settlements(
     if not cross:
         return
     if ctx.settlement_mode == "net":
-        from operators.settlement import netting
+        from operators.settlement import net_submission
 
-        netting.queue_net_items(
+        net_submission.queue_net_items(
             session,
             ctx,
             [

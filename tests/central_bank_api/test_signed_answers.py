@@ -297,7 +297,7 @@ def test_operator_sees_a_refusal_only_for_a_request_the_bank_refused(
     network: Any, what: str, alter: Any
 ) -> None:
     """The operator acts on the central bank's 4xx: a refused clearing submission is refunded
-    to the payers (`netting.refund_submission`, unless the code is in `SUBMISSION_KEPT`), a
+    to the payers (`net_submission.refund_submission`, unless the code is in `SUBMISSION_KEPT`), a
     refused redemption is cancelled (`vault.cancel_redemption`). A resend of a request the bank
     carried out, altered in transit so that it fails validation, must not reach those as a
     refusal: its answer is unsigned, so the operator's client raises `RemoteUnavailable`
