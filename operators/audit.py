@@ -11,12 +11,14 @@ from cbdc import ledger
 from operators import repository as repo
 from operators.compliance import disclosure
 from operators.context import OperatorContext
+from operators.vault import repository as vault_repo
+from operators.wallets import repository as wallet_repo
 
 
 def operator_audit(session: Session, ctx: OperatorContext) -> dict[str, Any]:
     kinds = ledger.balances_by_kind(session)
     accounts = {code: repo.account_balance(session, acc) for code, acc in ctx.accounts.items()}
-    tokens = repo.vault_summary(session)
+    tokens = vault_repo.vault_summary(session)
     token_value = tokens.get("held_value", 0) + tokens.get("reserved_value", 0)
     wallets = kinds.get("wallet", 0)
     in_transit = kinds.get("in_transit", 0)
@@ -68,7 +70,7 @@ def operator_audit(session: Session, ctx: OperatorContext) -> dict[str, Any]:
         "net_in_flight": awaiting["net_items"],
         "rtgs_in_flight": awaiting["total"] - awaiting["net_orders"],
         "deposits": kinds.get("deposit", 0),
-        "wallet_count": repo.wallet_count(session),
+        "wallet_count": wallet_repo.wallet_count(session),
         "outbox": outbox,
         "failed_jobs": repo.failed_jobs(session),
         "checks": checks,

@@ -33,6 +33,7 @@ from operators.jobs import JobRunner, OutboxWorker
 from operators.payments.microbatch import PaymentBatcher
 from operators.vault import service as vault
 from operators.wallets import identity_history
+from operators.wallets import repository as wallet_repo
 from operators.wallets.identity import IdentityCipher
 
 
@@ -238,7 +239,7 @@ class OperatorState:
             public_key = self._wallet_keys.get(wallet_id)
             if public_key is None:
                 with self.factory() as session:
-                    public_key = repo.wallet_public_key(session, wallet_id)
+                    public_key = wallet_repo.wallet_public_key(session, wallet_id)
                 if public_key is None:
                     return None
                 self._wallet_keys[wallet_id] = public_key

@@ -20,9 +20,9 @@ from sqlalchemy.orm import Session
 
 from cbdc import ledger
 from central_bank.analysis import service as analysis
-from operators import repository as repo
 from operators.audit import operator_audit
 from operators.context import OperatorContext
+from operators.vault import repository as vault_repo
 from simulator.network import SimNetwork
 
 
@@ -34,7 +34,7 @@ def _operator_snapshot(session: Session, ctx: OperatorContext) -> dict[str, int]
             {"ids": list(ctx.accounts.values())},
         ).all()
     )
-    tokens = repo.vault_summary(session)
+    tokens = vault_repo.vault_summary(session)
     negative = session.execute(
         text("SELECT count(*) FROM accounts WHERE NOT allow_negative AND balance < 0")
     ).scalar_one()

@@ -32,6 +32,7 @@ from cbdc.hashchain import GENESIS, link_hash
 from operators import repository as repo
 from operators.context import OperatorContext
 from operators.errors import UnknownWallet
+from operators.wallets import repository as wallet_repo
 from operators.wallets.identity_history import released_identity
 
 ORDER_MAX_AGE = timedelta(hours=24)
@@ -139,7 +140,7 @@ def disclose(
     now = utcnow()
     if issued < now - ORDER_MAX_AGE or issued > now + ORDER_MAX_SKEW:
         raise DisclosureOrderExpired("the order was issued outside the accepted window")
-    wallet = repo.get_wallet(session, str(order.get("wallet_id", "")))
+    wallet = wallet_repo.get_wallet(session, str(order.get("wallet_id", "")))
     if wallet is None or wallet.escrow is None:
         raise UnknownWallet(f"no wallet {order.get('wallet_id')} with escrow at {ctx.code}")
     # The identity as it was at the order's `as_of`, or every version with its period

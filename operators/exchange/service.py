@@ -21,6 +21,7 @@ from operators.models import Order, Wallet
 from operators.payments import orders
 from operators.vault import service as vault
 from operators.wallets import limits, service
+from operators.wallets import repository as wallet_repo
 
 
 class VaultShortfall(Exception):
@@ -39,7 +40,7 @@ def load(
     orders.check_currency(ctx, order)
     order_hash = orders.check_signed_order(wallet, order, signature)
     amount = order["amount"]
-    customer = repo.get_customer(session, wallet.customer_id)
+    customer = wallet_repo.get_customer(session, wallet.customer_id)
     assert customer is not None
     accounts = [
         wallet.account_id,
@@ -48,7 +49,7 @@ def load(
         ctx.account("deposits_contra"),
     ]
     balances = ledger.lock_accounts(session, accounts)
-    previous = repo.find_order(session, wallet.id, order["nonce"])
+    previous = wallet_repo.find_order(session, wallet.id, order["nonce"])
     if previous is not None:
         orders.check_replay(previous, order_hash)
         return {**_exchange_result(session, ctx, previous, wallet), "replayed": True}
@@ -73,7 +74,7 @@ def load(
             (wallet.account_id, amount),
         ],
     )
-    row = repo.add_order(
+    row = wallet_repo.add_order(
         session,
         Order(
             id=order_id,
@@ -104,7 +105,7 @@ def unload(
     orders.check_currency(ctx, order)
     order_hash = orders.check_signed_order(wallet, order, signature)
     amount = order["amount"]
-    customer = repo.get_customer(session, wallet.customer_id)
+    customer = wallet_repo.get_customer(session, wallet.customer_id)
     assert customer is not None
     accounts = [
         wallet.account_id,
@@ -113,7 +114,7 @@ def unload(
         ctx.account("deposits_contra"),
     ]
     balances = ledger.lock_accounts(session, accounts)
-    previous = repo.find_order(session, wallet.id, order["nonce"])
+    previous = wallet_repo.find_order(session, wallet.id, order["nonce"])
     if previous is not None:
         orders.check_replay(previous, order_hash)
         return {**_exchange_result(session, ctx, previous, wallet), "replayed": True}
@@ -132,7 +133,7 @@ def unload(
             (customer.deposit_account_id, amount),
         ],
     )
-    row = repo.add_order(
+    row = wallet_repo.add_order(
         session,
         Order(
             id=order_id,
@@ -166,7 +167,7 @@ def _exchange_result(
         "amount": order.amount,
         "status": order.status,
         "wallet_balance": repo.account_balance(session, wallet.account_id),
-        "deposit_balance": repo.customer_deposit_balance(session, wallet.customer_id),
+        "deposit_balance": wallet_repo.customer_deposit_balance(session, wallet.customer_id),
     }
 
 
@@ -200,7 +201,7 @@ def credit_deposit(
     """Simulated commercial-bank money arriving in a customer's deposit account."""
 
     def run() -> dict[str, Any]:
-        customer = repo.get_customer(session, customer_id)
+        customer = wallet_repo.get_customer(session, customer_id)
         if customer is None:
             raise ValidationFailed(f"customer_id: no customer {customer_id}")
         ledger.lock_accounts(session, [customer.deposit_account_id, ctx.account("deposits_contra")])
@@ -213,7 +214,7 @@ def credit_deposit(
         return {
             "customer_id": customer_id,
             "amount": amount,
-            "deposit_balance": repo.customer_deposit_balance(session, customer_id),
+            "deposit_balance": wallet_repo.customer_deposit_balance(session, customer_id),
         }
 
     return _staff_idempotent(session, key_id, idem_key, request_hash, run)

@@ -30,6 +30,7 @@ from operators.errors import (
     UnknownPayment,
 )
 from operators.models import Order, Wallet
+from operators.wallets import repository as wallet_repo
 
 ORDER_MAX_AGE = timedelta(minutes=10)
 
@@ -87,7 +88,7 @@ def payment_status(
     session: Session, ctx: OperatorContext, *, payment_id: str, wallet_id: str | None
 ) -> dict[str, Any]:
     try:
-        order = repo.get_order(session, uuid.UUID(payment_id))
+        order = wallet_repo.get_order(session, uuid.UUID(payment_id))
     except ValueError:
         raise ValidationFailed("payment_id must be a UUID") from None
     if order is None or order.kind != "payment":
@@ -111,13 +112,13 @@ def record_refused_order(
     wallet_id = order.get("payer") if kind == "payment" else order.get("wallet")
     if not isinstance(wallet_id, str) or not is_valid_wallet_id(wallet_id):
         return
-    wallet = repo.get_wallet(session, wallet_id)
+    wallet = wallet_repo.get_wallet(session, wallet_id)
     if wallet is None or not verify_json(wallet.public_key, order, signature):
         return
     repo.lock_key(session, f"order-nonce:{wallet_id}", str(order.get("nonce")))
-    if repo.find_order(session, wallet_id, order["nonce"]) is not None:
+    if wallet_repo.find_order(session, wallet_id, order["nonce"]) is not None:
         return  # the same refused order, sent twice at once, is recorded once
-    repo.add_order(
+    wallet_repo.add_order(
         session,
         Order(
             id=uuid.uuid4(),

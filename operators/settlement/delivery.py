@@ -37,7 +37,10 @@ from operators.compliance import aml
 from operators.context import OperatorContext
 from operators.errors import SettlementNotReady, SettlementRejected
 from operators.models import InboundSettlement, OutboxJob
+from operators.settlement import repository as settlement_repo
+from operators.vault import repository as vault_repo
 from operators.vault.service import BadCentralBankDocument, reserve_for, verified_tokens
+from operators.wallets import repository as wallet_repo
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +66,10 @@ def apply_settlement(
     ):
         raise BadCentralBankDocument("settlement receipt does not verify or does not match")
     change = verified_tokens(ctx, response.get("change", []))
-    repo.tokens_gone(session, document["inputs"], utcnow())
-    repo.add_vault_tokens(session, change, via=f"settlement-change:{document['settlement_id']}")
+    vault_repo.tokens_gone(session, document["inputs"], utcnow())
+    vault_repo.add_vault_tokens(
+        session, change, via=f"settlement-change:{document['settlement_id']}"
+    )
     source = ctx.account(payload["source"])
     ledger.lock_accounts(session, [source, ctx.account("tokens_held")])
     ledger.post(
@@ -74,7 +79,7 @@ def apply_settlement(
         legs=[(source, -amount), (ctx.account("tokens_held"), amount)],
     )
     if payload.get("order_id"):
-        repo.set_order_status(session, uuid.UUID(payload["order_id"]), "settled")
+        wallet_repo.set_order_status(session, uuid.UUID(payload["order_id"]), "settled")
     repo.enqueue(
         session,
         kind="deliver",
@@ -99,15 +104,15 @@ def refund_settlement(
     locked = repo.lock_job(session, job.id)
     if locked is None or locked.status != "pending":
         return
-    repo.release_tokens(session, job.reference)
+    vault_repo.release_tokens(session, job.reference)
     payload = locked.payload
     order_id = payload.get("order_id")
     if not order_id:
         repo.finish_job(session, job.id, status="failed", error=reason)
         return
-    order = repo.get_order(session, uuid.UUID(order_id), lock=True)
+    order = wallet_repo.get_order(session, uuid.UUID(order_id), lock=True)
     assert order is not None
-    wallet = repo.get_wallet(session, order.wallet_id)
+    wallet = wallet_repo.get_wallet(session, order.wallet_id)
     assert wallet is not None
     amount = int(payload["amount"])
     source = ctx.account(payload["source"])
@@ -118,7 +123,7 @@ def refund_settlement(
         reference=order_id,
         legs=[(source, -amount), (wallet.account_id, amount)],
     )
-    repo.set_order_status(session, order.id, "failed", failure=reason)
+    wallet_repo.set_order_status(session, order.id, "failed", failure=reason)
     from operators.wallets.limits import unspend
 
     unspend(session, ctx, order=order)
@@ -131,9 +136,9 @@ def mark_delivered(session: Session, *, job: OutboxJob, outcome: str) -> None:
         return
     order_id = locked.payload.get("order_id")
     if order_id and outcome == "credited":
-        order = repo.get_order(session, uuid.UUID(order_id), lock=True)
+        order = wallet_repo.get_order(session, uuid.UUID(order_id), lock=True)
         if order is not None and order.status == "settled":
-            repo.set_order_status(session, order.id, "delivered")
+            wallet_repo.set_order_status(session, order.id, "delivered")
     repo.finish_job(session, job.id)
 
 
@@ -176,12 +181,12 @@ def receive(
     settlement_id, amount = check_delivery(ctx, payer_operator, body)
     receipt = body["receipt"]
     tokens = body["payee_tokens"]
-    repo.lock_inbound_key(session, settlement_id)
-    existing = repo.get_inbound(session, uuid.UUID(settlement_id))
+    settlement_repo.lock_inbound_key(session, settlement_id)
+    existing = settlement_repo.get_inbound(session, uuid.UUID(settlement_id))
     if existing is not None:
         return {"settlement_id": settlement_id, "outcome": existing.outcome, "replayed": True}
 
-    repo.add_vault_tokens(session, tokens, via=f"settlement:{settlement_id}")
+    vault_repo.add_vault_tokens(session, tokens, via=f"settlement:{settlement_id}")
     kind = body["kind"]
     sweep = 0
     if kind == "return":
@@ -199,7 +204,7 @@ def receive(
         reference=settlement_id,
         legs=[(ctx.account("tokens_held"), -amount), (target, amount)],
     )
-    repo.add_inbound(
+    settlement_repo.add_inbound(
         session,
         InboundSettlement(
             settlement_id=uuid.UUID(settlement_id),
@@ -223,8 +228,10 @@ def receive(
     if outcome == "credited":
         aml.on_receipts(session, ctx, {body["payee_wallet"]: amount})
     if kind == "return" and outcome == "refunded":
-        repo.set_order_status(session, uuid.UUID(body["reference"]), "returned", failure=reason)
-        original = repo.get_order(session, uuid.UUID(body["reference"]))
+        wallet_repo.set_order_status(
+            session, uuid.UUID(body["reference"]), "returned", failure=reason
+        )
+        original = wallet_repo.get_order(session, uuid.UUID(body["reference"]))
         if original is not None:
             from operators.wallets.limits import unspend
 
@@ -270,7 +277,7 @@ def _payee_target(
     """(outcome, account to credit, reason, amount to sweep past the cap to the deposit)."""
     if not is_valid_wallet_id(wallet_id) or routing_code(wallet_id) != ctx.code:
         return "returning", None, "invalid_wallet_id", 0
-    wallet = repo.get_wallet(session, wallet_id)
+    wallet = wallet_repo.get_wallet(session, wallet_id)
     if wallet is None:
         return "returning", None, "unknown_wallet", 0
     balance = ledger.lock_accounts(session, [wallet.account_id])[wallet.account_id]
@@ -313,7 +320,7 @@ def _refund_target(
     """A return of one of our payments: refund its payer (even over a cap: it is a refund).
     Only a settled payment to the returning operator, for its full amount, and only once."""
     try:
-        order = repo.get_order(session, uuid.UUID(reference), lock=True)
+        order = wallet_repo.get_order(session, uuid.UUID(reference), lock=True)
     except ValueError:
         order = None
     if (
@@ -328,7 +335,7 @@ def _refund_target(
         raise SettlementNotReady(f"payment {reference} is still being cleared here")
     if order.status not in ("settled", "delivered"):
         raise SettlementRejected(f"payment {reference} is {order.status}: nothing to return")
-    wallet = repo.get_wallet(session, order.wallet_id)
+    wallet = wallet_repo.get_wallet(session, order.wallet_id)
     assert wallet is not None
     return "refunded", wallet.account_id
 

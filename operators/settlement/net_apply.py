@@ -25,6 +25,7 @@ from operators.compliance import aml
 from operators.context import OperatorContext
 from operators.models import OutboxJob
 from operators.settlement import delivery as settlement
+from operators.vault import repository as vault_repo
 from operators.vault import service as vault
 from operators.vault.service import BadCentralBankDocument
 from operators.wallets import states
@@ -182,9 +183,9 @@ def apply_pair(
     entry_ids = ledger.post_many(session, entries, at=now) if entries else []
 
     if role == "debtor":
-        repo.tokens_gone(session, list(document["inputs"]), now)
+        vault_repo.tokens_gone(session, list(document["inputs"]), now)
         # a payment job still pending (its record of success was lost) has nothing left to do
-        repo.release_tokens(session, reference)
+        vault_repo.release_tokens(session, reference)
         session.execute(
             text(
                 "UPDATE outbox SET status = 'done', done_at = now(), last_error = 'applied' "
@@ -193,7 +194,7 @@ def apply_pair(
             {"r": reference},
         )
     if tokens:
-        repo.add_vault_tokens(session, tokens, via=f"net-settlement:{oid}")
+        vault_repo.add_vault_tokens(session, tokens, via=f"net-settlement:{oid}")
     if inbound:
         _insert_inbound(session, peer, oid, inbound, entry_ids, now)
     if mine:

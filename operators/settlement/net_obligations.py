@@ -17,6 +17,7 @@ from cbdc.tokens import verify_document
 from operators import repository as repo
 from operators.context import OperatorContext
 from operators.models import OutboxJob
+from operators.vault import repository as vault_repo
 from operators.vault import service as vault
 from operators.vault.service import BadCentralBankDocument
 
@@ -160,5 +161,5 @@ def release_payment(session: Session, *, job: OutboxJob, reason: str) -> None:
     locked = repo.lock_job(session, job.id)
     if locked is None or locked.status != "pending":
         return
-    repo.release_tokens(session, job.reference)
+    vault_repo.release_tokens(session, job.reference)
     repo.finish_job(session, job.id, error=reason)

@@ -19,6 +19,7 @@ from operators import repository as repo
 from operators.context import OperatorContext
 from operators.models import Order, OutboxJob
 from operators.vault.service import BadCentralBankDocument
+from operators.wallets import repository as wallet_repo
 
 SUBMISSION_ITEMS = 5000  # items per submission (the central bank takes up to 10,000)
 
@@ -188,7 +189,7 @@ def refund_submission(
         {"s": uuid.UUID(job.payload["submission_id"])},
     ).all()
     if rows:
-        accounts = repo.wallet_accounts(session, {r.wallet_id for r in rows})
+        accounts = wallet_repo.wallet_accounts(session, {r.wallet_id for r in rows})
         source = ctx.account("in_transit_out")
         ledger.lock_accounts(session, [source, *accounts.values()])
         ledger.post_many(
@@ -206,8 +207,8 @@ def refund_submission(
         from operators.wallets.limits import unspend
 
         for r in rows:
-            repo.set_order_status(session, r.order_id, "failed", failure=reason)
-            order = repo.get_order(session, r.order_id)
+            wallet_repo.set_order_status(session, r.order_id, "failed", failure=reason)
+            order = wallet_repo.get_order(session, r.order_id)
             if order is not None:
                 unspend(session, ctx, order=order)
     repo.finish_job(session, job.id, status="failed", error=reason)

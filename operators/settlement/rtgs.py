@@ -48,12 +48,14 @@ from cbdc.tokens import verify_document
 from operators import repository as repo
 from operators.context import OperatorContext
 from operators.models import Order, OutboxJob
+from operators.vault import repository as vault_repo
 from operators.vault.service import (
     BadCentralBankDocument,
     TokensUnavailable,
     reserve_for,
     verified_tokens,
 )
+from operators.wallets import repository as wallet_repo
 
 if TYPE_CHECKING:
     from operators.jobs import JobRunner
@@ -346,8 +348,8 @@ def apply(
     payload = locked.payload
     document, change, settled, refused = checked or check_answer(ctx, job, answer)
     peer = payload["payee_operator"]
-    repo.tokens_gone(session, document["inputs"], utcnow())
-    repo.add_vault_tokens(session, change, via=f"settlement-change:{document['batch_id']}")
+    vault_repo.tokens_gone(session, document["inputs"], utcnow())
+    vault_repo.add_vault_tokens(session, change, via=f"settlement-change:{document['batch_id']}")
     orders = _lock_orders(session, [uuid.UUID(i["order_id"]) for i in payload["items"]])
     wallets = _refund_accounts(session, [orders[uuid.UUID(i["order_id"])] for i, _ in refused])
     in_transit, held = ctx.account("in_transit_out"), ctx.account("tokens_held")
@@ -386,7 +388,7 @@ def apply(
         from operators.wallets.limits import unspend
 
         for order, code in refunded:
-            repo.set_order_status(session, order.id, "failed", failure=code)
+            wallet_repo.set_order_status(session, order.id, "failed", failure=code)
             unspend(session, ctx, order=order)
     deliver = None
     delivered = [(item, a) for item, a in settled if item["order_id"] in outcomes]
@@ -425,7 +427,7 @@ def refund_all(
     locked = repo.lock_job(session, job.id)
     if locked is None or locked.status != "pending":
         return {}
-    repo.release_tokens(session, job.reference)
+    vault_repo.release_tokens(session, job.reference)
     items = locked.payload["items"]
     orders = _lock_orders(session, [uuid.UUID(i["order_id"]) for i in items])
     waiting = [o for o in orders.values() if o.status == "pending_settlement"]
@@ -446,7 +448,7 @@ def refund_all(
     from operators.wallets.limits import unspend
 
     for order in waiting:
-        repo.set_order_status(session, order.id, "failed", failure=reason)
+        wallet_repo.set_order_status(session, order.id, "failed", failure=reason)
         unspend(session, ctx, order=order)
     repo.finish_job(session, job.id, status="failed", error=reason)
     return {str(o.id): ("failed", reason) for o in waiting}
@@ -473,7 +475,7 @@ def _lock_orders(session: Session, ids: list[uuid.UUID]) -> dict[uuid.UUID, Orde
 def _refund_accounts(session: Session, orders: Sequence[Order]) -> dict[str, int]:
     if not orders:
         return {}
-    return repo.wallet_accounts(session, {o.wallet_id for o in orders})
+    return wallet_repo.wallet_accounts(session, {o.wallet_id for o in orders})
 
 
 def _set_status(session: Session, ids: list[uuid.UUID], status: str) -> None:

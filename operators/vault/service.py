@@ -21,6 +21,7 @@ from cbdc.tokens import verify_document, verify_token
 from operators import repository as repo
 from operators.context import OperatorContext
 from operators.models import OutboxJob
+from operators.vault import repository as vault_repo
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ def apply_issuance(
     amount = sum(int(t["amount"]) for t in tokens)
     if amount != int(job.payload["amount"]):
         raise BadCentralBankDocument("issued tokens do not add up to the requested amount")
-    repo.add_vault_tokens(session, tokens, via=f"issuance:{response['operation_id']}")
+    vault_repo.add_vault_tokens(session, tokens, via=f"issuance:{response['operation_id']}")
     ledger.lock_accounts(session, [ctx.account("tokens_held"), ctx.account("vault_float")])
     ledger.post(
         session,
@@ -120,22 +121,22 @@ def reserve_for(session: Session, *, amount: int, reference: str) -> list[str]:
     Best fit first: the smallest single token that covers the amount (so concurrent
     settlements do not all queue behind the few largest tokens); otherwise the largest tokens
     until the amount is covered."""
-    already = repo.reserved_tokens(session, reference)
+    already = vault_repo.reserved_tokens(session, reference)
     if already:
         return [str(t.serial) for t in already]
-    single = repo.smallest_covering_token(session, amount)
+    single = vault_repo.smallest_covering_token(session, amount)
     if single is not None:
-        repo.reserve_tokens(session, [single.serial], reference)
+        vault_repo.reserve_tokens(session, [single.serial], reference)
         return [str(single.serial)]
     chosen, total = [], 0
-    for token in repo.held_tokens_for_update(session):
+    for token in vault_repo.held_tokens_for_update(session):
         chosen.append(token.serial)
         total += token.amount
         if total >= amount:
             break
     if total < amount:
         raise TokensUnavailable(f"only {total} of {amount} in unreserved tokens")
-    repo.reserve_tokens(session, chosen, reference)
+    vault_repo.reserve_tokens(session, chosen, reference)
     return [str(s) for s in chosen]
 
 
@@ -149,7 +150,7 @@ def prepare_redemption(
         return [], 0
     reference = job.reference
     if locked.payload.get("prepared"):
-        serials = [str(t.serial) for t in repo.reserved_tokens(session, reference)]
+        serials = [str(t.serial) for t in vault_repo.reserved_tokens(session, reference)]
         return serials, int(locked.payload["amount"])
     balances = ledger.lock_accounts(
         session, [ctx.account("vault_float"), ctx.account("redemption_pending")]
@@ -181,8 +182,10 @@ def apply_redemption(
         raise BadCentralBankDocument("redemption receipt does not verify")
     amount = int(locked.payload["amount"])
     change = verified_tokens(ctx, response.get("change", []))
-    repo.tokens_gone(session, receipt["document"]["inputs"], utcnow())
-    repo.add_vault_tokens(session, change, via=f"redemption-change:{response['operation_id']}")
+    vault_repo.tokens_gone(session, receipt["document"]["inputs"], utcnow())
+    vault_repo.add_vault_tokens(
+        session, change, via=f"redemption-change:{response['operation_id']}"
+    )
     ledger.lock_accounts(session, [ctx.account("tokens_held"), ctx.account("redemption_pending")])
     ledger.post(
         session,
@@ -214,7 +217,7 @@ def cancel_redemption(
                 (ctx.account("vault_float"), amount),
             ],
         )
-        repo.release_tokens(session, job.reference)
+        vault_repo.release_tokens(session, job.reference)
     repo.finish_job(session, job.id, status="failed", error=reason)
 
 
@@ -222,4 +225,4 @@ def vault_position(session: Session, ctx: OperatorContext) -> dict[str, Any]:
     balances = {
         code: repo.account_balance(session, account) for code, account in ctx.accounts.items()
     }
-    return {"accounts": balances, "tokens": repo.vault_summary(session)}
+    return {"accounts": balances, "tokens": vault_repo.vault_summary(session)}

@@ -10,7 +10,6 @@ from sqlalchemy.orm import Session
 
 from cbdc.money import format_amount
 from cbdc.policy import ClassLimits, WalletClass
-from operators import repository as repo
 from operators.context import OperatorContext
 from operators.errors import (
     AnnualLimit,
@@ -21,6 +20,7 @@ from operators.errors import (
     WalletNotActive,
 )
 from operators.models import Order, Wallet
+from operators.wallets import repository as wallet_repo
 
 
 def limits_of(ctx: OperatorContext, wallet: Wallet) -> ClassLimits:
@@ -34,7 +34,7 @@ def local_day(ctx: OperatorContext) -> tuple[Any, int]:
 
 def unspend(session: Session, ctx: OperatorContext, *, order: Order) -> None:
     """A payment that came back (refund, return) no longer counts against daily/annual limits."""
-    wallet = repo.get_wallet(session, order.wallet_id, lock=True)
+    wallet = wallet_repo.get_wallet(session, order.wallet_id, lock=True)
     if wallet is None:
         return
     day = order.created_at.astimezone(ctx.timezone)
@@ -44,7 +44,7 @@ def unspend(session: Session, ctx: OperatorContext, *, order: Order) -> None:
         day_total = max(0, day_total - order.amount)
     if wallet.spent_year == day.year:
         year_total = max(0, year_total - order.amount)
-    repo.update_spend_counters(
+    wallet_repo.update_spend_counters(
         session,
         wallet.id,
         day=wallet.spent_day,

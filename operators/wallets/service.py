@@ -34,6 +34,7 @@ from operators.errors import (
 from operators.models import Customer, Wallet
 from operators.wallets import identity_history as versions
 from operators.wallets import identity_repository as irepo
+from operators.wallets import repository as wallet_repo
 from operators.wallets.identity import (
     check_evidence,
     check_well_formed,
@@ -62,10 +63,10 @@ def open_wallet(
         raise Forbidden("only staff may attach a wallet to an existing customer")
     customer = check_well_formed(customer)
     repo.lock_key(session, "wallet-public-key", public_key)  # concurrent opens with one key
-    if repo.public_key_in_use(session, public_key):
+    if wallet_repo.public_key_in_use(session, public_key):
         raise Conflict("this public key already has a wallet")
     if customer_id is not None:
-        holder = repo.get_customer(session, customer_id)
+        holder = wallet_repo.get_customer(session, customer_id)
         if holder is None:
             raise ValidationFailed(f"customer_id: no customer {customer_id}")
         # staff adding (or correcting) evidence for the new wallet's class
@@ -77,7 +78,9 @@ def open_wallet(
     evidence = check_evidence(ctx.policy, wallet_class, identity, by_staff=by_staff)
     if customer_id is None:
         deposit = _new_account(session, prefix="deposit", kind="deposit")
-        holder = repo.add_customer(session, Customer(identity={}, deposit_account_id=deposit))
+        holder = wallet_repo.add_customer(
+            session, Customer(identity={}, deposit_account_id=deposit)
+        )
     assert holder is not None
     _store_identity(ctx, holder, identity)
     account = _new_account(session, prefix="wallet", kind="wallet")
@@ -91,7 +94,7 @@ def open_wallet(
         status="active",
     )
     _certify(ctx, wallet, wallet_class, evidence)
-    repo.add_wallet(session, wallet)
+    wallet_repo.add_wallet(session, wallet)
     _record_identity(
         session,
         ctx,
@@ -139,7 +142,7 @@ def _record_identity(
     if changed:
         for other_id in irepo.wallets_of_customer(session, holder.id):
             if other_id != wallet.id:
-                other = repo.get_wallet(session, other_id, lock=True)
+                other = wallet_repo.get_wallet(session, other_id, lock=True)
                 assert other is not None
                 others.append(other)
     versions.index_wallets(
@@ -212,10 +215,10 @@ def change_class(
     # The wallet's account first, then its row, in the order payments take them (account,
     # then the spend counters' row): one class change at a time, and no deadlock with them.
     balances = ledger.lock_accounts(session, [account])
-    wallet = repo.get_wallet(session, wallet_id, lock=True)
+    wallet = wallet_repo.get_wallet(session, wallet_id, lock=True)
     assert wallet is not None
     require_active(wallet)
-    holder = repo.get_customer(session, wallet.customer_id)
+    holder = wallet_repo.get_customer(session, wallet.customer_id)
     assert holder is not None
     identity, changed = merge_identity(
         _identity_of(ctx, holder),
@@ -266,9 +269,9 @@ def change_class(
 def sweep_wallet_excess(
     session: Session, ctx: OperatorContext, *, wallet_id: str, amount: int, reference: str
 ) -> None:
-    wallet = repo.get_wallet(session, wallet_id)
+    wallet = wallet_repo.get_wallet(session, wallet_id)
     assert wallet is not None
-    holder = repo.get_customer(session, wallet.customer_id)
+    holder = wallet_repo.get_customer(session, wallet.customer_id)
     assert holder is not None
     _sweep_to_deposit(
         session,
@@ -319,7 +322,7 @@ def require_wallet(session: Session, ctx: OperatorContext, wallet_id: str) -> Wa
         raise InvalidWalletId(f"{wallet_id!r} is not a valid wallet id")
     if routing_code(wallet_id) != ctx.code:
         raise WrongOperator(f"wallet {wallet_id} is held at operator {routing_code(wallet_id)}")
-    wallet = repo.get_wallet(session, wallet_id)
+    wallet = wallet_repo.get_wallet(session, wallet_id)
     if wallet is None:
         raise UnknownWallet(f"no wallet {wallet_id}")
     return wallet
@@ -337,7 +340,7 @@ def wallet_view(session: Session, ctx: OperatorContext, wallet: Wallet) -> dict[
         "balance": repo.account_balance(session, wallet.account_id),
         "currency": ctx.currency,
         "customer_id": wallet.customer_id,
-        "deposit_balance": repo.customer_deposit_balance(session, wallet.customer_id),
+        "deposit_balance": wallet_repo.customer_deposit_balance(session, wallet.customer_id),
         "limits": {
             "balance_cap": limits.balance_cap,
             "single_payment": limits.single_payment,
@@ -358,7 +361,7 @@ def history(
     session: Session, ctx: OperatorContext, *, wallet_id: str, limit: int, before: int | None
 ) -> dict[str, Any]:
     wallet = require_wallet(session, ctx, wallet_id)
-    rows = repo.wallet_history(
+    rows = wallet_repo.wallet_history(
         session, account_id=wallet.account_id, wallet_id=wallet.id, limit=limit, before=before
     )
     items = []

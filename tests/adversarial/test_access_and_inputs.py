@@ -11,7 +11,7 @@ from sqlalchemy import text
 from cbdc.clock import utcnow
 from cbdc.db import transaction
 from cbdc.http import RemoteError, SignedClient
-from operators import repository as repo
+from operators.vault import repository as vault_repo
 from tests.adversarial.helpers import job
 
 
@@ -50,8 +50,8 @@ def test_a_payment_settles_when_the_vault_value_is_spread_over_many_tokens(
         )
 
         def store(s: Any, old: str = serial, tokens: list = split["tokens"]) -> None:
-            repo.tokens_gone(s, [old], utcnow())
-            repo.add_vault_tokens(s, tokens, via="test-split")
+            vault_repo.tokens_gone(s, [old], utcnow())
+            vault_repo.add_vault_tokens(s, tokens, via="test-split")
 
         transaction(a.factory, store)
         remaining -= 99 * 100

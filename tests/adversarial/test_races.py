@@ -19,9 +19,9 @@ from cbdc.db import transaction
 from cbdc.envelope import operator_audience, sign_request
 from cbdc.http import RemoteError
 from cbdc.policy import WalletClass, load_policy, with_overrides
-from operators import repository as repo
 from operators.payments import payment_sql, signed_batch
 from operators.settlement import rtgs
+from operators.wallets import repository as wallet_repo
 from operators.wallets import service
 from tests.adversarial.helpers import assert_tiers_agree, drain, set_operator_status
 from wallets.orders import payment_order, sign_order
@@ -71,7 +71,7 @@ def test_the_same_refused_order_sent_twice_in_parallel_never_gets_a_500(
         ),
     )
     barrier = threading.Barrier(2, timeout=3)
-    real_add_order = repo.add_order
+    real_add_order = wallet_repo.add_order
 
     def add_order(session: Any, order: Any) -> Any:
         if order.status == "failed":
@@ -79,7 +79,7 @@ def test_the_same_refused_order_sent_twice_in_parallel_never_gets_a_500(
                 barrier.wait()
         return real_add_order(session, order)
 
-    monkeypatch.setattr(repo, "add_order", add_order)
+    monkeypatch.setattr(wallet_repo, "add_order", add_order)
 
     def send(_: int) -> str:
         try:
@@ -105,7 +105,7 @@ def test_opening_two_wallets_with_one_key_in_parallel_never_gets_a_500(
     The threads meet right after the check. Correct: one 201, the other 409 `conflict`."""
     key = SigningKey.generate()
     barrier = threading.Barrier(2, timeout=3)
-    real_in_use = repo.public_key_in_use
+    real_in_use = wallet_repo.public_key_in_use
 
     def in_use(session: Any, public_key: str) -> bool:
         found = real_in_use(session, public_key)
@@ -113,7 +113,7 @@ def test_opening_two_wallets_with_one_key_in_parallel_never_gets_a_500(
             barrier.wait()
         return found
 
-    monkeypatch.setattr(repo, "public_key_in_use", in_use)
+    monkeypatch.setattr(wallet_repo, "public_key_in_use", in_use)
     operator = network.operator("BKA1")
     operator.info()
 
@@ -149,12 +149,12 @@ def test_a_refund_does_not_erase_a_concurrent_payment_from_the_spend_counters(
     other = network.open_wallet("BKA1")
     payee = network.open_wallet("BKB1")
     state = network.state("BKA1")
-    real_wallet_accounts = repo.wallet_accounts
+    real_wallet_accounts = wallet_repo.wallet_accounts
     real_apply = rtgs.apply
     armed = {"on": False, "fired": False}
 
     # Batched gross settlement refunds refused items in `rtgs.apply`: the payer's account id
-    # is read (repo.wallet_accounts), then its account locked, then `unspend` runs.
+    # is read (wallet_repo.wallet_accounts), then its account locked, then `unspend` runs.
     def wallet_accounts(session: Any, wallet_ids: Any) -> Any:
         found = real_wallet_accounts(session, wallet_ids)
         if armed["on"] and payer.wallet_id in wallet_ids:
@@ -177,14 +177,14 @@ def test_a_refund_does_not_erase_a_concurrent_payment_from_the_spend_counters(
         finally:
             armed["on"] = False
 
-    monkeypatch.setattr(repo, "wallet_accounts", wallet_accounts)
+    monkeypatch.setattr(wallet_repo, "wallet_accounts", wallet_accounts)
     monkeypatch.setattr(rtgs, "apply", apply)
     set_operator_status(network, "BKB1", "suspended")
     try:
         receipt = payer.pay(payee.wallet_id, 1_000_00)
     finally:
         set_operator_status(network, "BKB1", "active")
-        monkeypatch.setattr(repo, "wallet_accounts", real_wallet_accounts)
+        monkeypatch.setattr(wallet_repo, "wallet_accounts", real_wallet_accounts)
     assert armed["fired"], "the refund never read the payer's wallet"
     assert receipt.status == "failed" and receipt.failure == "operator_suspended"
     info = payer.balance()
