@@ -10,10 +10,13 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from cbdc.clock import parse_iso
 from cbdc.errors import ValidationFailed
 from cbdc.web.auth import Principal, StrictJSONRoute, request_hash, require_role
-from central_bank import repository, service
+from central_bank import repository
 from central_bank.analysis import anchors
 from central_bank.analysis import service as analysis
+from central_bank.certification import service as certification
 from central_bank.clearing import cycles, obligations, payments, rtgs, stats, submissions
+from central_bank.operations import Idempotency
+from central_bank.registration import service as registration
 from central_bank.schemas import (
     AML_REPORT_MAX_BYTES,
     AcknowledgeObligation,
@@ -73,7 +76,7 @@ def register_operator(body: RegisterOperator, caller: Caller, state: State) -> A
     return state.uow.run(
         caller,
         lambda s: OperatorOut.model_validate(
-            service.register_operator(s, state.cb, **body.model_dump()), from_attributes=True
+            certification.register_operator(s, state.cb, **body.model_dump()), from_attributes=True
         ),
     )
 
@@ -84,7 +87,7 @@ def set_quota(code: str, body: SetQuota, caller: Caller, state: State) -> Any:
     return state.uow.run(
         caller,
         lambda s: OperatorOut.model_validate(
-            service.set_quota(s, code=code, quota=body.quota), from_attributes=True
+            certification.set_quota(s, code=code, quota=body.quota), from_attributes=True
         ),
     )
 
@@ -96,12 +99,12 @@ def fund_reserves(
     require_role(caller, "admin")
     return state.uow.run(
         caller,
-        lambda s: service.fund_reserves(
+        lambda s: certification.fund_reserves(
             s,
             state.cb,
-            operator=service.require_operator(s, code),
+            operator=certification.require_operator(s, code),
             amount=body.amount,
-            idem=service.Idempotency(key, h),
+            idem=Idempotency(key, h),
         ),
     )
 
@@ -129,7 +132,9 @@ def my_position(caller: Caller, state: State) -> Any:
     require_role(caller, "operator")
     return state.uow.run(
         caller,
-        lambda s: service.operator_position(s, service.require_operator(s, caller.subject)),
+        lambda s: certification.operator_position(
+            s, certification.require_operator(s, caller.subject)
+        ),
     )
 
 
@@ -141,12 +146,12 @@ def issue(body: IssueRequest, caller: Caller, state: State, key: IdemKey, h: Req
     require_role(caller, "operator")
     return state.uow.run(
         caller,
-        lambda s: service.issue_tokens(
+        lambda s: registration.issue_tokens(
             s,
             state.cb,
-            operator=service.require_operator(s, caller.subject),
+            operator=certification.require_operator(s, caller.subject),
             amount=body.amount,
-            idem=service.Idempotency(key, h),
+            idem=Idempotency(key, h),
         ),
     )
 
@@ -156,13 +161,13 @@ def redeem(body: RedeemRequest, caller: Caller, state: State, key: IdemKey, h: R
     require_role(caller, "operator")
     return state.uow.run(
         caller,
-        lambda s: service.redeem_tokens(
+        lambda s: registration.redeem_tokens(
             s,
             state.cb,
-            operator=service.require_operator(s, caller.subject),
+            operator=certification.require_operator(s, caller.subject),
             serials=body.serials,
             amount=body.amount,
-            idem=service.Idempotency(key, h),
+            idem=Idempotency(key, h),
         ),
     )
 
@@ -174,13 +179,13 @@ def split(body: SplitRequest, caller: Caller, state: State, key: IdemKey, h: Req
         raise ValidationFailed("outputs: every output must be positive")
     return state.uow.run(
         caller,
-        lambda s: service.split_tokens(
+        lambda s: registration.split_tokens(
             s,
             state.cb,
-            operator=service.require_operator(s, caller.subject),
+            operator=certification.require_operator(s, caller.subject),
             serials=body.serials,
             outputs=body.outputs,
-            idem=service.Idempotency(key, h),
+            idem=Idempotency(key, h),
         ),
     )
 
@@ -190,10 +195,10 @@ def token_status(serial: str, caller: Caller, state: State) -> Any:
     require_role(caller, "operator", "admin")
     return state.uow.run(
         caller,
-        lambda s: service.token_status(
+        lambda s: registration.token_status(
             s,
             serial=serial,
-            operator=service.require_operator(s, caller.subject)
+            operator=certification.require_operator(s, caller.subject)
             if caller.role == "operator"
             else None,
         ),
@@ -208,15 +213,15 @@ def settle(body: SettleRequest, caller: Caller, state: State, key: IdemKey, h: R
     require_role(caller, "operator")
     return state.uow.run(
         caller,
-        lambda s: service.settle(
+        lambda s: registration.settle(
             s,
             state.cb,
-            operator=service.require_operator(s, caller.subject),
+            operator=certification.require_operator(s, caller.subject),
             payee_code=body.payee_operator,
             amount=body.amount,
             serials=body.serials,
             reference=body.reference,
-            idem=service.Idempotency(key, h),
+            idem=Idempotency(key, h),
         ),
     )
 
@@ -236,11 +241,11 @@ def settle_batch(
         lambda s: rtgs.settle_batch(
             s,
             state.cb,
-            operator=service.require_operator(s, caller.subject),
+            operator=certification.require_operator(s, caller.subject),
             reference=body.reference,
             serials=body.serials,
             items=[item.model_dump() for item in body.items],
-            idem=service.Idempotency(key, h),
+            idem=Idempotency(key, h),
         ),
     )
 
@@ -260,7 +265,7 @@ def submit_for_clearing(
         caller,
         lambda s: submissions.submit(
             s,
-            operator=service.require_operator(s, caller.subject),
+            operator=certification.require_operator(s, caller.subject),
             submission=body.model_dump(),
             request_hash=h,
         ),
@@ -285,7 +290,7 @@ def list_obligations(
         lambda s: {
             "obligations": obligations.list_obligations(
                 s,
-                operator=service.require_operator(s, caller.subject)
+                operator=certification.require_operator(s, caller.subject)
                 if caller.role == "operator"
                 else None,
                 actionable=actionable,
@@ -312,7 +317,7 @@ def obligation_detail(
         caller,
         lambda s: obligations.detail(
             s,
-            operator=service.require_operator(s, caller.subject)
+            operator=certification.require_operator(s, caller.subject)
             if caller.role == "operator"
             else None,
             obligation_id=obligation_id,
@@ -340,10 +345,10 @@ def pay_obligation(
         lambda s: payments.pay(
             s,
             state.cb,
-            operator=service.require_operator(s, caller.subject),
+            operator=certification.require_operator(s, caller.subject),
             obligation_id=obligation_id,
             serials=body.serials,
-            idem=service.Idempotency(key, h),
+            idem=Idempotency(key, h),
         ),
     )
 
@@ -358,7 +363,7 @@ def acknowledge_obligation(
         caller,
         lambda s: obligations.acknowledge(
             s,
-            operator=service.require_operator(s, caller.subject),
+            operator=certification.require_operator(s, caller.subject),
             obligation_id=obligation_id,
             returned=body.returned,
         ),
@@ -404,7 +409,7 @@ def register_disclosure_anchor(body: DisclosureAnchorIn, caller: Caller, state: 
         caller,
         lambda s: anchors.register(
             s,
-            operator=service.require_operator(s, caller.subject),
+            operator=certification.require_operator(s, caller.subject),
             seq=body.seq,
             head=body.hash,
             signature=body.signature,
@@ -484,7 +489,7 @@ def receive_aml_report(body: AmlReport, caller: Caller, state: State) -> Any:
     return state.uow.run(
         caller,
         lambda s: analysis.receive_report(
-            s, operator=service.require_operator(s, caller.subject), report=body.model_dump()
+            s, operator=certification.require_operator(s, caller.subject), report=body.model_dump()
         ),
     )
 

@@ -20,8 +20,9 @@ from cbdc.outages import log_failure
 from cbdc.web.auth import ResolvedKey, SignedRequestAuth, UnitOfWork
 from cbdc.web.metrics import ServiceMetrics
 from central_bank import repository as repo
-from central_bank import service
+from central_bank.certification.service import bootstrap
 from central_bank.clearing import cycles, submissions
+from central_bank.context import CentralBank
 from central_bank.models import Operator
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ class CentralBankConfig:
 class CentralBankState:
     config: CentralBankConfig
     engine: Engine = field(init=False)
-    cb: service.CentralBank = field(init=False)
+    cb: CentralBank = field(init=False)
     uow: UnitOfWork = field(init=False)
     auth: SignedRequestAuth = field(init=False)
     metrics: ServiceMetrics = field(init=False)
@@ -63,12 +64,12 @@ class CentralBankState:
         c = self.config
         self.engine = make_engine(c.database_url, pool_size=c.pool_size)
         self.factory = session_factory(self.engine)
-        self.cb = service.CentralBank(
+        self.cb = CentralBank(
             key=c.key, currency=c.currency, max_token_amount=c.max_token_amount
         )
         self.uow = UnitOfWork(self.factory)
         self.auth = SignedRequestAuth(self.resolve_key, audience=CENTRAL_BANK_AUDIENCE)
-        transaction(self.factory, service.bootstrap)
+        transaction(self.factory, bootstrap)
         self.metrics = ServiceMetrics(
             service="central_bank",
             name="central_bank",

@@ -20,7 +20,7 @@ from cbdc import ledger
 from cbdc.clock import iso, parse_iso
 from cbdc.errors import ValidationFailed
 from central_bank import repository as repo
-from central_bank import service
+from central_bank.certification.service import circulation_code, reserve_code
 from central_bank.clearing import stats as clearing
 from central_bank.models import Operator
 
@@ -115,8 +115,8 @@ def money_supply(session: Session, *, only_operator: str | None = None) -> dict[
     by_operator = [
         {
             "operator": o.code,
-            "circulation": balances.get(service.circulation_code(o.code), 0),
-            "reserves": balances.get(service.reserve_code(o.code), 0),
+            "circulation": balances.get(circulation_code(o.code), 0),
+            "reserves": balances.get(reserve_code(o.code), 0),
         }
         for o in operators
     ]
@@ -159,12 +159,12 @@ def audit(session: Session) -> dict[str, Any]:
         check(name, left, right)
     per_operator = {}
     for o in operators:
-        circulation = balances.get(service.circulation_code(o.code), 0)
+        circulation = balances.get(circulation_code(o.code), 0)
         check(f"{o.code}: live tokens == circulation account", live.get(o.id, 0), circulation)
         per_operator[o.code] = {
             "live_token_value": live.get(o.id, 0),
             "circulation": circulation,
-            "reserves": balances.get(service.reserve_code(o.code), 0),
+            "reserves": balances.get(reserve_code(o.code), 0),
         }
     integrity = ledger.ledger_integrity(session)
     check("ledger: unbalanced entries", integrity["unbalanced_entries"], 0)

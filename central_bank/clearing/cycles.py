@@ -16,7 +16,7 @@ from cbdc.clock import iso, utcnow
 from cbdc.netting import direction_digest
 from cbdc.tokens import sign_document
 from central_bank import repository as repo
-from central_bank import service
+from central_bank.context import CentralBank
 from central_bank.models import Operator
 
 CLOSE_LOCK = 7101  # advisory lock: one clearing cycle closes at a time
@@ -50,7 +50,7 @@ class _Pair:
 
 
 def close_cycle(
-    session: Session, cb: service.CentralBank, *, trigger: Trigger = "manual"
+    session: Session, cb: CentralBank, *, trigger: Trigger = "manual"
 ) -> dict[str, Any] | None:
     """Close a clearing cycle: every submission not yet in a cycle, per operator pair, becomes
     one obligation (gross both ways, the net, debtor and creditor). Returns the cycle, or None

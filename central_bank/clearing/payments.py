@@ -15,22 +15,25 @@ from cbdc import ledger
 from cbdc.clock import utcnow
 from cbdc.tokens import sign_document
 from central_bank import repository as repo
-from central_bank import service
+from central_bank.certification.service import circulation_code
 from central_bank.clearing.cycles import _receipt_document
 from central_bank.clearing.obligations import _lock_obligation, _submissions_of
 from central_bank.clearing.submissions import _uuid
+from central_bank.context import CentralBank
 from central_bank.errors import AmountMismatch, NotDebtor, ObligationSettled, UnknownObligation
 from central_bank.models import Operation, Operator
+from central_bank.operations import Idempotency, _idempotent, _new_operation
+from central_bank.registration.service import _mint, _spend_inputs
 
 
 def pay(
     session: Session,
-    cb: service.CentralBank,
+    cb: CentralBank,
     *,
     operator: Operator,
     obligation_id: str,
     serials: Sequence[str],
-    idem: service.Idempotency,
+    idem: Idempotency,
 ) -> dict[str, Any]:
     """The debtor pays an obligation's net with the named tokens (idempotent on the key)."""
     oid = _uuid(obligation_id, "obligation_id")
@@ -46,11 +49,11 @@ def pay(
         creditor = repo.operator_by_id(session, row.creditor_id)
         assert creditor is not None
         net = int(row.net)
-        tokens, total = service._spend_inputs(session, operator, serials)
+        tokens, total = _spend_inputs(session, operator, serials)
         if total < net:
             raise AmountMismatch(f"tokens worth {total} cannot pay {net}")
-        debtor_acc = ledger.account_id(session, service.circulation_code(operator.code))
-        creditor_acc = ledger.account_id(session, service.circulation_code(creditor.code))
+        debtor_acc = ledger.account_id(session, circulation_code(operator.code))
+        creditor_acc = ledger.account_id(session, circulation_code(creditor.code))
         assert debtor_acc is not None and creditor_acc is not None
         ledger.lock_accounts(session, [debtor_acc, creditor_acc])
         reference = f"net:{oid}"
@@ -60,7 +63,7 @@ def pay(
             reference=reference,
             legs=[(debtor_acc, -net), (creditor_acc, net)],
         )
-        op = service._new_operation(
+        op = _new_operation(
             session,
             op_id,
             operator,
@@ -73,13 +76,13 @@ def pay(
         )
         now = utcnow()
         repo.mark_tokens(session, [t.serial for t in tokens], status="spent", by=op_id, at=now)
-        creditor_rows, creditor_wire = service._mint(
+        creditor_rows, creditor_wire = _mint(
             cb, owner=creditor, amount=net, operation_id=op_id, chunked=True
         )
         repo.add_tokens(session, creditor_rows)
         change_wire: list[dict[str, Any]] = []
         if total > net:
-            rows, change_wire = service._mint(
+            rows, change_wire = _mint(
                 cb, owner=operator, amount=total - net, operation_id=op_id, chunked=False
             )
             repo.add_tokens(session, rows)
@@ -125,4 +128,4 @@ def pay(
         )
         return op, {"obligation_id": str(oid), "receipt": receipt, "change": change_wire}
 
-    return service._idempotent(session, operator, idem, run)
+    return _idempotent(session, operator, idem, run)

@@ -38,17 +38,12 @@ from cbdc.errors import ValidationFailed
 from cbdc.sqlarrays import any_array, int_array, text_array
 from cbdc.tokens import sign_document
 from central_bank import repository as repo
+from central_bank.certification.service import circulation_code
+from central_bank.context import CentralBank
 from central_bank.errors import AmountMismatch, OperatorSuspended, UnknownOperator
 from central_bank.models import Operation, Operator, Token
-from central_bank.service import (
-    CentralBank,
-    Idempotency,
-    _idempotent,
-    _mint,
-    _new_operation,
-    _spend_inputs,
-    circulation_code,
-)
+from central_bank.operations import Idempotency, _idempotent, _new_operation
+from central_bank.registration.service import _mint, _spend_inputs
 
 
 def item_key(reference: str) -> str:

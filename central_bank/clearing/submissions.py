@@ -16,7 +16,7 @@ from cbdc.clock import iso, utcnow
 from cbdc.errors import IdempotencyMismatch, ValidationFailed
 from cbdc.netting import MAX_SUBMISSION_ITEMS, submission_digest
 from cbdc.sqlarrays import int_array, nullable_text_array, text_array
-from central_bank import service
+from central_bank.certification.service import require_operator
 from central_bank.errors import DuplicateClearingItem, OperatorSuspended
 from central_bank.models import Operator
 
@@ -59,7 +59,7 @@ def submit(
         return {**previous.response, "replayed": True}
     if operator.status != "active":
         raise OperatorSuspended(f"operator {operator.code} is {operator.status}")
-    payee = service.require_operator(session, submission["payee_operator"])
+    payee = require_operator(session, submission["payee_operator"])
     if payee.id == operator.id:
         raise ValidationFailed("payee_operator: clearing needs two different operators")
     if payee.status != "active":

@@ -1,5 +1,6 @@
-"""Domain logic of the central bank: certification, issuance, redemption, splitting,
-registration of ownership with double-spend refusal, RTGS settlement, statistics, audit.
+"""The registration centre: the token registry. Issuance, redemption, splitting, RTGS
+settlement between operators, token status; and the primitives the clearing centre uses to
+spend and mint tokens.
 
 The central bank's own ledger has, per operator, a `reserve:<code>` account (the operator's
 reserves, never negative) and a `circulation:<code>` account (value of the live tokens registered
@@ -18,124 +19,29 @@ stored answer; with a different body it is refused.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from cbdc import ledger
 from cbdc.clock import iso, utcnow
-from cbdc.crypto import SigningKey
-from cbdc.errors import IdempotencyMismatch, ValidationFailed
+from cbdc.errors import ValidationFailed
 from cbdc.tokens import sign_document, sign_token, token_body
 from central_bank import repository as repo
+from central_bank.certification.service import circulation_code, require_operator, reserve_code
+from central_bank.context import CentralBank
 from central_bank.errors import (
     AmountMismatch,
     InsufficientReserves,
-    OperatorExists,
     OperatorSuspended,
     QuotaExceeded,
     TokenAlreadySpent,
     TokenNotOwned,
-    UnknownOperator,
     UnknownToken,
 )
 from central_bank.models import Operation, Operator, Token
-
-RESERVE_FUNDING = "reserve_funding"
-
-
-@dataclass(frozen=True)
-class CentralBank:
-    """What the service functions need besides a session."""
-
-    key: SigningKey
-    currency: str
-    max_token_amount: int
-
-
-@dataclass(frozen=True)
-class Idempotency:
-    key: str
-    request_hash: str
-
-
-def reserve_code(code: str) -> str:
-    return f"reserve:{code}"
-
-
-def circulation_code(code: str) -> str:
-    return f"circulation:{code}"
-
-
-def bootstrap(session: Session) -> None:
-    ledger.ensure_account(session, code=RESERVE_FUNDING, kind="funding", allow_negative=True)
-
-
-# ---------------------------------------------------------------- certification centre
-
-
-def register_operator(
-    session: Session, cb: CentralBank, *, code: str, name: str, public_key: str, quota: int
-) -> Operator:
-    if repo.operator_exists(session, code=code, public_key=public_key):
-        raise OperatorExists(f"operator {code} or its key is already registered")
-    certificate = {
-        "type": "operator-certificate",
-        "operator": code,
-        "name": name,
-        "public_key": public_key,
-        "issued_at": iso(utcnow()),
-        "issuer": "central_bank",
-    }
-    operator = Operator(
-        code=code,
-        name=name,
-        public_key=public_key,
-        certificate=certificate,
-        certificate_signature=cb.key.sign_json(certificate),
-        quota=quota,
-        status="active",
-    )
-    session.add(operator)
-    session.flush()
-    ledger.ensure_account(session, code=reserve_code(code), kind="reserve", operator_id=operator.id)
-    ledger.ensure_account(
-        session, code=circulation_code(code), kind="circulation", operator_id=operator.id
-    )
-    return operator
-
-
-def require_operator(session: Session, code: str) -> Operator:
-    operator = repo.operator_by_code(session, code)
-    if operator is None:
-        raise UnknownOperator(f"no operator {code}")
-    return operator
-
-
-def set_quota(session: Session, *, code: str, quota: int) -> Operator:
-    operator = require_operator(session, code)
-    operator.quota = quota
-    session.flush()
-    return operator
-
-
-def operator_position(session: Session, operator: Operator) -> dict[str, Any]:
-    balances = repo.account_balances(session)
-    live = repo.live_value_by_operator(session).get(operator.id, 0)
-    return {
-        "operator": operator.code,
-        "name": operator.name,
-        "status": operator.status,
-        "reserves": balances.get(reserve_code(operator.code), 0),
-        "circulation": balances.get(circulation_code(operator.code), 0),
-        "live_token_value": live,
-        "quota": operator.quota,
-    }
-
-
-# ---------------------------------------------------------------- idempotent operations
+from central_bank.operations import Idempotency, _idempotent, _new_operation
 
 
 def _mint(
@@ -191,40 +97,6 @@ def _spend_inputs(
     return tokens, sum(t.amount for t in tokens)
 
 
-def fund_reserves(
-    session: Session, cb: CentralBank, *, operator: Operator, amount: int, idem: Idempotency
-) -> dict[str, Any]:
-    """Credit an operator's reserve account (the operator deposits reserves, e.g. by transfer)."""
-
-    def run(op_id: uuid.UUID) -> tuple[Operation, dict[str, Any]]:
-        funding = ledger.account_id(session, RESERVE_FUNDING)
-        reserve = ledger.account_id(session, reserve_code(operator.code))
-        assert funding is not None and reserve is not None
-        entry = ledger.post(
-            session,
-            kind="reserve_funding",
-            reference=str(op_id),
-            legs=[(funding, -amount), (reserve, amount)],
-        )
-        doc = {
-            "kind": "reserve_funding",
-            "operation_id": str(op_id),
-            "operator": operator.code,
-            "amount": amount,
-            "at": iso(utcnow()),
-        }
-        op = _new_operation(
-            session, op_id, operator, idem, kind="reserve_funding", amount=amount, entry_id=entry
-        )
-        return op, {
-            "operation_id": str(op_id),
-            "amount": amount,
-            "receipt": sign_document(cb.key, doc),
-        }
-
-    return _idempotent(session, operator, idem, run)
-
-
 # ---------------------------------------------------------------- issuance and redemption
 
 
@@ -273,49 +145,6 @@ def issue_tokens(
         }
 
     return _idempotent(session, operator, idem, run)
-
-
-def _idempotent(
-    session: Session,
-    operator: Operator,
-    idem: Idempotency,
-    run: Callable[[uuid.UUID], tuple[Operation, dict[str, Any]]],
-) -> dict[str, Any]:
-    """Run an operator request once per Idempotency-Key.
-
-    `run` adds its Operation row (tokens it mints reference it) and returns the response, which
-    is stored with the operation: a retry with the same key and body gets it back unchanged;
-    the same key with another body is refused. A completed operation is answered even if the
-    operator has been suspended since: the answer may have been lost, and refusing it now
-    would make the operator undo what the central bank already did."""
-    repo.lock_idempotency_key(session, operator.id, idem.key)
-    previous = repo.find_operation(session, operator.id, idem.key)
-    if previous is not None:
-        if previous.request_hash != idem.request_hash:
-            raise IdempotencyMismatch(f"Idempotency-Key {idem.key!r} was used for another request")
-        return {**previous.response, "replayed": True}
-    if operator.status != "active":
-        raise OperatorSuspended(f"operator {operator.code} is {operator.status}")
-    operation, response = run(uuid.uuid4())
-    operation.response = response
-    session.flush()
-    return {**response, "replayed": False}
-
-
-def _new_operation(
-    session: Session, op_id: uuid.UUID, operator: Operator, idem: Idempotency, **values: Any
-) -> Operation:
-    op = Operation(
-        id=op_id,
-        operator_id=operator.id,
-        idempotency_key=idem.key,
-        request_hash=idem.request_hash,
-        response={},
-        **values,
-    )
-    session.add(op)
-    session.flush()
-    return op
 
 
 def redeem_tokens(

@@ -1,0 +1,1 @@
+"""The certification centre: operators, their keys and certificates, quotas, reserves."""
