@@ -19,10 +19,16 @@ from cbdc.crypto import SigningKey, b64d
 from cbdc.settings import NetworkConfig
 from cbdc.web import metrics
 from cbdc.web.app import add_front_door, base_app
-from operators.api import router
+from operators import api
+from operators.compliance import api as compliance_api
 from operators.context import WaterMarks
+from operators.exchange import api as exchange_api
+from operators.payments import api as payments_api
 from operators.payments.fast_path import PaymentsFastPath
+from operators.settlement import api as settlement_api
 from operators.state import OperatorConfig, OperatorState
+from operators.vault import api as vault_api
+from operators.wallets import api as wallets_api
 
 DESCRIPTION = """Tier 2 of the two-tier CBDC: an authorised operator. It holds a **vault** of
 central-bank-signed tokens, runs customer **wallets** in classes I-IV of controllable anonymity
@@ -45,7 +51,14 @@ def create_app(config: OperatorConfig) -> FastAPI:
     app = base_app(f"CBDC operator {config.code}", DESCRIPTION)
     app.router.lifespan_context = lifespan
     app.state.operator = state
-    app.include_router(router)
+    # One router per area, and the service-wide routes (health, info, audit, jobs).
+    app.include_router(api.router)
+    app.include_router(wallets_api.router)
+    app.include_router(exchange_api.router)
+    app.include_router(payments_api.router)
+    app.include_router(settlement_api.router)
+    app.include_router(vault_api.router)
+    app.include_router(compliance_api.router)
     metrics.install(app, state.metrics, token=config.metrics_token)  # last: times the rest
     # POST /v1/payments and /v1/payments/batch with a well-formed body are answered in front of
     # the framework (the routes above still document them, and answer every bad body).

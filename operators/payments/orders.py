@@ -15,20 +15,11 @@ from sqlalchemy.orm import Session
 from cbdc.addresses import is_valid_wallet_id, routing_code
 from cbdc.clock import iso, parse_iso, utcnow
 from cbdc.crypto import canonical_json, sha256_hex, verify_json
-from cbdc.errors import (
-    BadSignature,
-    IdempotencyMismatch,
-    ValidationFailed,
-)
+from cbdc.errors import BadSignature, IdempotencyMismatch, ValidationFailed
 from cbdc.tokens import sign_document
 from operators import repository as repo
 from operators.context import OperatorContext
-from operators.errors import (
-    CurrencyMismatch,
-    OrderExpired,
-    OrderRefused,
-    UnknownPayment,
-)
+from operators.errors import CurrencyMismatch, OrderExpired, OrderRefused, UnknownPayment
 from operators.models import Order, Wallet
 from operators.wallets import repository as wallet_repo
 
