@@ -54,8 +54,8 @@ from simulator.scenario import (
     SetLimits,
     SettlementModeSwitch,
     UniformAmount,
-    load_scenario,
 )
+from simulator.scenario_loading import load_scenario
 
 LIMIT_CODES = frozenset(
     {

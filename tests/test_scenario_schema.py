@@ -10,22 +10,17 @@ from pathlib import Path
 import pytest
 
 from simulator.scenario import (
-    NOT_GIVEN,
     DepositRun,
     FixedAmount,
     LognormalAmount,
     Outage,
     Scenario,
-    ScenarioError,
     SetLimits,
     SettlementModeSwitch,
     UniformAmount,
-    format_duration,
-    load_scenario,
-    parse_duration,
-    parse_scenario,
-    to_minor,
 )
+from simulator.scenario_loading import ScenarioError, load_scenario, parse_scenario
+from simulator.scenario_values import NOT_GIVEN, format_duration, parse_duration, to_minor
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 EXAMPLES = sorted(SCENARIOS.glob("*.toml"))
