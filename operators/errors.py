@@ -127,3 +127,12 @@ class SettlementNotReady(Conflict):
 class OrderRefused(Conflict):
     code = "order_already_refused"
     title = "This signed order was refused before; it cannot succeed later"
+
+
+# Not problems a client sees: the outbox runner retries or fails the job (operators/jobs.py).
+class TokensUnavailable(Exception):
+    """Not enough unreserved tokens right now (others are mid-settlement): retry shortly."""
+
+
+class BadCentralBankDocument(Exception):
+    """A token or receipt from the central bank does not verify: never accept it."""

@@ -25,6 +25,7 @@ from cbdc.outages import database_unavailable, log_failure
 from cbdc.web.auth import prune_nonces
 from operators import repository as repo
 from operators.context import OperatorContext
+from operators.errors import BadCentralBankDocument, TokensUnavailable
 from operators.models import OutboxJob
 from operators.settlement import delivery as settlement
 from operators.settlement import net_apply, net_obligations, net_submission, netting, rtgs
@@ -164,9 +165,9 @@ class JobRunner:
             handler(job)
         except RemoteUnavailable as exc:
             self._later(job, min(5.0, 0.25 * 2 ** min(job.attempts, 5)), str(exc))
-        except vault.TokensUnavailable as exc:
+        except TokensUnavailable as exc:
             self._later(job, 0.05, str(exc))
-        except vault.BadCentralBankDocument as exc:
+        except BadCentralBankDocument as exc:
             log.error("job %s %s: %s", job.kind, job.reference, exc)
             self._fail(job, str(exc))
         except Exception as exc:  # keep the worker alive; the job is retried
@@ -305,7 +306,7 @@ class JobRunner:
     def _net_pay(self, job: OutboxJob) -> None:
         try:
             serials = self.tx(lambda s: net_obligations.prepare_payment(s, job=job))
-        except vault.TokensUnavailable:
+        except TokensUnavailable:
             # A liquidity shortfall: obtain issuance now (recorded), then try once more.
             issuance = self.tx(lambda s: net_obligations.record_shortfall(s, self.ctx, job=job))
             if issuance is not None:

@@ -35,11 +35,11 @@ from cbdc.tokens import verify_document
 from operators import repository as repo
 from operators.compliance import aml
 from operators.context import OperatorContext
-from operators.errors import SettlementNotReady, SettlementRejected
+from operators.errors import BadCentralBankDocument, SettlementNotReady, SettlementRejected
 from operators.models import InboundSettlement, OutboxJob
 from operators.settlement import repository as settlement_repo
 from operators.vault import repository as vault_repo
-from operators.vault.service import BadCentralBankDocument, reserve_for, verified_tokens
+from operators.vault.service import reserve_for, verified_tokens
 from operators.wallets import repository as wallet_repo
 
 log = logging.getLogger(__name__)

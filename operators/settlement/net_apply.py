@@ -23,11 +23,11 @@ from cbdc.tokens import verify_document
 from operators import repository as repo
 from operators.compliance import aml
 from operators.context import OperatorContext
+from operators.errors import BadCentralBankDocument
 from operators.models import OutboxJob
 from operators.settlement import delivery as settlement
 from operators.vault import repository as vault_repo
 from operators.vault import service as vault
-from operators.vault.service import BadCentralBankDocument
 from operators.wallets import states
 
 ITEM_NAMESPACE = uuid.UUID("6b1f0c2e-7a44-4d0e-9a51-1f3e2b7c9d10")  # ids of received items

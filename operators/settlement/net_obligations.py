@@ -16,10 +16,10 @@ from sqlalchemy.orm import Session
 from cbdc.tokens import verify_document
 from operators import repository as repo
 from operators.context import OperatorContext
+from operators.errors import BadCentralBankDocument
 from operators.models import OutboxJob
 from operators.vault import repository as vault_repo
 from operators.vault import service as vault
-from operators.vault.service import BadCentralBankDocument
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from cbdc.netting import submission_digest
 from cbdc.sqlarrays import any_array, int_array, text_array
 from operators import repository as repo
 from operators.context import OperatorContext
+from operators.errors import BadCentralBankDocument
 from operators.models import Order, OutboxJob
-from operators.vault.service import BadCentralBankDocument
 from operators.wallets import repository as wallet_repo
 
 SUBMISSION_ITEMS = 5000  # items per submission (the central bank takes up to 10,000)

@@ -47,14 +47,10 @@ from cbdc.sqlarrays import any_array, int_array
 from cbdc.tokens import verify_document
 from operators import repository as repo
 from operators.context import OperatorContext
+from operators.errors import BadCentralBankDocument, TokensUnavailable
 from operators.models import Order, OutboxJob
 from operators.vault import repository as vault_repo
-from operators.vault.service import (
-    BadCentralBankDocument,
-    TokensUnavailable,
-    reserve_for,
-    verified_tokens,
-)
+from operators.vault.service import reserve_for, verified_tokens
 from operators.wallets import repository as wallet_repo
 
 if TYPE_CHECKING:

@@ -20,18 +20,11 @@ from cbdc.errors import IdempotencyMismatch
 from cbdc.tokens import verify_document, verify_token
 from operators import repository as repo
 from operators.context import OperatorContext
+from operators.errors import BadCentralBankDocument, TokensUnavailable
 from operators.models import OutboxJob
 from operators.vault import repository as vault_repo
 
 log = logging.getLogger(__name__)
-
-
-class TokensUnavailable(Exception):
-    """Not enough unreserved tokens right now (others are mid-settlement): retry shortly."""
-
-
-class BadCentralBankDocument(Exception):
-    """A token or receipt from the central bank does not verify: never accept it."""
 
 
 def check_water_marks(session: Session, ctx: OperatorContext, *, float_balance: int) -> None:
