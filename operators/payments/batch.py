@@ -46,6 +46,7 @@ from operators.errors import (
 )
 from operators.models import Order
 from operators.payments import payment_sql
+from operators.payments.orders import check_replay
 from operators.payments.payment_sql import BatchRead, StoredOrder
 from operators.wallets import limits
 from operators.wallets.states import WalletState
@@ -163,7 +164,7 @@ def pay_many(
             key = (ins.payer, ins.nonce)
             earlier = previous.get(key)
             if earlier is not None:
-                orders.check_replay(earlier, ins.order_hash or "")  # type: ignore[arg-type]
+                check_replay(earlier, ins.order_hash or "")  # type: ignore[arg-type]
                 outcomes[i] = Outcome(
                     ok=True,
                     order_id=earlier.id,
