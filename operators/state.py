@@ -7,7 +7,7 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from fastapi import Request
@@ -26,12 +26,18 @@ from cbdc.web.auth import Principal, ResolvedKey, SignedRequestAuth, UnitOfWork
 from cbdc.web.metrics import ServiceMetrics
 from operators import repository as repo
 from operators.clients import CentralBankClient, PeerClients
+from operators.compliance.jobs import JOBS as COMPLIANCE_JOBS
 from operators.context import OperatorContext, WaterMarks
 from operators.errors import VaultFloatInsufficient
 from operators.exchange.service import VaultShortfall
-from operators.jobs import JobRunner, OutboxWorker
+from operators.jobs import JobRunner, OutboxWorker, job_table
 from operators.payments.microbatch import PaymentBatcher
+from operators.settlement import netting
+from operators.settlement.jobs import JOBS as SETTLEMENT_JOBS
+from operators.settlement.rtgs_settler import RtgsSettler
 from operators.vault import service as vault
+from operators.vault.jobs import JOBS as VAULT_JOBS
+from operators.vault.jobs import check_water_marks
 from operators.wallets import identity_history
 from operators.wallets import repository as wallet_repo
 from operators.wallets.identity import IdentityCipher
@@ -71,6 +77,8 @@ class OperatorConfig:
 
 
 log = logging.getLogger(__name__)
+# Every outbox job kind with the handler of the area that queues it (`operators.jobs`).
+JOBS = job_table(VAULT_JOBS, SETTLEMENT_JOBS, COMPLIANCE_JOBS)
 # How long a cross-operator payment's request waits for its batch to settle and be delivered
 # before it answers `pending_settlement` (the outbox completes it then).
 RTGS_WAIT_SECONDS = 5.0
@@ -119,7 +127,9 @@ class OperatorState:
         transaction(self.factory, lambda s: identity_history.backfill_index(s, self.ctx))
         self.uow = UnitOfWork(self.factory)
         self.auth = SignedRequestAuth(self.resolve_key, audience=operator_audience(config.code))
-        self.runner = JobRunner(self.factory, self.ctx)
+        self.runner = JobRunner(self.factory, self.ctx, JOBS, gatherer=RtgsSettler)
+        # Batched gross settlement: the runner's settler, which requests wait on.
+        self.settler = cast(RtgsSettler, self.runner.rtgs)
         self.worker: OutboxWorker | None = None
         self._wallet_keys: dict[str, str] = {}
         # Single payments are micro-batched: concurrent requests share one transaction.
@@ -139,12 +149,17 @@ class OperatorState:
     def start(self) -> None:
         self.certificate()  # best effort; retried on the next /v1/info otherwise
         if self.config.run_worker and self.worker is None:
-            self.worker = OutboxWorker(self.runner)
+            self.worker = self.new_worker()
             self.worker.start()
+
+    def new_worker(self, **timing: float) -> OutboxWorker:
+        """An outbox worker for this operator (not started): the runner, the vault's water
+        marks and net settlement's clearing steps; `timing`: OutboxWorker's intervals."""
+        return OutboxWorker(self.runner, water_marks=check_water_marks, clearing=netting, **timing)
 
     def stop(self) -> None:
         self.payments.stop()
-        self.runner.rtgs.stop()
+        self.settler.stop()
         if self.worker is not None:
             self.worker.stop()
             self.worker.join(timeout=5)
@@ -172,7 +187,7 @@ class OperatorState:
         re-signed with the outcome the settler learnt (no database read). If the settlement
         cannot be made now (an outage), the answer stays `pending_settlement` and the outbox
         finishes the payment later."""
-        settler = self.runner.rtgs
+        settler = self.settler
         future = settler.wait_for(receipt["payment_id"])
         settler.kick()
         try:

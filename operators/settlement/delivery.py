@@ -43,6 +43,8 @@ from operators.vault.service import reserve_for, verified_tokens
 from operators.wallets import repository as wallet_repo
 
 log = logging.getLogger(__name__)
+# Refusals that mean our vault disagrees with the registration centre: never auto-refund.
+VAULT_DISAGREES = {"double_spend", "token_not_owned", "unknown_token"}
 
 
 def prepare_settlement(session: Session, *, job: OutboxJob) -> list[str]:

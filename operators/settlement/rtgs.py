@@ -206,14 +206,6 @@ def _enqueue_leased(
     return job
 
 
-def freshly_leased(job: OutboxJob) -> bool:
-    """True for a job `_enqueue_leased` returned whose lease is surely still running: no
-    other runner can have claimed it (claims take only due jobs), so it is still pending and
-    the runner need not read its status. (Its advisory lock is still taken: it keeps a late
-    runner out if this one outlives the lease.)"""
-    return time.monotonic() < getattr(job, "fresh_until", 0.0)
-
-
 # ------------------------------------------------------------------ 3. settle
 
 
@@ -246,7 +238,7 @@ def settle(
             reference=job.reference, serials=serials, items=items
         )
     except RemoteError as exc:
-        from operators.jobs import VAULT_DISAGREES
+        from operators.settlement.delivery import VAULT_DISAGREES
 
         if exc.code in VAULT_DISAGREES:
             log.error("settlement batch %s: vault disagrees with registry: %s", job.reference, exc)

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from cbdc.http import RemoteError, RemoteUnavailable
 from cbdc.sqlarrays import any_array
+from operators.jobs import freshly_leased
 from operators.models import OutboxJob
 from operators.settlement import rtgs
 
@@ -41,6 +42,8 @@ Outcome = tuple[str, str | None] | None
 
 
 class RtgsSettler:
+    kind = rtgs.QUEUED  # the runner hands its claimed jobs of this kind here, gathered
+
     def __init__(self, runner: JobRunner, *, threads: int | None = None) -> None:
         self.runner = runner
         # Batches in flight at once per process (each thread: settle, then deliver). One by
@@ -179,7 +182,7 @@ class RtgsSettler:
             except RemoteUnavailable as exc:  # the peer is away: the deliver job retries later
                 if deliver is not None:
                     delay = min(5.0, 0.25 * 2 ** min(deliver.attempts, 5))
-                    self.runner._later(deliver, delay, str(exc))
+                    self.runner.later(deliver, delay, str(exc))
                     deliver = None
             except Exception:  # e.g. a refusal: the deliver job runs now and records it
                 log.debug("early delivery of %s failed", job.reference, exc_info=True)
@@ -210,7 +213,7 @@ class RtgsSettler:
         runner moments ago: nobody else runs it yet); answer the requests. False if the answer
         does not cover the job's items (the job then runs as usual)."""
         answered = {a.get("settlement_id") for a in answer.get("items", [])}
-        if not rtgs.freshly_leased(job) or any(
+        if not freshly_leased(job) or any(
             i["body"]["receipt"]["document"]["settlement_id"] not in answered
             for i in job.payload["items"]
         ):
@@ -230,9 +233,9 @@ class RtgsSettler:
             error = str(exc)
             if exc.code in ("settlement_rejected", "validation_error"):
                 log.error("delivery %s refused: %s", job.reference, exc)
-                self.runner._fail(job, error)
+                self.runner.fail(job, error)
             else:  # e.g. 401 while the peer's directory is stale: not about the settlement
-                self.runner._later(job, min(5.0, 0.25 * 2 ** min(job.attempts, 7)), error)
+                self.runner.later(job, min(5.0, 0.25 * 2 ** min(job.attempts, 7)), error)
             return
         outcomes, credited, rejected = delivery_outcomes(job, answer)
         if self.runner.tx(

@@ -27,14 +27,12 @@ from tests.net_settlement.helpers import (
 
 
 def test_the_background_workers_and_timer_settle_by_themselves(net: Any) -> None:
-    from operators.jobs import OutboxWorker
-
     alice = net.open_wallet("BKA1", deposit=5_000_00, load=5_000_00)
     bob = net.open_wallet("BKB1", deposit=5_000_00, load=5_000_00)
     for code in CODES:
         state = net.state(code)
         state.ctx.net_interval_seconds = 0.2
-        state.worker = OutboxWorker(state.runner, interval=0.05, clearing_poll_every=0.1)
+        state.worker = state.new_worker(interval=0.05, clearing_poll_every=0.1)
         state.worker.start()
     stop = threading.Event()
 

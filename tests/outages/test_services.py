@@ -11,7 +11,6 @@ import psycopg.errors
 import pytest
 from sqlalchemy import exc as sa_exc
 
-from operators.jobs import OutboxWorker
 from tests.conftest import InProcessNetwork
 from tests.outages.helpers import Answers, database_down, operator_db
 from wallets.client import NO_RETRY, OperatorClient, RemoteUnavailable, WalletClient
@@ -118,7 +117,7 @@ def test_the_worker_outlives_outages_and_delivers_once_the_payee_is_back(
     net = network
     payer = net.open_wallet("BKA1", load=20_00)
     payee = net.open_wallet("BKB1")
-    worker = OutboxWorker(net.state("BKA1").runner, interval=0.05)
+    worker = net.state("BKA1").new_worker(interval=0.05)
     worker.start()
     try:
         with database_down(pg_url, operator_db(net, "BKA1")):
