@@ -24,6 +24,7 @@ import hmac
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
@@ -34,7 +35,9 @@ from cbdc.crypto import SigningKey
 from cbdc.policy import Policy
 from cbdc.settings import SettlementMode
 from operators.clients import CentralBankClient, PeerClients
-from operators.wallets.identity import IdentityCipher
+
+if TYPE_CHECKING:  # the cipher is the wallets area's, built in operators.state
+    from operators.wallets.identity import IdentityCipher
 
 SYSTEM_ACCOUNTS: dict[str, tuple[str, bool]] = {
     # code: (kind, allow_negative)
