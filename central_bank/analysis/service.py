@@ -3,7 +3,8 @@ money supply; and the central bank's side of the cross-tier audit.
 
 Reports carry a wallet id (a pseudonym: it names the operator and an account number, never a
 person), the rule that fired, amounts and times. Identities stay with the operators, sealed to
-the regulator; the regulator gets one only with a signed disclosure order (operators/disclosure).
+the regulator; the regulator gets one only with a signed disclosure order
+(operators/compliance/disclosure).
 """
 
 from __future__ import annotations
