@@ -24,7 +24,7 @@ class Idempotency:
     request_hash: str
 
 
-def _idempotent(
+def run_idempotent(
     session: Session,
     operator: Operator,
     idem: Idempotency,
@@ -51,9 +51,11 @@ def _idempotent(
     return {**response, "replayed": False}
 
 
-def _new_operation(
+def record_operation(
     session: Session, op_id: uuid.UUID, operator: Operator, idem: Idempotency, **values: Any
 ) -> Operation:
+    """Add the Operation row of the request being run by `run_idempotent` (its answer is
+    filled in when `run` returns); tokens the request mints reference its id."""
     op = Operation(
         id=op_id,
         operator_id=operator.id,

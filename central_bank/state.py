@@ -64,9 +64,7 @@ class CentralBankState:
         c = self.config
         self.engine = make_engine(c.database_url, pool_size=c.pool_size)
         self.factory = session_factory(self.engine)
-        self.cb = CentralBank(
-            key=c.key, currency=c.currency, max_token_amount=c.max_token_amount
-        )
+        self.cb = CentralBank(key=c.key, currency=c.currency, max_token_amount=c.max_token_amount)
         self.uow = UnitOfWork(self.factory)
         self.auth = SignedRequestAuth(self.resolve_key, audience=CENTRAL_BANK_AUDIENCE)
         transaction(self.factory, bootstrap)
@@ -83,9 +81,7 @@ class CentralBankState:
 
     def close_cycle(self, trigger: cycles.Trigger = "manual") -> dict[str, Any] | None:
         """Close a clearing cycle in a transaction of its own (timer, threshold, simulator)."""
-        return transaction(
-            self.factory, lambda s: cycles.close_cycle(s, self.cb, trigger=trigger)
-        )
+        return transaction(self.factory, lambda s: cycles.close_cycle(s, self.cb, trigger=trigger))
 
     def close_if_full(self) -> None:
         """Close a cycle now if `net_max_items` submitted payments wait (after a submission)."""

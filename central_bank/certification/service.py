@@ -20,7 +20,7 @@ from central_bank import repository as repo
 from central_bank.context import CentralBank
 from central_bank.errors import OperatorExists, UnknownOperator
 from central_bank.models import Operation, Operator
-from central_bank.operations import Idempotency, _idempotent, _new_operation
+from central_bank.operations import Idempotency, record_operation, run_idempotent
 
 RESERVE_FUNDING = "reserve_funding"
 
@@ -121,7 +121,7 @@ def fund_reserves(
             "amount": amount,
             "at": iso(utcnow()),
         }
-        op = _new_operation(
+        op = record_operation(
             session, op_id, operator, idem, kind="reserve_funding", amount=amount, entry_id=entry
         )
         return op, {
@@ -130,4 +130,4 @@ def fund_reserves(
             "receipt": sign_document(cb.key, doc),
         }
 
-    return _idempotent(session, operator, idem, run)
+    return run_idempotent(session, operator, idem, run)

@@ -126,7 +126,7 @@ def close_cycle(
         }
         receipt = None
         if pair.net == 0:  # nothing to pay: settled as it closes
-            document = _receipt_document(
+            document = pair_receipt_document(
                 obligation_id=obligation_id,
                 cycle_id=cycle_id,
                 pair=values,
@@ -184,7 +184,7 @@ def close_cycle(
     return {"cycle_id": cycle_id, "trigger": trigger, "closed_at": iso(now), **totals, "pairs": out}
 
 
-def _receipt_document(
+def pair_receipt_document(
     *,
     obligation_id: uuid.UUID,
     cycle_id: int,

@@ -13,20 +13,20 @@ from sqlalchemy.orm import Session
 
 from cbdc.clock import iso, utcnow
 from cbdc.errors import IdempotencyMismatch, ValidationFailed
-from central_bank.clearing.submissions import _uuid
+from central_bank.clearing.submissions import parse_canonical_uuid
 from central_bank.errors import ObligationNotSettled, UnknownObligation
 from central_bank.models import Operator
 
 MAX_ITEMS_PAGE = 10_000
 
 
-def _lock_obligation(session: Session, obligation_id: uuid.UUID) -> Any:
+def lock_obligation(session: Session, obligation_id: uuid.UUID) -> Any:
     return session.execute(
         text("SELECT * FROM clearing_obligations WHERE id = :i FOR UPDATE"), {"i": obligation_id}
     ).first()
 
 
-def _submissions_of(session: Session, obligation_id: uuid.UUID, operator_id: int) -> list[str]:
+def submission_ids(session: Session, obligation_id: uuid.UUID, operator_id: int) -> list[str]:
     rows = session.execute(
         text(
             "SELECT id FROM clearing_submissions WHERE obligation_id = :o AND operator_id = :p "
@@ -37,7 +37,7 @@ def _submissions_of(session: Session, obligation_id: uuid.UUID, operator_id: int
     return [str(r) for r in rows]
 
 
-_SELECT = """
+OBLIGATION_SELECT = """
 SELECT o.*, a.code AS code_a, b.code AS code_b, d.code AS debtor_code, c.code AS creditor_code
 FROM clearing_obligations o
 JOIN operators a ON a.id = o.operator_a_id
@@ -47,7 +47,7 @@ LEFT JOIN operators c ON c.id = o.creditor_id
 """
 
 
-def _summary(row: Any, viewer: Operator | None) -> dict[str, Any]:
+def obligation_summary(row: Any, viewer: Operator | None) -> dict[str, Any]:
     out: dict[str, Any] = {
         "obligation_id": str(row.id),
         "cycle_id": int(row.cycle_id),
@@ -112,14 +112,17 @@ def list_obligations(
         where.append("o.cycle_id = :cycle")
         params["cycle"] = cycle_id
     rows = session.execute(
-        text(_SELECT + f"WHERE {' AND '.join(where)} ORDER BY o.cycle_id, o.id LIMIT :limit"),
+        text(
+            OBLIGATION_SELECT
+            + f"WHERE {' AND '.join(where)} ORDER BY o.cycle_id, o.id LIMIT :limit"
+        ),
         params,
     ).all()
-    return [_summary(r, operator) for r in rows]
+    return [obligation_summary(r, operator) for r in rows]
 
 
 def _party_row(session: Session, operator: Operator | None, oid: uuid.UUID) -> Any:
-    row = session.execute(text(_SELECT + "WHERE o.id = :i"), {"i": oid}).first()
+    row = session.execute(text(OBLIGATION_SELECT + "WHERE o.id = :i"), {"i": oid}).first()
     if row is None or (
         operator is not None and operator.id not in (row.operator_a_id, row.operator_b_id)
     ):
@@ -139,9 +142,9 @@ def detail(
     """One obligation as its party sees it: the summary, the signed receipt once settled, the
     tokens minted to it (creditor: the net; debtor: its change), its own submissions, and a
     page of the items addressed to it (submitted by the peer), in (submission, seq) order."""
-    oid = _uuid(obligation_id, "obligation_id")
+    oid = parse_canonical_uuid(obligation_id, "obligation_id")
     row = _party_row(session, operator, oid)
-    out = _summary(row, operator)
+    out = obligation_summary(row, operator)
     out["receipt"] = row.receipt
     if operator is None:
         return out
@@ -156,7 +159,7 @@ def detail(
             ).scalar_one()
             tokens = list(response.get("change", []))
     out["tokens"] = tokens
-    out["outgoing_submissions"] = _submissions_of(session, oid, operator.id)
+    out["outgoing_submissions"] = submission_ids(session, oid, operator.id)
     incoming = session.execute(
         text(
             "SELECT id, items, gross, digest FROM clearing_submissions "
@@ -204,8 +207,8 @@ def acknowledge(
     """A party has applied the settled pair; `returned` names the incoming payments (by
     reference) it could not credit and is sending back. Written once; a repeat with the same
     list is answered again."""
-    oid = _uuid(obligation_id, "obligation_id")
-    row = _lock_obligation(session, oid)
+    oid = parse_canonical_uuid(obligation_id, "obligation_id")
+    row = lock_obligation(session, oid)
     if row is None or operator.id not in (row.operator_a_id, row.operator_b_id):
         raise UnknownObligation(f"no obligation {obligation_id}")
     if row.status != "settled":

@@ -16,14 +16,14 @@ from cbdc.clock import utcnow
 from cbdc.tokens import sign_document
 from central_bank import repository as repo
 from central_bank.certification.service import circulation_code
-from central_bank.clearing.cycles import _receipt_document
-from central_bank.clearing.obligations import _lock_obligation, _submissions_of
-from central_bank.clearing.submissions import _uuid
+from central_bank.clearing.cycles import pair_receipt_document
+from central_bank.clearing.obligations import lock_obligation, submission_ids
+from central_bank.clearing.submissions import parse_canonical_uuid
 from central_bank.context import CentralBank
 from central_bank.errors import AmountMismatch, NotDebtor, ObligationSettled, UnknownObligation
 from central_bank.models import Operation, Operator
-from central_bank.operations import Idempotency, _idempotent, _new_operation
-from central_bank.registration.service import _mint, _spend_inputs
+from central_bank.operations import Idempotency, record_operation, run_idempotent
+from central_bank.registration.service import lock_spendable_inputs, mint_tokens
 
 
 def pay(
@@ -36,10 +36,10 @@ def pay(
     idem: Idempotency,
 ) -> dict[str, Any]:
     """The debtor pays an obligation's net with the named tokens (idempotent on the key)."""
-    oid = _uuid(obligation_id, "obligation_id")
+    oid = parse_canonical_uuid(obligation_id, "obligation_id")
 
     def run(op_id: uuid.UUID) -> tuple[Operation, dict[str, Any]]:
-        row = _lock_obligation(session, oid)
+        row = lock_obligation(session, oid)
         if row is None or operator.id not in (row.operator_a_id, row.operator_b_id):
             raise UnknownObligation(f"no obligation {obligation_id}")
         if row.status != "pending":
@@ -49,7 +49,7 @@ def pay(
         creditor = repo.operator_by_id(session, row.creditor_id)
         assert creditor is not None
         net = int(row.net)
-        tokens, total = _spend_inputs(session, operator, serials)
+        tokens, total = lock_spendable_inputs(session, operator, serials)
         if total < net:
             raise AmountMismatch(f"tokens worth {total} cannot pay {net}")
         debtor_acc = ledger.account_id(session, circulation_code(operator.code))
@@ -63,7 +63,7 @@ def pay(
             reference=reference,
             legs=[(debtor_acc, -net), (creditor_acc, net)],
         )
-        op = _new_operation(
+        op = record_operation(
             session,
             op_id,
             operator,
@@ -76,18 +76,18 @@ def pay(
         )
         now = utcnow()
         repo.mark_tokens(session, [t.serial for t in tokens], status="spent", by=op_id, at=now)
-        creditor_rows, creditor_wire = _mint(
+        creditor_rows, creditor_wire = mint_tokens(
             cb, owner=creditor, amount=net, operation_id=op_id, chunked=True
         )
         repo.add_tokens(session, creditor_rows)
         change_wire: list[dict[str, Any]] = []
         if total > net:
-            rows, change_wire = _mint(
+            rows, change_wire = mint_tokens(
                 cb, owner=operator, amount=total - net, operation_id=op_id, chunked=False
             )
             repo.add_tokens(session, rows)
         codes = {o.id: o.code for o in (operator, creditor)}  # the pair: debtor and creditor
-        document = _receipt_document(
+        document = pair_receipt_document(
             obligation_id=oid,
             cycle_id=int(row.cycle_id),
             pair={
@@ -104,8 +104,8 @@ def pay(
                 "creditor": row.creditor_id,
             },
             codes=codes,
-            submissions_ab=_submissions_of(session, oid, row.operator_a_id),
-            submissions_ba=_submissions_of(session, oid, row.operator_b_id),
+            submissions_ab=submission_ids(session, oid, row.operator_a_id),
+            submissions_ba=submission_ids(session, oid, row.operator_b_id),
             inputs=[str(t.serial) for t in tokens],
             creditor_tokens=[t["serial"] for t in creditor_wire],
             change_tokens=[t["serial"] for t in change_wire],
@@ -128,4 +128,4 @@ def pay(
         )
         return op, {"obligation_id": str(oid), "receipt": receipt, "change": change_wire}
 
-    return _idempotent(session, operator, idem, run)
+    return run_idempotent(session, operator, idem, run)

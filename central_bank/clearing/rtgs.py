@@ -42,8 +42,8 @@ from central_bank.certification.service import circulation_code
 from central_bank.context import CentralBank
 from central_bank.errors import AmountMismatch, OperatorSuspended, UnknownOperator
 from central_bank.models import Operation, Operator, Token
-from central_bank.operations import Idempotency, _idempotent, _new_operation
-from central_bank.registration.service import _mint, _spend_inputs
+from central_bank.operations import Idempotency, record_operation, run_idempotent
+from central_bank.registration.service import lock_spendable_inputs, mint_tokens
 
 
 def item_key(reference: str) -> str:
@@ -81,9 +81,9 @@ def settle_batch(
             {"op": operator.id, "keys": text_array(keys)},
         )
         earlier = _earlier_items(session, operator.id, keys)
-        tokens, total = _spend_inputs(session, operator, serials)
+        tokens, total = lock_spendable_inputs(session, operator, serials)
         now = utcnow()
-        batch_op = _new_operation(
+        batch_op = record_operation(
             session, op_id, operator, idem, kind="settlement_batch", amount=0, reference=reference
         )
         remaining = total
@@ -123,7 +123,7 @@ def settle_batch(
         change_wire: list[dict[str, Any]] = []
         minted: list[Token] = []
         if remaining > 0:
-            minted, change_wire = _mint(
+            minted, change_wire = mint_tokens(
                 cb, owner=operator, amount=remaining, operation_id=op_id, chunked=False
             )
         inputs = [str(t.serial) for t in tokens]
@@ -161,7 +161,7 @@ def settle_batch(
             "items": answers,
         }
 
-    return _idempotent(session, operator, idem, run)
+    return run_idempotent(session, operator, idem, run)
 
 
 def _operators(session: Session, codes: set[str]) -> dict[str, Operator]:
@@ -239,7 +239,7 @@ def _settle_items(
     responses: list[dict[str, Any]] = []
     token_rows: list[Token] = []
     for n, settlement_id, payee, amount in new:
-        rows, payee_wire = _mint(
+        rows, payee_wire = mint_tokens(
             cb, owner=payee, amount=amount, operation_id=settlement_id, chunked=False
         )
         token_rows += rows

@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from cbdc.clock import iso
-from central_bank.clearing.obligations import _SELECT, _summary
+from central_bank.clearing.obligations import OBLIGATION_SELECT, obligation_summary
 
 
 def cycle_stats(
@@ -26,10 +26,12 @@ def cycle_stats(
         return []
     pairs = defaultdict(list)
     for row in session.execute(
-        text(_SELECT + "WHERE o.cycle_id = ANY(:ids) ORDER BY o.cycle_id, code_a, code_b"),
+        text(
+            OBLIGATION_SELECT + "WHERE o.cycle_id = ANY(:ids) ORDER BY o.cycle_id, code_a, code_b"
+        ),
         {"ids": [c.id for c in cycles]},
     ).all():
-        summary = _summary(row, None)
+        summary = obligation_summary(row, None)
         summary.pop("acks")
         pairs[int(row.cycle_id)].append(summary)
     return [

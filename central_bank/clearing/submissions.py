@@ -23,7 +23,7 @@ from central_bank.models import Operator
 SUBMIT_LOCK = 7102  # advisory lock namespace: one submission id at a time
 
 
-def _uuid(value: str, what: str) -> uuid.UUID:
+def parse_canonical_uuid(value: str, what: str) -> uuid.UUID:
     try:
         parsed = uuid.UUID(value)
     except (ValueError, TypeError, AttributeError):
@@ -45,7 +45,7 @@ def submit(
 ) -> dict[str, Any]:
     """Store one submission of payments from `operator` to one payee operator (idempotent on
     its submission id: the same body again gets the first answer, another body is refused)."""
-    sid = _uuid(submission["submission_id"], "submission_id")
+    sid = parse_canonical_uuid(submission["submission_id"], "submission_id")
     session.execute(
         text("SELECT pg_advisory_xact_lock(:ns, hashtext(:k))"), {"ns": SUBMIT_LOCK, "k": str(sid)}
     )

@@ -41,12 +41,16 @@ from central_bank.errors import (
     UnknownToken,
 )
 from central_bank.models import Operation, Operator, Token
-from central_bank.operations import Idempotency, _idempotent, _new_operation
+from central_bank.operations import Idempotency, record_operation, run_idempotent
 
 
-def _mint(
+def mint_tokens(
     cb: CentralBank, *, owner: Operator, amount: int, operation_id: uuid.UUID, chunked: bool
 ) -> tuple[list[Token], list[dict[str, Any]]]:
+    """Sign new tokens worth `amount` in all, owned by `owner` and created by the operation
+    `operation_id` (`chunked`: in tokens of at most `max_token_amount`; else one token). Returns
+    the rows, which the caller stores (`repo.add_tokens` or `repo.insert_tokens`), and the
+    signed tokens as sent on the wire."""
     amounts: list[int] = []
     remaining = amount
     while remaining > 0:
@@ -73,9 +77,12 @@ def _mint(
     return rows, wire
 
 
-def _spend_inputs(
+def lock_spendable_inputs(
     session: Session, operator: Operator, serials: Sequence[str]
 ) -> tuple[list[Token], int]:
+    """Lock the named tokens to spend them (ascending serial order): each must exist, be
+    registered to `operator` and be live. Returns the tokens and their total; the caller marks
+    them spent or redeemed (`repo.mark_tokens`) in the same transaction."""
     if not serials:
         raise ValidationFailed("at least one input token is needed")
     try:
@@ -124,8 +131,10 @@ def issue_tokens(
             reference=str(op_id),
             legs=[(reserve, -amount), (circulation, amount)],
         )
-        rows, wire = _mint(cb, owner=operator, amount=amount, operation_id=op_id, chunked=True)
-        op = _new_operation(
+        rows, wire = mint_tokens(
+            cb, owner=operator, amount=amount, operation_id=op_id, chunked=True
+        )
+        op = record_operation(
             session, op_id, operator, idem, kind="issuance", amount=amount, entry_id=entry
         )
         repo.add_tokens(session, rows)
@@ -144,7 +153,7 @@ def issue_tokens(
             "receipt": sign_document(cb.key, doc),
         }
 
-    return _idempotent(session, operator, idem, run)
+    return run_idempotent(session, operator, idem, run)
 
 
 def redeem_tokens(
@@ -159,7 +168,7 @@ def redeem_tokens(
     """Redeem `amount` out of the named tokens; any remainder comes back as a change token."""
 
     def run(op_id: uuid.UUID) -> tuple[Operation, dict[str, Any]]:
-        tokens, total = _spend_inputs(session, operator, serials)
+        tokens, total = lock_spendable_inputs(session, operator, serials)
         if total < amount:
             raise AmountMismatch(f"tokens worth {total} cannot redeem {amount}")
         reserve = ledger.account_id(session, reserve_code(operator.code))
@@ -172,7 +181,7 @@ def redeem_tokens(
             reference=str(op_id),
             legs=[(circulation, -amount), (reserve, amount)],
         )
-        op = _new_operation(
+        op = record_operation(
             session, op_id, operator, idem, kind="redemption", amount=amount, entry_id=entry
         )
         now = utcnow()
@@ -181,7 +190,7 @@ def redeem_tokens(
         if total > amount:
             # The change is a fresh token: the inputs are gone for good, redeemed in full, and
             # the change's value is re-minted without touching reserves (it never left).
-            rows, change_wire = _mint(
+            rows, change_wire = mint_tokens(
                 cb, owner=operator, amount=total - amount, operation_id=op_id, chunked=False
             )
             repo.add_tokens(session, rows)
@@ -201,7 +210,7 @@ def redeem_tokens(
             "receipt": sign_document(cb.key, doc),
         }
 
-    return _idempotent(session, operator, idem, run)
+    return run_idempotent(session, operator, idem, run)
 
 
 def split_tokens(
@@ -216,15 +225,17 @@ def split_tokens(
     """Spend the inputs and mint outputs of the given amounts (same total, same owner)."""
 
     def run(op_id: uuid.UUID) -> tuple[Operation, dict[str, Any]]:
-        tokens, total = _spend_inputs(session, operator, serials)
+        tokens, total = lock_spendable_inputs(session, operator, serials)
         if sum(outputs) != total:
             raise AmountMismatch(f"outputs sum to {sum(outputs)}, inputs to {total}")
-        op = _new_operation(session, op_id, operator, idem, kind="split", amount=total)
+        op = record_operation(session, op_id, operator, idem, kind="split", amount=total)
         now = utcnow()
         repo.mark_tokens(session, [t.serial for t in tokens], status="spent", by=op_id, at=now)
         wire: list[dict[str, Any]] = []
         for part in outputs:
-            rows, minted = _mint(cb, owner=operator, amount=part, operation_id=op_id, chunked=False)
+            rows, minted = mint_tokens(
+                cb, owner=operator, amount=part, operation_id=op_id, chunked=False
+            )
             repo.add_tokens(session, rows)
             wire += minted
         doc = {
@@ -241,7 +252,7 @@ def split_tokens(
             "receipt": sign_document(cb.key, doc),
         }
 
-    return _idempotent(session, operator, idem, run)
+    return run_idempotent(session, operator, idem, run)
 
 
 # ---------------------------------------------------------------- registration centre
@@ -271,7 +282,7 @@ def settle(
             raise ValidationFailed("settlement needs two different operators")
         if payee.status != "active":
             raise OperatorSuspended(f"payee operator {payee.code} is {payee.status}")
-        tokens, total = _spend_inputs(session, operator, serials)
+        tokens, total = lock_spendable_inputs(session, operator, serials)
         if total < amount:
             raise AmountMismatch(f"tokens worth {total} cannot settle {amount}")
         payer_acc = ledger.account_id(session, circulation_code(operator.code))
@@ -284,7 +295,7 @@ def settle(
             reference=reference,
             legs=[(payer_acc, -amount), (payee_acc, amount)],
         )
-        op = _new_operation(
+        op = record_operation(
             session,
             op_id,
             operator,
@@ -297,13 +308,13 @@ def settle(
         )
         now = utcnow()
         repo.mark_tokens(session, [t.serial for t in tokens], status="spent", by=op_id, at=now)
-        payee_rows, payee_wire = _mint(
+        payee_rows, payee_wire = mint_tokens(
             cb, owner=payee, amount=amount, operation_id=op_id, chunked=False
         )
         repo.add_tokens(session, payee_rows)
         change_wire: list[dict[str, Any]] = []
         if total > amount:
-            rows, change_wire = _mint(
+            rows, change_wire = mint_tokens(
                 cb, owner=operator, amount=total - amount, operation_id=op_id, chunked=False
             )
             repo.add_tokens(session, rows)
@@ -327,7 +338,7 @@ def settle(
             "change": change_wire,
         }
 
-    return _idempotent(session, operator, idem, run)
+    return run_idempotent(session, operator, idem, run)
 
 
 def token_status(session: Session, *, serial: str, operator: Operator | None) -> dict[str, Any]:

@@ -77,7 +77,7 @@ def deferred(network: Any, code: str) -> None:
 def test_settlement_retry_after_lost_answer_is_not_refunded_when_operator_is_suspended(
     network: Any,
 ) -> None:
-    """BUG (money created): central_bank/operations.py `_idempotent` checks the operator's status
+    """BUG (money created): central_bank/operations.py `run_idempotent` checks the operator's status
     BEFORE looking up the stored operation. Interleaving: A's settlement is processed by the
     central bank but the answer is lost; A is then suspended; A's outbox retries with the same
     Idempotency-Key and gets 403 `operator_suspended` instead of the stored receipt;
