@@ -108,10 +108,12 @@ class JobRunner:
             self.rtgs.settle_ready(include=queued)
         for job in jobs:
             if job.kind != self.rtgs.kind:
-                self._run_claimed(job)
+                self.run_claimed(job)
         return gathered + len(jobs)
 
-    def _run_claimed(self, job: OutboxJob) -> None:
+    def run_claimed(self, job: OutboxJob) -> None:
+        """Run a job this runner claimed; one a database outage stopped is released (due
+        again) once the database is back (`release_interrupted`)."""
         try:
             self.run(job)
         except Exception as exc:
@@ -148,7 +150,7 @@ class JobRunner:
                 )
             )
             for job in sorted(jobs, key=lambda j: j.id):
-                self._run_claimed(job)
+                self.run_claimed(job)
             ran = ran or bool(jobs)
             if jobs:
                 continue  # a follow-up job of the same reference (deliver after settle)

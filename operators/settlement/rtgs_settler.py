@@ -152,7 +152,7 @@ class RtgsSettler:
         """Run a settle job through the runner (advisory lock, retries); then answer every
         request of its payments still waiting: not final now means `pending_settlement`."""
         try:
-            self.runner._run_claimed(job)  # a database outage marks it for release
+            self.runner.run_claimed(job)  # a database outage marks it for release
         finally:
             pending: dict[str, Outcome] = {i["order_id"]: None for i in job.payload["items"]}
             self.resolve(pending, final=False)
@@ -187,7 +187,7 @@ class RtgsSettler:
             except Exception:  # e.g. a refusal: the deliver job runs now and records it
                 log.debug("early delivery of %s failed", job.reference, exc_info=True)
         if deliver is not None and (answer is None or not self._record_delivery(deliver, answer)):
-            self.runner._run_claimed(deliver)
+            self.runner.run_claimed(deliver)
         # Settled but not (yet) delivered: the answer says `settled`.
         self.resolve({k: v for k, v in outcomes.items() if v and v[0] == "settled"}, final=False)
 
