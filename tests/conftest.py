@@ -1,6 +1,9 @@
-"""Test fixtures: a real PostgreSQL started by the test session itself (embedded), databases
-built by the real Alembic migrations, and an in-process network (central bank + two operators)
-whose services call each other through in-process HTTP transports.
+"""Test fixtures: a real PostgreSQL started by the test session itself (embedded, not durable:
+fsync off), databases built by the real Alembic migrations, and an in-process network (central
+bank + two operators) whose services call each other through in-process HTTP transports.
+
+Test databases (`new_database`) are copies of templates the migrations built once per session,
+dropped when the test that made them is done (tests/databases.py).
 
 Set CBDC_TEST_DATABASE_URL to a server-level URL to use an existing server instead.
 """
@@ -21,16 +24,17 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cbdc.crypto import SigningKey
-from cbdc.db import create_database, migrate
 from cbdc.http import SignedClient
 from cbdc.identity import make_bank_account, make_resident_id
 from cbdc.pg import EmbeddedPostgres
-from cbdc.regulator import RegulatorKeys
 from central_bank.app import create_app as create_central_bank
 from central_bank.state import CentralBankConfig
 from operators.app import create_app as create_operator
 from operators.context import WaterMarks
 from operators.state import OperatorConfig, OperatorState
+from regulator.client import RegulatorKeys
+from tests import databases
+from tests.databases import new_database
 from wallets.client import OperatorClient, WalletClient
 
 
@@ -39,23 +43,31 @@ def pg_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     existing = os.environ.get("CBDC_TEST_DATABASE_URL")
     if existing:
         yield existing
+        databases.close_all()  # the templates, unused copies, anything left over
         return
     # Not under pytest's tmp dir: that is private to root, and under root PostgreSQL runs as an
     # unprivileged user who must be able to reach its data directory.
     directory = Path(tempfile.mkdtemp(prefix="cbdc-test-pg-"))
     directory.chmod(0o755)
-    server = EmbeddedPostgres(directory)
+    # Not durable (fsync off): the cluster is thrown away. Tests that crash a server and count
+    # what survived start a durable one of their own (tests/e2e/test_database_crash.py).
+    server = EmbeddedPostgres(directory, durable=False)
     url = server.start()
     yield url
+    databases.close_all()
     server.stop(immediate=True)  # the cluster is deleted next: no need for a checkpoint
     shutil.rmtree(directory, ignore_errors=True)
 
 
-def new_database(pg_url: str, kind: str) -> str:
-    """A fresh database migrated to head with the real migrations ("central_bank"|"operator")."""
-    url = create_database(pg_url, f"t_{kind}_{uuid.uuid4().hex[:10]}")
-    migrate(url, kind)
-    return url
+@pytest.fixture(autouse=True)
+def drop_test_databases() -> Iterator[None]:
+    """Drop the databases made during a test (`new_database`) once it and its fixtures are
+    done: autouse, so set up before and torn down after the fixtures that use them."""
+    before = len(databases.created)
+    yield
+    made = databases.created[before:]
+    del databases.created[before:]
+    databases.drop_databases(made)
 
 
 VALID_ID_NUMBER = make_resident_id("11010119900307765")  # check digit per GB 11643

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from cbdc import ledger
 from cbdc.errors import InsufficientFunds
-from tests.conftest import new_database
+from tests.databases import new_database
 
 CHECK_VIOLATION = "23514"
 INTEGRITY_VIOLATION = "23000"

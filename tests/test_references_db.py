@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-from tests.conftest import new_database
+from tests.databases import new_database
 
 FOREIGN_KEY_VIOLATION = "23503"
 
