@@ -9,8 +9,8 @@ from fastapi import APIRouter, Query
 from cbdc.web.auth import StrictJSONRoute, require_role
 from operators.compliance import disclosure
 from operators.compliance import repository as aml_repo
+from operators.compliance.schemas import SignedDisclosureOrder
 from operators.deps import Caller, State
-from operators.schemas import SignedDisclosureOrder
 
 router = APIRouter(route_class=StrictJSONRoute)
 

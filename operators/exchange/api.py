@@ -13,8 +13,9 @@ from cbdc.errors import DomainError, ValidationFailed
 from cbdc.web.auth import StrictJSONRoute, require_role
 from operators.deps import Caller, IdemKey, RequestHash, State
 from operators.exchange import service as exchange
+from operators.exchange.schemas import DepositCredit, SignedLoad, SignedUnload
 from operators.payments import orders, signed_batch
-from operators.schemas import CashLoad, DepositCredit, SignedLoad, SignedUnload
+from operators.schemas import CashLoad
 from operators.state import OperatorState
 
 router = APIRouter(route_class=StrictJSONRoute)

@@ -10,7 +10,7 @@ from fastapi import APIRouter
 from cbdc.web.auth import StrictJSONRoute, require_role
 from operators.deps import Caller, State
 from operators.payments import fast_path, orders
-from operators.schemas import SignedPayment, SignedPaymentBatch
+from operators.payments.schemas import SignedPayment, SignedPaymentBatch
 
 router = APIRouter(route_class=StrictJSONRoute)
 

@@ -43,7 +43,7 @@ from cbdc.strictjson import loads_unique
 from cbdc.web.app import TOO_LARGE, exception_response, read_body, replay_body, too_large
 from cbdc.web.metrics import UNMATCHED
 from operators.payments import signed_batch
-from operators.schemas import PaymentOrder, SignedPayment, SignedPaymentBatch
+from operators.payments.schemas import PaymentOrder, SignedPayment, SignedPaymentBatch
 from operators.state import OperatorState
 
 SINGLE = "/v1/payments"

@@ -8,9 +8,9 @@ from fastapi import APIRouter
 
 from cbdc.web.auth import StrictJSONRoute, require_role
 from operators.deps import Caller, State
-from operators.schemas import InboundSettlementBatchIn, InboundSettlementIn
 from operators.settlement import delivery as settlement
 from operators.settlement import rtgs_inbound
+from operators.settlement.schemas import InboundSettlementBatchIn, InboundSettlementIn
 
 router = APIRouter(route_class=StrictJSONRoute)
 

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Query
 from cbdc.policy import WalletClass
 from cbdc.web.auth import StrictJSONRoute, require_role
 from operators.deps import Caller, State, wallet_or_staff
-from operators.schemas import ChangeClass, OpenWallet
 from operators.wallets import service
+from operators.wallets.schemas import ChangeClass, OpenWallet
 
 router = APIRouter(route_class=StrictJSONRoute)
 
