@@ -189,3 +189,12 @@ def live_network(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     yield LiveNetwork(config=config, data_dir=network.data_dir, network=network)
     network.stop(stop_database=False)
     drop_databases(pg_url, prefix)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Everything under tests/e2e starts real processes: marked `e2e` (the fast lane is
+    `pytest -m "not e2e"`; `.ci/run` runs everything)."""
+    here = Path(__file__).resolve().parent
+    for item in items:
+        if here in item.path.resolve().parents:
+            item.add_marker(pytest.mark.e2e)
