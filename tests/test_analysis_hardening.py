@@ -108,8 +108,8 @@ def test_a_report_dated_far_in_the_future_or_past_is_refused(network: Any) -> No
     ):
         refused(network, report(wallet, occurred_at=when), "aml_report_time_out_of_range")
     assert stored(network) == []
-    for when in (now + timedelta(minutes=4), now - timedelta(days=399), now):
-        assert send(network, report(wallet, occurred_at=iso(when)))["stored"] is True
+    for moment in (now + timedelta(minutes=4), now - timedelta(days=399), now):
+        assert send(network, report(wallet, occurred_at=iso(moment)))["stored"] is True
     assert len(stored(network)) == 3
 
 

@@ -53,16 +53,13 @@ def judge(monkeypatch: pytest.MonkeyPatch) -> FakeJudge:
 
 def test_concurrent_orders_share_batches_and_each_gets_its_own_answer(judge: FakeJudge) -> None:
     batcher = PaymentBatcher(run_in_transaction, ctx=None, threads=1)  # type: ignore[arg-type]
+
+    def order(i: int) -> Any:
+        return batcher.submit({"nonce": f"n{i}", "amount": 50 + i * 5}, "sig").result(timeout=10)
+
     try:
         with ThreadPoolExecutor(max_workers=20) as pool:
-            futures = [
-                pool.submit(
-                    lambda i=i: batcher.submit(
-                        {"nonce": f"n{i}", "amount": 50 + i * 5}, "sig"
-                    ).result(timeout=10)
-                )
-                for i in range(20)
-            ]
+            futures = [pool.submit(order, i) for i in range(20)]
             answers = [f.result() for f in futures]
     finally:
         batcher.stop()

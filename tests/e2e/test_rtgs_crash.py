@@ -13,6 +13,7 @@ settlement), the payer applies it once, the payee is credited once, the audit ho
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -38,7 +39,7 @@ def _wait(predicate: Callable[[], bool], timeout: float = 90) -> bool:
     return wait_until(predicate, timeout)
 
 
-def _scalar(url: str, sql: str, **params: object) -> object:
+def _scalar(url: str, sql: str, **params: object) -> Any:
     engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
     try:
         with engine.connect() as conn:
