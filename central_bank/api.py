@@ -10,9 +10,9 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from cbdc.clock import parse_iso
 from cbdc.errors import ValidationFailed
 from cbdc.web.auth import Principal, StrictJSONRoute, request_hash, require_role
-from central_bank import repository
 from central_bank.analysis import anchors
 from central_bank.analysis import service as analysis
+from central_bank.certification import repository as certification_repo
 from central_bank.certification import service as certification
 from central_bank.clearing import cycles, obligations, payments, rtgs, stats, submissions
 from central_bank.operations import Idempotency
@@ -122,7 +122,7 @@ def list_operators(caller: Caller, state: State) -> Any:
         caller,
         lambda s: [
             OperatorOut.model_validate(o, from_attributes=True)
-            for o in repository.list_operators(s)
+            for o in certification_repo.list_operators(s)
         ],
     )
 

@@ -10,10 +10,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from cbdc.errors import IdempotencyMismatch
-from central_bank import repository as repo
 from central_bank.errors import OperatorSuspended
 from central_bank.models import Operation, Operator
 
@@ -37,8 +37,8 @@ def run_idempotent(
     the same key with another body is refused. A completed operation is answered even if the
     operator has been suspended since: the answer may have been lost, and refusing it now
     would make the operator undo what the central bank already did."""
-    repo.lock_idempotency_key(session, operator.id, idem.key)
-    previous = repo.find_operation(session, operator.id, idem.key)
+    lock_idempotency_key(session, operator.id, idem.key)
+    previous = find_operation(session, operator.id, idem.key)
     if previous is not None:
         if previous.request_hash != idem.request_hash:
             raise IdempotencyMismatch(f"Idempotency-Key {idem.key!r} was used for another request")
@@ -67,3 +67,21 @@ def record_operation(
     session.add(op)
     session.flush()
     return op
+
+
+# ---------------------------------------------------------------- queries
+
+
+def lock_idempotency_key(session: Session, operator_id: int, key: str) -> None:
+    """Serialise concurrent requests with the same idempotency key (transaction-scoped)."""
+    session.execute(
+        text("SELECT pg_advisory_xact_lock(:op, hashtext(:key))"), {"op": operator_id, "key": key}
+    )
+
+
+def find_operation(session: Session, operator_id: int, key: str) -> Operation | None:
+    return session.scalars(
+        select(Operation).where(
+            Operation.operator_id == operator_id, Operation.idempotency_key == key
+        )
+    ).first()

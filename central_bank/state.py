@@ -19,9 +19,8 @@ from cbdc.envelope import CENTRAL_BANK_AUDIENCE
 from cbdc.outages import log_failure
 from cbdc.web.auth import ResolvedKey, SignedRequestAuth, UnitOfWork
 from cbdc.web.metrics import ServiceMetrics
-from central_bank import repository as repo
 from central_bank.certification.service import bootstrap
-from central_bank.clearing import cycles, submissions
+from central_bank.clearing import cycles, stats, submissions
 from central_bank.context import CentralBank
 from central_bank.models import Operator
 
@@ -72,7 +71,7 @@ class CentralBankState:
             service="central_bank",
             name="central_bank",
             engine=self.engine,
-            queue_depths=lambda: transaction(self.factory, repo.queue_depths),
+            queue_depths=lambda: transaction(self.factory, stats.queue_depths),
         )
 
     @property

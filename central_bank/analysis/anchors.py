@@ -35,7 +35,7 @@ from cbdc.crypto import SigningKey
 from cbdc.disclosure_log import anchor_chain_document, anchor_link_entry, anchor_signed
 from cbdc.errors import Conflict, DomainError
 from cbdc.hashchain import GENESIS, link_hash
-from central_bank import repository as repo
+from central_bank.analysis import repository as repo
 from central_bank.models import Operator
 
 

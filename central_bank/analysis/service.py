@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session
 from cbdc import ledger
 from cbdc.clock import iso, parse_iso
 from cbdc.errors import ValidationFailed
-from central_bank import repository as repo
+from central_bank.analysis import repository as repo
+from central_bank.certification import repository as certification_repo
 from central_bank.certification.service import circulation_code, reserve_code
 from central_bank.clearing import stats as clearing
 from central_bank.models import Operator
@@ -110,8 +111,8 @@ def money_supply(session: Session, *, only_operator: str | None = None) -> dict[
     """Network totals; per operator lines for all (the central bank, the regulator) or, with
     `only_operator`, that operator's own line only: an operator never learns another's
     reserves or circulation."""
-    operators = repo.list_operators(session)
-    balances = repo.account_balances(session)
+    operators = certification_repo.list_operators(session)
+    balances = certification_repo.account_balances(session)
     ops = repo.operations_summary(session)
     by_operator = [
         {
@@ -135,9 +136,9 @@ def money_supply(session: Session, *, only_operator: str | None = None) -> dict[
 
 def audit(session: Session) -> dict[str, Any]:
     """The central bank's side of the cross-tier invariants."""
-    operators = repo.list_operators(session)
-    balances = repo.account_balances(session)
-    live = repo.live_value_by_operator(session)
+    operators = certification_repo.list_operators(session)
+    balances = certification_repo.account_balances(session)
+    live = certification_repo.live_value_by_operator(session)
     flows = repo.postings_total_by_kind(session, "circulation:")
     reserve_flows = repo.postings_total_by_kind(session, "reserve:")
     issued = flows.get("issuance", 0)

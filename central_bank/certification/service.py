@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from cbdc import ledger
 from cbdc.clock import iso, utcnow
 from cbdc.tokens import sign_document
-from central_bank import repository as repo
+from central_bank.certification import repository as repo
 from central_bank.context import CentralBank
 from central_bank.errors import OperatorExists, UnknownOperator
 from central_bank.models import Operation, Operator

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from cbdc.clock import iso, utcnow
 from cbdc.netting import direction_digest
 from cbdc.tokens import sign_document
-from central_bank import repository as repo
+from central_bank.certification import repository as certification_repo
 from central_bank.context import CentralBank
 from central_bank.models import Operator
 
@@ -65,7 +65,7 @@ def close_cycle(
     ).all()
     if not rows:
         return None
-    operators = {o.id: o for o in repo.list_operators(session)}
+    operators = {o.id: o for o in certification_repo.list_operators(session)}
     pairs: dict[tuple[int, int], _Pair] = {}
     for r in rows:
         payer, payee = operators[r.operator_id], operators[r.payee_operator_id]

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from cbdc import ledger
 from cbdc.clock import utcnow
 from cbdc.tokens import sign_document
-from central_bank import repository as repo
+from central_bank.certification import repository as certification_repo
 from central_bank.certification.service import circulation_code
 from central_bank.clearing.cycles import pair_receipt_document
 from central_bank.clearing.obligations import lock_obligation, submission_ids
@@ -23,6 +23,7 @@ from central_bank.context import CentralBank
 from central_bank.errors import AmountMismatch, NotDebtor, ObligationSettled, UnknownObligation
 from central_bank.models import Operation, Operator
 from central_bank.operations import Idempotency, record_operation, run_idempotent
+from central_bank.registration import repository as registry
 from central_bank.registration.service import lock_spendable_inputs, mint_tokens
 
 
@@ -46,7 +47,7 @@ def pay(
             raise ObligationSettled(f"obligation {obligation_id} is already settled")
         if row.debtor_id != operator.id:
             raise NotDebtor(f"{operator.code} is not the debtor of obligation {obligation_id}")
-        creditor = repo.operator_by_id(session, row.creditor_id)
+        creditor = certification_repo.operator_by_id(session, row.creditor_id)
         assert creditor is not None
         net = int(row.net)
         tokens, total = lock_spendable_inputs(session, operator, serials)
@@ -75,17 +76,17 @@ def pay(
             entry_id=entry,
         )
         now = utcnow()
-        repo.mark_tokens(session, [t.serial for t in tokens], status="spent", by=op_id, at=now)
+        registry.mark_tokens(session, [t.serial for t in tokens], status="spent", by=op_id, at=now)
         creditor_rows, creditor_wire = mint_tokens(
             cb, owner=creditor, amount=net, operation_id=op_id, chunked=True
         )
-        repo.add_tokens(session, creditor_rows)
+        registry.add_tokens(session, creditor_rows)
         change_wire: list[dict[str, Any]] = []
         if total > net:
             rows, change_wire = mint_tokens(
                 cb, owner=operator, amount=total - net, operation_id=op_id, chunked=False
             )
-            repo.add_tokens(session, rows)
+            registry.add_tokens(session, rows)
         codes = {o.id: o.code for o in (operator, creditor)}  # the pair: debtor and creditor
         document = pair_receipt_document(
             obligation_id=oid,

@@ -37,12 +37,13 @@ from cbdc.crypto import sha256_hex
 from cbdc.errors import ValidationFailed
 from cbdc.sqlarrays import any_array, int_array, text_array
 from cbdc.tokens import sign_document
-from central_bank import repository as repo
+from central_bank.certification import repository as certification_repo
 from central_bank.certification.service import circulation_code
 from central_bank.context import CentralBank
 from central_bank.errors import AmountMismatch, OperatorSuspended, UnknownOperator
 from central_bank.models import Operation, Operator, Token
 from central_bank.operations import Idempotency, record_operation, run_idempotent
+from central_bank.registration import repository as registry
 from central_bank.registration.service import lock_spendable_inputs, mint_tokens
 
 
@@ -119,7 +120,7 @@ def settle_batch(
             remaining -= amount
             new.append((n, uuid.uuid4(), payee, amount))
             answers.append({})  # filled in below
-        repo.mark_tokens(session, [t.serial for t in tokens], status="spent", by=op_id, at=now)
+        registry.mark_tokens(session, [t.serial for t in tokens], status="spent", by=op_id, at=now)
         change_wire: list[dict[str, Any]] = []
         minted: list[Token] = []
         if remaining > 0:
@@ -132,7 +133,7 @@ def settle_batch(
             minted += _settle_items(
                 session, cb, operator, items, new, answers, reference, now, inputs, change
             )
-        repo.insert_tokens(session, minted)  # the change and every payee's, one statement
+        registry.insert_tokens(session, minted)  # the change and every payee's, one statement
         batch_op.amount = total - remaining
         document = {
             "kind": "settlement_batch",
@@ -167,7 +168,7 @@ def settle_batch(
 def _operators(session: Session, codes: set[str]) -> dict[str, Operator]:
     found = {}
     for code in sorted(codes):
-        operator = repo.operator_by_code(session, code)
+        operator = certification_repo.operator_by_code(session, code)
         if operator is not None:
             found[code] = operator
     return found

@@ -165,3 +165,20 @@ WHERE t.ab <> o.gross_ab OR t.ba <> o.gross_ba OR t.iab <> o.items_ab OR t.iba <
         ("clearing: settled obligations == net settlement postings", int(settled_net), int(paid)),
         ("clearing: obligations match their submissions", int(mismatched), 0),
     ]
+
+
+def queue_depths(session: Session) -> dict[str, int]:
+    """The clearing house's queue, for /metrics: submissions (and the payments in them) not
+    yet in a clearing cycle, and obligations not yet settled. Answered from partial indexes
+    (ix_clearing_submissions_unassigned, ix_clearing_obligations_pending), bounded in time."""
+    session.execute(text("SET LOCAL statement_timeout = 2000"))
+    row = session.execute(
+        text(
+            "SELECT count(*) AS clearing_submissions_waiting, "
+            "coalesce(sum(items), 0) AS clearing_items_waiting, "
+            "(SELECT count(*) FROM clearing_obligations WHERE status = 'pending') "
+            "AS clearing_obligations_pending "
+            "FROM clearing_submissions WHERE cycle_id IS NULL"
+        )
+    ).one()
+    return {key: int(value) for key, value in row._mapping.items()}

@@ -28,7 +28,7 @@ from cbdc import ledger
 from cbdc.clock import iso, utcnow
 from cbdc.errors import ValidationFailed
 from cbdc.tokens import sign_document, sign_token, token_body
-from central_bank import repository as repo
+from central_bank.certification import repository as certification_repo
 from central_bank.certification.service import circulation_code, require_operator, reserve_code
 from central_bank.context import CentralBank
 from central_bank.errors import (
@@ -42,6 +42,7 @@ from central_bank.errors import (
 )
 from central_bank.models import Operation, Operator, Token
 from central_bank.operations import Idempotency, record_operation, run_idempotent
+from central_bank.registration import repository as repo
 
 
 def mint_tokens(
@@ -350,7 +351,7 @@ def token_status(session: Session, *, serial: str, operator: Operator | None) ->
         raise UnknownToken(f"no token {serial}")
     if operator is not None and token.owner_operator_id != operator.id:
         raise TokenNotOwned("token is registered to another operator")
-    owner = repo.operator_by_id(session, token.owner_operator_id)
+    owner = certification_repo.operator_by_id(session, token.owner_operator_id)
     return {
         "serial": str(token.serial),
         "amount": token.amount,

@@ -1,107 +1,18 @@
-"""All SQL of the central bank service."""
+"""Queries of the analysis centre: money-supply aggregates and the disclosure-log anchors."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from cbdc.sqlarrays import any_array, int_array, text_array
-from central_bank.models import Operation, Operator, Token
-
-
-def operator_by_code(session: Session, code: str) -> Operator | None:
-    return session.scalars(select(Operator).where(Operator.code == code)).first()
-
-
-def operator_by_id(session: Session, operator_id: int) -> Operator | None:
-    return session.get(Operator, operator_id)
-
-
-def operator_exists(session: Session, *, code: str, public_key: str) -> bool:
-    found = session.scalar(
-        select(func.count())
-        .select_from(Operator)
-        .where((Operator.code == code) | (Operator.public_key == public_key))
-    )
-    return bool(found)
-
-
-def list_operators(session: Session) -> Sequence[Operator]:
-    return session.scalars(select(Operator).order_by(Operator.code)).all()
-
-
-def lock_idempotency_key(session: Session, operator_id: int, key: str) -> None:
-    """Serialise concurrent requests with the same idempotency key (transaction-scoped)."""
-    session.execute(
-        text("SELECT pg_advisory_xact_lock(:op, hashtext(:key))"), {"op": operator_id, "key": key}
-    )
-
-
-def find_operation(session: Session, operator_id: int, key: str) -> Operation | None:
-    return session.scalars(
-        select(Operation).where(
-            Operation.operator_id == operator_id, Operation.idempotency_key == key
-        )
-    ).first()
-
-
-def add_operation(session: Session, operation: Operation) -> None:
-    session.add(operation)
-    session.flush()
-
-
-def lock_tokens(session: Session, serials: Sequence[uuid.UUID]) -> list[Token]:
-    """Lock the named tokens in ascending serial order (deadlock-free)."""
-    return list(
-        session.scalars(
-            select(Token)
-            .where(Token.serial.in_(sorted(serials)))
-            .order_by(Token.serial)
-            .with_for_update()
-        ).all()
-    )
-
-
-def add_tokens(session: Session, tokens: Sequence[Token]) -> None:
-    session.add_all(tokens)
-    session.flush()
-
-
-def mark_tokens(
-    session: Session, serials: Sequence[uuid.UUID], *, status: str, by: uuid.UUID, at: datetime
-) -> None:
-    session.execute(
-        update(Token)
-        .where(Token.serial.in_(serials), Token.status == "live")
-        .values(status=status, spent_by=by, spent_at=at)
-    )
-
-
-def get_token(session: Session, serial: uuid.UUID) -> Token | None:
-    return session.get(Token, serial)
-
-
-def live_value_by_operator(session: Session) -> dict[int, int]:
-    rows = session.execute(
-        select(Token.owner_operator_id, func.coalesce(func.sum(Token.amount), 0))
-        .where(Token.status == "live")
-        .group_by(Token.owner_operator_id)
-    ).all()
-    return {int(op): int(total) for op, total in rows}
+from central_bank.models import Operation, Token
 
 
 def live_token_count(session: Session) -> int:
     return int(session.scalar(select(func.count()).where(Token.status == "live")) or 0)
-
-
-def account_balances(session: Session) -> dict[str, int]:
-    rows = session.execute(text("SELECT code, balance FROM accounts")).all()
-    return {str(r.code): int(r.balance) for r in rows}
 
 
 def postings_total_by_kind(session: Session, account_prefix: str) -> dict[str, int]:
@@ -124,23 +35,6 @@ def operations_summary(session: Session) -> dict[str, tuple[int, int]]:
         )
     ).all()
     return {str(kind): (int(n), int(total)) for kind, n, total in rows}
-
-
-def queue_depths(session: Session) -> dict[str, int]:
-    """The clearing house's queue, for /metrics: submissions (and the payments in them) not
-    yet in a clearing cycle, and obligations not yet settled. Answered from partial indexes
-    (ix_clearing_submissions_unassigned, ix_clearing_obligations_pending), bounded in time."""
-    session.execute(text("SET LOCAL statement_timeout = 2000"))
-    row = session.execute(
-        text(
-            "SELECT count(*) AS clearing_submissions_waiting, "
-            "coalesce(sum(items), 0) AS clearing_items_waiting, "
-            "(SELECT count(*) FROM clearing_obligations WHERE status = 'pending') "
-            "AS clearing_obligations_pending "
-            "FROM clearing_submissions WHERE cycle_id IS NULL"
-        )
-    ).one()
-    return {key: int(value) for key, value in row._mapping.items()}
 
 
 # ---------------------------------------------------------------- disclosure-log anchors
@@ -306,27 +200,3 @@ def anchor_chain_heads(session: Session, *, operator: str | None) -> dict[str, d
         str(r["operator"]): {"n": int(r["n"]), "hash": r["link"], "signature": r["signature"]}
         for r in rows
     }
-
-
-def insert_tokens(session: Session, tokens: Sequence[Token]) -> None:
-    """Insert new tokens in one statement (no ORM unit of work): the batch paths' minting."""
-    if not tokens:
-        return
-    session.execute(
-        text(
-            "INSERT INTO tokens (serial, amount, owner_operator_id, status, issued_at, "
-            "signature, created_by) "
-            "SELECT t.serial, t.amount, t.owner, 'live', t.issued, t.sig, t.by "
-            "FROM unnest(CAST(:serials AS uuid[]), CAST(:amounts AS bigint[]), "
-            "CAST(:owners AS int[]), CAST(:issued AS timestamptz[]), CAST(:sigs AS text[]), "
-            "CAST(:bys AS uuid[])) AS t(serial, amount, owner, issued, sig, by)"
-        ),
-        {
-            "serials": any_array([t.serial for t in tokens]),
-            "amounts": int_array(int(t.amount) for t in tokens),
-            "owners": int_array(int(t.owner_operator_id) for t in tokens),
-            "issued": text_array([t.issued_at.isoformat() for t in tokens]),
-            "sigs": text_array([t.signature for t in tokens]),
-            "bys": any_array([t.created_by for t in tokens]),
-        },
-    )
