@@ -12,29 +12,26 @@ from cbdc.errors import ValidationFailed
 from cbdc.web.auth import Principal, StrictJSONRoute, request_hash, require_role
 from central_bank.analysis import anchors
 from central_bank.analysis import service as analysis
+from central_bank.analysis.schemas import AML_REPORT_MAX_BYTES, AmlReport, DisclosureAnchorIn
 from central_bank.certification import repository as certification_repo
 from central_bank.certification import service as certification
+from central_bank.certification.schemas import FundReserves, OperatorOut, RegisterOperator, SetQuota
 from central_bank.clearing import cycles, obligations, payments, rtgs, stats, submissions
+from central_bank.clearing.schemas import (
+    AcknowledgeObligation,
+    ClearingSubmission,
+    PayObligation,
+    SettleBatchRequest,
+)
 from central_bank.operations import Idempotency
 from central_bank.registration import service as registration
-from central_bank.schemas import (
-    AML_REPORT_MAX_BYTES,
-    AcknowledgeObligation,
-    AmlReport,
-    ClearingSubmission,
-    DisclosureAnchorIn,
-    FundReserves,
-    Info,
+from central_bank.registration.schemas import (
     IssueRequest,
-    OperatorOut,
-    PayObligation,
     RedeemRequest,
-    RegisterOperator,
-    SetQuota,
-    SettleBatchRequest,
     SettleRequest,
     SplitRequest,
 )
+from central_bank.schemas import Info
 from central_bank.state import CentralBankState, get_state
 
 router = APIRouter(route_class=StrictJSONRoute)
@@ -481,9 +478,9 @@ async def _bounded_aml_report(request: Request, _: Caller) -> None:
 @router.post("/v1/analysis/reports", tags=["analysis"], dependencies=[Depends(_bounded_aml_report)])
 def receive_aml_report(body: AmlReport, caller: Caller, state: State) -> Any:
     """An operator reports an AML alert, pseudonymously: wallet id, rule, amount, time and the
-    rule's own `details` (counts, amounts, windows; see central_bank/schemas.py). Anything else,
-    more than `AML_REPORT_MAX_BYTES`, or an `occurred_at` more than 5 minutes ahead or more than
-    400 days old (`aml_report_time_out_of_range`), is refused with 422."""
+    rule's own `details` (counts, amounts, windows; see central_bank/analysis/schemas.py).
+    Anything else, more than `AML_REPORT_MAX_BYTES`, or an `occurred_at` more than 5 minutes
+    ahead or more than 400 days old (`aml_report_time_out_of_range`), is refused with 422."""
     require_role(caller, "operator")
     _bounded_occurred_at(body.occurred_at, state.clock())
     return state.uow.run(

@@ -155,7 +155,7 @@ def test_body_limit_is_a_setting_with_room_for_the_largest_legitimate_bodies(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from cbdc.web.app import DEFAULT_MAX_BODY_BYTES, base_app
-    from central_bank.schemas import ClearingSubmission
+    from central_bank.clearing.schemas import ClearingSubmission
     from operators.payments.schemas import SignedPaymentBatch
 
     monkeypatch.setenv("CBDC_MAX_BODY_BYTES", "100")
