@@ -31,17 +31,9 @@ from cbdc.envelope import (
     verify_request,
 )
 from cbdc.errors import BadSignature, Unauthenticated
+from tests.helpers import assert_problem
 
 JSON = {"content-type": "application/json"}
-
-
-def assert_problem(response: Any, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body = response.json()
-    assert {"type", "title", "status", "detail", "code"} <= set(body)
-    assert body["status"] == status and body["code"] == code, body
-    return body
 
 
 CB = CENTRAL_BANK_AUDIENCE

@@ -19,6 +19,7 @@ from cbdc.http import RemoteError, SignedClient
 from cbdc.sealing import SealError, SealingKey
 from regulator.client import RegulatorKeys, disclosure_order, open_escrow, verify_log_rows
 from tests.conftest import VALID_ID_NUMBER
+from tests.helpers import assert_problem
 
 NAME, PHONE = "Chen Jing Disclosed", "+8613912345678"
 
@@ -51,14 +52,6 @@ def order_for(net: Any, wallet_id: str, **changes: Any) -> dict[str, Any]:
         return signed
     order = {**signed["order"], **changes}
     return {"order": order, "signature": net.regulator.signing.sign_json(order)}
-
-
-def assert_problem(response: Any, status: int, code: str | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body = response.json()
-    if code is not None:
-        assert body["code"] == code, body
-    return dict(body)
 
 
 def identified_wallet(net: Any) -> Any:

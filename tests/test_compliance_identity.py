@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from cbdc.http import RemoteError
 from cbdc.identity import make_bank_account, make_resident_id
 from cbdc.policy import load_policy, with_overrides
 from tests.conftest import VALID_BANK_ACCOUNT, VALID_ID_NUMBER
+from tests.helpers import audits_ok, refused
 
 YUAN = 100
 IV_CAP, IV_SINGLE = 10_000 * YUAN, 2_000 * YUAN
@@ -25,23 +25,6 @@ III_SINGLE = 5_000 * YUAN
 SWEEP = with_overrides(load_policy(None, 2), overflow="sweep")
 BAD_ID_NUMBER = VALID_ID_NUMBER[:-1] + ("0" if VALID_ID_NUMBER[-1] != "0" else "1")
 BAD_BANK_ACCOUNT = VALID_BANK_ACCOUNT[:-1] + str((int(VALID_BANK_ACCOUNT[-1]) + 1) % 10)
-
-
-def refused(call: Any, status: int, code: str) -> dict[str, Any]:
-    with pytest.raises(RemoteError) as caught:
-        call()
-    assert (caught.value.status, caught.value.code) == (status, code), caught.value.body
-    return caught.value.body
-
-
-def audits_ok(net: Any) -> None:
-    net.run_jobs()
-    central = net.admin.request("GET", "/v1/admin/audit")
-    assert central["ok"], central["checks"]
-    for code in ("BKA1", "BKB1"):
-        report = net.staff(code).request("GET", "/v1/admin/audit")
-        assert report["ok"], report["checks"]
-        assert central["operators"][code]["live_token_value"] == report["vault_token_value"]
 
 
 def counts(net: Any, code: str = "BKA1") -> tuple[int, int]:

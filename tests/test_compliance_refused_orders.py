@@ -8,20 +8,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import pytest
-
-from cbdc.http import RemoteError
 from tests.conftest import VALID_ID_NUMBER
+from tests.helpers import refused
 from wallets.orders import payment_order, sign_order, unload_order
 
 YUAN = 100
-
-
-def refused(call: Any, status: int, code: str) -> dict[str, Any]:
-    with pytest.raises(RemoteError) as caught:
-        call()
-    assert (caught.value.status, caught.value.code) == (status, code), caught.value.body
-    return caught.value.body
 
 
 def signed_payment(payer: Any, payee: Any, amount: int) -> dict[str, Any]:

@@ -6,13 +6,13 @@ money is conserved across the tiers."""
 from __future__ import annotations
 
 import random
-import time
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from cbdc.http import RemoteError, SignedClient
+from tests.helpers import drain
 from wallets.orders import payment_order, sign_order
 
 CODES = ("BKA1", "BKB1")
@@ -25,20 +25,6 @@ EXPECTED_REFUSALS = {
 }
 PAYMENTS = 240
 WORKERS = 6
-
-
-def drain(network: Any, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        network.run_jobs()
-        pending = sum(
-            network.staff(code).request("GET", "/v1/admin/audit")["outbox"].get("pending", 0)
-            for code in CODES
-        )
-        if not pending:
-            return
-        assert time.monotonic() < deadline, "outbox did not drain"
-        time.sleep(0.1)
 
 
 def test_parallel_random_payments_conserve_money(network: Any) -> None:
@@ -82,7 +68,7 @@ def test_parallel_random_payments_conserve_money(network: Any) -> None:
     assert set(refusals) <= EXPECTED_REFUSALS, refusals
     assert outcomes["accepted"] > PAYMENTS // 2 and outcomes["refused"] > 0, outcomes
 
-    drain(network)
+    drain(network, timeout=60)
 
     expected = dict(start)
     statuses: Counter[str] = Counter()
@@ -129,7 +115,7 @@ def test_the_same_signed_order_sent_in_parallel_moves_money_once(network: Any) -
             receipts = list(pool.map(payer.submit, [signed] * WORKERS))
         assert len({r.payment_id for r in receipts}) == 1
         assert sorted(r.replayed for r in receipts) == [False] + [True] * (WORKERS - 1)
-    drain(network)
+    drain(network, timeout=60)
     assert payer.balance().balance == 100_000 - 2 * 1_000
     assert [p.balance().balance for p in payees] == [1_000, 1_000]
 

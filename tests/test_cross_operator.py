@@ -6,7 +6,6 @@ with the cross-tier audit."""
 from __future__ import annotations
 
 import copy
-import time
 from typing import Any
 
 import httpx
@@ -17,23 +16,9 @@ from cbdc.addresses import is_valid_wallet_id, make_wallet_id
 from cbdc.crypto import SigningKey
 from cbdc.http import RemoteError
 from cbdc.tokens import sign_document
+from tests.helpers import drain
 
 CODES = ("BKA1", "BKB1")
-
-
-def drain(network: Any, timeout: float = 30) -> None:
-    """Run every operator's outbox until nothing is pending (jobs retried later included)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        network.run_jobs()
-        pending = sum(
-            network.staff(code).request("GET", "/v1/admin/audit")["outbox"].get("pending", 0)
-            for code in CODES
-        )
-        if not pending:
-            return
-        assert time.monotonic() < deadline, "outbox did not drain"
-        time.sleep(0.1)
 
 
 def audit_all(network: Any) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:

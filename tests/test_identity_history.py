@@ -39,6 +39,7 @@ from operators.wallets import identity_repository as irepo
 from operators.wallets.identity import WalletsPerIdLimit
 from operators.wallets.identity_history import backfill_index
 from regulator.client import disclosure_order, open_escrow, open_escrow_versions
+from tests.helpers import refused
 
 NAME = "Zhao Min"
 ID_A = make_resident_id("31010419850612123")
@@ -46,13 +47,6 @@ ID_B = make_resident_id("31010419850612456")
 ACCOUNT_A = make_bank_account("622202100000123")
 ACCOUNT_B = make_bank_account("622202100000456")
 ARABIC = {ord(d): chr(0x0660 + int(d)) for d in "0123456789"}  # Arabic-Indic digits
-
-
-def refused(call: Any, status: int, code: str) -> dict[str, Any]:
-    with pytest.raises(RemoteError) as caught:
-        call()
-    assert (caught.value.status, caught.value.code) == (status, code), caught.value.body
-    return caught.value.body
 
 
 def disclose(net: Any, wallet_id: str, *, as_of: str | None = None, code: str = "BKA1") -> Any:

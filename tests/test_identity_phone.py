@@ -20,11 +20,11 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from cbdc.http import RemoteError
 from cbdc.identity import canonical_phone, legacy_phone, make_resident_id, normalise
 from operators.errors import EvidenceInvalid
 from operators.wallets.identity import check_well_formed
 from operators.wallets.identity_history import backfill_index
+from tests.helpers import refused
 
 ID_C = make_resident_id("31010419850612789")
 
@@ -38,13 +38,6 @@ SPELLINGS = (
     "008613830230302",
     "08613830230302",
 )
-
-
-def refused(call: Any, status: int, code: str) -> dict[str, Any]:
-    with pytest.raises(RemoteError) as caught:
-        call()
-    assert (caught.value.status, caught.value.code) == (status, code), caught.value.body
-    return caught.value.body
 
 
 def versions_of(net: Any, wallet_id: str) -> int:

@@ -18,6 +18,7 @@ from cbdc.http import RemoteError
 from cbdc.web.metrics import ServiceMetrics
 from operators import repository as repo
 from tests.conftest import InProcessNetwork, in_process_network
+from tests.helpers import assert_problem
 from wallets.orders import payment_order, sign_order
 
 TOKEN = "test-metrics-token-" + uuid.uuid4().hex
@@ -47,14 +48,6 @@ def value(samples: Samples, metric: str, /, **labels: str) -> float:
 
 def names(samples: Samples) -> set[str]:
     return {name for name, _ in samples}
-
-
-def assert_problem(response: Any, status: int, code: str) -> None:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body = response.json()
-    assert {"type", "title", "status", "detail", "code"} <= set(body)
-    assert (body["status"], body["code"]) == (status, code), body
 
 
 def _signed(wallet: Any, payee: str, amount: int, **kw: Any) -> dict[str, Any]:

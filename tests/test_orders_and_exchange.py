@@ -12,33 +12,12 @@ import pytest
 
 from cbdc.clock import iso, utcnow
 from cbdc.crypto import SigningKey
-from cbdc.http import RemoteError
+from tests.helpers import audits_ok, refused
 from wallets.orders import load_order, payment_order, sign_order, unload_order
-
-
-def refused(call: Any, status: int, code: str) -> dict[str, Any]:
-    with pytest.raises(RemoteError) as caught:
-        call()
-    assert (caught.value.status, caught.value.code) == (status, code), caught.value.body
-    assert {"type", "title", "status", "detail", "code"} <= set(caught.value.body)
-    return caught.value.body
 
 
 def balances(*wallets: Any) -> list[tuple[int, int]]:
     return [(i.balance, i.deposit_balance) for i in (w.balance() for w in wallets)]
-
-
-def audits_ok(network: Any) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-    network.run_jobs()
-    central = network.admin.request("GET", "/v1/admin/audit")
-    assert central["ok"], central["checks"]
-    reports = {}
-    for code in ("BKA1", "BKB1"):
-        report = network.staff(code).request("GET", "/v1/admin/audit")
-        assert report["ok"], report["checks"]
-        assert central["operators"][code]["live_token_value"] == report["vault_token_value"]
-        reports[code] = report
-    return central, reports
 
 
 def order_for(wallet: Any, payee: str, amount: int, **changes: Any) -> dict[str, Any]:

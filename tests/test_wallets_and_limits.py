@@ -18,13 +18,13 @@ from sqlalchemy import text
 
 from cbdc.addresses import is_valid_wallet_id, make_wallet_id
 from cbdc.crypto import SigningKey
-from cbdc.http import RemoteError
 from cbdc.identity import (
     make_bank_account,
     make_resident_id,
     valid_bank_account,
     valid_resident_id,
 )
+from tests.helpers import audits_ok, refused
 from wallets.certs import verify_wallet_chain
 
 YUAN = 100
@@ -39,30 +39,12 @@ LIMITS: dict[str, dict[str, Any]] = {
 }
 
 
-def refused(call: Any, status: int, code: str) -> dict[str, Any]:
-    with pytest.raises(RemoteError) as caught:
-        call()
-    assert (caught.value.status, caught.value.code) == (status, code), caught.value.body
-    assert {"type", "title", "status", "detail", "code"} <= set(caught.value.body)
-    return caught.value.body
-
-
 def snapshot(*wallets: Any) -> list[tuple[int, int, int]]:
     out = []
     for w in wallets:
         info = w.balance()
         out.append((info.balance, info.deposit_balance, info.spent_today))
     return out
-
-
-def audits_ok(network: Any) -> None:
-    network.run_jobs()
-    central = network.admin.request("GET", "/v1/admin/audit")
-    assert central["ok"], central["checks"]
-    for code in ("BKA1", "BKB1"):
-        report = network.staff(code).request("GET", "/v1/admin/audit")
-        assert report["ok"], report["checks"]
-        assert central["operators"][code]["live_token_value"] == report["vault_token_value"]
 
 
 # ------------------------------------------------------------------ opening
