@@ -115,6 +115,9 @@ def crash_network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveNetw
     try:
         network.prepare()
         config = network.start()
+        # Durable commits (unlike the test session's server): what was acknowledged must
+        # survive the crash.
+        assert network.pg is not None and network.pg.durable
         yield LiveNetwork(config=config, data_dir=network.data_dir, network=network)
     finally:
         network.stop()
