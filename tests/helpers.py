@@ -15,7 +15,7 @@ CODES = ("BKA1", "BKB1")  # the in-process network's operators
 PROBLEM_FIELDS = {"type", "title", "status", "detail", "code"}  # RFC 9457, and our `code`
 
 
-def refused(call: Callable[[], Any], status: int, code: str) -> dict[str, Any]:
+def refused(call: Callable[..., Any], status: int, code: str) -> dict[str, Any]:
     """`call()` is refused with this status and problem code; the problem's body."""
     with pytest.raises(RemoteError) as caught:
         call()
