@@ -23,7 +23,11 @@ from cbdc.settings import NetworkConfig
 from cbdc.web import metrics
 from cbdc.web.app import base_app, sign_responses
 from cbdc.web.auth import prune_nonces
-from central_bank.api import router
+from central_bank import web
+from central_bank.analysis.api import router as analysis_router
+from central_bank.certification.api import router as certification_router
+from central_bank.clearing.api import router as clearing_router
+from central_bank.registration.api import router as registration_router
 from central_bank.state import CentralBankConfig, CentralBankState
 
 DESCRIPTION = """Tier 1 of the two-tier CBDC: the **issuance database** of signed tokens and the
@@ -64,7 +68,14 @@ def create_app(config: CentralBankConfig) -> FastAPI:
     app = base_app("CBDC central bank", DESCRIPTION)
     app.router.lifespan_context = lifespan
     app.state.cb = state
-    app.include_router(router)
+    for router in (
+        web.router,
+        certification_router,
+        registration_router,
+        clearing_router,
+        analysis_router,
+    ):
+        app.include_router(router)
     sign_responses(app, config.key, consume_nonce=state.uow.consume_nonce)
     metrics.install(app, state.metrics, token=config.metrics_token)  # last: times the rest
     return app

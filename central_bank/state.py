@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from fastapi import Request
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
@@ -108,8 +107,3 @@ class CentralBankState:
                 self._operator_keys[code] = public_key
             return ResolvedKey("operator", code, public_key)
         return None
-
-
-async def get_state(request: Request) -> CentralBankState:
-    # async: FastAPI would run a plain function in its thread pool, one hop per request
-    return request.app.state.cb  # type: ignore[no-any-return]
