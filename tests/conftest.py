@@ -118,7 +118,7 @@ class InProcessNetwork:
                     load: int = 0, name: str = "Test Customer") -> WalletClient:
         """Open a wallet (staff-assisted unless class IV), fund its deposit, load it."""
         op = self.operator(code)
-        evidence = person_evidence()
+        evidence: dict[str, Any] = person_evidence()  # keyword arguments of several types
         if wallet_class == "IV":
             wallet = op.open_wallet(display_name=name, phone=evidence["phone"])
         else:

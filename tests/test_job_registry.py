@@ -39,6 +39,7 @@ def test_a_job_of_an_unknown_kind_fails_at_once_and_says_why(network: Any) -> No
 
     def read(s: Any) -> tuple[str, str | None, int]:
         job = repo.job_by_reference(s, "mystery:1")
+        assert job is not None
         return job.status, job.last_error, job.attempts
 
     status, error, attempts = transaction(state.factory, read)

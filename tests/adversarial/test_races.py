@@ -364,8 +364,8 @@ def test_waterfall_sweep_and_a_load_on_the_same_wallet_keep_it_under_its_cap(
     with money conserved (deadlocks between the sweep's locks and the load's are retried)."""
     payer = network.open_wallet("BKA1", wallet_class="II", deposit=20_000_00, load=20_000_00)
     payee = network.open_wallet("BKA1", deposit=20_000_00, load=8_000_00)  # class IV, cap 10k
-    load = functools.partial(payee.load, 1_500_00)  # balance 9,500.00, before the lock
-    with between_read_and_lock(monkeypatch, payee.wallet_id, load) as armed:
+    load_once = functools.partial(payee.load, 1_500_00)  # balance 9,500.00, before the lock
+    with between_read_and_lock(monkeypatch, payee.wallet_id, load_once) as armed:
         assert payer.pay(payee.wallet_id, 1_000_00).status == "completed"
     assert not armed["on"]
     info = payee.balance()

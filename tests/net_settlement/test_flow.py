@@ -206,7 +206,7 @@ def test_sync_and_close_are_idempotent(net: Any) -> None:
         rows = s.execute(
             text("SELECT order_id, payee_wallet, payer_alias, amount FROM net_items")
         ).all()
-    resubmitted = {
+    resubmitted: dict[str, Any] = {
         "submission_id": str(sid),
         "payee_operator": "BKB1",
         "gross": 1_234_00,

@@ -251,26 +251,27 @@ def test_the_engines_cycle_runs_only_when_money_is_in_flight(net: Any) -> None:
             def now() -> Any:
                 return net.state("BKA1").ctx.now()
 
+    sim: Any = Net  # stands in for a SimNetwork
     alice = net.open_wallet("BKA1", wallet_class="II", deposit=50_000_00, load=50_000_00)
     carol = net.open_wallet("BKB1")
-    assert not net_work(Net)
+    assert not net_work(sim)
     receipt = alice.pay(carol.wallet_id, 1_500_00)
-    assert net_work(Net)  # an open item
+    assert net_work(sim)  # an open item
     submit_all(net)
     assert close(net) is not None
-    assert net_work(Net)  # a pair to pay
+    assert net_work(sim)  # a pair to pay
     netting.sync(net.state("BKA1"), force=True, roles=("debtor",))
     assert carol.balance().balance == 0
-    assert net_work(Net)  # paid and applied by the debtor, not by the creditor
+    assert net_work(sim)  # paid and applied by the debtor, not by the creditor
     netting.sync(net.state("BKB1"), force=True, roles=("creditor", "even"))
     netting.sync(net.state("BKA1"), force=True, roles=("debtor",))  # sees the acknowledgement
     assert carol.balance().balance == 1_500_00
     assert alice.payment(receipt.payment_id).status == "delivered"
-    assert not net_work(Net)  # nothing in flight anywhere: the engine skips the cycle
+    assert not net_work(sim)  # nothing in flight anywhere: the engine skips the cycle
 
     again = alice.pay(carol.wallet_id, 500_00)
-    net_cycle(Net)  # the engine's own cycle, phase by phase
+    net_cycle(sim)  # the engine's own cycle, phase by phase
     assert carol.balance().balance == 2_000_00
     assert alice.payment(again.payment_id).status == "delivered"
-    assert not net_work(Net)
+    assert not net_work(sim)
     conserved(net)
