@@ -97,6 +97,17 @@ def test_cycle_finder_finds_a_cycle() -> None:
     assert _cycles(edges) == [["t.a", "t.b", "t.c"]]
 
 
+def test_kernel_below_its_web_layer() -> None:
+    """No kernel module outside `cbdc.web` imports it (directly or through another module)."""
+    graph = grimp.build_graph("cbdc", cache_dir=None)
+    web = {"cbdc.web"} | graph.find_descendants("cbdc.web")
+    below = sorted(graph.find_descendants("cbdc") - web)
+    upward = [
+        m for m in below if any(graph.chain_exists(importer=m, imported=w) for w in web)
+    ]
+    assert not upward, f"kernel modules importing cbdc.web: {upward}"
+
+
 def test_wallet_sdk_loads_no_server_framework() -> None:
     code = (
         "import json, sys, wallets, wallets.client, wallets.keystore, wallets.certs\n"
