@@ -19,7 +19,7 @@ import uuid
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection, Engine, make_url
 
-from cbdc.db import create_database, drop_database, migrate
+from cbdc.db import create_database, migrate
 
 KINDS = ("central_bank", "operator")
 # Copies kept ready per kind: an in-process network takes one central bank and two operators.
@@ -130,9 +130,18 @@ def new_database(pg_url: str, kind: str) -> str:
 
 
 def drop_databases(databases: list[tuple[str, str]]) -> None:
-    """Drop these databases (`DROP DATABASE ... WITH (FORCE)` ends their connections first)."""
-    for server_url, url in databases:
-        drop_database(server_url, url)
+    """Drop these databases (`DROP DATABASE ... WITH (FORCE)` ends their connections first),
+    over one connection per server."""
+    for server_url in dict.fromkeys(server for server, _ in databases):
+        admin = admin_engine(server_url)
+        try:
+            with admin.connect() as conn:
+                for server, url in databases:
+                    if server == server_url:
+                        name = make_url(url).database
+                        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            admin.dispose()
 
 
 def close_all() -> None:
