@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, text
@@ -52,16 +53,24 @@ def run_idempotent(
 
 
 def record_operation(
-    session: Session, op_id: uuid.UUID, operator: Operator, idem: Idempotency, **values: Any
+    session: Session,
+    op_id: uuid.UUID,
+    operator: Operator,
+    idem: Idempotency,
+    *,
+    at: datetime,
+    **values: Any,
 ) -> Operation:
     """Add the Operation row of the request being run by `run_idempotent` (its answer is
-    filled in when `run` returns); tokens the request mints reference its id."""
+    filled in when `run` returns), made `at` (the service's clock); tokens the request mints
+    reference its id."""
     op = Operation(
         id=op_id,
         operator_id=operator.id,
         idempotency_key=idem.key,
         request_hash=idem.request_hash,
         response={},
+        created_at=at,
         **values,
     )
     session.add(op)

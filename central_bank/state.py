@@ -54,8 +54,10 @@ class CentralBankState:
     auth: SignedRequestAuth = field(init=False)
     metrics: ServiceMetrics = field(init=False)
     _operator_keys: dict[str, str] = field(default_factory=dict)
-    # What "now" is for checks of times operators report (AML `occurred_at`); the scenario
-    # engine sets its simulated clock here, as it does in every operator's context.
+    # The central bank's one clock: every time its services stamp (certificates, tokens,
+    # receipts, ledger entries, operations, clearing, AML reports, anchors) and the check of
+    # times operators report (AML `occurred_at`) come from it. Tests and the scenario engine
+    # may set a simulated clock here, as in every operator's context.
     clock: Callable[[], datetime] = utcnow
 
     def __post_init__(self) -> None:
@@ -79,7 +81,10 @@ class CentralBankState:
 
     def close_cycle(self, trigger: cycles.Trigger = "manual") -> dict[str, Any] | None:
         """Close a clearing cycle in a transaction of its own (timer, threshold, simulator)."""
-        return transaction(self.factory, lambda s: cycles.close_cycle(s, self.cb, trigger=trigger))
+        return transaction(
+            self.factory,
+            lambda s: cycles.close_cycle(s, self.cb, now=self.clock(), trigger=trigger),
+        )
 
     def close_if_full(self) -> None:
         """Close a cycle now if `net_max_items` submitted payments wait (after a submission)."""

@@ -26,11 +26,12 @@ back from its own disclosure orders) is what shows that.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from cbdc.clock import iso, utcnow
+from cbdc.clock import iso
 from cbdc.crypto import SigningKey
 from cbdc.disclosure_log import anchor_chain_document, anchor_link_entry, anchor_signed
 from cbdc.errors import Conflict, DomainError
@@ -72,13 +73,12 @@ class Registration:
         return {"operator": self.operator, "seq": self.seq, "hash": self.hash, "anchored": True}
 
 
-def link_pending(session: Session, *, operator: Operator, key: SigningKey) -> int:
+def link_pending(session: Session, *, operator: Operator, key: SigningKey, now: datetime) -> int:
     """Append every anchor of this operator not yet in its chain (in seq order) as the next
     links, each signed with the central bank's key; returns how many."""
     repo.lock_anchor_chain(session, operator.id)
     pending = repo.unlinked_disclosure_anchors(session, operator.id)
     n, previous = repo.anchor_chain_head(session, operator.id) or (0, GENESIS)
-    now = utcnow()
     for anchor in pending:
         n += 1
         entry = anchor_link_entry(
@@ -107,12 +107,12 @@ def register(
     head: str,
     signature: str,
     key: SigningKey,
+    now: datetime,
 ) -> Registration:
     if not anchor_signed(operator.public_key, operator.code, seq, head, signature):
         raise AnchorSignatureInvalid(
             "signature: does not verify as the operator's anchor of this seq and hash"
         )
-    now = utcnow()
     anchored = repo.add_disclosure_anchor(
         session, operator_id=operator.id, seq=seq, head=head, signature=signature, at=now
     )
@@ -126,7 +126,7 @@ def register(
             signature=signature,
             at=now,
         )
-    link_pending(session, operator=operator, key=key)
+    link_pending(session, operator=operator, key=key, now=now)
     return Registration(operator=operator.code, seq=seq, hash=head, anchored_hash=anchored)
 
 
@@ -141,7 +141,9 @@ def _link(row: dict[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
-def listing(session: Session, *, operator: str | None, key: SigningKey) -> dict[str, Any]:
+def listing(
+    session: Session, *, operator: str | None, key: SigningKey, now: datetime
+) -> dict[str, Any]:
     """Every anchor (by operator, seq) with its link in the operator's anchor chain (n, prev,
     hash and the central bank's signature), the last link of each operator's chain
     (`anchor_chains`: an anchor deleted with its link still there shows against it), and every
@@ -150,7 +152,7 @@ def listing(session: Session, *, operator: str | None, key: SigningKey) -> dict[
     for operator_id in repo.operators_with_unlinked_anchors(session):
         owner = session.get(Operator, operator_id)
         if owner is not None:
-            link_pending(session, operator=owner, key=key)
+            link_pending(session, operator=owner, key=key, now=now)
     heads = repo.anchor_chain_heads(session, operator=operator)
     links = repo.anchor_links(session, operator=operator)
     return {

@@ -80,7 +80,10 @@ def receive_aml_report(body: AmlReport, caller: Caller, state: State) -> Any:
     return state.uow.run(
         caller,
         lambda s: analysis.receive_report(
-            s, operator=certification.require_operator(s, caller.subject), report=body.model_dump()
+            s,
+            operator=certification.require_operator(s, caller.subject),
+            report=body.model_dump(),
+            now=state.clock(),
         ),
     )
 
@@ -128,6 +131,7 @@ def register_disclosure_anchor(body: DisclosureAnchorIn, caller: Caller, state: 
             head=body.hash,
             signature=body.signature,
             key=state.cb.key,
+            now=state.clock(),
         ),
     )
     return registration.answer()  # raises the 409 once the conflict is recorded
@@ -143,4 +147,6 @@ def list_disclosure_anchors(
     audit and the regulator; each anchor with its `link` in the operator's anchor chain, signed
     by the central bank's key (central_bank/analysis/anchors.py)."""
     require_role(caller, "admin", "regulator")
-    return state.uow.run(caller, lambda s: anchors.listing(s, operator=operator, key=state.cb.key))
+    return state.uow.run(
+        caller, lambda s: anchors.listing(s, operator=operator, key=state.cb.key, now=state.clock())
+    )

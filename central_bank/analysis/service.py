@@ -27,8 +27,10 @@ from central_bank.clearing import stats as clearing
 from central_bank.models import Operator
 
 
-def receive_report(session: Session, *, operator: Operator, report: dict[str, Any]) -> dict:
-    """Store one report; idempotent on its report_id."""
+def receive_report(
+    session: Session, *, operator: Operator, report: dict[str, Any], now: datetime
+) -> dict:
+    """Store one report, received `now`; idempotent on its report_id."""
     try:
         report_id = uuid.UUID(report["report_id"])
         occurred = parse_iso(report["occurred_at"])
@@ -39,7 +41,7 @@ def receive_report(session: Session, *, operator: Operator, report: dict[str, An
     inserted = session.execute(
         text(
             "INSERT INTO aml_reports (id, operator_id, wallet_pseudonym, rule, amount, details, "
-            "occurred_at) VALUES (:i, :o, :w, :r, :a, CAST(:d AS jsonb), :t) "
+            "occurred_at, received_at) VALUES (:i, :o, :w, :r, :a, CAST(:d AS jsonb), :t, :at) "
             "ON CONFLICT (id) DO NOTHING RETURNING id"
         ),
         {
@@ -50,6 +52,7 @@ def receive_report(session: Session, *, operator: Operator, report: dict[str, An
             "a": report["amount"],
             "d": json.dumps(report.get("details", {})),
             "t": occurred,
+            "at": now,
         },
     ).scalar()
     return {"report_id": str(report_id), "stored": inserted is not None}

@@ -23,7 +23,8 @@ def register_operator(body: RegisterOperator, caller: Caller, state: State) -> A
     return state.uow.run(
         caller,
         lambda s: OperatorOut.model_validate(
-            certification.register_operator(s, state.cb, **body.model_dump()), from_attributes=True
+            certification.register_operator(s, state.cb, **body.model_dump(), now=state.clock()),
+            from_attributes=True,
         ),
     )
 
@@ -52,6 +53,7 @@ def fund_reserves(
             operator=certification.require_operator(s, code),
             amount=body.amount,
             idem=Idempotency(key, h),
+            now=state.clock(),
         ),
     )
 

@@ -9,12 +9,13 @@ reserves come from `reserve_funding`, the only account allowed to go negative.
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from cbdc import ledger
-from cbdc.clock import iso, utcnow
+from cbdc.clock import iso
 from cbdc.tokens import sign_document
 from central_bank.certification import repository as repo
 from central_bank.context import CentralBank
@@ -41,7 +42,14 @@ def bootstrap(session: Session) -> None:
 
 
 def register_operator(
-    session: Session, cb: CentralBank, *, code: str, name: str, public_key: str, quota: int
+    session: Session,
+    cb: CentralBank,
+    *,
+    code: str,
+    name: str,
+    public_key: str,
+    quota: int,
+    now: datetime,
 ) -> Operator:
     if repo.operator_exists(session, code=code, public_key=public_key):
         raise OperatorExists(f"operator {code} or its key is already registered")
@@ -50,7 +58,7 @@ def register_operator(
         "operator": code,
         "name": name,
         "public_key": public_key,
-        "issued_at": iso(utcnow()),
+        "issued_at": iso(now),
         "issuer": "central_bank",
     }
     operator = Operator(
@@ -61,6 +69,7 @@ def register_operator(
         certificate_signature=cb.key.sign_json(certificate),
         quota=quota,
         status="active",
+        created_at=now,
     )
     session.add(operator)
     session.flush()
@@ -100,7 +109,13 @@ def operator_position(session: Session, operator: Operator) -> dict[str, Any]:
 
 
 def fund_reserves(
-    session: Session, cb: CentralBank, *, operator: Operator, amount: int, idem: Idempotency
+    session: Session,
+    cb: CentralBank,
+    *,
+    operator: Operator,
+    amount: int,
+    idem: Idempotency,
+    now: datetime,
 ) -> dict[str, Any]:
     """Credit an operator's reserve account (the operator deposits reserves, e.g. by transfer)."""
 
@@ -108,21 +123,27 @@ def fund_reserves(
         funding = ledger.account_id(session, RESERVE_FUNDING)
         reserve = ledger.account_id(session, reserve_code(operator.code))
         assert funding is not None and reserve is not None
-        entry = ledger.post(
+        entry = ledger.post_many(
             session,
-            kind="reserve_funding",
-            reference=str(op_id),
-            legs=[(funding, -amount), (reserve, amount)],
-        )
+            [("reserve_funding", str(op_id), [(funding, -amount), (reserve, amount)])],
+            at=now,
+        )[0]
         doc = {
             "kind": "reserve_funding",
             "operation_id": str(op_id),
             "operator": operator.code,
             "amount": amount,
-            "at": iso(utcnow()),
+            "at": iso(now),
         }
         op = record_operation(
-            session, op_id, operator, idem, kind="reserve_funding", amount=amount, entry_id=entry
+            session,
+            op_id,
+            operator,
+            idem,
+            at=now,
+            kind="reserve_funding",
+            amount=amount,
+            entry_id=entry,
         )
         return op, {
             "operation_id": str(op_id),

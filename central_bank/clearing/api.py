@@ -42,6 +42,7 @@ def settle_batch(
             serials=body.serials,
             items=[item.model_dump() for item in body.items],
             idem=Idempotency(key, h),
+            now=state.clock(),
         ),
     )
 
@@ -61,6 +62,7 @@ def submit_for_clearing(
             operator=certification.require_operator(s, caller.subject),
             submission=body.model_dump(),
             request_hash=h,
+            now=state.clock(),
         ),
     )
     state.close_if_full()
@@ -142,6 +144,7 @@ def pay_obligation(
             obligation_id=obligation_id,
             serials=body.serials,
             idem=Idempotency(key, h),
+            now=state.clock(),
         ),
     )
 
@@ -159,6 +162,7 @@ def acknowledge_obligation(
             operator=certification.require_operator(s, caller.subject),
             obligation_id=obligation_id,
             returned=body.returned,
+            now=state.clock(),
         ),
     )
 
@@ -168,7 +172,8 @@ def close_clearing_cycle(caller: Caller, state: State) -> Any:
     """Close a clearing cycle now (besides the timer and the item threshold)."""
     require_role(caller, "admin")
     return state.uow.run(
-        caller, lambda s: {"cycle": cycles.close_cycle(s, state.cb, trigger="admin")}
+        caller,
+        lambda s: {"cycle": cycles.close_cycle(s, state.cb, now=state.clock(), trigger="admin")},
     )
 
 

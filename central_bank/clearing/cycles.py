@@ -7,12 +7,13 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from cbdc.clock import iso, utcnow
+from cbdc.clock import iso
 from cbdc.netting import direction_digest
 from cbdc.tokens import sign_document
 from central_bank.certification import repository as certification_repo
@@ -50,7 +51,7 @@ class _Pair:
 
 
 def close_cycle(
-    session: Session, cb: CentralBank, *, trigger: Trigger = "manual"
+    session: Session, cb: CentralBank, *, now: datetime, trigger: Trigger = "manual"
 ) -> dict[str, Any] | None:
     """Close a clearing cycle: every submission not yet in a cycle, per operator pair, becomes
     one obligation (gross both ways, the net, debtor and creditor). Returns the cycle, or None
@@ -79,7 +80,6 @@ def close_cycle(
             pair.gross_ba += int(r.gross)
             pair.items_ba += int(r.items)
             pair.subs_ba.append((str(r.id), r.digest))
-    now = utcnow()
     totals = {
         "submissions": len(rows),
         "items": sum(int(r.items) for r in rows),

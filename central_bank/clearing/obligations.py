@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from cbdc.clock import iso, utcnow
+from cbdc.clock import iso
 from cbdc.errors import IdempotencyMismatch, ValidationFailed
 from central_bank.clearing.submissions import parse_canonical_uuid
 from central_bank.errors import ObligationNotSettled, UnknownObligation
@@ -202,7 +203,12 @@ def detail(
 
 
 def acknowledge(
-    session: Session, *, operator: Operator, obligation_id: str, returned: Sequence[str]
+    session: Session,
+    *,
+    operator: Operator,
+    obligation_id: str,
+    returned: Sequence[str],
+    now: datetime,
 ) -> dict[str, Any]:
     """A party has applied the settled pair; `returned` names the incoming payments (by
     reference) it could not credit and is sending back. Written once; a repeat with the same
@@ -232,7 +238,7 @@ def acknowledge(
         ).scalar_one()
         if known != len(wanted):
             raise ValidationFailed("returned: names a payment that is not addressed to you here")
-    ack = {"at": iso(utcnow()), "returned": wanted}
+    ack = {"at": iso(now), "returned": wanted}
     session.execute(
         text(f"UPDATE clearing_obligations SET {column} = CAST(:a AS jsonb) WHERE id = :i"),
         {"a": json.dumps(ack), "i": oid},

@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from cbdc import ledger
-from cbdc.clock import utcnow
 from cbdc.tokens import sign_document
 from central_bank.certification import repository as certification_repo
 from central_bank.certification.service import circulation_code
@@ -35,6 +35,7 @@ def pay(
     obligation_id: str,
     serials: Sequence[str],
     idem: Idempotency,
+    now: datetime,
 ) -> dict[str, Any]:
     """The debtor pays an obligation's net with the named tokens (idempotent on the key)."""
     oid = parse_canonical_uuid(obligation_id, "obligation_id")
@@ -58,33 +59,32 @@ def pay(
         assert debtor_acc is not None and creditor_acc is not None
         ledger.lock_accounts(session, [debtor_acc, creditor_acc])
         reference = f"net:{oid}"
-        entry = ledger.post(
+        entry = ledger.post_many(
             session,
-            kind="net_settlement",
-            reference=reference,
-            legs=[(debtor_acc, -net), (creditor_acc, net)],
-        )
+            [("net_settlement", reference, [(debtor_acc, -net), (creditor_acc, net)])],
+            at=now,
+        )[0]
         op = record_operation(
             session,
             op_id,
             operator,
             idem,
+            at=now,
             kind="net_settlement",
             amount=net,
             counterparty_id=creditor.id,
             reference=reference,
             entry_id=entry,
         )
-        now = utcnow()
         registry.mark_tokens(session, [t.serial for t in tokens], status="spent", by=op_id, at=now)
         creditor_rows, creditor_wire = mint_tokens(
-            cb, owner=creditor, amount=net, operation_id=op_id, chunked=True
+            cb, owner=creditor, amount=net, operation_id=op_id, chunked=True, now=now
         )
         registry.add_tokens(session, creditor_rows)
         change_wire: list[dict[str, Any]] = []
         if total > net:
             rows, change_wire = mint_tokens(
-                cb, owner=operator, amount=total - net, operation_id=op_id, chunked=False
+                cb, owner=operator, amount=total - net, operation_id=op_id, chunked=False, now=now
             )
             registry.add_tokens(session, rows)
         codes = {o.id: o.code for o in (operator, creditor)}  # the pair: debtor and creditor

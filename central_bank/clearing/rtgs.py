@@ -32,7 +32,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from cbdc import ledger
-from cbdc.clock import iso, utcnow
+from cbdc.clock import iso
 from cbdc.crypto import sha256_hex
 from cbdc.errors import ValidationFailed
 from cbdc.sqlarrays import any_array, int_array, text_array
@@ -65,6 +65,7 @@ def settle_batch(
     serials: Sequence[str],
     items: Sequence[dict[str, Any]],
     idem: Idempotency,
+    now: datetime,
 ) -> dict[str, Any]:
     """Settle every item of the batch that can be, in order, out of the inputs; answer per item."""
     refs = [str(i["reference"]) for i in items]
@@ -83,9 +84,15 @@ def settle_batch(
         )
         earlier = _earlier_items(session, operator.id, keys)
         tokens, total = lock_spendable_inputs(session, operator, serials)
-        now = utcnow()
         batch_op = record_operation(
-            session, op_id, operator, idem, kind="settlement_batch", amount=0, reference=reference
+            session,
+            op_id,
+            operator,
+            idem,
+            at=now,
+            kind="settlement_batch",
+            amount=0,
+            reference=reference,
         )
         remaining = total
         answers: list[dict[str, Any]] = []
@@ -125,7 +132,7 @@ def settle_batch(
         minted: list[Token] = []
         if remaining > 0:
             minted, change_wire = mint_tokens(
-                cb, owner=operator, amount=remaining, operation_id=op_id, chunked=False
+                cb, owner=operator, amount=remaining, operation_id=op_id, chunked=False, now=now
             )
         inputs = [str(t.serial) for t in tokens]
         change = [t["serial"] for t in change_wire]
@@ -236,12 +243,13 @@ def _settle_items(
             )
             for n, _, payee, amount in new
         ],
+        at=now,
     )
     responses: list[dict[str, Any]] = []
     token_rows: list[Token] = []
     for n, settlement_id, payee, amount in new:
         rows, payee_wire = mint_tokens(
-            cb, owner=payee, amount=amount, operation_id=settlement_id, chunked=False
+            cb, owner=payee, amount=amount, operation_id=settlement_id, chunked=False, now=now
         )
         token_rows += rows
         receipt = {
@@ -268,9 +276,9 @@ def _settle_items(
     session.execute(
         text(
             "INSERT INTO operations (id, kind, operator_id, counterparty_id, idempotency_key, "
-            "request_hash, amount, reference, entry_id, response) "
+            "request_hash, amount, reference, entry_id, response, created_at) "
             "SELECT o.id, 'settlement', :op, o.payee, o.k, o.h, o.amount, o.ref, o.entry, "
-            "CAST(:responses AS jsonb) -> (o.n - 1)::int "
+            "CAST(:responses AS jsonb) -> (o.n - 1)::int, :at "
             "FROM unnest(CAST(:ids AS uuid[]), CAST(:payees AS int[]), CAST(:keys AS text[]), "
             "CAST(:hashes AS text[]), CAST(:amounts AS bigint[]), CAST(:refs AS text[]), "
             "CAST(:entries AS bigint[])) WITH ORDINALITY "
@@ -286,6 +294,7 @@ def _settle_items(
             "refs": text_array([str(items[n]["reference"]) for n, _, _, _ in new]),
             "entries": int_array(entry_ids),
             "responses": json.dumps(responses),
+            "at": now,
         },
     )
     return token_rows

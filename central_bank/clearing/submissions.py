@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
@@ -12,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cbdc.addresses import routing_code
-from cbdc.clock import iso, utcnow
+from cbdc.clock import iso
 from cbdc.errors import IdempotencyMismatch, ValidationFailed
 from cbdc.netting import MAX_SUBMISSION_ITEMS, submission_digest
 from cbdc.sqlarrays import int_array, nullable_text_array, text_array
@@ -42,6 +43,7 @@ def submit(
     operator: Operator,
     submission: dict[str, Any],
     request_hash: str,
+    now: datetime,
 ) -> dict[str, Any]:
     """Store one submission of payments from `operator` to one payee operator (idempotent on
     its submission id: the same body again gets the first answer, another body is refused)."""
@@ -93,15 +95,15 @@ def submit(
         "items": len(items),
         "gross": gross,
         "digest": digest,
-        "accepted_at": iso(utcnow()),
+        "accepted_at": iso(now),
     }
     try:
         with session.begin_nested():
             session.execute(
                 text(
                     "INSERT INTO clearing_submissions (id, operator_id, payee_operator_id, "
-                    "request_hash, items, gross, digest, response) VALUES (:i, :o, :p, :h, :n, "
-                    ":g, :d, CAST(:r AS jsonb))"
+                    "request_hash, items, gross, digest, response, created_at) "
+                    "VALUES (:i, :o, :p, :h, :n, :g, :d, CAST(:r AS jsonb), :at)"
                 ),
                 {
                     "i": sid,
@@ -112,6 +114,7 @@ def submit(
                     "g": gross,
                     "d": digest,
                     "r": json.dumps(response),
+                    "at": now,
                 },
             )
             session.execute(

@@ -34,6 +34,7 @@ def issue(body: IssueRequest, caller: Caller, state: State, key: IdemKey, h: Req
             operator=certification.require_operator(s, caller.subject),
             amount=body.amount,
             idem=Idempotency(key, h),
+            now=state.clock(),
         ),
     )
 
@@ -50,6 +51,7 @@ def redeem(body: RedeemRequest, caller: Caller, state: State, key: IdemKey, h: R
             serials=body.serials,
             amount=body.amount,
             idem=Idempotency(key, h),
+            now=state.clock(),
         ),
     )
 
@@ -68,6 +70,7 @@ def split(body: SplitRequest, caller: Caller, state: State, key: IdemKey, h: Req
             serials=body.serials,
             outputs=body.outputs,
             idem=Idempotency(key, h),
+            now=state.clock(),
         ),
     )
 
@@ -101,5 +104,6 @@ def settle(body: SettleRequest, caller: Caller, state: State, key: IdemKey, h: R
             serials=body.serials,
             reference=body.reference,
             idem=Idempotency(key, h),
+            now=state.clock(),
         ),
     )

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from cbdc import ledger
-from cbdc.clock import iso, utcnow
+from cbdc.clock import iso
 from cbdc.errors import ValidationFailed
 from cbdc.tokens import sign_document, sign_token, token_body
 from central_bank.certification import repository as certification_repo
@@ -46,10 +47,17 @@ from central_bank.registration import repository as repo
 
 
 def mint_tokens(
-    cb: CentralBank, *, owner: Operator, amount: int, operation_id: uuid.UUID, chunked: bool
+    cb: CentralBank,
+    *,
+    owner: Operator,
+    amount: int,
+    operation_id: uuid.UUID,
+    chunked: bool,
+    now: datetime,
 ) -> tuple[list[Token], list[dict[str, Any]]]:
     """Sign new tokens worth `amount` in all, owned by `owner` and created by the operation
-    `operation_id` (`chunked`: in tokens of at most `max_token_amount`; else one token). Returns
+    `operation_id`, issued `now` (`chunked`: in tokens of at most `max_token_amount`; else one
+    token). Returns
     the rows, which the caller stores (`repo.add_tokens` or `repo.insert_tokens`), and the
     signed tokens as sent on the wire."""
     amounts: list[int] = []
@@ -58,7 +66,6 @@ def mint_tokens(
         part = min(remaining, cb.max_token_amount) if chunked else remaining
         amounts.append(part)
         remaining -= part
-    now = utcnow()
     rows, wire = [], []
     for part in amounts:
         serial = uuid.uuid4()
@@ -109,7 +116,13 @@ def lock_spendable_inputs(
 
 
 def issue_tokens(
-    session: Session, cb: CentralBank, *, operator: Operator, amount: int, idem: Idempotency
+    session: Session,
+    cb: CentralBank,
+    *,
+    operator: Operator,
+    amount: int,
+    idem: Idempotency,
+    now: datetime,
 ) -> dict[str, Any]:
     """Debit the operator's reserves by `amount` and mint tokens worth `amount` owned by it."""
 
@@ -126,17 +139,14 @@ def issue_tokens(
             raise QuotaExceeded(
                 f"outstanding {balances[circulation]} + {amount} exceeds quota {operator.quota}"
             )
-        entry = ledger.post(
-            session,
-            kind="issuance",
-            reference=str(op_id),
-            legs=[(reserve, -amount), (circulation, amount)],
-        )
+        entry = ledger.post_many(
+            session, [("issuance", str(op_id), [(reserve, -amount), (circulation, amount)])], at=now
+        )[0]
         rows, wire = mint_tokens(
-            cb, owner=operator, amount=amount, operation_id=op_id, chunked=True
+            cb, owner=operator, amount=amount, operation_id=op_id, chunked=True, now=now
         )
         op = record_operation(
-            session, op_id, operator, idem, kind="issuance", amount=amount, entry_id=entry
+            session, op_id, operator, idem, at=now, kind="issuance", amount=amount, entry_id=entry
         )
         repo.add_tokens(session, rows)
         doc = {
@@ -145,7 +155,7 @@ def issue_tokens(
             "operator": operator.code,
             "amount": amount,
             "serials": [t["serial"] for t in wire],
-            "at": iso(utcnow()),
+            "at": iso(now),
         }
         return op, {
             "operation_id": str(op_id),
@@ -165,6 +175,7 @@ def redeem_tokens(
     serials: Sequence[str],
     amount: int,
     idem: Idempotency,
+    now: datetime,
 ) -> dict[str, Any]:
     """Redeem `amount` out of the named tokens; any remainder comes back as a change token."""
 
@@ -176,23 +187,26 @@ def redeem_tokens(
         circulation = ledger.account_id(session, circulation_code(operator.code))
         assert reserve is not None and circulation is not None
         ledger.lock_accounts(session, [reserve, circulation])
-        entry = ledger.post(
+        entry = ledger.post_many(
             session,
-            kind="redemption",
-            reference=str(op_id),
-            legs=[(circulation, -amount), (reserve, amount)],
-        )
+            [("redemption", str(op_id), [(circulation, -amount), (reserve, amount)])],
+            at=now,
+        )[0]
         op = record_operation(
-            session, op_id, operator, idem, kind="redemption", amount=amount, entry_id=entry
+            session, op_id, operator, idem, at=now, kind="redemption", amount=amount, entry_id=entry
         )
-        now = utcnow()
         repo.mark_tokens(session, [t.serial for t in tokens], status="redeemed", by=op_id, at=now)
         change_wire: list[dict[str, Any]] = []
         if total > amount:
             # The change is a fresh token: the inputs are gone for good, redeemed in full, and
             # the change's value is re-minted without touching reserves (it never left).
             rows, change_wire = mint_tokens(
-                cb, owner=operator, amount=total - amount, operation_id=op_id, chunked=False
+                cb,
+                owner=operator,
+                amount=total - amount,
+                operation_id=op_id,
+                chunked=False,
+                now=now,
             )
             repo.add_tokens(session, rows)
         doc = {
@@ -222,6 +236,7 @@ def split_tokens(
     serials: Sequence[str],
     outputs: Sequence[int],
     idem: Idempotency,
+    now: datetime,
 ) -> dict[str, Any]:
     """Spend the inputs and mint outputs of the given amounts (same total, same owner)."""
 
@@ -229,13 +244,12 @@ def split_tokens(
         tokens, total = lock_spendable_inputs(session, operator, serials)
         if sum(outputs) != total:
             raise AmountMismatch(f"outputs sum to {sum(outputs)}, inputs to {total}")
-        op = record_operation(session, op_id, operator, idem, kind="split", amount=total)
-        now = utcnow()
+        op = record_operation(session, op_id, operator, idem, at=now, kind="split", amount=total)
         repo.mark_tokens(session, [t.serial for t in tokens], status="spent", by=op_id, at=now)
         wire: list[dict[str, Any]] = []
         for part in outputs:
             rows, minted = mint_tokens(
-                cb, owner=operator, amount=part, operation_id=op_id, chunked=False
+                cb, owner=operator, amount=part, operation_id=op_id, chunked=False, now=now
             )
             repo.add_tokens(session, rows)
             wire += minted
@@ -269,6 +283,7 @@ def settle(
     serials: Sequence[str],
     reference: str,
     idem: Idempotency,
+    now: datetime,
 ) -> dict[str, Any]:
     """RTGS: move `amount` of token value from the requesting operator to `payee_code` now.
 
@@ -290,33 +305,37 @@ def settle(
         payee_acc = ledger.account_id(session, circulation_code(payee.code))
         assert payer_acc is not None and payee_acc is not None
         ledger.lock_accounts(session, [payer_acc, payee_acc])
-        entry = ledger.post(
+        entry = ledger.post_many(
             session,
-            kind="settlement",
-            reference=reference,
-            legs=[(payer_acc, -amount), (payee_acc, amount)],
-        )
+            [("settlement", reference, [(payer_acc, -amount), (payee_acc, amount)])],
+            at=now,
+        )[0]
         op = record_operation(
             session,
             op_id,
             operator,
             idem,
+            at=now,
             kind="settlement",
             amount=amount,
             counterparty_id=payee.id,
             reference=reference,
             entry_id=entry,
         )
-        now = utcnow()
         repo.mark_tokens(session, [t.serial for t in tokens], status="spent", by=op_id, at=now)
         payee_rows, payee_wire = mint_tokens(
-            cb, owner=payee, amount=amount, operation_id=op_id, chunked=False
+            cb, owner=payee, amount=amount, operation_id=op_id, chunked=False, now=now
         )
         repo.add_tokens(session, payee_rows)
         change_wire: list[dict[str, Any]] = []
         if total > amount:
             rows, change_wire = mint_tokens(
-                cb, owner=operator, amount=total - amount, operation_id=op_id, chunked=False
+                cb,
+                owner=operator,
+                amount=total - amount,
+                operation_id=op_id,
+                chunked=False,
+                now=now,
             )
             repo.add_tokens(session, rows)
         receipt = {
