@@ -86,7 +86,7 @@ def run(
     # embedded server's wheel asks for a runtime dir: neither warning is the user's business.
     warnings.filterwarnings("ignore", message=".*starlette.testclient.*")
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
-    from simulator.engine import run_scenario  # its own block: sorts the same once it exists
+    from simulator.run import run_scenario  # its own block: sorts the same once it exists
 
     root = runs_root(runs_dir)
     engine = functools.partial(run_scenario, full_checks=full_checks, baseline=baseline)

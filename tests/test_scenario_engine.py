@@ -12,7 +12,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from cli.main import app
-from simulator.engine import Engine, run_scenario
+from simulator.engine import Engine
+from simulator.run import run_scenario
 from simulator.scenario_loading import parse_scenario
 
 TINY = """

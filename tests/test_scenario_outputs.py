@@ -464,12 +464,12 @@ def test_report_lists_violated_invariants_and_skips_all_zero_extras(tmp_path: Pa
 
 
 def stand_in_engine(monkeypatch: pytest.MonkeyPatch, behaviour: Any) -> list[dict[str, Any]]:
-    """Put a stand-in `simulator.engine` in place (the real one needs PostgreSQL)."""
+    """Put a stand-in `simulator.run` in place (the real one needs PostgreSQL)."""
     import sys
     import types
 
     calls: list[dict[str, Any]] = []
-    module = types.ModuleType("simulator.engine")
+    module = types.ModuleType("simulator.run")
 
     def run_scenario(
         path: Path,
@@ -492,7 +492,7 @@ def stand_in_engine(monkeypatch: pytest.MonkeyPatch, behaviour: Any) -> list[dic
         return behaviour(runs_root, progress)
 
     module.run_scenario = run_scenario  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "simulator.engine", module)
+    monkeypatch.setitem(sys.modules, "simulator.run", module)
     return calls
 
 
