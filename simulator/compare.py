@@ -19,8 +19,8 @@ from simulator.outputs import (
     read_series,
     read_summary,
 )
-from simulator.report import (
-    PLOTS_DIR,
+from simulator.plots import PLOTS_DIR, new_figure, save_figure, time_axis, x_values, y_values
+from simulator.report_format import (
     Series,
     figures,
     format_pct,
@@ -28,12 +28,7 @@ from simulator.report import (
     label,
     md_table,
     money_format,
-    new_figure,
-    save_figure,
-    time_axis,
     title_case,
-    x_values,
-    y_values,
 )
 
 COMPARE_MD = "compare.md"
