@@ -12,7 +12,7 @@ from simulator.scenario import (
 )
 from simulator.scenario_loading import load_scenario
 
-SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
+SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 
 
 EXAMPLES = sorted(SCENARIOS.glob("*.toml"))
