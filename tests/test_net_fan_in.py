@@ -27,7 +27,7 @@ POLICY = aml(fan_count=FAN)
 @pytest.fixture
 def net(network: Any) -> Any:
     """The network (under the policy it is parametrized with) in mode "net", as in
-    test_net_settlement."""
+    tests/net_settlement."""
     for code in CODES:
         network.state(code).ctx.settlement_mode = "net"
     return network
