@@ -76,6 +76,7 @@ def refused(server: EmbeddedPostgres, **params: object) -> str:
 # ------------------------------------------------------------------ the embedded server
 
 
+@pytest.mark.e2e  # starts a PostgreSQL server of its own
 def test_embedded_server_refuses_connections_without_the_password(
     embedded: EmbeddedPostgres,
 ) -> None:
@@ -100,6 +101,7 @@ def test_embedded_server_refuses_connections_without_the_password(
         assert listening == ("127.0.0.1",)
 
 
+@pytest.mark.e2e  # starts a PostgreSQL server of its own
 def test_the_url_names_the_secret_file_and_carries_no_password(
     embedded: EmbeddedPostgres,
 ) -> None:
@@ -114,12 +116,14 @@ def test_the_url_names_the_secret_file_and_carries_no_password(
         engine.dispose()
 
 
+@pytest.mark.e2e  # starts a PostgreSQL server of its own
 def test_superuser_secret_is_private_and_outside_the_cluster(embedded: EmbeddedPostgres) -> None:
     assert mode(embedded.secret_file) == 0o600
     assert embedded.secret_file.stat().st_uid == os.geteuid()
     assert embedded.pgdata not in embedded.secret_file.parents
 
 
+@pytest.mark.e2e  # starts a PostgreSQL server of its own
 def test_maintenance_databases_are_closed_to_ordinary_roles(embedded: EmbeddedPostgres) -> None:
     password = read_pgpass_password(embedded.secret_file)
     role = f"t_plain_{uuid.uuid4().hex[:8]}"
@@ -135,6 +139,7 @@ def test_maintenance_databases_are_closed_to_ordinary_roles(embedded: EmbeddedPo
             conn.execute(f"DROP ROLE {role}")
 
 
+@pytest.mark.e2e  # starts a PostgreSQL server of its own
 def test_restart_on_the_same_port_keeps_asking_for_the_password() -> None:
     directory = scratch_dir()
     server = EmbeddedPostgres(directory)
@@ -153,6 +158,7 @@ def test_restart_on_the_same_port_keeps_asking_for_the_password() -> None:
         shutil.rmtree(directory, ignore_errors=True)
 
 
+@pytest.mark.e2e  # starts a PostgreSQL server of its own
 def test_a_cluster_that_trusted_everyone_is_closed_on_its_next_start() -> None:
     """Clusters made before passwords (`initdb -A trust`) keep their data and lose the door."""
     directory = scratch_dir()
