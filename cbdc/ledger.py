@@ -29,9 +29,16 @@ class UnbalancedEntry(ValueError):
     pass
 
 
-def post(session: Session, *, kind: str, reference: str | None, legs: Sequence[Leg]) -> int:
-    """Write one balanced journal entry; return its id."""
-    return post_many(session, [(kind, reference, legs)])[0]
+def post(
+    session: Session,
+    *,
+    kind: str,
+    reference: str | None,
+    legs: Sequence[Leg],
+    at: datetime | None = None,
+) -> int:
+    """Write one balanced journal entry (stamped `at`, see `post_many`); return its id."""
+    return post_many(session, [(kind, reference, legs)], at=at)[0]
 
 
 def post_many(

@@ -18,6 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import text
@@ -65,13 +66,14 @@ def job_table(*tables: Mapping[str, JobHandler]) -> dict[str, JobHandler]:
     return out
 
 
-def freshly_leased(job: OutboxJob) -> bool:
+def freshly_leased(job: OutboxJob, now: datetime) -> bool:
     """True for a job enqueued already leased to this process (`rtgs._enqueue_leased` sets
     `fresh_until`) whose lease is surely still running: no other runner can have claimed it
     (claims take only due jobs), so it is still pending and the runner need not read its
     status. (Its advisory lock is still taken: it keeps a late runner out if this one outlives
     the lease.)"""
-    return time.monotonic() < getattr(job, "fresh_until", 0.0)
+    fresh_until: datetime | None = getattr(job, "fresh_until", None)
+    return fresh_until is not None and now < fresh_until
 
 
 class JobRunner:
@@ -101,7 +103,11 @@ class JobRunner:
         # This process's payments queued for batched settlement (not due yet for a worker:
         # its settler takes them at once) and whatever else is ready: settled now.
         gathered = self.rtgs.settle_ready(own=True) if self.ctx.settlement_mode == "rtgs" else 0
-        jobs = self.tx(lambda s: repo.claim_jobs(s, limit=limit, lease_seconds=LEASE_SECONDS))
+        jobs = self.tx(
+            lambda s: repo.claim_jobs(
+                s, now=self.ctx.now(), limit=limit, lease_seconds=LEASE_SECONDS
+            )
+        )
         # Payments queued for batched settlement: gathered all at once, not one job at a time.
         queued = [job.id for job in jobs if job.kind == self.rtgs.kind]
         if queued:
@@ -130,7 +136,11 @@ class JobRunner:
         for job_id in ids:
             self.tx(
                 lambda s, i=job_id: repo.retry_job_later(
-                    s, i, delay_seconds=0, error="interrupted by a database outage"
+                    s,
+                    i,
+                    now=self.ctx.now(),
+                    delay_seconds=0,
+                    error="interrupted by a database outage",
                 )
             )
             with self._interrupted_lock:
@@ -146,7 +156,11 @@ class JobRunner:
         for _ in range(100):  # bounded: each pass either runs a job or waits 20 ms
             jobs = self.tx(
                 lambda s: repo.claim_jobs(
-                    s, limit=5, lease_seconds=LEASE_SECONDS, reference=reference
+                    s,
+                    now=self.ctx.now(),
+                    limit=5,
+                    lease_seconds=LEASE_SECONDS,
+                    reference=reference,
                 )
             )
             for job in sorted(jobs, key=lambda j: j.id):
@@ -189,7 +203,7 @@ class JobRunner:
             try:
                 # A job this process created moments ago and leased to itself (rtgs.py) is
                 # still pending: no other runner can have taken it before its lease ran out.
-                if freshly_leased(job):
+                if freshly_leased(job, self.ctx.now()):
                     current = "pending"
                 else:
                     current = self.tx(lambda s: repo.job_status(s, job.id))
@@ -226,15 +240,21 @@ class JobRunner:
 
     def later(self, job: OutboxJob, delay: float, error: str) -> None:
         """Leave the job pending, due again in `delay` seconds, with `error` as its last error."""
-        self.tx(lambda s: repo.retry_job_later(s, job.id, delay_seconds=delay, error=error))
+        self.tx(
+            lambda s: repo.retry_job_later(
+                s, job.id, now=self.ctx.now(), delay_seconds=delay, error=error
+            )
+        )
 
     def fail(self, job: OutboxJob, error: str) -> None:
         """Finish the job as failed (final: it is not retried)."""
-        self.tx(lambda s: repo.finish_job(s, job.id, status="failed", error=error))
+        self.tx(
+            lambda s: repo.finish_job(s, job.id, now=self.ctx.now(), status="failed", error=error)
+        )
 
     def finish(self, job: OutboxJob) -> None:
         """Finish the job as done."""
-        self.tx(lambda s: repo.finish_job(s, job.id))
+        self.tx(lambda s: repo.finish_job(s, job.id, now=self.ctx.now()))
 
 
 class Clearing(Protocol):

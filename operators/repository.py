@@ -6,6 +6,7 @@ idempotency and queue depths. Each area has its own queries besides (`operators.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, text, update
@@ -47,13 +48,17 @@ def account_balance(session: Session, account_id: int) -> int:
 # ------------------------------------------------------------------ outbox
 
 
-def enqueue(session: Session, *, kind: str, reference: str, payload: dict[str, Any]) -> None:
+def enqueue(
+    session: Session, *, kind: str, reference: str, payload: dict[str, Any], now: datetime
+) -> None:
+    """Queue a job, due at `now` (the context's clock)."""
     session.execute(
         text(
-            "INSERT INTO outbox (kind, reference, payload) VALUES (:k, :r, CAST(:p AS jsonb)) "
+            "INSERT INTO outbox (kind, reference, payload, next_attempt_at) "
+            "VALUES (:k, :r, CAST(:p AS jsonb), :now) "
             "ON CONFLICT (kind, reference) DO NOTHING"
         ),
-        {"k": kind, "r": reference, "p": _json(payload)},
+        {"k": kind, "r": reference, "p": _json(payload), "now": now},
     )
 
 
@@ -70,11 +75,17 @@ def has_pending(session: Session, kind: str) -> bool:
 
 
 def claim_jobs(
-    session: Session, *, limit: int, lease_seconds: int, reference: str | None = None
+    session: Session,
+    *,
+    now: datetime,
+    limit: int,
+    lease_seconds: int,
+    reference: str | None = None,
 ) -> list[OutboxJob]:
-    """Take due jobs (or the named one) and lease them, so no other worker runs them now."""
-    where = "status = 'pending' AND next_attempt_at <= now()"
-    params: dict[str, Any] = {"limit": limit, "lease": lease_seconds}
+    """Take jobs due at `now` (or the named one, if due) and lease them, so no other worker
+    runs them now."""
+    where = "status = 'pending' AND next_attempt_at <= :now"
+    params: dict[str, Any] = {"limit": limit, "lease": lease_seconds, "now": now}
     if reference is not None:
         where += " AND reference = :ref"
         params["ref"] = reference
@@ -82,7 +93,7 @@ def claim_jobs(
         session.execute(
             text(
                 f"UPDATE outbox SET attempts = attempts + 1, "
-                f"next_attempt_at = now() + make_interval(secs => :lease) "
+                f"next_attempt_at = :now + make_interval(secs => :lease) "
                 f"WHERE id IN (SELECT id FROM outbox WHERE {where} ORDER BY id LIMIT :limit "
                 f"FOR UPDATE SKIP LOCKED) RETURNING id"
             ),
@@ -111,22 +122,30 @@ def job_by_reference(session: Session, reference: str) -> OutboxJob | None:
 
 
 def finish_job(
-    session: Session, job_id: int, *, status: str = "done", error: str | None = None
+    session: Session,
+    job_id: int,
+    *,
+    now: datetime,
+    status: str = "done",
+    error: str | None = None,
 ) -> None:
     session.execute(
         update(OutboxJob)
         .where(OutboxJob.id == job_id)
-        .values(status=status, done_at=func.now(), last_error=error)
+        .values(status=status, done_at=now, last_error=error)
     )
 
 
-def retry_job_later(session: Session, job_id: int, *, delay_seconds: float, error: str) -> None:
+def retry_job_later(
+    session: Session, job_id: int, *, now: datetime, delay_seconds: float, error: str
+) -> None:
+    """Leave the job pending, due `delay_seconds` after `now`."""
     session.execute(
         text(
-            "UPDATE outbox SET next_attempt_at = now() + make_interval(secs => :d), "
+            "UPDATE outbox SET next_attempt_at = :now + make_interval(secs => :d), "
             "last_error = :e WHERE id = :id AND status = 'pending'"
         ),
-        {"d": delay_seconds, "e": error[:2000], "id": job_id},
+        {"now": now, "d": delay_seconds, "e": error[:2000], "id": job_id},
     )
 
 

@@ -297,7 +297,9 @@ class OperatorState:
 
     def replenish(self, amount: int) -> None:
         """Request issuance of `amount` into the vault float and wait for it."""
-        reference: str = transaction(self.factory, lambda s: vault.queue_issuance(s, amount))
+        reference: str = transaction(
+            self.factory, lambda s: vault.queue_issuance(s, amount, now=self.ctx.now())
+        )
         self.runner.run_reference(reference)
 
 

@@ -33,7 +33,9 @@ def test_a_job_of_an_unknown_kind_fails_at_once_and_says_why(network: Any) -> No
     state = network.state("BKA1")
     transaction(
         state.factory,
-        lambda s: repo.enqueue(s, kind="no_such_kind", reference="mystery:1", payload={}),
+        lambda s: repo.enqueue(
+            s, kind="no_such_kind", reference="mystery:1", payload={}, now=state.ctx.now()
+        ),
     )
     state.runner.run_reference("mystery:1", patience=0)
 

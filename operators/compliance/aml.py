@@ -74,6 +74,7 @@ def _store_alert(
     )
     repo.enqueue(
         session,
+        now=at,
         kind="aml_report",
         reference=f"aml:{alert_id}",
         payload={

@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from cbdc.clock import iso, parse_iso, utcnow
+from cbdc.clock import iso, parse_iso
 from cbdc.crypto import verify_json
 from cbdc.disclosure_log import verify_log as check_log
 from cbdc.errors import Conflict, DomainError, ValidationFailed
@@ -56,7 +56,7 @@ class DisclosureOrderReplayed(Conflict):
     title = "This disclosure order was already executed"
 
 
-def append_log(session: Session, entry: dict[str, Any]) -> dict[str, Any]:
+def append_log(session: Session, entry: dict[str, Any], *, now: datetime) -> dict[str, Any]:
     """Append under an exclusive lock so the chain has one head."""
     session.execute(text("LOCK TABLE disclosure_log IN EXCLUSIVE MODE"))
     last = session.execute(
@@ -76,6 +76,7 @@ def append_log(session: Session, entry: dict[str, Any]) -> dict[str, Any]:
     # eventually, whatever crashes in between (operators/jobs.py `_disclosure_anchor`).
     repo.enqueue(
         session,
+        now=now,
         kind="disclosure_anchor",
         reference=anchor_reference(seq),
         payload={"seq": seq, "hash": digest},
@@ -137,7 +138,7 @@ def disclose(
     if order_id != order["order_id"]:
         # One spelling per order, or a replay could pass as a new order in upper case.
         raise ValidationFailed("order.order_id: must be a UUID in canonical lower-case form")
-    now = utcnow()
+    now = ctx.now()
     if issued < now - ORDER_MAX_AGE or issued > now + ORDER_MAX_SKEW:
         raise DisclosureOrderExpired("the order was issued outside the accepted window")
     wallet = wallet_repo.get_wallet(session, str(order.get("wallet_id", "")))
@@ -166,6 +167,7 @@ def disclose(
             "as_of": release["as_of"],
             "at": iso(now),
         },
+        now=now,
     )
     return {"order_id": order_id, "wallet_id": wallet.id, **release, "log": link}
 

@@ -65,8 +65,8 @@ def add_alerts_and_reports(session: Session, alerts: list[dict[str, Any]]) -> No
             "report jsonb)), "
             "a AS (INSERT INTO aml_alerts (id, wallet_id, rule, amount, details, created_at) "
             "SELECT id, wallet_id, rule, amount, details, at FROM x) "
-            "INSERT INTO outbox (kind, reference, payload) "
-            "SELECT 'aml_report', 'aml:' || x.id, x.report FROM x "
+            "INSERT INTO outbox (kind, reference, payload, next_attempt_at) "
+            "SELECT 'aml_report', 'aml:' || x.id, x.report, x.at FROM x "
             "ON CONFLICT (kind, reference) DO NOTHING"
         ),
         {"alerts": json.dumps(alerts)},

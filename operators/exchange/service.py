@@ -38,7 +38,7 @@ def load(
     """Deposit -> wallet: the deposit is extinguished and vault float becomes the customer's."""
     wallet = service.require_wallet(session, ctx, order["wallet"])
     orders.check_currency(ctx, order)
-    order_hash = orders.check_signed_order(wallet, order, signature)
+    order_hash = orders.check_signed_order(wallet, order, signature, now=ctx.now())
     amount = order["amount"]
     customer = wallet_repo.get_customer(session, wallet.customer_id)
     assert customer is not None
@@ -65,6 +65,7 @@ def load(
     order_id = uuid.uuid4()
     entry = ledger.post(
         session,
+        at=ctx.now(),
         kind="load",
         reference=str(order_id),
         legs=[
@@ -89,6 +90,7 @@ def load(
             status="completed",
             entry_id=entry,
             created_at=ctx.now(),
+            updated_at=ctx.now(),
         ),
     )
     vault.check_water_marks(
@@ -103,7 +105,7 @@ def unload(
     """Wallet -> deposit: the customer's digital currency returns to the vault float."""
     wallet = service.require_wallet(session, ctx, order["wallet"])
     orders.check_currency(ctx, order)
-    order_hash = orders.check_signed_order(wallet, order, signature)
+    order_hash = orders.check_signed_order(wallet, order, signature, now=ctx.now())
     amount = order["amount"]
     customer = wallet_repo.get_customer(session, wallet.customer_id)
     assert customer is not None
@@ -124,6 +126,7 @@ def unload(
     order_id = uuid.uuid4()
     entry = ledger.post(
         session,
+        at=ctx.now(),
         kind="unload",
         reference=str(order_id),
         legs=[
@@ -148,6 +151,7 @@ def unload(
             status="completed",
             entry_id=entry,
             created_at=ctx.now(),
+            updated_at=ctx.now(),
         ),
     )
     aml.on_unload(session, ctx, wallet=wallet, amount=amount)
@@ -207,6 +211,7 @@ def credit_deposit(
         ledger.lock_accounts(session, [customer.deposit_account_id, ctx.account("deposits_contra")])
         ledger.post(
             session,
+            at=ctx.now(),
             kind="deposit_credit",
             reference=idem_key,
             legs=[(ctx.account("deposits_contra"), -amount), (customer.deposit_account_id, amount)],
@@ -249,6 +254,7 @@ def cash_load(
             raise VaultShortfall(amount - balances[ctx.account("vault_float")])
         ledger.post(
             session,
+            at=ctx.now(),
             kind="cash_load",
             reference=idem_key,
             legs=[

@@ -7,13 +7,13 @@ order return the original outcome instead of moving money twice."""
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from cbdc.addresses import is_valid_wallet_id, routing_code
-from cbdc.clock import iso, parse_iso, utcnow
+from cbdc.clock import iso, parse_iso
 from cbdc.crypto import canonical_json, sha256_hex, verify_json
 from cbdc.errors import BadSignature, IdempotencyMismatch, ValidationFailed
 from cbdc.tokens import sign_document
@@ -29,14 +29,17 @@ ORDER_MAX_AGE = timedelta(minutes=10)
 ORDER_MAX_SKEW = timedelta(minutes=5)
 
 
-def check_signed_order(wallet: Wallet, order: dict[str, Any], signature: str) -> str:
+def check_signed_order(
+    wallet: Wallet, order: dict[str, Any], signature: str, *, now: datetime
+) -> str:
+    """The order's hash, once its signature verifies and its `created_at` is within the
+    accepted window around `now` (the context's clock)."""
     if not verify_json(wallet.public_key, order, signature):
         raise BadSignature("order signature does not verify against the wallet's key")
     try:
         created = parse_iso(order["created_at"])
     except (ValueError, KeyError):
         raise ValidationFailed("order.created_at: must be ISO 8601 with a time zone") from None
-    now = utcnow()
     if created < now - ORDER_MAX_AGE or created > now + ORDER_MAX_SKEW:
         raise OrderExpired("order.created_at is outside the accepted window")
     return sha256_hex(canonical_json(order))
@@ -125,5 +128,6 @@ def record_refused_order(
             failure=failure,
             entry_id=None,
             created_at=ctx.now(),
+            updated_at=ctx.now(),
         ),
     )

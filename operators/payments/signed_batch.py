@@ -104,6 +104,7 @@ def judge_signed(
                 _KeyOnly(public_key),  # type: ignore[arg-type]
                 items[i][0],
                 items[i][1],
+                now=now,
             )
             key = (ins.payer, ins.nonce)
             if key in first_of:

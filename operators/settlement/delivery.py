@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
@@ -29,7 +30,6 @@ from sqlalchemy.orm import Session
 
 from cbdc import ledger
 from cbdc.addresses import is_valid_wallet_id, routing_code
-from cbdc.clock import utcnow
 from cbdc.policy import WalletClass
 from cbdc.tokens import verify_document
 from operators import repository as repo
@@ -68,7 +68,7 @@ def apply_settlement(
     ):
         raise BadCentralBankDocument("settlement receipt does not verify or does not match")
     change = verified_tokens(ctx, response.get("change", []))
-    vault_repo.tokens_gone(session, document["inputs"], utcnow())
+    vault_repo.tokens_gone(session, document["inputs"], ctx.now())
     vault_repo.add_vault_tokens(
         session, change, via=f"settlement-change:{document['settlement_id']}"
     )
@@ -76,14 +76,18 @@ def apply_settlement(
     ledger.lock_accounts(session, [source, ctx.account("tokens_held")])
     ledger.post(
         session,
+        at=ctx.now(),
         kind="settlement_out",
         reference=document["settlement_id"],
         legs=[(source, -amount), (ctx.account("tokens_held"), amount)],
     )
     if payload.get("order_id"):
-        wallet_repo.set_order_status(session, uuid.UUID(payload["order_id"]), "settled")
+        wallet_repo.set_order_status(
+            session, uuid.UUID(payload["order_id"]), "settled", now=ctx.now()
+        )
     repo.enqueue(
         session,
+        now=ctx.now(),
         kind="deliver",
         reference=job.reference,
         payload={
@@ -96,7 +100,7 @@ def apply_settlement(
             },
         },
     )
-    repo.finish_job(session, job.id)
+    repo.finish_job(session, job.id, now=ctx.now())
 
 
 def refund_settlement(
@@ -110,7 +114,7 @@ def refund_settlement(
     payload = locked.payload
     order_id = payload.get("order_id")
     if not order_id:
-        repo.finish_job(session, job.id, status="failed", error=reason)
+        repo.finish_job(session, job.id, now=ctx.now(), status="failed", error=reason)
         return
     order = wallet_repo.get_order(session, uuid.UUID(order_id), lock=True)
     assert order is not None
@@ -121,18 +125,19 @@ def refund_settlement(
     ledger.lock_accounts(session, [source, wallet.account_id])
     ledger.post(
         session,
+        at=ctx.now(),
         kind="payment_refund",
         reference=order_id,
         legs=[(source, -amount), (wallet.account_id, amount)],
     )
-    wallet_repo.set_order_status(session, order.id, "failed", failure=reason)
+    wallet_repo.set_order_status(session, order.id, "failed", failure=reason, now=ctx.now())
     from operators.wallets.limits import unspend
 
     unspend(session, ctx, order=order)
-    repo.finish_job(session, job.id, status="failed", error=reason)
+    repo.finish_job(session, job.id, now=ctx.now(), status="failed", error=reason)
 
 
-def mark_delivered(session: Session, *, job: OutboxJob, outcome: str) -> None:
+def mark_delivered(session: Session, *, job: OutboxJob, outcome: str, now: datetime) -> None:
     locked = repo.lock_job(session, job.id)
     if locked is None or locked.status != "pending":
         return
@@ -140,8 +145,8 @@ def mark_delivered(session: Session, *, job: OutboxJob, outcome: str) -> None:
     if order_id and outcome == "credited":
         order = wallet_repo.get_order(session, uuid.UUID(order_id), lock=True)
         if order is not None and order.status == "settled":
-            wallet_repo.set_order_status(session, order.id, "delivered")
-    repo.finish_job(session, job.id)
+            wallet_repo.set_order_status(session, order.id, "delivered", now=now)
+    repo.finish_job(session, job.id, now=now)
 
 
 # ------------------------------------------------------------------ the payee's side
@@ -202,6 +207,7 @@ def receive(
     ledger.lock_accounts(session, [ctx.account("tokens_held"), target])
     entry = ledger.post(
         session,
+        at=ctx.now(),
         kind="payment_returned" if kind == "return" else "settlement_in",
         reference=settlement_id,
         legs=[(ctx.account("tokens_held"), -amount), (target, amount)],
@@ -219,6 +225,7 @@ def receive(
             outcome=outcome,
             receipt=receipt,
             entry_id=entry,
+            created_at=ctx.now(),
         ),
     )
     if sweep:
@@ -231,7 +238,7 @@ def receive(
         aml.on_receipts(session, ctx, {body["payee_wallet"]: amount})
     if kind == "return" and outcome == "refunded":
         wallet_repo.set_order_status(
-            session, uuid.UUID(body["reference"]), "returned", failure=reason
+            session, uuid.UUID(body["reference"]), "returned", failure=reason, now=ctx.now()
         )
         original = wallet_repo.get_order(session, uuid.UUID(body["reference"]))
         if original is not None:
@@ -239,7 +246,7 @@ def receive(
 
             unspend(session, ctx, order=original)
     if outcome == "returning":
-        queue_return(session, payer_operator, settlement_id, amount, body, reason)
+        queue_return(session, payer_operator, settlement_id, amount, body, reason, now=ctx.now())
     return {"settlement_id": settlement_id, "outcome": outcome, "reason": reason, "replayed": False}
 
 
@@ -250,11 +257,14 @@ def queue_return(
     amount: int,
     body: dict[str, Any],
     reason: str | None,
+    *,
+    now: datetime,
 ) -> None:
     """Send a delivered payment the payee cannot take back to its payer's operator, by the
     single settlement path (a `settle` job from `returns_pending`, delivered as kind "return")."""
     repo.enqueue(
         session,
+        now=now,
         kind="settle",
         reference=f"return:{settlement_id}",
         payload={

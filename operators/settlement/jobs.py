@@ -61,7 +61,11 @@ def run_deliver(runner: JobRunner, job: OutboxJob) -> None:
         else:  # e.g. 401 while the peer's directory is stale: not about the settlement
             runner.later(job, min(5.0, 0.25 * 2 ** min(job.attempts, 7)), str(exc))
         return
-    runner.tx(lambda s: settlement.mark_delivered(s, job=job, outcome=answer["outcome"]))
+    runner.tx(
+        lambda s: settlement.mark_delivered(
+            s, job=job, outcome=answer["outcome"], now=runner.ctx.now()
+        )
+    )
 
 
 def run_rtgs_batch(runner: JobRunner, job: OutboxJob) -> None:
@@ -96,18 +100,26 @@ def run_net_submit(runner: JobRunner, job: OutboxJob) -> None:
                 lambda s: net_submission.refund_submission(s, runner.ctx, job=job, reason=code)
             )
         return
-    runner.tx(lambda s: net_submission.submission_accepted(s, job=job, body=body, answer=answer))
+    runner.tx(
+        lambda s: net_submission.submission_accepted(
+            s, job=job, body=body, answer=answer, now=runner.ctx.now()
+        )
+    )
 
 
 def run_net_pay(runner: JobRunner, job: OutboxJob) -> None:
     try:
-        serials = runner.tx(lambda s: net_obligations.prepare_payment(s, job=job))
+        serials = runner.tx(
+            lambda s: net_obligations.prepare_payment(s, job=job, now=runner.ctx.now())
+        )
     except TokensUnavailable:
         # A liquidity shortfall: obtain issuance now (recorded), then try once more.
         issuance = runner.tx(lambda s: net_obligations.record_shortfall(s, runner.ctx, job=job))
         if issuance is not None:
             runner.run_reference(issuance, patience=0)
-        serials = runner.tx(lambda s: net_obligations.prepare_payment(s, job=job))
+        serials = runner.tx(
+            lambda s: net_obligations.prepare_payment(s, job=job, now=runner.ctx.now())
+        )
     if serials is None:
         return
     oid = job.payload["obligation_id"]
@@ -119,7 +131,11 @@ def run_net_pay(runner: JobRunner, job: OutboxJob) -> None:
             runner.fail(job, str(exc))
         elif exc.code == "obligation_settled":  # paid under another key: nothing to pay
             error = str(exc)
-            runner.tx(lambda s: net_obligations.release_payment(s, job=job, reason=error))
+            runner.tx(
+                lambda s: net_obligations.release_payment(
+                    s, job=job, reason=error, now=runner.ctx.now()
+                )
+            )
         else:  # an obligation stands: keep trying (e.g. while we are suspended)
             runner.later(job, min(30.0, 0.5 * 2 ** min(job.attempts, 6)), str(exc))
         return

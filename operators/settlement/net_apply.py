@@ -188,10 +188,10 @@ def apply_pair(
         vault_repo.release_tokens(session, reference)
         session.execute(
             text(
-                "UPDATE outbox SET status = 'done', done_at = now(), last_error = 'applied' "
+                "UPDATE outbox SET status = 'done', done_at = :now, last_error = 'applied' "
                 "WHERE kind = 'net_pay' AND reference = :r AND status = 'pending'"
             ),
-            {"r": reference},
+            {"r": reference, "now": now},
         )
     if tokens:
         vault_repo.add_vault_tokens(session, tokens, via=f"net-settlement:{oid}")
@@ -212,7 +212,9 @@ def apply_pair(
             credited[item["payee_wallet"]] += int(item["amount"])
             continue
         returned.append(item["reference"])
-        settlement.queue_return(session, peer, settlement_id, int(item["amount"]), item, reason)
+        settlement.queue_return(
+            session, peer, settlement_id, int(item["amount"]), item, reason, now=now
+        )
     aml.on_receipts(session, ctx, credited)
     status = "applied" if gross_out else "delivered"  # nothing of ours to see delivered
     values = {

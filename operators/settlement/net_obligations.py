@@ -8,6 +8,7 @@ import json
 import logging
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
@@ -59,13 +60,18 @@ def note_obligations(
         if ob["status"] == "pending" and ob["role"] == "debtor":
             repo.enqueue(
                 session,
+                now=ctx.now(),
                 kind="net_pay",
                 reference=reference,
                 payload={"obligation_id": oid, "net": ob["net"], "creditor": ob["creditor"]},
             )
         elif ob["status"] == "settled":
             repo.enqueue(
-                session, kind="net_apply", reference=reference, payload={"obligation_id": oid}
+                session,
+                now=ctx.now(),
+                kind="net_apply",
+                reference=reference,
+                payload={"obligation_id": oid},
             )
         else:
             continue
@@ -76,7 +82,7 @@ def note_obligations(
 # ------------------------------------------------------------------ 4. pay (debtor)
 
 
-def prepare_payment(session: Session, *, job: OutboxJob) -> list[str] | None:
+def prepare_payment(session: Session, *, job: OutboxJob, now: datetime) -> list[str] | None:
     """Reserve vault tokens worth at least the net (idempotent); None if there is nothing to
     pay any more: the job finished, or the pair was paid and applied already (by a runner whose
     job record was lost), in which case the job is finished here."""
@@ -88,7 +94,7 @@ def prepare_payment(session: Session, *, job: OutboxJob) -> list[str] | None:
         {"o": uuid.UUID(job.payload["obligation_id"])},
     ).scalar()
     if status not in (None, "pending"):
-        repo.finish_job(session, job.id, error=f"already {status}")
+        repo.finish_job(session, job.id, now=now, error=f"already {status}")
         return None
     return vault.reserve_for(session, amount=int(job.payload["net"]), reference=job.reference)
 
@@ -122,7 +128,9 @@ def record_shortfall(session: Session, ctx: OperatorContext, *, job: OutboxJob) 
         {"m": missing, "o": uuid.UUID(oid)},
     )
     log.warning("net settlement %s: liquidity shortfall of %s, requesting issuance", oid, missing)
-    return vault.queue_issuance(session, missing, reference=f"{prefix}{job.attempts}")
+    return vault.queue_issuance(
+        session, missing, reference=f"{prefix}{job.attempts}", now=ctx.now()
+    )
 
 
 def payment_made(
@@ -150,16 +158,17 @@ def payment_made(
     )
     repo.enqueue(
         session,
+        now=ctx.now(),
         kind="net_apply",
         reference=job.reference,
         payload={"obligation_id": job.payload["obligation_id"]},
     )
-    repo.finish_job(session, job.id)
+    repo.finish_job(session, job.id, now=ctx.now())
 
 
-def release_payment(session: Session, *, job: OutboxJob, reason: str) -> None:
+def release_payment(session: Session, *, job: OutboxJob, reason: str, now: datetime) -> None:
     locked = repo.lock_job(session, job.id)
     if locked is None or locked.status != "pending":
         return
     vault_repo.release_tokens(session, job.reference)
-    repo.finish_job(session, job.id, error=reason)
+    repo.finish_job(session, job.id, now=now, error=reason)

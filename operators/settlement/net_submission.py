@@ -113,6 +113,7 @@ def create_submissions(
             reference = f"net-submit:{submission_id}"
             repo.enqueue(
                 session,
+                now=now,
                 kind="net_submit",
                 reference=reference,
                 payload={
@@ -158,7 +159,12 @@ def submission_body(session: Session, *, job: OutboxJob) -> dict[str, Any] | Non
 
 
 def submission_accepted(
-    session: Session, *, job: OutboxJob, body: dict[str, Any], answer: dict[str, Any]
+    session: Session,
+    *,
+    job: OutboxJob,
+    body: dict[str, Any],
+    answer: dict[str, Any],
+    now: datetime,
 ) -> None:
     locked = repo.lock_job(session, job.id)
     if locked is None or locked.status != "pending":
@@ -169,7 +175,7 @@ def submission_accepted(
         or answer.get("digest") != submission_digest(body["items"])
     ):
         raise BadCentralBankDocument("the clearing house's answer does not match the submission")
-    repo.finish_job(session, job.id)
+    repo.finish_job(session, job.id, now=now)
 
 
 def refund_submission(
@@ -207,8 +213,10 @@ def refund_submission(
         from operators.wallets.limits import unspend
 
         for r in rows:
-            wallet_repo.set_order_status(session, r.order_id, "failed", failure=reason)
+            wallet_repo.set_order_status(
+                session, r.order_id, "failed", failure=reason, now=ctx.now()
+            )
             order = wallet_repo.get_order(session, r.order_id)
             if order is not None:
                 unspend(session, ctx, order=order)
-    repo.finish_job(session, job.id, status="failed", error=reason)
+    repo.finish_job(session, job.id, now=ctx.now(), status="failed", error=reason)

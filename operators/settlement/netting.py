@@ -127,7 +127,7 @@ def sync(
     created = runner.tx(lambda s: create_submissions(s, ctx, now=now, force=force))
     result["submissions"] = len(created)
     # earlier submissions whose call failed are retried here too (and by the worker)
-    retried = runner.tx(lambda s: _pending_references(s, ("net_submit",)))
+    retried = runner.tx(lambda s: _pending_references(s, ("net_submit",), now=now))
     for reference in dict.fromkeys(created + retried):
         runner.run_reference(reference, patience=0)
     if not poll:
@@ -144,7 +144,7 @@ def sync(
         )
     references = runner.tx(lambda s: note_obligations(s, ctx, actionable))
     if roles is None:
-        references += runner.tx(lambda s: _pending_references(s, ("net_pay", "net_apply")))
+        references += runner.tx(lambda s: _pending_references(s, ("net_pay", "net_apply"), now=now))
     for reference in dict.fromkeys(references):
         runner.run_reference(reference, patience=0)
     result["obligations"] = len(set(references))
@@ -165,12 +165,12 @@ def sync(
     return result
 
 
-def _pending_references(session: Session, kinds: Sequence[str]) -> list[str]:
+def _pending_references(session: Session, kinds: Sequence[str], *, now: datetime) -> list[str]:
     rows = session.execute(
         text(
             "SELECT reference FROM outbox WHERE kind = ANY(:k) AND status = 'pending' "
-            "AND next_attempt_at <= now() ORDER BY id LIMIT 1000"
+            "AND next_attempt_at <= :now ORDER BY id LIMIT 1000"
         ),
-        {"k": list(kinds)},
+        {"k": list(kinds), "now": now},
     ).scalars()
     return [str(r) for r in rows]

@@ -30,10 +30,10 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
@@ -41,7 +41,6 @@ from sqlalchemy.orm import Session
 
 from cbdc import ledger
 from cbdc.addresses import routing_code
-from cbdc.clock import utcnow
 from cbdc.http import RemoteError
 from cbdc.sqlarrays import any_array, int_array
 from cbdc.tokens import verify_document
@@ -106,7 +105,7 @@ def queue_payments(
         session.execute(
             text(
                 "INSERT INTO outbox (kind, reference, payload, next_attempt_at) "
-                "VALUES (:k, :r, CAST(:p AS jsonb), now() + make_interval(secs => :orphan)) "
+                "VALUES (:k, :r, CAST(:p AS jsonb), :now + make_interval(secs => :orphan)) "
                 "ON CONFLICT (kind, reference) DO NOTHING"
             ),
             {
@@ -114,6 +113,7 @@ def queue_payments(
                 "r": f"rtgsq:{items[0]['order_id']}",
                 "p": repo._json({"payee_operator": peer, "items": items, "owner": PROCESS}),
                 "orphan": ORPHAN_SECONDS,
+                "now": ctx.now(),
             },
         )
 
@@ -121,19 +121,28 @@ def queue_payments(
 # ------------------------------------------------------------------ 2. gather
 
 
-def gather(session: Session, *, include: Sequence[int] = (), own: bool = False) -> list[OutboxJob]:
+def gather(
+    session: Session, *, now: datetime, include: Sequence[int] = (), own: bool = False
+) -> list[OutboxJob]:
     """Turn the ready `rtgs_batch` jobs (and those named in `include`, claimed by the caller)
     into `rtgs_settle` jobs, one per peer (at most MAX_ITEMS payments each), with vault tokens
     reserved for each; return the new jobs (leased to the caller, who runs them now).
-    `own`: only this process's jobs, and others' orphans."""
+    `own`: only this process's jobs, and others' orphans. `now`: the context's clock."""
     rows = session.execute(
         text(
             "SELECT id, payload FROM outbox WHERE kind = :k AND status = 'pending' "
-            "AND (next_attempt_at <= now() OR id = ANY(CAST(:mine AS bigint[])) "
+            "AND (next_attempt_at <= :now OR id = ANY(CAST(:mine AS bigint[])) "
             "OR (:own AND payload ->> 'owner' = :me)) "
             "ORDER BY id LIMIT :n FOR UPDATE SKIP LOCKED"
         ),
-        {"k": QUEUED, "mine": int_array(include), "n": MAX_JOBS, "own": own, "me": PROCESS},
+        {
+            "k": QUEUED,
+            "mine": int_array(include),
+            "n": MAX_JOBS,
+            "own": own,
+            "me": PROCESS,
+            "now": now,
+        },
     ).all()
     by_peer: dict[str, list[tuple[int, list[dict[str, Any]]]]] = defaultdict(list)
     for job_id, payload in rows:
@@ -154,22 +163,23 @@ def gather(session: Session, *, include: Sequence[int] = (), own: bool = False) 
             except TokensUnavailable as exc:  # others hold the tokens now: try again shortly
                 session.execute(
                     text(
-                        "UPDATE outbox SET next_attempt_at = now() + interval '50 milliseconds', "
+                        "UPDATE outbox SET next_attempt_at = :now + interval '50 milliseconds', "
                         "last_error = :e WHERE id = ANY(CAST(:ids AS bigint[]))"
                     ),
-                    {"ids": int_array(taken + [j for j, _ in jobs]), "e": str(exc)},
+                    {"ids": int_array(taken + [j for j, _ in jobs]), "e": str(exc), "now": now},
                 )
                 break
             session.execute(
                 text(
-                    "UPDATE outbox SET status = 'done', done_at = now(), last_error = :r "
+                    "UPDATE outbox SET status = 'done', done_at = :now, last_error = :r "
                     "WHERE id = ANY(CAST(:ids AS bigint[]))"
                 ),
-                {"ids": int_array(taken), "r": f"gathered into {reference}"},
+                {"ids": int_array(taken), "r": f"gathered into {reference}", "now": now},
             )
             created.append(
                 _enqueue_leased(
                     session,
+                    now=now,
                     kind=SETTLE,
                     reference=reference,
                     payload={
@@ -184,19 +194,25 @@ def gather(session: Session, *, include: Sequence[int] = (), own: bool = False) 
 
 
 def _enqueue_leased(
-    session: Session, *, kind: str, reference: str, payload: dict[str, Any]
+    session: Session, *, now: datetime, kind: str, reference: str, payload: dict[str, Any]
 ) -> OutboxJob:
     """A new outbox job that the caller runs at once: not due for the worker before the lease
     runs out (if the caller dies, the worker takes it then). Returned detached (no read)."""
-    fresh_until = time.monotonic() + LEASE_SECONDS - LEASE_MARGIN  # before the lease starts
+    fresh_until = now + timedelta(seconds=LEASE_SECONDS - LEASE_MARGIN)
     job_id = int(
         session.execute(
             text(
                 "INSERT INTO outbox (kind, reference, payload, attempts, next_attempt_at) "
-                "VALUES (:k, :r, CAST(:p AS jsonb), 1, now() + make_interval(secs => :lease)) "
+                "VALUES (:k, :r, CAST(:p AS jsonb), 1, :now + make_interval(secs => :lease)) "
                 "RETURNING id"
             ),
-            {"k": kind, "r": reference, "p": repo._json(payload), "lease": LEASE_SECONDS},
+            {
+                "k": kind,
+                "r": reference,
+                "p": repo._json(payload),
+                "lease": LEASE_SECONDS,
+                "now": now,
+            },
         ).scalar_one()
     )
     job = OutboxJob(
@@ -243,7 +259,9 @@ def settle(
         if exc.code in VAULT_DISAGREES:
             log.error("settlement batch %s: vault disagrees with registry: %s", job.reference, exc)
             error = str(exc)
-            runner.tx(lambda s: repo.finish_job(s, job.id, status="failed", error=error))
+            runner.tx(
+                lambda s: repo.finish_job(s, job.id, now=ctx.now(), status="failed", error=error)
+            )
             return {}, None
         code = exc.code
         outcomes = runner.tx(lambda s: refund_all(s, ctx, job=job, reason=code))
@@ -336,7 +354,7 @@ def apply(
     payload = locked.payload
     document, change, settled, refused = checked or check_answer(ctx, job, answer)
     peer = payload["payee_operator"]
-    vault_repo.tokens_gone(session, document["inputs"], utcnow())
+    vault_repo.tokens_gone(session, document["inputs"], ctx.now())
     vault_repo.add_vault_tokens(session, change, via=f"settlement-change:{document['batch_id']}")
     orders = _lock_orders(session, [uuid.UUID(i["order_id"]) for i in payload["items"]])
     wallets = _refund_accounts(session, [orders[uuid.UUID(i["order_id"])] for i, _ in refused])
@@ -370,19 +388,20 @@ def apply(
         )
         refunded.append((order, code))
         outcomes[item["order_id"]] = ("failed", code)
-    ledger.post_many(session, entries)
-    _set_status(session, settled_ids, "settled")
+    ledger.post_many(session, entries, at=ctx.now())
+    _set_status(session, settled_ids, "settled", now=ctx.now())
     if refunded:
         from operators.wallets.limits import unspend
 
         for order, code in refunded:
-            wallet_repo.set_order_status(session, order.id, "failed", failure=code)
+            wallet_repo.set_order_status(session, order.id, "failed", failure=code, now=ctx.now())
             unspend(session, ctx, order=order)
     deliver = None
     delivered = [(item, a) for item, a in settled if item["order_id"] in outcomes]
     if delivered:
         deliver = _enqueue_leased(
             session,
+            now=ctx.now(),
             kind=DELIVER,
             reference=job.reference,
             payload={
@@ -390,7 +409,7 @@ def apply(
                 "items": [delivery_item(item, a) for item, a in delivered],
             },
         )
-    repo.finish_job(session, job.id)
+    repo.finish_job(session, job.id, now=ctx.now())
     return outcomes, deliver
 
 
@@ -432,13 +451,14 @@ def refund_all(
             )
             for o in waiting
         ],
+        at=ctx.now(),
     )
     from operators.wallets.limits import unspend
 
     for order in waiting:
-        wallet_repo.set_order_status(session, order.id, "failed", failure=reason)
+        wallet_repo.set_order_status(session, order.id, "failed", failure=reason, now=ctx.now())
         unspend(session, ctx, order=order)
-    repo.finish_job(session, job.id, status="failed", error=reason)
+    repo.finish_job(session, job.id, now=ctx.now(), status="failed", error=reason)
     return {str(o.id): ("failed", reason) for o in waiting}
 
 
@@ -466,12 +486,12 @@ def _refund_accounts(session: Session, orders: Sequence[Order]) -> dict[str, int
     return wallet_repo.wallet_accounts(session, {o.wallet_id for o in orders})
 
 
-def _set_status(session: Session, ids: list[uuid.UUID], status: str) -> None:
+def _set_status(session: Session, ids: list[uuid.UUID], status: str, *, now: datetime) -> None:
     if ids:
         session.execute(
             text(
-                "UPDATE orders SET status = :s, updated_at = now() "
+                "UPDATE orders SET status = :s, updated_at = :now "
                 "WHERE id = ANY(CAST(:ids AS uuid[]))"
             ),
-            {"s": status, "ids": any_array(ids)},
+            {"s": status, "ids": any_array(ids), "now": now},
         )

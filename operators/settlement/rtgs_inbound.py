@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
@@ -146,9 +147,9 @@ def _credit(
         balances[target] = balances.get(target, 0) + amount - sweep
         entries.append(("settlement_in", sid, [(held, -amount), (target, amount)]))
         verdicts.append((outcome, reason, sweep))
-    entry_ids = ledger.post_many(session, entries)
+    entry_ids = ledger.post_many(session, entries, at=ctx.now())
     _add_tokens(session, new)
-    _add_inbound(session, payer_operator, new, verdicts, entry_ids)
+    _add_inbound(session, payer_operator, new, verdicts, entry_ids, now=ctx.now())
     credited: dict[str, int] = {}
     answers: dict[int, dict[str, Any]] = {}
     for (n, sid, amount, body), (outcome, reason, sweep) in zip(new, verdicts, strict=True):
@@ -160,7 +161,7 @@ def _credit(
         if outcome == "credited":
             credited[wallet_id] = credited.get(wallet_id, 0) + amount
         else:
-            queue_return(session, payer_operator, sid, amount, body, reason)
+            queue_return(session, payer_operator, sid, amount, body, reason, now=ctx.now())
         answers[n] = _answer(body, sid, outcome, reason, replayed=False)
     if credited:
         aml.on_receipts(session, ctx, credited)
@@ -226,13 +227,15 @@ def _add_inbound(
     new: list[Checked],
     verdicts: list[tuple[str, str | None, int]],
     entry_ids: list[int],
+    *,
+    now: datetime,
 ) -> None:
     session.execute(
         text(
             "INSERT INTO inbound_settlements (settlement_id, payer_operator, reference, kind, "
-            "payee_wallet, payer_alias, amount, outcome, receipt, entry_id) "
+            "payee_wallet, payer_alias, amount, outcome, receipt, entry_id, created_at) "
             "SELECT i.sid, :payer, i.ref, 'payment', i.wallet, i.alias, i.amount, i.outcome, "
-            "CAST(:receipts AS jsonb) -> (i.n - 1)::int, i.entry "
+            "CAST(:receipts AS jsonb) -> (i.n - 1)::int, i.entry, :at "
             "FROM unnest(CAST(:sids AS uuid[]), CAST(:refs AS text[]), "
             "CAST(:wallets AS text[]), CAST(:aliases AS text[]), CAST(:amounts AS bigint[]), "
             "CAST(:outcomes AS text[]), CAST(:entries AS bigint[])) WITH ORDINALITY "
@@ -248,5 +251,6 @@ def _add_inbound(
             "outcomes": text_array([o for o, _, _ in verdicts]),
             "entries": int_array(entry_ids),
             "receipts": json.dumps([b["receipt"] for _, _, _, b in new]),
+            "at": now,
         },
     )

@@ -20,6 +20,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
@@ -143,7 +144,8 @@ class RtgsSettler:
     def settle_ready(self, include: list[int] | None = None, *, own: bool = False) -> int:
         """One round: gather the ready payments into batches and run them. Returns how many
         batches it ran."""
-        jobs = self.runner.tx(lambda s: rtgs.gather(s, include=include or [], own=own))
+        now = self.runner.ctx.now()
+        jobs = self.runner.tx(lambda s: rtgs.gather(s, now=now, include=include or [], own=own))
         for job in jobs:
             self.run_settle(job)
         return len(jobs)
@@ -213,14 +215,16 @@ class RtgsSettler:
         runner moments ago: nobody else runs it yet); answer the requests. False if the answer
         does not cover the job's items (the job then runs as usual)."""
         answered = {a.get("settlement_id") for a in answer.get("items", [])}
-        if not freshly_leased(job) or any(
+        if not freshly_leased(job, self.runner.ctx.now()) or any(
             i["body"]["receipt"]["document"]["settlement_id"] not in answered
             for i in job.payload["items"]
         ):
             return False
         outcomes, credited, rejected = delivery_outcomes(job, answer)
         if self.runner.tx(
-            lambda s: mark_delivered(s, job=job, credited=credited, rejected=rejected)
+            lambda s: mark_delivered(
+                s, job=job, credited=credited, rejected=rejected, now=self.runner.ctx.now()
+            )
         ):
             self.resolve(outcomes)
         return True
@@ -239,7 +243,9 @@ class RtgsSettler:
             return
         outcomes, credited, rejected = delivery_outcomes(job, answer)
         if self.runner.tx(
-            lambda s: mark_delivered(s, job=job, credited=credited, rejected=rejected)
+            lambda s: mark_delivered(
+                s, job=job, credited=credited, rejected=rejected, now=self.runner.ctx.now()
+            )
         ):  # recorded before anyone is answered: a client reading its payment sees it
             self.resolve(outcomes)
 
@@ -266,7 +272,12 @@ def delivery_outcomes(
 
 
 def mark_delivered(
-    session: Session, *, job: OutboxJob, credited: list[uuid.UUID], rejected: list[str]
+    session: Session,
+    *,
+    job: OutboxJob,
+    credited: list[uuid.UUID],
+    rejected: list[str],
+    now: datetime,
 ) -> bool:
     """Credited orders become `delivered` and the job finishes, once (only while the job is
     still pending: the UPDATE of its row waits for and re-checks any concurrent runner), in
@@ -277,9 +288,9 @@ def mark_delivered(
         )
     done = session.execute(
         text(
-            "WITH j AS (UPDATE outbox SET status = :status, done_at = now(), last_error = :e "
+            "WITH j AS (UPDATE outbox SET status = :status, done_at = :now, last_error = :e "
             "WHERE id = :id AND status = 'pending' RETURNING id), "
-            "o AS (UPDATE orders SET status = 'delivered', updated_at = now() "
+            "o AS (UPDATE orders SET status = 'delivered', updated_at = :now "
             "WHERE id = ANY(CAST(:ids AS uuid[])) AND status = 'settled' "
             "AND EXISTS (SELECT 1 FROM j) RETURNING 1) "
             "SELECT count(*) FROM j"
@@ -289,6 +300,7 @@ def mark_delivered(
             "status": "failed" if rejected else "done",
             "e": f"refused: {', '.join(rejected)}"[:2000] if rejected else None,
             "ids": any_array(sorted(credited)),
+            "now": now,
         },
     ).scalar_one()
     return bool(done)

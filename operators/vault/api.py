@@ -19,7 +19,10 @@ def request_issuance(body: CashLoad, caller: Caller, state: State, key: IdemKey)
     """Ask the central bank for issuance of `amount` into the vault float now."""
     require_role(caller, "staff")
     reference = state.uow.run(
-        caller, lambda s: vault.queue_issuance(s, body.amount, reference=f"issue:{key}")
+        caller,
+        lambda s: vault.queue_issuance(
+            s, body.amount, reference=f"issue:{key}", now=state.ctx.now()
+        ),
     )
     state.runner.run_reference(reference)
     return state.uow.run(
@@ -32,7 +35,10 @@ def request_redemption(body: CashLoad, caller: Caller, state: State, key: IdemKe
     """Return `amount` of vault float to the central bank now (reserves are credited back)."""
     require_role(caller, "staff")
     reference = state.uow.run(
-        caller, lambda s: vault.queue_redemption(s, body.amount, reference=f"redeem:{key}")
+        caller,
+        lambda s: vault.queue_redemption(
+            s, body.amount, reference=f"redeem:{key}", now=state.ctx.now()
+        ),
     )
     state.runner.run_reference(reference)
     return state.uow.run(

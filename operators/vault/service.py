@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from cbdc import ledger
-from cbdc.clock import utcnow
 from cbdc.errors import IdempotencyMismatch
 from cbdc.tokens import verify_document, verify_token
 from operators import repository as repo
@@ -33,6 +33,7 @@ def check_water_marks(session: Session, ctx: OperatorContext, *, float_balance: 
     if float_balance < marks.low and not repo.has_pending(session, "issuance"):
         repo.enqueue(
             session,
+            now=ctx.now(),
             kind="issuance",
             reference=f"issue:{uuid.uuid4()}",
             payload={"amount": marks.target - float_balance},
@@ -40,17 +41,20 @@ def check_water_marks(session: Session, ctx: OperatorContext, *, float_balance: 
     elif float_balance > marks.high and not repo.has_pending(session, "redemption"):
         repo.enqueue(
             session,
+            now=ctx.now(),
             kind="redemption",
             reference=f"redeem:{uuid.uuid4()}",
             payload={"amount": float_balance - marks.target},
         )
 
 
-def queue_issuance(session: Session, amount: int, *, reference: str | None = None) -> str:
-    return _queue(session, "issuance", amount, reference or f"issue:{uuid.uuid4()}")
+def queue_issuance(
+    session: Session, amount: int, *, now: datetime, reference: str | None = None
+) -> str:
+    return _queue(session, "issuance", amount, reference or f"issue:{uuid.uuid4()}", now=now)
 
 
-def _queue(session: Session, kind: str, amount: int, reference: str) -> str:
+def _queue(session: Session, kind: str, amount: int, reference: str, *, now: datetime) -> str:
     """Enqueue once per reference; the same reference with another amount is a conflict."""
     existing = repo.job_by_reference(session, reference)
     if existing is not None:
@@ -58,13 +62,19 @@ def _queue(session: Session, kind: str, amount: int, reference: str) -> str:
             raise IdempotencyMismatch("Idempotency-Key was used for a different request")
         return reference
     repo.enqueue(
-        session, kind=kind, reference=reference, payload={"amount": amount, "requested": amount}
+        session,
+        now=now,
+        kind=kind,
+        reference=reference,
+        payload={"amount": amount, "requested": amount},
     )
     return reference
 
 
-def queue_redemption(session: Session, amount: int, *, reference: str | None = None) -> str:
-    return _queue(session, "redemption", amount, reference or f"redeem:{uuid.uuid4()}")
+def queue_redemption(
+    session: Session, amount: int, *, now: datetime, reference: str | None = None
+) -> str:
+    return _queue(session, "redemption", amount, reference or f"redeem:{uuid.uuid4()}", now=now)
 
 
 def job_outcome(session: Session, reference: str) -> dict[str, Any]:
@@ -101,11 +111,12 @@ def apply_issuance(
     ledger.lock_accounts(session, [ctx.account("tokens_held"), ctx.account("vault_float")])
     ledger.post(
         session,
+        at=ctx.now(),
         kind="issuance",
         reference=response["operation_id"],
         legs=[(ctx.account("tokens_held"), -amount), (ctx.account("vault_float"), amount)],
     )
-    repo.finish_job(session, job.id)
+    repo.finish_job(session, job.id, now=ctx.now())
 
 
 def reserve_for(session: Session, *, amount: int, reference: str) -> list[str]:
@@ -150,11 +161,12 @@ def prepare_redemption(
     )
     amount = min(int(job.payload["amount"]), balances[ctx.account("vault_float")])
     if amount <= 0:
-        repo.finish_job(session, job.id, error="nothing to redeem")
+        repo.finish_job(session, job.id, now=ctx.now(), error="nothing to redeem")
         return [], 0
     serials = reserve_for(session, amount=amount, reference=reference)
     ledger.post(
         session,
+        at=ctx.now(),
         kind="redemption_out",
         reference=reference,
         legs=[(ctx.account("vault_float"), -amount), (ctx.account("redemption_pending"), amount)],
@@ -175,18 +187,19 @@ def apply_redemption(
         raise BadCentralBankDocument("redemption receipt does not verify")
     amount = int(locked.payload["amount"])
     change = verified_tokens(ctx, response.get("change", []))
-    vault_repo.tokens_gone(session, receipt["document"]["inputs"], utcnow())
+    vault_repo.tokens_gone(session, receipt["document"]["inputs"], ctx.now())
     vault_repo.add_vault_tokens(
         session, change, via=f"redemption-change:{response['operation_id']}"
     )
     ledger.lock_accounts(session, [ctx.account("tokens_held"), ctx.account("redemption_pending")])
     ledger.post(
         session,
+        at=ctx.now(),
         kind="redemption",
         reference=response["operation_id"],
         legs=[(ctx.account("redemption_pending"), -amount), (ctx.account("tokens_held"), amount)],
     )
-    repo.finish_job(session, job.id)
+    repo.finish_job(session, job.id, now=ctx.now())
 
 
 def cancel_redemption(
@@ -203,6 +216,7 @@ def cancel_redemption(
         )
         ledger.post(
             session,
+            at=ctx.now(),
             kind="redemption_cancelled",
             reference=job.reference,
             legs=[
@@ -211,7 +225,7 @@ def cancel_redemption(
             ],
         )
         vault_repo.release_tokens(session, job.reference)
-    repo.finish_job(session, job.id, status="failed", error=reason)
+    repo.finish_job(session, job.id, now=ctx.now(), status="failed", error=reason)
 
 
 def vault_position(session: Session, ctx: OperatorContext) -> dict[str, Any]:

@@ -4,11 +4,14 @@ to its wallet, and payments, exchange and settlement all read and update it."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
+from cbdc.sqlarrays import text_array
 from operators.models import Customer, Order, Wallet
 
 
@@ -119,12 +122,17 @@ def add_order(session: Session, order: Order) -> Order:
 
 
 def set_order_status(
-    session: Session, order_id: uuid.UUID, status: str, *, failure: str | None = None
+    session: Session,
+    order_id: uuid.UUID,
+    status: str,
+    *,
+    now: datetime,
+    failure: str | None = None,
 ) -> None:
     session.execute(
         update(Order)
         .where(Order.id == order_id)
-        .values(status=status, failure=failure, updated_at=func.now())
+        .values(status=status, failure=failure, updated_at=now)
     )
 
 
@@ -142,3 +150,30 @@ def customer_deposit_balance(session: Session, customer_id: int) -> int:
 
 def wallet_count(session: Session) -> int:
     return int(session.scalar(select(func.count()).select_from(Wallet)) or 0)
+
+
+def wallet_balances(session: Session, wallet_ids: Sequence[str]) -> dict[str, int]:
+    """The balance of each of these wallets (minor units), in wallet id order; unknown ids are
+    left out."""
+    rows = session.execute(
+        text(
+            "SELECT w.id, a.balance FROM wallets w JOIN accounts a ON a.id = w.account_id "
+            "WHERE w.id = ANY(CAST(:ids AS text[])) ORDER BY w.id"
+        ),
+        {"ids": text_array(list(wallet_ids))},
+    ).all()
+    return {str(r.id): int(r.balance) for r in rows}
+
+
+def holder_deposit_balances(session: Session, wallet_ids: Sequence[str]) -> dict[str, int]:
+    """For each of these wallets, the balance of its holder's bank deposit (minor units), in
+    wallet id order; unknown ids are left out."""
+    rows = session.execute(
+        text(
+            "SELECT w.id, a.balance FROM wallets w JOIN customers c ON c.id = w.customer_id "
+            "JOIN accounts a ON a.id = c.deposit_account_id "
+            "WHERE w.id = ANY(CAST(:ids AS text[])) ORDER BY w.id"
+        ),
+        {"ids": text_array(list(wallet_ids))},
+    ).all()
+    return {str(r.id): int(r.balance) for r in rows}

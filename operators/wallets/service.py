@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from cbdc import ledger
 from cbdc.addresses import is_valid_wallet_id, routing_code, wallet_numbering
-from cbdc.clock import iso, utcnow
+from cbdc.clock import iso
 from cbdc.errors import (
     Conflict,
     Forbidden,
@@ -184,7 +184,7 @@ def _certify(
         "public_key": wallet.public_key,
         "wallet_class": wallet_class.name,
         "operator": ctx.code,
-        "issued_at": iso(utcnow()),
+        "issued_at": iso(ctx.now()),
     }
     wallet.certificate = certificate
     wallet.certificate_signature = ctx.key.sign_json(certificate)
@@ -302,6 +302,7 @@ def _sweep_to_deposit(
     )
     return ledger.post(
         session,
+        at=ctx.now(),
         kind="waterfall_sweep",
         reference=reference,
         legs=[

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from typing import Any
 
@@ -15,6 +14,7 @@ from operators.models import OutboxJob
 from operators.settlement import rtgs
 from operators.vault import service as vault
 from tests.adversarial.helpers import assert_tiers_agree, drain, job, positions, set_operator_status
+from tests.clocks import operator_clock
 
 
 def claim_twice(network: Any, code: str, reference: str) -> tuple[Any, Any]:
@@ -23,7 +23,9 @@ def claim_twice(network: Any, code: str, reference: str) -> tuple[Any, Any]:
     state = network.state(code)
 
     def claim(s: Any) -> list[Any]:
-        return repo.claim_jobs(s, limit=5, lease_seconds=30, reference=reference)
+        return repo.claim_jobs(
+            s, now=state.ctx.now(), limit=5, lease_seconds=30, reference=reference
+        )
 
     first = state.runner.tx(claim)
     assert len(first) == 1, first
@@ -40,7 +42,7 @@ def settle_batch_claimed_twice(network: Any, code: str) -> tuple[Any, Any]:
     """Batched gross settlement: gather the queued payments into their `rtgs_settle` job (as
     the settler does), then let two runners hold that job (`claim_twice`)."""
     state = network.state(code)
-    gathered = state.runner.tx(lambda s: rtgs.gather(s, own=True))
+    gathered = state.runner.tx(lambda s: rtgs.gather(s, now=state.ctx.now(), own=True))
     assert len(gathered) == 1, gathered
     with state.engine.begin() as conn:
         reference = conn.execute(
@@ -98,7 +100,7 @@ def test_settlement_retry_after_lost_answer_is_not_refunded_when_operator_is_sus
         receipt = payer.pay(payee.wallet_id, 1_000_00)
         assert receipt.status == "pending_settlement"
         set_operator_status(network, "BKA1", "suspended")
-        time.sleep(0.6)  # the retry is due after 0.5 s
+        operator_clock(network).advance(0.6)  # the retry is due after 0.5 s
         drain(network, timeout=3)
     finally:
         client.http = real_http
@@ -145,7 +147,7 @@ def test_redemption_retry_after_lost_answer_is_not_cancelled_when_operator_is_su
         )
         assert answer["status"] == "pending"
         set_operator_status(network, "BKA1", "suspended")
-        time.sleep(0.6)
+        operator_clock(network).advance(0.6)
         drain(network, timeout=3)
     finally:
         client.http = real_http
@@ -236,7 +238,9 @@ def test_stale_issuance_run_after_a_refusal_does_not_mint_unrecorded_tokens(
     stores them. Correct: a finished job is never executed again (tiers agree)."""
     state = network.state("BKA1")
     network.admin.request("PUT", "/v1/admin/operators/BKA1/quota", {"quota": 0})
-    reference = transaction(state.factory, lambda s: vault.queue_issuance(s, 1_000_00))
+    reference = transaction(
+        state.factory, lambda s: vault.queue_issuance(s, 1_000_00, now=state.ctx.now())
+    )
     first, second = claim_twice(network, "BKA1", reference)
     state.runner.run(first)
     assert job(network, "BKA1", reference, "issuance")["status"] == "failed"
@@ -278,12 +282,13 @@ def test_a_delivery_refused_for_a_transient_reason_is_retried_not_abandoned(
     set_operator_status(network, "BKA1", "suspended")
     directory_b._fetched_at = 0  # BKB1 refreshes its directory while BKA1 is suspended
     directory_b.operator("BKA1")
-    time.sleep(0.6)  # the delivery retry is due
+    clock = operator_clock(network)
+    clock.advance(0.6)  # the delivery retry is due
     drain(network, timeout=2)
     set_operator_status(network, "BKA1", "active")
     directory_b._fetched_at = 0  # ... and again once BKA1 is active
     directory_b.operator("BKA1")
-    time.sleep(0.6)
+    clock.advance(0.6)
     drain(network)
     assert payee.balance().balance == 1_000_00, job(
         network, "BKA1", f"pay:{receipt.payment_id}", "deliver"
@@ -298,7 +303,9 @@ def test_stale_redemption_and_delivery_runs_are_harmless(network: Any) -> None:
     payer = network.open_wallet("BKA1", deposit=1_000_00, load=1_000_00)
     payee = network.open_wallet("BKB1")
     state = network.state("BKA1")
-    reference = transaction(state.factory, lambda s: vault.queue_redemption(s, 2_000_00))
+    reference = transaction(
+        state.factory, lambda s: vault.queue_redemption(s, 2_000_00, now=state.ctx.now())
+    )
     first, second = claim_twice(network, "BKA1", reference)
     state.runner.run(first)
     state.runner.run(second)
