@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
@@ -39,6 +38,7 @@ from operators.wallets import identity_repository as irepo
 from operators.wallets.identity import WalletsPerIdLimit
 from operators.wallets.identity_history import backfill_index
 from regulator.client import disclosure_order, open_escrow, open_escrow_versions
+from tests.clocks import operator_clock
 from tests.helpers import refused
 
 NAME = "Zhao Min"
@@ -127,12 +127,13 @@ def test_staff_correct_identity_and_a_disclosure_as_of_earlier_releases_the_old_
     network: Any,
 ) -> None:
     opened_before = iso(utcnow() - timedelta(seconds=1))
+    clock = operator_clock(network)
     wallet = network.operator("BKA1").open_wallet(
         display_name="Wang Fang", phone="+8613911110002", id_number=ID_A, wallet_class="III"
     )
-    time.sleep(0.01)
-    between = iso(utcnow())
-    time.sleep(0.01)
+    clock.advance(0.01)
+    between = iso(clock.now())
+    clock.advance(0.01)
     staff_change(network, wallet.wallet_id, "III", display_name="Wang Fangfang", id_number=ID_B)
 
     at_open = disclose(network, wallet.wallet_id, as_of=between)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import httpx
@@ -10,6 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from operators.settlement import netting
+from tests.clocks import operator_clock
 from tests.net_settlement.helpers import (
     LossyTransport,
     cb_state,
@@ -31,11 +31,12 @@ def test_lost_answers_delay_but_never_duplicate(net: Any, path: str) -> None:
     real_http = client.http
     lossy = LossyTransport(net.cb._transport, path, lose=2)
     client.http = httpx.Client(base_url="http://testserver", transport=lossy)
+    clock = operator_clock(net)
     try:
         alice.pay(bob.wallet_id, 900_00)
         for _ in range(3):
             cycle(net)
-            time.sleep(0.6)  # retries after backoff
+            clock.advance(0.6)  # retries after backoff
     finally:
         client.http = real_http
     drained(net)
@@ -74,7 +75,7 @@ def test_a_pair_applied_before_the_lost_payment_is_retried(net: Any) -> None:
         ).scalar_one()
     assert jobs == {"net_submit": "done", "net_pay": "done", "net_apply": "done"}
     assert reserved == 0
-    time.sleep(0.6)
+    operator_clock(net).advance(0.6)
     drained(net)
     assert bob.balance().balance == 800_00
     assert operations(net)["net_settlement"]["count"] == 1

@@ -12,6 +12,7 @@ import httpx
 from sqlalchemy import text
 
 from operators.settlement import netting
+from tests.clocks import operator_clock
 from tests.net_settlement.helpers import (
     CODES,
     LossyTransport,
@@ -164,7 +165,7 @@ def test_switching_modes_mid_stream_keeps_everything_conserved(network: Any) -> 
     expected["carol"] += 400_00
     assert netting.is_active(network.state("BKA1"))  # queued under net: finishes under net
     close(network)
-    time.sleep(0.6)  # the lost RTGS settlement is retried after its backoff
+    operator_clock(network).advance(0.6)  # the lost RTGS settlement is retried after its backoff
     drained(network)
     assert alice.payment(stuck.payment_id).status == "delivered"
     assert alice.payment(late.payment_id).status == "delivered"
