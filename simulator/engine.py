@@ -102,7 +102,7 @@ class Engine:
             payments = self._payments(step, tally)
             self.net.clock.seconds = start + self.step_seconds
             self.exchange.merchants_unload(self.populations)
-            self._settle(final=True)
+            self._settle()
             wall = time.perf_counter() - started
             self._observe(step, tally, last=step == self.steps - 1)
             rate = payments / wall if wall > 0 else 0.0
@@ -128,8 +128,7 @@ class Engine:
         for code, until in list(self.outages.items()):
             if until <= start:
                 self.net.down.discard(code)
-                del self.outages[code]
-                settle.make_jobs_due(self.net)
+                del self.outages[code]  # the others' retries to it are due by now
         while self.events and self.events[0].at < end:
             event = self.events.pop(0)
             if isinstance(event, DepositRun):
@@ -144,7 +143,7 @@ class Engine:
                     )
                     self.net.set_policy(code, policy)
             elif isinstance(event, SettlementModeSwitch):
-                settle.settle(self.net, final=True)
+                settle.settle(self.net)
                 for code in self.codes:
                     self.net.state(code).ctx.settlement_mode = event.mode
             elif isinstance(event, Outage):
@@ -223,12 +222,12 @@ class Engine:
                     tally.payment(code, outcome, item[3])
                 done += len(items)
             self.net.clock.seconds = float(b_end)
-            self._settle(final=False)
+            self._settle()
         return done
 
-    def _settle(self, *, final: bool) -> None:
+    def _settle(self) -> None:
         started = time.perf_counter()
-        settle.settle(self.net, final=final)
+        settle.settle(self.net)
         self.settling += time.perf_counter() - started
 
     def _pay_all(self, work: tuple[str, tuple[int, list[payments.Item]]]) -> list[Any]:

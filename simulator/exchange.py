@@ -12,11 +12,10 @@ import contextlib
 import functools
 
 import numpy as np
-from sqlalchemy import text
 
 from cbdc.errors import DomainError
-from cbdc.sqlarrays import text_array
 from operators.payments import bulk
+from operators.wallets import repository as wallet_repo
 from operators.wallets import states
 from simulator.network import SimNetwork
 from simulator.population import OperatorPopulation
@@ -35,31 +34,17 @@ class Exchange:
         self.step_seconds = scenario.meta.step
 
     def deposits(self, pop: OperatorPopulation) -> dict[str, int]:
-        state = self.net.state(pop.code)
-        with state.factory() as session:
-            rows = session.execute(
-                text(
-                    "SELECT w.id, a.balance FROM wallets w JOIN customers c "
-                    "ON c.id = w.customer_id JOIN accounts a ON a.id = c.deposit_account_id "
-                    "WHERE w.id = ANY(CAST(:ids AS text[]))"
-                ),
-                {"ids": text_array(pop.adopted_wallets)},
-            ).all()
-        return {r.id: int(r.balance) for r in rows}
+        """Each adopted wallet's holder's bank deposit (minor units)."""
+        with self.net.state(pop.code).factory() as session:
+            return wallet_repo.holder_deposit_balances(session, pop.adopted_wallets)
 
     def room(self, pop: OperatorPopulation) -> dict[str, int | None]:
         """How much more each adopted wallet may hold under its cap."""
         state = self.net.state(pop.code)
         with state.factory() as session:
             wallets = states.load_wallet_states(session, pop.adopted_wallets)
-            rows = session.execute(
-                text(
-                    "SELECT w.id, a.balance FROM wallets w JOIN accounts a "
-                    "ON a.id = w.account_id WHERE w.id = ANY(CAST(:ids AS text[]))"
-                ),
-                {"ids": text_array(pop.adopted_wallets)},
-            ).all()
-        return {r.id: bulk.cap_room(state.ctx, wallets[r.id], int(r.balance)) for r in rows}
+            balances = wallet_repo.wallet_balances(session, pop.adopted_wallets)
+        return {w: bulk.cap_room(state.ctx, wallets[w], b) for w, b in balances.items()}
 
     def substitute(
         self, pop: OperatorPopulation, tally: StepTally, runs: list[DepositRunWindow]
@@ -174,17 +159,11 @@ class Exchange:
         for code, pop in populations.items():
             if not self.net.up(code) or not pop.merchant_wallets:
                 continue
-            state = self.net.state(code)
-            with state.factory() as session:
-                rows = session.execute(
-                    text(
-                        "SELECT w.id, a.balance FROM wallets w JOIN accounts a "
-                        "ON a.id = w.account_id WHERE w.id = ANY(:ids) AND a.balance > 0 "
-                        "ORDER BY w.id"
-                    ),
-                    {"ids": pop.merchant_wallets},
-                ).all()
+            with self.net.state(code).factory() as session:
+                balances = wallet_repo.wallet_balances(session, pop.merchant_wallets)
             moves = [
-                (r.id, int(int(r.balance) * share)) for r in rows if int(r.balance) * share >= 1
+                (wallet, int(balance * share))
+                for wallet, balance in balances.items()  # in wallet id order
+                if balance > 0 and balance * share >= 1
             ]
             self.exchange(code, "unload", moves)

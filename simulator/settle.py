@@ -4,6 +4,11 @@ RTGS: the operators' outbox jobs (settle at the central bank, deliver to the pay
 issuance and redemption at the water marks, AML reports) run until none is due, exactly as the
 background worker would run them. Net: a clearing cycle of the central bank's clearing house,
 at the scenario's interval of simulated time.
+
+Nothing is forced due: the services read "now" from the simulated clock (the operators'
+`OperatorContext.clock`, which their outbox SQL uses too), so a job waiting out a back-off (a
+peer that was down, tokens held by another job) is due once simulated time has moved past it,
+at the next slice or step.
 """
 
 from __future__ import annotations
@@ -35,26 +40,13 @@ def run_jobs(net: SimNetwork) -> int:
     return total
 
 
-def make_jobs_due(net: SimNetwork) -> None:
-    """After an outage: retries waiting out their back-off become due at once (the engine's
-    time runs faster than the wall clock the back-off is measured in)."""
-    for code in net.codes:
-        with net.state(code).factory.begin() as session:
-            session.execute(
-                text("UPDATE outbox SET next_attempt_at = now() WHERE status = 'pending'")
-            )
-
-
-def settle(net: SimNetwork, *, final: bool) -> None:
-    """Let money in flight land: jobs, and in net mode a clearing cycle."""
+def settle(net: SimNetwork) -> None:
+    """Let money in flight land: the jobs due now, and in net mode a clearing cycle."""
     run_jobs(net)
     from operators.settlement import netting
 
     if any(netting.is_active(net.state(c)) for c in net.codes if net.up(c)) and net_work(net):
         net_cycle(net)
-        run_jobs(net)
-    if final:
-        make_jobs_due(net)
         run_jobs(net)
 
 
