@@ -6,6 +6,7 @@ idempotency and queue depths. Each area has its own queries besides (`operators.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -41,6 +42,23 @@ def account_balance(session: Session, account_id: int) -> int:
     return int(
         session.execute(
             text("SELECT balance FROM accounts WHERE id = :a"), {"a": account_id}
+        ).scalar_one()
+    )
+
+
+def account_balances(session: Session, account_ids: Sequence[int]) -> dict[str, int]:
+    """Code -> balance of these accounts (e.g. the context's system accounts), in one read."""
+    rows = session.execute(
+        text("SELECT code, balance FROM accounts WHERE id = ANY(:ids)"), {"ids": list(account_ids)}
+    ).all()
+    return {str(code): int(balance) for code, balance in rows}
+
+
+def negative_balance_count(session: Session) -> int:
+    """Accounts below zero that may not be (0 while the ledger's constraint holds)."""
+    return int(
+        session.execute(
+            text("SELECT count(*) FROM accounts WHERE NOT allow_negative AND balance < 0")
         ).scalar_one()
     )
 

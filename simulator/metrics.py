@@ -20,25 +20,21 @@ from sqlalchemy.orm import Session
 
 from cbdc import ledger
 from central_bank.analysis import service as analysis
+from operators import repository as repo
 from operators.audit import operator_audit
+from operators.compliance import repository as aml_repo
 from operators.context import OperatorContext
+from operators.settlement import repository as settlement_repo
 from operators.vault import repository as vault_repo
 from simulator.network import SimNetwork
 
 
 def _operator_snapshot(session: Session, ctx: OperatorContext) -> dict[str, int]:
     kinds = ledger.balances_by_kind(session)
-    accounts: dict[str, int] = dict(
-        session.execute(
-            text("SELECT code, balance FROM accounts WHERE id = ANY(:ids)"),
-            {"ids": list(ctx.accounts.values())},
-        ).all()
-    )
+    accounts = repo.account_balances(session, list(ctx.accounts.values()))
     tokens = vault_repo.vault_summary(session)
-    negative = session.execute(
-        text("SELECT count(*) FROM accounts WHERE NOT allow_negative AND balance < 0")
-    ).scalar_one()
-    alerts = session.execute(text("SELECT count(*) FROM aml_alerts")).scalar_one()
+    negative = repo.negative_balance_count(session)
+    alerts = aml_repo.alert_count(session)
     return {
         "deposits": kinds.get("deposit", 0),
         "wallet_balances": kinds.get("wallet", 0),
@@ -83,23 +79,9 @@ def _tokens_in_delivery(net: SimNetwork) -> dict[str, int]:
     flight: dict[str, int] = {}
     for code in net.codes:
         with net.state(code).factory() as session:
-            rows = session.execute(
-                text(
-                    "SELECT payee, coalesce(sum(amount), 0) FROM ("
-                    "SELECT payload ->> 'payee_operator' AS payee, (t ->> 'amount')::bigint "
-                    "AS amount FROM outbox, "
-                    "jsonb_array_elements(payload -> 'body' -> 'payee_tokens') t "
-                    "WHERE kind = 'deliver' AND status = 'pending' UNION ALL "
-                    # batched gross settlement (operators/settlement/rtgs.py): one job, many
-                    # deliveries
-                    "SELECT payload ->> 'payee_operator', (t ->> 'amount')::bigint FROM outbox, "
-                    "jsonb_array_elements(payload -> 'items') i, "
-                    "jsonb_array_elements(i -> 'body' -> 'payee_tokens') t "
-                    "WHERE kind = 'rtgs_deliver' AND status = 'pending') d GROUP BY 1"
-                )
-            ).all()
-        for payee, amount in rows:
-            flight[payee] = flight.get(payee, 0) + int(amount)
+            delivering = settlement_repo.tokens_in_delivery(session)
+        for payee, amount in delivering.items():
+            flight[payee] = flight.get(payee, 0) + amount
     with net.cb_state.factory() as session:
         if session.execute(text("SELECT to_regclass('clearing_obligations') IS NOT NULL")).scalar():
             rows = session.execute(

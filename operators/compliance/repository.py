@@ -15,6 +15,11 @@ from sqlalchemy.orm import Session
 from cbdc.sqlarrays import text_array
 
 
+def alert_count(session: Session) -> int:
+    """How many AML alerts this operator has raised."""
+    return int(session.execute(text("SELECT count(*) FROM aml_alerts")).scalar_one())
+
+
 def recent_alert_exists(session: Session, *, wallet_id: str, rule: str, since: datetime) -> bool:
     return (
         session.execute(
