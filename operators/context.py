@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -30,7 +29,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from cbdc import ledger
-from cbdc.clock import utcnow
+from cbdc.clock import Clock, utcnow
 from cbdc.crypto import SigningKey
 from cbdc.policy import Policy
 from cbdc.settings import SettlementMode
@@ -82,9 +81,10 @@ class OperatorContext:
     identity_cipher: IdentityCipher | None = None
     regulator_signing_key: str | None = None
     regulator_sealing_key: str | None = None
-    # What "now" is for business rules (limits' days, AML windows, order times): the wall clock,
-    # or a simulated clock when the scenario engine drives the service.
-    clock: Callable[[], datetime] = utcnow
+    # The operator's one clock: every time its services and their SQL use (limits' days, AML
+    # windows, order times, outbox due times and leases) comes from here. The wall clock, a
+    # simulated one when the scenario engine drives the service, a shifted one in tests.
+    clock: Clock = utcnow
 
     def now(self) -> datetime:
         return self.clock()
