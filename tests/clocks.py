@@ -41,9 +41,14 @@ class ShiftedClock:
 
 
 def operator_clock(network: Any) -> ShiftedClock:
-    """Install one shifted clock as the clock of every operator of `network` (an in-process
-    network of tests/conftest.py); return it."""
+    """The shifted clock of every operator of `network` (an in-process network of
+    tests/conftest.py): the one installed already, else a new one installed now (so helpers and
+    the test move the same clock, and time never goes back)."""
+    states = [network.state(code) for code in network.operator_apps]
+    installed = getattr(states[0].ctx.clock, "__self__", None)
+    if isinstance(installed, ShiftedClock):
+        return installed
     clock = ShiftedClock()
-    for code in network.operator_apps:
-        network.state(code).ctx.clock = clock.now
+    for state in states:
+        state.ctx.clock = clock.now
     return clock

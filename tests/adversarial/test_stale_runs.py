@@ -18,8 +18,8 @@ from tests.clocks import operator_clock
 
 
 def claim_twice(network: Any, code: str, reference: str) -> tuple[Any, Any]:
-    """Two runners hold the same job: the first claim's lease runs out (simulated by moving
-    next_attempt_at back to now) and a second runner claims it while the first still works."""
+    """Two runners hold the same job: the first claim's lease runs out (the operator's clock
+    moves past it) and a second runner claims it while the first still works."""
     state = network.state(code)
 
     def claim(s: Any) -> list[Any]:
@@ -29,10 +29,7 @@ def claim_twice(network: Any, code: str, reference: str) -> tuple[Any, Any]:
 
     first = state.runner.tx(claim)
     assert len(first) == 1, first
-    with state.engine.begin() as conn:
-        conn.execute(
-            text("UPDATE outbox SET next_attempt_at = now() WHERE reference = :r"), {"r": reference}
-        )
+    operator_clock(network).advance(30)  # the lease
     second = state.runner.tx(claim)
     assert len(second) == 1 and second[0].id == first[0].id
     return first[0], second[0]
@@ -44,12 +41,8 @@ def settle_batch_claimed_twice(network: Any, code: str) -> tuple[Any, Any]:
     state = network.state(code)
     gathered = state.runner.tx(lambda s: rtgs.gather(s, now=state.ctx.now(), own=True))
     assert len(gathered) == 1, gathered
-    with state.engine.begin() as conn:
-        reference = conn.execute(
-            text("UPDATE outbox SET next_attempt_at = now() WHERE id = :i RETURNING reference"),
-            {"i": gathered[0].id},
-        ).scalar_one()
-    return claim_twice(network, code, reference)
+    operator_clock(network).advance(rtgs.LEASE_SECONDS)  # gathered jobs come leased to the caller
+    return claim_twice(network, code, gathered[0].reference)
 
 
 class LossyTransport(httpx.BaseTransport):
