@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.conftest import InProcessNetwork
+from tests.helpers import wait_until
 from tests.outages.helpers import Answers, database_down, operator_db
 from wallets.client import RemoteUnavailable, RetryPolicy, WalletClient
 
@@ -41,7 +41,16 @@ def test_the_sdk_sends_the_same_order_through_an_outage_and_signs_each_read_anew
         ]
         for t in threads:
             t.start()
-        time.sleep(1.0)  # both have met 503 a few times by now
+
+        def met_503(path: str) -> int:
+            with answers.lock:
+                return sum(1 for m, p, s, *_ in answers.responses if p == path and s == 503)
+
+        # both have met 503 a few times before the database comes back
+        wait_until(
+            lambda: met_503("/v1/payments") >= 3 and met_503(f"/v1/wallets/{payer.wallet_id}") >= 3,
+            timeout=10,
+        )
     for t in threads:
         t.join(timeout=20)
     assert not any(t.is_alive() for t in threads)
