@@ -10,9 +10,8 @@ import random
 import shutil
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,15 +155,6 @@ def open_wallet(live: LiveNetwork, code: str, *, load: int, name: str) -> Wallet
         live.credit_deposit(code, wallet.balance().customer_id, load)
         wallet.load(load)
     return wallet
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 60) -> bool:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.3)
-    return False
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from orchestration.audit import run_audit
-from tests.e2e.conftest import LiveNetwork, open_wallet, own_network, wait_until
+from tests.e2e.conftest import LiveNetwork, open_wallet, own_network
+from tests.helpers import wait_until
 from wallets.client import OperatorClient, WalletClient
 
 
