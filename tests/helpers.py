@@ -4,12 +4,14 @@ waiting for something to happen. Fixtures live in tests/conftest.py."""
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from cbdc.http import RemoteError
+from wallets.orders import payment_order, sign_order
 
 CODES = ("BKA1", "BKB1")  # the in-process network's operators
 PROBLEM_FIELDS = {"type", "title", "status", "detail", "code"}  # RFC 9457, and our `code`
@@ -75,3 +77,21 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 60, every: float 
         if time.monotonic() > deadline:
             return False
         time.sleep(every)
+
+
+def fund(net: Any, code: str, wallet: Any, amount: int) -> None:
+    """Credit the wallet's linked deposit at operator `code` with `amount` and load all of it."""
+    customer_id = wallet.balance().customer_id
+    net.staff(code).request(
+        "POST",
+        f"/v1/admin/customers/{customer_id}/deposit",
+        {"amount": amount},
+        idempotency_key=str(uuid.uuid4()),
+    )
+    wallet.load(amount)
+
+
+def signed_payment(wallet: Any, payee: str, amount: int, **kw: Any) -> dict[str, Any]:
+    """A payment order (CNY) from `wallet` to wallet id `payee`, signed by the wallet's key."""
+    order = payment_order(payer=wallet.wallet_id, payee=payee, amount=amount, currency="CNY", **kw)
+    return sign_order(wallet.key, order)

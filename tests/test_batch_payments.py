@@ -7,14 +7,7 @@ import threading
 from typing import Any
 
 from cbdc.crypto import SigningKey
-from wallets.orders import payment_order, sign_order
-
-
-def _signed(wallet: Any, payee: str, amount: int, **kw: Any) -> dict[str, Any]:
-    return sign_order(
-        wallet.key,
-        payment_order(payer=wallet.wallet_id, payee=payee, amount=amount, currency="CNY", **kw),
-    )
+from tests.helpers import signed_payment
 
 
 def _audits_ok(net: Any) -> None:
@@ -31,16 +24,16 @@ def test_a_batch_posts_what_it_can_and_refuses_the_rest_alone(network: Any) -> N
     bob = network.open_wallet("BKA1", load=100_00)
     carol = network.open_wallet("BKA1")
     dave = network.open_wallet("BKB1")
-    first = _signed(alice, carol.wallet_id, 10_00)
-    forged = _signed(alice, carol.wallet_id, 1_00)
+    first = signed_payment(alice, carol.wallet_id, 10_00)
+    forged = signed_payment(alice, carol.wallet_id, 1_00)
     forged["signature"] = SigningKey.generate().sign_json(forged["order"])
     orders = [
         first,
-        _signed(bob, carol.wallet_id, 50_00),
-        _signed(alice, carol.wallet_id, 2_500_00),  # over class IV's single-payment limit
-        _signed(bob, carol.wallet_id, 60_00),  # bob has only 50 left
+        signed_payment(bob, carol.wallet_id, 50_00),
+        signed_payment(alice, carol.wallet_id, 2_500_00),  # over class IV's single-payment limit
+        signed_payment(bob, carol.wallet_id, 60_00),  # bob has only 50 left
         forged,
-        _signed(alice, dave.wallet_id, 20_00),  # across operators
+        signed_payment(alice, dave.wallet_id, 20_00),  # across operators
         first,  # the same signed order again: a replay, not a second payment
     ]
     answer = network.operator("BKA1").pay_batch(orders)
@@ -72,9 +65,12 @@ def test_a_batch_posts_what_it_can_and_refuses_the_rest_alone(network: Any) -> N
 
 def test_concurrent_batches_over_the_same_wallets_do_not_deadlock(network: Any) -> None:
     wallets = [network.open_wallet("BKA1", load=1_000_00) for _ in range(6)]
-    forward = [_signed(wallets[i], wallets[(i + 1) % 6].wallet_id, 1_00 + i) for i in range(6)]
+    forward = [
+        signed_payment(wallets[i], wallets[(i + 1) % 6].wallet_id, 1_00 + i) for i in range(6)
+    ]
     backward = [
-        _signed(wallets[(i + 1) % 6], wallets[i].wallet_id, 2_00 + i) for i in reversed(range(6))
+        signed_payment(wallets[(i + 1) % 6], wallets[i].wallet_id, 2_00 + i)
+        for i in reversed(range(6))
     ]
     answers: list[dict[str, Any]] = []
     errors: list[BaseException] = []
@@ -86,7 +82,9 @@ def test_concurrent_batches_over_the_same_wallets_do_not_deadlock(network: Any) 
             for _ in range(5):
                 answers.append(network.operator("BKA1").pay_batch(batch))
                 batch = [
-                    _signed(by_id[o["order"]["payer"]], o["order"]["payee"], o["order"]["amount"])
+                    signed_payment(
+                        by_id[o["order"]["payer"]], o["order"]["payee"], o["order"]["amount"]
+                    )
                     for o in batch
                 ]
         except BaseException as exc:  # noqa: BLE001 - surfaced below

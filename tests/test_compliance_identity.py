@@ -8,7 +8,6 @@ Policy (yuan; x100 in fen): IV cap 10,000 single 2,000 daily 5,000; III cap 20,0
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import pytest
@@ -17,7 +16,7 @@ from sqlalchemy import text
 from cbdc.identity import make_bank_account, make_resident_id
 from cbdc.policy import load_policy, with_overrides
 from tests.conftest import VALID_BANK_ACCOUNT, VALID_ID_NUMBER
-from tests.helpers import audits_ok, refused
+from tests.helpers import audits_ok, fund, refused
 
 YUAN = 100
 IV_CAP, IV_SINGLE = 10_000 * YUAN, 2_000 * YUAN
@@ -33,18 +32,6 @@ def counts(net: Any, code: str = "BKA1") -> tuple[int, int]:
         wallets = conn.execute(text("SELECT count(*) FROM wallets")).scalar_one()
         customers = conn.execute(text("SELECT count(*) FROM customers")).scalar_one()
     return int(wallets), int(customers)
-
-
-def fund(net: Any, code: str, wallet: Any, amount: int) -> None:
-    """Credit the wallet's linked deposit with `amount` and load all of it."""
-    customer_id = wallet.balance().customer_id
-    net.staff(code).request(
-        "POST",
-        f"/v1/admin/customers/{customer_id}/deposit",
-        {"amount": amount},
-        idempotency_key=str(uuid.uuid4()),
-    )
-    wallet.load(amount)
 
 
 # ------------------------------------------------------------------ opening by class

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import random
-import uuid
 from typing import Any
 
 import pytest
@@ -16,6 +15,7 @@ from sqlalchemy import text
 from cbdc.identity import make_bank_account, make_resident_id
 from cbdc.policy import load_policy, with_overrides
 from regulator.client import disclosure_order
+from tests.helpers import fund
 
 YUAN = 100
 # Lowered AML thresholds so the busy day below raises alerts (reported to the central bank).
@@ -125,17 +125,6 @@ def open_identified(net: Any, code: str, who: dict[str, str], wallet_class: str)
     return net.operator(code).open_wallet(
         wallet_class=wallet_class, staff_key=staff, **{k: who[k] for k in fields}
     )
-
-
-def fund(net: Any, code: str, wallet: Any, amount: int) -> None:
-    customer_id = wallet.balance().customer_id
-    net.staff(code).request(
-        "POST",
-        f"/v1/admin/customers/{customer_id}/deposit",
-        {"amount": amount},
-        idempotency_key=str(uuid.uuid4()),
-    )
-    wallet.load(amount)
 
 
 # ------------------------------------------------------------------ operator at rest

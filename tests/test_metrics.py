@@ -7,7 +7,6 @@ import gc
 import uuid
 import weakref
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -18,8 +17,7 @@ from cbdc.http import RemoteError
 from cbdc.web.metrics import ServiceMetrics
 from operators import repository as repo
 from tests.conftest import InProcessNetwork, in_process_network
-from tests.helpers import assert_problem
-from wallets.orders import payment_order, sign_order
+from tests.helpers import assert_problem, signed_payment
 
 TOKEN = "test-metrics-token-" + uuid.uuid4().hex
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -48,11 +46,6 @@ def value(samples: Samples, metric: str, /, **labels: str) -> float:
 
 def names(samples: Samples) -> set[str]:
     return {name for name, _ in samples}
-
-
-def _signed(wallet: Any, payee: str, amount: int, **kw: Any) -> dict[str, Any]:
-    order = payment_order(payer=wallet.wallet_id, payee=payee, amount=amount, currency="CNY", **kw)
-    return sign_order(wallet.key, order)
 
 
 # ------------------------------------------------------------------ auth
@@ -131,7 +124,7 @@ def test_payments_are_counted_by_path_and_outcome(metered: InProcessNetwork) -> 
     bob = metered.open_wallet("BKA1")
     dave = metered.open_wallet("BKB1")
 
-    first = _signed(alice, bob.wallet_id, 10_00)
+    first = signed_payment(alice, bob.wallet_id, 10_00)
     assert not alice.submit(first).replayed
     assert alice.submit(first).replayed  # a resend of the same signed order
     with pytest.raises(RemoteError) as refused:
@@ -140,9 +133,9 @@ def test_payments_are_counted_by_path_and_outcome(metered: InProcessNetwork) -> 
     alice.pay(dave.wallet_id, 5_00)  # across operators: settled within the request (RTGS)
 
     batch = [
-        _signed(alice, bob.wallet_id, 1_00),
-        _signed(alice, bob.wallet_id, 1_000_00),  # more than she has
-        _signed(alice, dave.wallet_id, 2_00),  # across operators: queued for the worker
+        signed_payment(alice, bob.wallet_id, 1_00),
+        signed_payment(alice, bob.wallet_id, 1_000_00),  # more than she has
+        signed_payment(alice, dave.wallet_id, 2_00),  # across operators: queued for the worker
     ]
     batch.append(batch[0])  # the same signed order twice: one payment and a replay
     answer = metered.operator("BKA1").pay_batch(batch)
@@ -169,7 +162,7 @@ def test_orders_refused_before_posting_are_counted_with_their_code(
 ) -> None:
     alice = metered.open_wallet("BKA1", load=10_00)
     bob = metered.open_wallet("BKA1")
-    orders = [_signed(alice, bob.wallet_id, 1_00) for _ in range(3)]
+    orders = [signed_payment(alice, bob.wallet_id, 1_00) for _ in range(3)]
     for order in orders:
         order["order"]["currency"] = "USD"  # refused at the first check, each alone
     answer = metered.operator("BKA1").pay_batch(orders)
@@ -186,7 +179,7 @@ def test_queue_depth_and_pool_gauges(metered: InProcessNetwork) -> None:
     alice = metered.open_wallet("BKA1", load=100_00)
     dave = metered.open_wallet("BKB1")
     metered.operator("BKA1").pay_batch(
-        [_signed(alice, dave.wallet_id, 1_00), _signed(alice, dave.wallet_id, 2_00)]
+        [signed_payment(alice, dave.wallet_id, 1_00), signed_payment(alice, dave.wallet_id, 2_00)]
     )  # the batch's cross-operator orders wait in the outbox, as one RTGS batch job per payee
     # operator, for the worker (not running here)
 
