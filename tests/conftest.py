@@ -101,12 +101,21 @@ class InProcessNetwork:
 
     @property
     def admin(self) -> SignedClient:
-        return SignedClient(self.cb, key=self.admin_key, key_id="admin",
-                            server_public_key=self.cb_key.public_key, audience="central-bank")
+        return SignedClient(
+            self.cb,
+            key=self.admin_key,
+            key_id="admin",
+            server_public_key=self.cb_key.public_key,
+            audience="central-bank",
+        )
 
     def staff(self, code: str) -> SignedClient:
-        return SignedClient(self.operator_http[code], key=self.operator_keys[code],
-                            key_id=f"operator:{code}", audience=f"operator:{code}")
+        return SignedClient(
+            self.operator_http[code],
+            key=self.operator_keys[code],
+            key_id=f"operator:{code}",
+            audience=f"operator:{code}",
+        )
 
     def state(self, code: str) -> OperatorState:
         return self.operator_apps[code].state.operator  # type: ignore[no-any-return]
@@ -114,8 +123,15 @@ class InProcessNetwork:
     def operator(self, code: str) -> OperatorClient:
         return OperatorClient(self.operator_http[code])
 
-    def open_wallet(self, code: str, *, wallet_class: str = "IV", deposit: int = 0,
-                    load: int = 0, name: str = "Test Customer") -> WalletClient:
+    def open_wallet(
+        self,
+        code: str,
+        *,
+        wallet_class: str = "IV",
+        deposit: int = 0,
+        load: int = 0,
+        name: str = "Test Customer",
+    ) -> WalletClient:
         """Open a wallet (staff-assisted unless class IV), fund its deposit, load it."""
         op = self.operator(code)
         evidence: dict[str, Any] = person_evidence()  # keyword arguments of several types
@@ -123,14 +139,18 @@ class InProcessNetwork:
             wallet = op.open_wallet(display_name=name, phone=evidence["phone"])
         else:
             wallet = op.open_wallet(
-                display_name=name, **evidence, wallet_class=wallet_class,
+                display_name=name,
+                **evidence,
+                wallet_class=wallet_class,
                 staff_key=self.operator_keys[code],
             )
         if deposit or load:
             info = wallet.balance()
             self.staff(code).request(
-                "POST", f"/v1/admin/customers/{info.customer_id}/deposit",
-                {"amount": max(deposit, load)}, idempotency_key=str(uuid.uuid4()),
+                "POST",
+                f"/v1/admin/customers/{info.customer_id}/deposit",
+                {"amount": max(deposit, load)},
+                idempotency_key=str(uuid.uuid4()),
             )
         if load:
             wallet.load(load)
@@ -156,37 +176,63 @@ def in_process_network(
     """A fresh central bank and operators BKA1, BKB1 (generator: stops them afterwards)."""
     cb_key, admin_key = SigningKey.generate(), SigningKey.generate()
     regulator = RegulatorKeys.generate()
-    cb_app = create_central_bank(CentralBankConfig(
-        database_url=new_database(pg_url, "central_bank"), key=cb_key,
-        admin_public_key=admin_key.public_key, max_token_amount=1_000_000_00,
-        regulator_public_key=regulator.signing.public_key, metrics_token=metrics_token,
-    ))
+    cb_app = create_central_bank(
+        CentralBankConfig(
+            database_url=new_database(pg_url, "central_bank"),
+            key=cb_key,
+            admin_public_key=admin_key.public_key,
+            max_token_amount=1_000_000_00,
+            regulator_public_key=regulator.signing.public_key,
+            metrics_token=metrics_token,
+        )
+    )
     cb = TestClient(cb_app)
     codes = ["BKA1", "BKB1"]
-    net = InProcessNetwork(cb_key=cb_key, admin_key=admin_key, cb_app=cb_app, cb=cb,
-                           operator_keys={c: SigningKey.generate() for c in codes},
-                           regulator=regulator)
+    net = InProcessNetwork(
+        cb_key=cb_key,
+        admin_key=admin_key,
+        cb_app=cb_app,
+        cb=cb,
+        operator_keys={c: SigningKey.generate() for c in codes},
+        regulator=regulator,
+    )
     for code in codes:
-        net.admin.request("POST", "/v1/admin/operators", {
-            "code": code, "name": f"Bank {code}", "public_key": net.operator_keys[code].public_key,
-            "quota": 10**12,
-        })
-        net.admin.request("POST", f"/v1/admin/operators/{code}/reserves",
-                          {"amount": 10**11}, idempotency_key=f"reserves-{code}")
+        net.admin.request(
+            "POST",
+            "/v1/admin/operators",
+            {
+                "code": code,
+                "name": f"Bank {code}",
+                "public_key": net.operator_keys[code].public_key,
+                "quota": 10**12,
+            },
+        )
+        net.admin.request(
+            "POST",
+            f"/v1/admin/operators/{code}/reserves",
+            {"amount": 10**11},
+            idempotency_key=f"reserves-{code}",
+        )
     for code in codes:
-        app = create_operator(OperatorConfig(
-            database_url=new_database(pg_url, "operator"), code=code, name=f"Bank {code}",
-            key=net.operator_keys[code], central_bank_url="http://testserver",
-            central_bank_public_key=cb_key.public_key,
-            peers={c: f"http://{c}" for c in codes if c != code},
-            water_marks=WaterMarks(low=100_000_00, target=1_000_000_00, high=5_000_000_00),
-            run_worker=False, central_bank_http=cb,
-            regulator_signing_key=regulator.signing.public_key,
-            regulator_sealing_key=regulator.sealing.public_key,
-            policy=policy,
-            peer_http_factory=lambda url: net.operator_http[url.removeprefix("http://")],
-            metrics_token=metrics_token,
-        ))
+        app = create_operator(
+            OperatorConfig(
+                database_url=new_database(pg_url, "operator"),
+                code=code,
+                name=f"Bank {code}",
+                key=net.operator_keys[code],
+                central_bank_url="http://testserver",
+                central_bank_public_key=cb_key.public_key,
+                peers={c: f"http://{c}" for c in codes if c != code},
+                water_marks=WaterMarks(low=100_000_00, target=1_000_000_00, high=5_000_000_00),
+                run_worker=False,
+                central_bank_http=cb,
+                regulator_signing_key=regulator.signing.public_key,
+                regulator_sealing_key=regulator.sealing.public_key,
+                policy=policy,
+                peer_http_factory=lambda url: net.operator_http[url.removeprefix("http://")],
+                metrics_token=metrics_token,
+            )
+        )
         net.operator_apps[code] = app
         net.operator_http[code] = TestClient(app)
     yield net

@@ -51,23 +51,50 @@ def signed_headers(
 ) -> dict[str, str]:
     # an Idempotency-Key among the extra headers is signed with the rest, as the clients do
     idempotency_key = extra.get("Idempotency-Key")
-    return {**sign_request(key, key_id, method, target, body, audience=audience,
-                           idempotency_key=idempotency_key), **extra}
+    return {
+        **sign_request(
+            key, key_id, method, target, body, audience=audience, idempotency_key=idempotency_key
+        ),
+        **extra,
+    }
 
 
-def stale_headers(key: SigningKey, key_id: str, method: str, target: str, body: bytes,
-                  age: int, audience: str = CB) -> dict[str, str]:
+def stale_headers(
+    key: SigningKey,
+    key_id: str,
+    method: str,
+    target: str,
+    body: bytes,
+    age: int,
+    audience: str = CB,
+) -> dict[str, str]:
     ts = str(int(time.time()) - age)
     nonce = uuid.uuid4().hex
-    sig = key.sign(signing_string(audience=audience, method=method, target=target, key_id=key_id,
-                                  timestamp=ts, nonce=nonce, idempotency_key="",
-                                  body_sha256=sha256_hex(body)))
-    return {H_VERSION: "2", H_AUDIENCE: audience, H_KEY: key_id, H_TS: ts, H_NONCE: nonce,
-            H_SIG: sig}
+    sig = key.sign(
+        signing_string(
+            audience=audience,
+            method=method,
+            target=target,
+            key_id=key_id,
+            timestamp=ts,
+            nonce=nonce,
+            idempotency_key="",
+            body_sha256=sha256_hex(body),
+        )
+    )
+    return {
+        H_VERSION: "2",
+        H_AUDIENCE: audience,
+        H_KEY: key_id,
+        H_TS: ts,
+        H_NONCE: nonce,
+        H_SIG: sig,
+    }
 
 
-def version1_headers(key: SigningKey, key_id: str, method: str, target: str,
-                     body: bytes = b"") -> dict[str, str]:
+def version1_headers(
+    key: SigningKey, key_id: str, method: str, target: str, body: bytes = b""
+) -> dict[str, str]:
     """The envelope before version 2: no version, no audience, nothing of either signed."""
     ts, nonce = str(int(time.time())), uuid.uuid4().hex
     text = f"{method}\n{target}\n{ts}\n{nonce}\n{sha256_hex(body)}".encode()
@@ -93,16 +120,20 @@ def test_central_bank_refuses_unsigned_and_forged_requests(network: Any) -> None
 
     # unknown key id: answered like a bad signature
     assert_problem(
-        cb.get("/v1/admin/audit",
-               headers=signed_headers(admin_key, "operator:NOPE", "GET", "/v1/admin/audit")),
-        401, "bad_signature",
+        cb.get(
+            "/v1/admin/audit",
+            headers=signed_headers(admin_key, "operator:NOPE", "GET", "/v1/admin/audit"),
+        ),
+        401,
+        "bad_signature",
     )
     # the admin's key id, signed by someone else
     forged = signed_headers(SigningKey.generate(), "admin", "GET", "/v1/admin/audit")
     assert_problem(cb.get("/v1/admin/audit", headers=forged), 401, "bad_signature")
     # an operator's key id signed by another operator's key
-    other = signed_headers(network.operator_keys["BKB1"], "operator:BKA1", "GET",
-                           "/v1/operators/me")
+    other = signed_headers(
+        network.operator_keys["BKB1"], "operator:BKA1", "GET", "/v1/operators/me"
+    )
     assert_problem(cb.get("/v1/operators/me", headers=other), 401, "bad_signature")
     # a garbage signature
     garbage = {**signed_headers(admin_key, "admin", "GET", "/v1/admin/audit"), H_SIG: "!!@@##"}
@@ -110,25 +141,45 @@ def test_central_bank_refuses_unsigned_and_forged_requests(network: Any) -> None
     # a bad timestamp / nonce
     bad_ts = {**signed_headers(admin_key, "admin", "GET", "/v1/admin/audit"), H_TS: "yesterday"}
     assert_problem(cb.get("/v1/admin/audit", headers=bad_ts), 401, "unauthenticated")
-    short_nonce = {**signed_headers(admin_key, "admin", "GET", "/v1/admin/audit"),
-                   H_NONCE: "abc"}
+    short_nonce = {**signed_headers(admin_key, "admin", "GET", "/v1/admin/audit"), H_NONCE: "abc"}
     assert_problem(cb.get("/v1/admin/audit", headers=short_nonce), 401, "unauthenticated")
 
 
 def test_central_bank_refuses_tampered_body_and_path(network: Any) -> None:
     cb, key = network.cb, network.operator_keys["BKA1"]
     body = b'{"amount": 100}'
-    headers = signed_headers(key, "operator:BKA1", "POST", "/v1/issuance", body,
-                             **JSON, **{"Idempotency-Key": "tamper-test-1"})
+    headers = signed_headers(
+        key,
+        "operator:BKA1",
+        "POST",
+        "/v1/issuance",
+        body,
+        **JSON,
+        **{"Idempotency-Key": "tamper-test-1"},
+    )
     response = cb.post("/v1/issuance", content=b'{"amount": 100000}', headers=headers)
     assert_problem(response, 401, "bad_signature")
     # signed for one path, sent to another
-    headers = signed_headers(key, "operator:BKA1", "POST", "/v1/issuance", body,
-                             **JSON, **{"Idempotency-Key": "tamper-test-2"})
+    headers = signed_headers(
+        key,
+        "operator:BKA1",
+        "POST",
+        "/v1/issuance",
+        body,
+        **JSON,
+        **{"Idempotency-Key": "tamper-test-2"},
+    )
     assert_problem(cb.post("/v1/redemption", content=body, headers=headers), 401, "bad_signature")
     # signed for GET, sent as POST
-    headers = signed_headers(key, "operator:BKA1", "GET", "/v1/issuance", body,
-                             **JSON, **{"Idempotency-Key": "tamper-test-3"})
+    headers = signed_headers(
+        key,
+        "operator:BKA1",
+        "GET",
+        "/v1/issuance",
+        body,
+        **JSON,
+        **{"Idempotency-Key": "tamper-test-3"},
+    )
     assert_problem(cb.post("/v1/issuance", content=body, headers=headers), 401, "bad_signature")
     # the query string is signed too
     headers = signed_headers(key, "operator:BKA1", "GET", "/v1/operators/me?x=1")
@@ -151,8 +202,15 @@ def test_central_bank_refuses_stale_and_future_timestamps(network: Any) -> None:
 def test_central_bank_refuses_a_replayed_request(network: Any) -> None:
     cb, key = network.cb, network.operator_keys["BKA1"]
     body = b'{"amount": 12345}'
-    headers = signed_headers(key, "operator:BKA1", "POST", "/v1/issuance", body,
-                             **JSON, **{"Idempotency-Key": "replay-test-0001"})
+    headers = signed_headers(
+        key,
+        "operator:BKA1",
+        "POST",
+        "/v1/issuance",
+        body,
+        **JSON,
+        **{"Idempotency-Key": "replay-test-0001"},
+    )
     first = cb.post("/v1/issuance", content=body, headers=headers)
     assert first.status_code == 201, first.text
     second = cb.post("/v1/issuance", content=body, headers=headers)
@@ -167,14 +225,25 @@ def test_central_bank_refuses_a_replayed_request(network: Any) -> None:
 
     # a request refused for a business reason cannot be replayed later to better effect
     big = b'{"amount": 1000000000000}'
-    headers = signed_headers(key, "operator:BKA1", "POST", "/v1/issuance", big,
-                             **JSON, **{"Idempotency-Key": "replay-test-0002"})
-    assert_problem(cb.post("/v1/issuance", content=big, headers=headers), 422,
-                   "insufficient_reserves")
-    network.admin.request("POST", "/v1/admin/operators/BKA1/reserves",
-                          {"amount": 10**12}, idempotency_key="more-reserves")
-    assert_problem(cb.post("/v1/issuance", content=big, headers=headers), 409,
-                   "replayed_request")
+    headers = signed_headers(
+        key,
+        "operator:BKA1",
+        "POST",
+        "/v1/issuance",
+        big,
+        **JSON,
+        **{"Idempotency-Key": "replay-test-0002"},
+    )
+    assert_problem(
+        cb.post("/v1/issuance", content=big, headers=headers), 422, "insufficient_reserves"
+    )
+    network.admin.request(
+        "POST",
+        "/v1/admin/operators/BKA1/reserves",
+        {"amount": 10**12},
+        idempotency_key="more-reserves",
+    )
+    assert_problem(cb.post("/v1/issuance", content=big, headers=headers), 409, "replayed_request")
     assert network.admin.request("GET", "/v1/admin/audit")["issued"] == 12345
 
 
@@ -187,13 +256,14 @@ def test_operator_refuses_unsigned_forged_stale_and_replayed_requests(network: A
     assert_problem(http.get(target), 401, "unauthenticated")
     forged = signed_headers(SigningKey.generate(), "operator:BKA1", "GET", target, audience=AT_A)
     assert_problem(http.get(target, headers=forged), 401, "bad_signature")
-    stale = stale_headers(staff_key, "operator:BKA1", "GET", target, b"", MAX_SKEW_SECONDS + 5,
-                          audience=AT_A)
+    stale = stale_headers(
+        staff_key, "operator:BKA1", "GET", target, b"", MAX_SKEW_SECONDS + 5, audience=AT_A
+    )
     assert_problem(http.get(target, headers=stale), 401, "unauthenticated")
     assert_problem(
-        http.get(target, headers=signed_headers(staff_key, "nobody", "GET", target,
-                                                audience=AT_A)),
-        401, "bad_signature",
+        http.get(target, headers=signed_headers(staff_key, "nobody", "GET", target, audience=AT_A)),
+        401,
+        "bad_signature",
     )
 
     headers = signed_headers(staff_key, "operator:BKA1", "GET", target, audience=AT_A)
@@ -204,21 +274,32 @@ def test_operator_refuses_unsigned_forged_stale_and_replayed_requests(network: A
     alice = network.open_wallet("BKA1")
     bob = network.open_wallet("BKA1")
     path = f"/v1/wallets/{alice.wallet_id}"
-    ok = http.get(path, headers=signed_headers(alice.key, f"wallet:{alice.wallet_id}", "GET", path,
-                                               audience=AT_A))
+    ok = http.get(
+        path,
+        headers=signed_headers(alice.key, f"wallet:{alice.wallet_id}", "GET", path, audience=AT_A),
+    )
     assert ok.status_code == 200 and ok.json()["wallet_id"] == alice.wallet_id
     as_bob = signed_headers(bob.key, f"wallet:{bob.wallet_id}", "GET", path, audience=AT_A)
     assert_problem(http.get(path, headers=as_bob), 403, "forbidden")
-    bob_claims_alice = signed_headers(bob.key, f"wallet:{alice.wallet_id}", "GET", path,
-                                      audience=AT_A)
+    bob_claims_alice = signed_headers(
+        bob.key, f"wallet:{alice.wallet_id}", "GET", path, audience=AT_A
+    )
     assert_problem(http.get(path, headers=bob_claims_alice), 401, "bad_signature")
 
     # a deposit credit replayed with the same envelope moves money once
     customer = alice.balance().customer_id
     dpath = f"/v1/admin/customers/{customer}/deposit"
     body = b'{"amount": 5000}'
-    headers = signed_headers(staff_key, "operator:BKA1", "POST", dpath, body, AT_A, **JSON,
-                             **{"Idempotency-Key": "deposit-replay-1"})
+    headers = signed_headers(
+        staff_key,
+        "operator:BKA1",
+        "POST",
+        dpath,
+        body,
+        AT_A,
+        **JSON,
+        **{"Idempotency-Key": "deposit-replay-1"},
+    )
     assert http.post(dpath, content=body, headers=headers).status_code == 200
     assert_problem(http.post(dpath, content=body, headers=headers), 409, "replayed_request")
     tampered = http.post(dpath, content=b'{"amount": 5000000}', headers=headers)
@@ -226,8 +307,9 @@ def test_operator_refuses_unsigned_forged_stale_and_replayed_requests(network: A
     assert alice.balance().deposit_balance == 5000
 
     # another operator's staff key is no staff key here
-    other = signed_headers(network.operator_keys["BKB1"], "operator:BKB1", "GET", target,
-                           audience=AT_A)
+    other = signed_headers(
+        network.operator_keys["BKB1"], "operator:BKB1", "GET", target, audience=AT_A
+    )
     assert_problem(http.get(target, headers=other), 403, "forbidden")
 
 
@@ -244,15 +326,19 @@ def test_a_request_signed_for_one_operator_is_refused_at_another(network: Any) -
     # at BKA1, the audience it was signed for, it is answered
     assert network.operator_http["BKA1"].get(target, headers=for_a).status_code == 200
     # claiming BKB1 as the audience breaks the signature
-    relabelled = {**signed_headers(regulator, "regulator", "GET", target, audience=AT_A),
-                  H_AUDIENCE: AT_B}
-    assert_problem(network.operator_http["BKB1"].get(target, headers=relabelled), 401,
-                   "bad_signature")
+    relabelled = {
+        **signed_headers(regulator, "regulator", "GET", target, audience=AT_A),
+        H_AUDIENCE: AT_B,
+    }
+    assert_problem(
+        network.operator_http["BKB1"].get(target, headers=relabelled), 401, "bad_signature"
+    )
     # an operator's request for the central bank is no request for a peer, and back
     staff = network.operator_keys["BKA1"]
     for_cb = signed_headers(staff, "operator:BKA1", "GET", "/v1/admin/audit")
-    assert_problem(network.operator_http["BKA1"].get("/v1/admin/audit", headers=for_cb), 401,
-                   "wrong_audience")
+    assert_problem(
+        network.operator_http["BKA1"].get("/v1/admin/audit", headers=for_cb), 401, "wrong_audience"
+    )
     for_op = signed_headers(staff, "operator:BKA1", "GET", "/v1/operators/me", audience=AT_A)
     assert_problem(network.cb.get("/v1/operators/me", headers=for_op), 401, "wrong_audience")
     # /v1/info names each service's audience
@@ -268,17 +354,18 @@ def test_the_old_envelope_format_is_refused_clearly(network: Any) -> None:
         (network.cb, network.admin_key, "admin", "/v1/admin/audit"),
         (network.operator_http["BKA1"], staff, "operator:BKA1", "/v1/admin/audit"),
     ):
-        body = assert_problem(http.get(target, headers=version1_headers(key, key_id, "GET",
-                                                                        target)),
-                              401, "envelope_version_unsupported")
+        body = assert_problem(
+            http.get(target, headers=version1_headers(key, key_id, "GET", target)),
+            401,
+            "envelope_version_unsupported",
+        )
         assert "version 2" in body["detail"]
         # a version-1 style envelope that claims another version is refused the same way
         claimed = {**version1_headers(key, key_id, "GET", target), H_VERSION: "1"}
         assert_problem(http.get(target, headers=claimed), 401, "envelope_version_unsupported")
         # the current format goes through
         audience = CB if http is network.cb else AT_A
-        ok = http.get(target, headers=signed_headers(key, key_id, "GET", target,
-                                                     audience=audience))
+        ok = http.get(target, headers=signed_headers(key, key_id, "GET", target, audience=audience))
         assert ok.status_code == 200, ok.text
 
 
@@ -313,37 +400,85 @@ def test_verify_request_unit() -> None:
     body = b'{"x": 1}'
     headers = sign_request(key, "admin", "post", "/p?q=1", body, audience=CB)
     assert headers[H_VERSION] == "2" and headers[H_AUDIENCE] == CB
-    verified = verify_request(public_key=key.public_key, method="POST", target="/p?q=1",
-                              headers=headers, body=body, audience=CB)
+    verified = verify_request(
+        public_key=key.public_key,
+        method="POST",
+        target="/p?q=1",
+        headers=headers,
+        body=body,
+        audience=CB,
+    )
     assert verified.key_id == "admin" and verified.nonce == headers[H_NONCE]
     assert (verified.audience, verified.method, verified.target) == (CB, "POST", "/p?q=1")
     assert verified.body_sha256 == sha256_hex(body)
     with pytest.raises(BadSignature):
-        verify_request(public_key=key.public_key, method="POST", target="/p?q=2",
-                       headers=headers, body=body, audience=CB)
+        verify_request(
+            public_key=key.public_key,
+            method="POST",
+            target="/p?q=2",
+            headers=headers,
+            body=body,
+            audience=CB,
+        )
     with pytest.raises(BadSignature):
-        verify_request(public_key=SigningKey.generate().public_key, method="POST",
-                       target="/p?q=1", headers=headers, body=body, audience=CB)
+        verify_request(
+            public_key=SigningKey.generate().public_key,
+            method="POST",
+            target="/p?q=1",
+            headers=headers,
+            body=body,
+            audience=CB,
+        )
     with pytest.raises(BadSignature):  # no key for the key id: the same refusal
-        verify_request(public_key=None, method="POST", target="/p?q=1", headers=headers,
-                       body=body, audience=CB)
+        verify_request(
+            public_key=None, method="POST", target="/p?q=1", headers=headers, body=body, audience=CB
+        )
     with pytest.raises(BadSignature):  # the key id is signed too
-        verify_request(public_key=key.public_key, method="POST", target="/p?q=1",
-                       headers={**headers, H_KEY: "regulator"}, body=body, audience=CB)
+        verify_request(
+            public_key=key.public_key,
+            method="POST",
+            target="/p?q=1",
+            headers={**headers, H_KEY: "regulator"},
+            body=body,
+            audience=CB,
+        )
     with pytest.raises(WrongAudience):
-        verify_request(public_key=key.public_key, method="POST", target="/p?q=1",
-                       headers=headers, body=body, audience=AT_A)
+        verify_request(
+            public_key=key.public_key,
+            method="POST",
+            target="/p?q=1",
+            headers=headers,
+            body=body,
+            audience=AT_A,
+        )
     with pytest.raises(EnvelopeVersionUnsupported):
-        verify_request(public_key=key.public_key, method="POST", target="/p?q=1",
-                       headers={k: v for k, v in headers.items() if k != H_VERSION},
-                       body=body, audience=CB)
+        verify_request(
+            public_key=key.public_key,
+            method="POST",
+            target="/p?q=1",
+            headers={k: v for k, v in headers.items() if k != H_VERSION},
+            body=body,
+            audience=CB,
+        )
     with pytest.raises(Unauthenticated):
-        verify_request(public_key=key.public_key, method="POST", target="/p?q=1",
-                       headers=headers, body=body, audience=CB,
-                       now=time.time() + MAX_SKEW_SECONDS + 1)
+        verify_request(
+            public_key=key.public_key,
+            method="POST",
+            target="/p?q=1",
+            headers=headers,
+            body=body,
+            audience=CB,
+            now=time.time() + MAX_SKEW_SECONDS + 1,
+        )
     with pytest.raises(Unauthenticated):
-        verify_request(public_key=key.public_key, method="POST", target="/p?q=1",
-                       headers={H_VERSION: "2", H_KEY: "admin"}, body=body, audience=CB)
+        verify_request(
+            public_key=key.public_key,
+            method="POST",
+            target="/p?q=1",
+            headers={H_VERSION: "2", H_KEY: "admin"},
+            body=body,
+            audience=CB,
+        )
 
 
 def test_the_idempotency_key_is_signed() -> None:
@@ -352,13 +487,15 @@ def test_the_idempotency_key_is_signed() -> None:
     is in the binding a response signature repeats."""
     key = SigningKey.generate()
     body = b'{"amount": 1}'
-    headers = sign_request(key, "admin", "POST", "/p", body, audience=CB,
-                           idempotency_key="settle-0001")
+    headers = sign_request(
+        key, "admin", "POST", "/p", body, audience=CB, idempotency_key="settle-0001"
+    )
     assert headers["Idempotency-Key"] == "settle-0001"
 
     def check(h: dict[str, str]) -> Any:
-        return verify_request(public_key=key.public_key, method="POST", target="/p",
-                              headers=h, body=body, audience=CB)
+        return verify_request(
+            public_key=key.public_key, method="POST", target="/p", headers=h, body=body, audience=CB
+        )
 
     assert check(headers).idempotency_key == "settle-0001"
     stripped = {k: v for k, v in headers.items() if k != "Idempotency-Key"}
@@ -373,10 +510,13 @@ def test_the_idempotency_key_is_signed() -> None:
 
 def test_idempotency_key_stripped_or_changed_on_the_wire_is_refused(network: Any) -> None:
     key, path, body = network.operator_keys["BKA1"], "/v1/issuance", b'{"amount": 5}'
-    headers = signed_headers(key, "operator:BKA1", "POST", path, body, **JSON,
-                             **{"Idempotency-Key": "strip-test-0001"})
-    for altered in ({k: v for k, v in headers.items() if k != "Idempotency-Key"},
-                    {**headers, "Idempotency-Key": "strip-test-0002"}):
+    headers = signed_headers(
+        key, "operator:BKA1", "POST", path, body, **JSON, **{"Idempotency-Key": "strip-test-0001"}
+    )
+    for altered in (
+        {k: v for k, v in headers.items() if k != "Idempotency-Key"},
+        {**headers, "Idempotency-Key": "strip-test-0002"},
+    ):
         response = network.cb.post(path, content=body, headers=altered)
         assert_problem(response, 401, "bad_signature")
         assert "CBDC-Response-Signature" not in response.headers
@@ -389,17 +529,27 @@ def test_oversized_timestamp_is_401_not_500(network: Any) -> None:
     key = network.operator_keys["BKA1"]
     for ts in ("9" * 400, "1" * 13, "-1", "+1700000000", " 1700000000", "1e9", ""):
         headers = {**signed_headers(key, "operator:BKA1", "GET", "/v1/operators/me"), H_TS: ts}
-        assert_problem(network.cb.get("/v1/operators/me", headers=headers), 401,
-                       "unauthenticated")
-        ahead = {**signed_headers(key, "operator:BKA1", "GET", "/v1/admin/vault",
-                                  audience=AT_A), H_TS: ts}
-        assert_problem(network.operator_http["BKA1"].get("/v1/admin/vault", headers=ahead), 401,
-                       "unauthenticated")
+        assert_problem(network.cb.get("/v1/operators/me", headers=headers), 401, "unauthenticated")
+        ahead = {
+            **signed_headers(key, "operator:BKA1", "GET", "/v1/admin/vault", audience=AT_A),
+            H_TS: ts,
+        }
+        assert_problem(
+            network.operator_http["BKA1"].get("/v1/admin/vault", headers=ahead),
+            401,
+            "unauthenticated",
+        )
     # non-ASCII digits (which int() would accept) are refused as well
     headers = sign_request(key, "admin", "GET", "/p", audience=CB)
     with pytest.raises(Unauthenticated):
-        verify_request(public_key=key.public_key, method="GET", target="/p",
-                       headers={**headers, H_TS: "١٧٠٠٠٠٠٠٠٠"}, body=b"", audience=CB)
+        verify_request(
+            public_key=key.public_key,
+            method="GET",
+            target="/p",
+            headers={**headers, H_TS: "١٧٠٠٠٠٠٠٠٠"},
+            body=b"",
+            audience=CB,
+        )
 
 
 def test_unknown_key_id_costs_one_signature_verification(monkeypatch: Any) -> None:
@@ -419,10 +569,17 @@ def test_unknown_key_id_costs_one_signature_verification(monkeypatch: Any) -> No
     key = SigningKey.generate()
     headers = sign_request(key, "operator:ZZZ9", "GET", "/p", audience=CB)
     with pytest.raises(BadSignature) as unknown:
-        verify_request(public_key=None, method="GET", target="/p", headers=headers, body=b"",
-                       audience=CB)
+        verify_request(
+            public_key=None, method="GET", target="/p", headers=headers, body=b"", audience=CB
+        )
     assert len(calls) == 1 and calls[0] != key.public_key
     with pytest.raises(BadSignature) as wrong:
-        verify_request(public_key=SigningKey.generate().public_key, method="GET", target="/p",
-                       headers=headers, body=b"", audience=CB)
+        verify_request(
+            public_key=SigningKey.generate().public_key,
+            method="GET",
+            target="/p",
+            headers=headers,
+            body=b"",
+            audience=CB,
+        )
     assert len(calls) == 2 and str(unknown.value) == str(wrong.value)

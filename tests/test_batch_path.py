@@ -125,8 +125,12 @@ def test_bulk_onboarding_and_exchange(network: Any) -> None:
             s,
             ctx,
             "load",
-            [(wallets[0], 9_000_00), (wallets[0], 2_000_00), (wallets[1], 15_000_00),
-             (wallets[2], 60_000_00)],
+            [
+                (wallets[0], 9_000_00),
+                (wallets[0], 2_000_00),
+                (wallets[1], 15_000_00),
+                (wallets[2], 60_000_00),
+            ],
         ),
     )
     assert [o.error.code if o.error else None for o in outcomes] == [
@@ -149,9 +153,13 @@ def test_bulk_onboarding_and_exchange(network: Any) -> None:
 
 def test_concurrent_batches_and_single_payments_conserve_money(network: Any) -> None:
     rng = random.Random(7)
-    wallets = {code: [network.open_wallet(code, wallet_class="II", deposit=100_000_00,
-                                          load=100_000_00) for _ in range(6)]
-               for code in ("BKA1", "BKB1")}
+    wallets = {
+        code: [
+            network.open_wallet(code, wallet_class="II", deposit=100_000_00, load=100_000_00)
+            for _ in range(6)
+        ]
+        for code in ("BKA1", "BKB1")
+    }
     for ws in wallets.values():
         for w in ws:
             w.operator.info()

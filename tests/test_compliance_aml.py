@@ -282,7 +282,9 @@ def test_rapid_load_unload_counts_cash_brought_over_the_counter(network: Any) ->
     wallet = network.open_wallet("BKA1")
     staff = network.staff("BKA1")
     staff.request(
-        "POST", f"/v1/admin/wallets/{wallet.wallet_id}/cash-load", {"amount": 2_000 * YUAN},
+        "POST",
+        f"/v1/admin/wallets/{wallet.wallet_id}/cash-load",
+        {"amount": 2_000 * YUAN},
         idempotency_key="cash-in-0001",
     )
     wallet.unload(1_600 * YUAN - 1)  # just under 80 %

@@ -29,8 +29,13 @@ WORKERS = 6
 
 def test_parallel_random_payments_conserve_money(network: Any) -> None:
     rng = random.Random(20261121)
-    layout = [("I", 5_000_000), ("I", 5_000_000), ("II", 3_000_000), ("II", 3_000_000),
-              ("IV", 300_000)]
+    layout = [
+        ("I", 5_000_000),
+        ("I", 5_000_000),
+        ("II", 3_000_000),
+        ("II", 3_000_000),
+        ("IV", 300_000),
+    ]
     wallets, start = [], {}
     for code in CODES:
         for wallet_class, load in layout:
@@ -109,8 +114,12 @@ def test_the_same_signed_order_sent_in_parallel_moves_money_once(network: Any) -
     payer.operator.info()
     payees = [network.open_wallet("BKA1"), network.open_wallet("BKB1")]
     for payee in payees:
-        signed = sign_order(payer.key, payment_order(
-            payer=payer.wallet_id, payee=payee.wallet_id, amount=1_000, currency="CNY"))
+        signed = sign_order(
+            payer.key,
+            payment_order(
+                payer=payer.wallet_id, payee=payee.wallet_id, amount=1_000, currency="CNY"
+            ),
+        )
         with ThreadPoolExecutor(max_workers=WORKERS) as pool:
             receipts = list(pool.map(payer.submit, [signed] * WORKERS))
         assert len({r.payment_id for r in receipts}) == 1
@@ -123,16 +132,28 @@ def test_the_same_signed_order_sent_in_parallel_moves_money_once(network: Any) -
 def test_parallel_spends_of_one_token_at_the_central_bank(network: Any) -> None:
     """The registration centre lets exactly one of several concurrent spends of a token
     through; the others are double spends."""
-    client = SignedClient(network.cb, key=network.operator_keys["BKA1"], key_id="operator:BKA1",
-                          server_public_key=network.cb_key.public_key)
-    token = client.request("POST", "/v1/issuance", {"amount": 1_000},
-                           idempotency_key=str(uuid.uuid4()))["tokens"][0]
+    client = SignedClient(
+        network.cb,
+        key=network.operator_keys["BKA1"],
+        key_id="operator:BKA1",
+        server_public_key=network.cb_key.public_key,
+    )
+    token = client.request(
+        "POST", "/v1/issuance", {"amount": 1_000}, idempotency_key=str(uuid.uuid4())
+    )["tokens"][0]
 
     def spend(i: int) -> str:
         body: dict[str, Any]
         if i % 2:
-            path, body = "/v1/settlements", {"payee_operator": "BKB1", "amount": 1_000,
-                                             "serials": [token["serial"]], "reference": f"r{i}"}
+            path, body = (
+                "/v1/settlements",
+                {
+                    "payee_operator": "BKB1",
+                    "amount": 1_000,
+                    "serials": [token["serial"]],
+                    "reference": f"r{i}",
+                },
+            )
         else:
             path, body = "/v1/tokens/split", {"serials": [token["serial"]], "outputs": [500, 500]}
         try:
@@ -149,15 +170,22 @@ def test_parallel_spends_of_one_token_at_the_central_bank(network: Any) -> None:
 
 
 def test_the_same_idempotency_key_in_parallel_issues_once(network: Any) -> None:
-    client = SignedClient(network.cb, key=network.operator_keys["BKB1"], key_id="operator:BKB1",
-                          server_public_key=network.cb_key.public_key)
+    client = SignedClient(
+        network.cb,
+        key=network.operator_keys["BKB1"],
+        key_id="operator:BKB1",
+        server_public_key=network.cb_key.public_key,
+    )
     key = str(uuid.uuid4())
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        answers = list(pool.map(
-            lambda _: client.request("POST", "/v1/issuance", {"amount": 2_500},
-                                     idempotency_key=key),
-            range(WORKERS),
-        ))
+        answers = list(
+            pool.map(
+                lambda _: client.request(
+                    "POST", "/v1/issuance", {"amount": 2_500}, idempotency_key=key
+                ),
+                range(WORKERS),
+            )
+        )
     assert len({a["operation_id"] for a in answers}) == 1
     assert sorted(a["replayed"] for a in answers) == [False] + [True] * (WORKERS - 1)
     audit = network.admin.request("GET", "/v1/admin/audit")
@@ -168,10 +196,16 @@ def test_the_same_idempotency_key_in_parallel_issues_once(network: Any) -> None:
     staff = network.staff("BKB1")
     cash_key = str(uuid.uuid4())
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        loads = list(pool.map(
-            lambda _: staff.request("POST", f"/v1/admin/wallets/{wallet.wallet_id}/cash-load",
-                                    {"amount": 7_00}, idempotency_key=cash_key),
-            range(WORKERS),
-        ))
+        loads = list(
+            pool.map(
+                lambda _: staff.request(
+                    "POST",
+                    f"/v1/admin/wallets/{wallet.wallet_id}/cash-load",
+                    {"amount": 7_00},
+                    idempotency_key=cash_key,
+                ),
+                range(WORKERS),
+            )
+        )
     assert sorted(a["replayed"] for a in loads) == [False] + [True] * (WORKERS - 1)
     assert wallet.balance().balance == 7_00

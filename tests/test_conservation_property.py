@@ -101,14 +101,19 @@ def expected_after_limits(payer: Model, payee: Model, amount: int) -> set[str | 
     return {None}
 
 
-@settings(max_examples=15, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(operations=OPERATIONS)
 def test_money_is_conserved_for_any_sequence_of_operations(
     network: Any, operations: list[tuple]
 ) -> None:
-    wallets = [network.open_wallet(code, wallet_class=cls, deposit=DEPOSIT, load=LOAD)
-               for code, cls in LAYOUT]
+    wallets = [
+        network.open_wallet(code, wallet_class=cls, deposit=DEPOSIT, load=LOAD)
+        for code, cls in LAYOUT
+    ]
     models = [Model(code, cls) for code, cls in LAYOUT]
 
     for op in operations:
@@ -116,8 +121,11 @@ def test_money_is_conserved_for_any_sequence_of_operations(
         wallet, m = wallets[index], models[index]
         outcome: str | None
         if kind in ("load", "unload"):
-            expected = (expected_load(m, amount) if kind == "load"
-                        else ("insufficient_funds" if m.balance < amount else None))
+            expected = (
+                expected_load(m, amount)
+                if kind == "load"
+                else ("insufficient_funds" if m.balance < amount else None)
+            )
             try:
                 getattr(wallet, kind)(amount)
                 outcome = None
@@ -145,8 +153,9 @@ def test_money_is_conserved_for_any_sequence_of_operations(
                 final = wallet.payment(receipt.payment_id).status
                 cross = m.code != pm.code
                 returned = cross and pm.cap is not None and pm.balance + amount > pm.cap
-                assert final == ("returned" if returned
-                                 else "delivered" if cross else "completed"), (op, final)
+                assert final == (
+                    "returned" if returned else "delivered" if cross else "completed"
+                ), (op, final)
                 m.spent_all += amount
                 if not returned:
                     m.spent_net += amount

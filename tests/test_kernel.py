@@ -36,11 +36,12 @@ def test_wallet_ids_are_valid_and_route(code: str, sequence: int) -> None:
 
 @given(code=CODES, sequence=SEQUENCES, position=st.integers(4, 19), delta=st.integers(1, 9))
 @settings(max_examples=300)
-def test_any_single_digit_typo_is_caught(code: str, sequence: int, position: int,
-                                         delta: int) -> None:
+def test_any_single_digit_typo_is_caught(
+    code: str, sequence: int, position: int, delta: int
+) -> None:
     wallet_id = make_wallet_id(code, sequence)
     digit = (int(wallet_id[position]) + delta) % 10
-    typo = wallet_id[:position] + str(digit) + wallet_id[position + 1:]
+    typo = wallet_id[:position] + str(digit) + wallet_id[position + 1 :]
     assert not is_valid_wallet_id(typo)
 
 
@@ -49,16 +50,24 @@ def test_any_single_digit_typo_is_caught(code: str, sequence: int, position: int
 def test_adjacent_transpositions_are_caught(code: str, sequence: int, position: int) -> None:
     wallet_id = make_wallet_id(code, sequence)
     a, b = wallet_id[position], wallet_id[position + 1]
-    swapped = wallet_id[:position] + b + a + wallet_id[position + 2:]
+    swapped = wallet_id[:position] + b + a + wallet_id[position + 2 :]
     if swapped != wallet_id:
         assert not is_valid_wallet_id(swapped)
 
 
 @pytest.mark.parametrize(
     "text",
-    ["", "BKA1", "bka1000000000000000100", "BKA10000000000000001", "BKA1 00000000000001 00",
-     "BKA1000000000000000X00", "BKA100000000000000010", "BKA1-0000000000000100",
-     "ÄKA10000000000000001"],
+    [
+        "",
+        "BKA1",
+        "bka1000000000000000100",
+        "BKA10000000000000001",
+        "BKA1 00000000000001 00",
+        "BKA1000000000000000X00",
+        "BKA100000000000000010",
+        "BKA1-0000000000000100",
+        "ÄKA10000000000000001",
+    ],
 )
 def test_malformed_wallet_ids_are_invalid(text: str) -> None:
     assert not is_valid_wallet_id(text)
@@ -78,8 +87,14 @@ def test_check_digits_are_iso_7064() -> None:
 
 @pytest.mark.parametrize(
     ("minor", "decimals", "currency", "text"),
-    [(0, 2, "", "0.00"), (1, 2, "CNY", "0.01 CNY"), (123456789, 2, "CNY", "1,234,567.89 CNY"),
-     (-150, 2, "", "-1.50"), (5, 0, "JPY", "5 JPY"), (1234, 3, "", "1.234")],
+    [
+        (0, 2, "", "0.00"),
+        (1, 2, "CNY", "0.01 CNY"),
+        (123456789, 2, "CNY", "1,234,567.89 CNY"),
+        (-150, 2, "", "-1.50"),
+        (5, 0, "JPY", "5 JPY"),
+        (1234, 3, "", "1.234"),
+    ],
 )
 def test_format_amount(minor: int, decimals: int, currency: str, text: str) -> None:
     assert format_amount(minor, decimals, currency) == text
@@ -104,8 +119,9 @@ def test_parse_format_roundtrip(minor: int) -> None:
 
 
 def test_canonical_json_is_order_independent() -> None:
-    assert canonical_json({"b": 1, "a": [1, {"d": 2, "c": "é"}]}) == \
-        canonical_json({"a": [1, {"c": "é", "d": 2}], "b": 1})
+    assert canonical_json({"b": 1, "a": [1, {"d": 2, "c": "é"}]}) == canonical_json(
+        {"a": [1, {"c": "é", "d": 2}], "b": 1}
+    )
     assert canonical_json({"b": 1, "a": 2}) == b'{"a":2,"b":1}'
     assert canonical_json({"x": "é"}) == '{"x":"é"}'.encode()
 
@@ -123,8 +139,12 @@ def test_signatures(tmp_path: Path) -> None:
     assert verify(key.public_key, b"message", signature)
     assert not verify(key.public_key, b"messagE", signature)
     assert not verify(other.public_key, b"message", signature)
-    for junk_key, junk_sig in (("", signature), ("not base64 !", signature),
-                               (key.public_key, ""), (key.public_key, "@@@@")):
+    for junk_key, junk_sig in (
+        ("", signature),
+        ("not base64 !", signature),
+        (key.public_key, ""),
+        (key.public_key, "@@@@"),
+    ):
         assert not verify(junk_key, b"message", junk_sig)
     assert verify_json(key.public_key, {"b": 1, "a": 2}, key.sign_json({"a": 2, "b": 1}))
     # keys survive a round trip through their encodings and a file
@@ -139,8 +159,12 @@ def test_tokens_and_documents() -> None:
     cb = SigningKey.generate()
     token = sign_token(cb, token_body("serial-1", 100, "CNY", "2026-01-01T00:00:00+00:00"))
     assert verify_token(cb.public_key, token)
-    for field, value in (("amount", 101), ("currency", "USD"), ("serial", "serial-2"),
-                         ("issued_at", "2027-01-01T00:00:00+00:00")):
+    for field, value in (
+        ("amount", 101),
+        ("currency", "USD"),
+        ("serial", "serial-2"),
+        ("issued_at", "2027-01-01T00:00:00+00:00"),
+    ):
         assert not verify_token(cb.public_key, {**token, field: value})
     assert not verify_token(cb.public_key, {k: v for k, v in token.items() if k != "currency"})
     assert not verify_token(cb.public_key, {k: v for k, v in token.items() if k != "signature"})
@@ -148,8 +172,9 @@ def test_tokens_and_documents() -> None:
 
     signed = sign_document(cb, {"kind": "receipt", "amount": 5})
     assert verify_document(cb.public_key, signed)
-    assert not verify_document(cb.public_key, {**signed, "document": {"kind": "receipt",
-                                                                      "amount": 6}})
+    assert not verify_document(
+        cb.public_key, {**signed, "document": {"kind": "receipt", "amount": 6}}
+    )
     assert not verify_document(cb.public_key, {"document": "text", "signature": "x"})
     assert not verify_document(cb.public_key, {"document": {}, "signature": None})
     assert not verify_document(cb.public_key, {})
@@ -162,13 +187,25 @@ def test_default_policy_matches_the_pilot_limits() -> None:
     policy = load_policy(None, 2)
     iv = policy.limits(WalletClass.IV)
     assert (iv.balance_cap, iv.single_payment, iv.daily, iv.annual) == (
-        10_000_00, 2_000_00, 5_000_00, 50_000_00)
+        10_000_00,
+        2_000_00,
+        5_000_00,
+        50_000_00,
+    )
     iii = policy.limits(WalletClass.III)
     assert (iii.balance_cap, iii.single_payment, iii.daily, iii.annual) == (
-        20_000_00, 5_000_00, 10_000_00, None)
+        20_000_00,
+        5_000_00,
+        10_000_00,
+        None,
+    )
     ii = policy.limits(WalletClass.II)
     assert (ii.balance_cap, ii.single_payment, ii.daily, ii.annual) == (
-        500_000_00, 50_000_00, 100_000_00, None)
+        500_000_00,
+        50_000_00,
+        100_000_00,
+        None,
+    )
     i = policy.limits(WalletClass.I)
     assert (i.balance_cap, i.single_payment, i.daily, i.annual) == (None, None, None, None)
     assert load_policy(DEFAULT_POLICY_FILE, 0).limits(WalletClass.IV).balance_cap == 10_000
@@ -200,9 +237,15 @@ def test_key_store(tmp_path: Path) -> None:
     store = KeyStore(tmp_path / "wallets")
     assert store.all() == []
     key = SigningKey.generate()
-    stored = StoredWallet(wallet_id=make_wallet_id("BKA1", 1), operator="BKA1",
-                          operator_url="http://x", private_key=key.private_bytes(),
-                          public_key=key.public_key, wallet_class="IV", name="alice")
+    stored = StoredWallet(
+        wallet_id=make_wallet_id("BKA1", 1),
+        operator="BKA1",
+        operator_url="http://x",
+        private_key=key.private_bytes(),
+        public_key=key.public_key,
+        wallet_class="IV",
+        name="alice",
+    )
     store.save(stored)
     path = tmp_path / "wallets" / f"{stored.wallet_id}.json"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600

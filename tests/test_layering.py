@@ -92,7 +92,10 @@ def test_no_import_cycles_between_areas(tier: str) -> None:
 
 def test_cycle_finder_finds_a_cycle() -> None:
     edges: dict[str, dict[str, list[str]]] = {
-        "t.a": {"t.b": []}, "t.b": {"t.c": []}, "t.c": {"t.a": []}, "t.d": {"t.a": []}
+        "t.a": {"t.b": []},
+        "t.b": {"t.c": []},
+        "t.c": {"t.a": []},
+        "t.d": {"t.a": []},
     }
     assert _cycles(edges) == [["t.a", "t.b", "t.c"]]
 
@@ -102,9 +105,7 @@ def test_kernel_below_its_web_layer() -> None:
     graph = grimp.build_graph("cbdc", cache_dir=None)
     web = {"cbdc.web"} | graph.find_descendants("cbdc.web")
     below = sorted(graph.find_descendants("cbdc") - web)
-    upward = [
-        m for m in below if any(graph.chain_exists(importer=m, imported=w) for w in web)
-    ]
+    upward = [m for m in below if any(graph.chain_exists(importer=m, imported=w) for w in web)]
     assert not upward, f"kernel modules importing cbdc.web: {upward}"
 
 
@@ -114,11 +115,13 @@ def test_wallet_sdk_loads_no_server_framework() -> None:
         "print(json.dumps(sorted(sys.modules)))"
     )
     done = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
         check=True,
     )
     loaded = json.loads(done.stdout)
-    server = sorted(
-        m for m in loaded if m.split(".")[0] in SERVER_SIDE or m.startswith("cbdc.web")
-    )
+    server = sorted(m for m in loaded if m.split(".")[0] in SERVER_SIDE or m.startswith("cbdc.web"))
     assert not server, f"import wallets loads {server}"

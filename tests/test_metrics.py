@@ -63,8 +63,9 @@ def test_metrics_need_the_bearer_token(metered: InProcessNetwork) -> None:
                 "metrics_unauthorized",
             )
         # a signed envelope is not the metrics token either
-        assert_problem(client.get("/metrics", headers={"CBDC-Key-Id": "admin"}), 401,
-                       "metrics_unauthorized")
+        assert_problem(
+            client.get("/metrics", headers={"CBDC-Key-Id": "admin"}), 401, "metrics_unauthorized"
+        )
         assert "cbdc_http_request_duration_seconds_count" in names(scrape(client))
         # the scheme is case-insensitive (RFC 9110)
         ok = client.get("/metrics", headers={"Authorization": f"bearer {TOKEN}"})
@@ -74,8 +75,9 @@ def test_metrics_need_the_bearer_token(metered: InProcessNetwork) -> None:
 def test_metrics_are_off_without_a_token(network: InProcessNetwork) -> None:
     for client in (network.cb, network.operator_http["BKA1"]):
         assert_problem(client.get("/metrics"), 404, "metrics_disabled")
-        assert_problem(client.get("/metrics", headers={"Authorization": "Bearer x"}), 404,
-                       "metrics_disabled")
+        assert_problem(
+            client.get("/metrics", headers={"Authorization": "Bearer x"}), 404, "metrics_disabled"
+        )
         # the rest of the service is unchanged
         assert client.get("/health").json() == {"status": "ok"}
 
@@ -145,8 +147,7 @@ def test_payments_are_counted_by_path_and_outcome(metered: InProcessNetwork) -> 
     total = "cbdc_payments_total"
     assert value(samples, total, path="single", outcome="completed", code="") == 2
     assert value(samples, total, path="single", outcome="replayed", code="") == 1
-    assert value(samples, total, path="single", outcome="refused",
-                 code="insufficient_funds") == 1
+    assert value(samples, total, path="single", outcome="refused", code="insufficient_funds") == 1
     assert value(samples, total, path="batch", outcome="completed", code="") == 1
     assert value(samples, total, path="batch", outcome="pending_settlement", code="") == 1
     assert value(samples, total, path="batch", outcome="replayed", code="") == 1
@@ -205,11 +206,13 @@ def test_queue_depth_and_pool_gauges(metered: InProcessNetwork) -> None:
         assert ("cbdc_db_pool_overflow", frozenset()) in samples
         assert "process_cpu_seconds_total" in names(samples)
     cb_samples = scrape(metered.cb)
-    for queue in ("clearing_submissions_waiting", "clearing_items_waiting",
-                  "clearing_obligations_pending"):
+    for queue in (
+        "clearing_submissions_waiting",
+        "clearing_items_waiting",
+        "clearing_obligations_pending",
+    ):
         assert value(cb_samples, depth, queue=queue) == 0
-    assert value(cb_samples, "cbdc_service_info", service="central_bank",
-                 name="central_bank") == 1
+    assert value(cb_samples, "cbdc_service_info", service="central_bank", name="central_bank") == 1
 
 
 def test_a_failing_queue_count_leaves_the_rest_of_the_scrape() -> None:
@@ -230,15 +233,20 @@ def test_many_apps_in_one_process_neither_clash_nor_leak() -> None:
     refs = []
     for i in range(300):
         metrics = ServiceMetrics(
-            service="operator", name=f"X{i}", engine=engine,
-            queue_depths=lambda: {"outbox_pending": 0}, payments=True,
+            service="operator",
+            name=f"X{i}",
+            engine=engine,
+            queue_depths=lambda: {"outbox_pending": 0},
+            payments=True,
         )
         metrics.observe_request("GET", "/health", 200, 0.001)
         metrics.count_payments("single", "completed")
         text = metrics.render().decode()
         # each app counts only its own requests
-        assert 'cbdc_http_request_duration_seconds_count{method="GET",route="/health",' \
-               'status="200"} 1.0' in text
+        assert (
+            'cbdc_http_request_duration_seconds_count{method="GET",route="/health",'
+            'status="200"} 1.0' in text
+        )
         refs.append(weakref.ref(metrics))
     del metrics
     gc.collect()

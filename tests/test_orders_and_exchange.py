@@ -79,9 +79,13 @@ def test_order_signature_freshness_and_currency(network: Any) -> None:
     before = balances(payer, payee)
 
     # signed by a key that is not the wallet's
-    refused(lambda: payer.submit(sign_order(SigningKey.generate(),
-                                            order_for(payer, payee.wallet_id, 100))),
-            401, "bad_signature")
+    refused(
+        lambda: payer.submit(
+            sign_order(SigningKey.generate(), order_for(payer, payee.wallet_id, 100))
+        ),
+        401,
+        "bad_signature",
+    )
     # signed, then the amount changed
     signed = sign_order(payer.key, order_for(payer, payee.wallet_id, 100))
     signed["order"]["amount"] = 9_000
@@ -93,12 +97,14 @@ def test_order_signature_freshness_and_currency(network: Any) -> None:
     now = utcnow()
     for moment in (now - timedelta(minutes=11), now + timedelta(minutes=6)):
         order = order_for(payer, payee.wallet_id, 100, created_at=iso(moment))
-        refused(lambda order=order: payer.submit(sign_order(payer.key, order)), 422,
-                "order_expired")
+        refused(
+            lambda order=order: payer.submit(sign_order(payer.key, order)), 422, "order_expired"
+        )
     for bad in ("yesterday", "2026-01-01T00:00:00"):  # not ISO / no time zone
         order = order_for(payer, payee.wallet_id, 100, created_at=bad)
-        refused(lambda order=order: payer.submit(sign_order(payer.key, order)), 422,
-                "validation_error")
+        refused(
+            lambda order=order: payer.submit(sign_order(payer.key, order)), 422, "validation_error"
+        )
     order = order_for(payer, payee.wallet_id, 100, currency="USD")
     refused(lambda: payer.submit(sign_order(payer.key, order)), 422, "currency_mismatch")
     assert balances(payer, payee) == before
@@ -109,8 +115,9 @@ def test_order_signature_freshness_and_currency(network: Any) -> None:
 
     # a payer held at another operator is not this operator's to debit
     elsewhere = network.open_wallet("BKB1", deposit=1_000, load=1_000)
-    order = payment_order(payer=elsewhere.wallet_id, payee=payee.wallet_id, amount=100,
-                          currency="CNY")
+    order = payment_order(
+        payer=elsewhere.wallet_id, payee=payee.wallet_id, amount=100, currency="CNY"
+    )
     refused(lambda: payer.submit(sign_order(elsewhere.key, order)), 422, "wrong_operator")
     assert elsewhere.balance().balance == 1_000
     audits_ok(network)
@@ -134,8 +141,11 @@ def test_history_shows_orders_and_hides_payer_from_payee(network: Any) -> None:
     rest = payer.history(limit=1, before=page.next_before)
     assert rest.items[0].kind == "load"
     # a wallet cannot read another's history
-    refused(lambda: payee.client.request("GET", f"/v1/wallets/{payer.wallet_id}/history"), 403,
-            "forbidden")
+    refused(
+        lambda: payee.client.request("GET", f"/v1/wallets/{payer.wallet_id}/history"),
+        403,
+        "forbidden",
+    )
 
 
 # ------------------------------------------------------------------ exchange
@@ -169,11 +179,21 @@ def test_load_and_unload_move_money_between_deposit_and_wallet(network: Any) -> 
     assert balances(wallet) == [(4_000, 6_000)]
 
     # signatures, freshness, currency, path
-    refused(lambda: post_raw(wallet, path, sign_order(
-        SigningKey.generate(), load_order(wallet=wallet.wallet_id, amount=1, currency="CNY"))),
-        401, "bad_signature")
-    stale = {**load_order(wallet=wallet.wallet_id, amount=1, currency="CNY"),
-             "created_at": iso(utcnow() - timedelta(hours=1))}
+    refused(
+        lambda: post_raw(
+            wallet,
+            path,
+            sign_order(
+                SigningKey.generate(), load_order(wallet=wallet.wallet_id, amount=1, currency="CNY")
+            ),
+        ),
+        401,
+        "bad_signature",
+    )
+    stale = {
+        **load_order(wallet=wallet.wallet_id, amount=1, currency="CNY"),
+        "created_at": iso(utcnow() - timedelta(hours=1)),
+    }
     refused(lambda: post_raw(wallet, path, sign_order(wallet.key, stale)), 422, "order_expired")
     usd = load_order(wallet=wallet.wallet_id, amount=1, currency="USD")
     refused(lambda: post_raw(wallet, path, sign_order(wallet.key, usd)), 422, "currency_mismatch")
@@ -200,19 +220,39 @@ def test_cash_load_by_staff_is_idempotent(network: Any) -> None:
     assert (first["wallet_balance"], first["replayed"]) == (50_000, False)
     again = staff.request("POST", path, {"amount": 50_000}, idempotency_key=key)
     assert (again["wallet_balance"], again["replayed"]) == (50_000, True)
-    refused(lambda: staff.request("POST", path, {"amount": 50_001}, idempotency_key=key), 409,
-            "idempotency_key_reused")
+    refused(
+        lambda: staff.request("POST", path, {"amount": 50_001}, idempotency_key=key),
+        409,
+        "idempotency_key_reused",
+    )
     refused(lambda: staff.request("POST", path, {"amount": 1}), 422, "validation_error")
-    refused(lambda: staff.request("POST", path, {"amount": 1}, idempotency_key="short"), 422,
-            "validation_error")
+    refused(
+        lambda: staff.request("POST", path, {"amount": 1}, idempotency_key="short"),
+        422,
+        "validation_error",
+    )
     # a wallet cannot load itself with cash
-    refused(lambda: wallet.client.request("POST", path, {"amount": 1},
-                                          idempotency_key=str(uuid.uuid4())), 403, "forbidden")
+    refused(
+        lambda: wallet.client.request(
+            "POST", path, {"amount": 1}, idempotency_key=str(uuid.uuid4())
+        ),
+        403,
+        "forbidden",
+    )
     # nor can another operator's staff
     foreign = network.staff("BKB1")
-    refused(lambda: foreign.request("POST", path, {"amount": 1}, idempotency_key=str(uuid.uuid4()),
-                                    key=network.operator_keys["BKB1"], key_id="operator:BKA1"),
-            401, "bad_signature")
+    refused(
+        lambda: foreign.request(
+            "POST",
+            path,
+            {"amount": 1},
+            idempotency_key=str(uuid.uuid4()),
+            key=network.operator_keys["BKB1"],
+            key_id="operator:BKA1",
+        ),
+        401,
+        "bad_signature",
+    )
     info = wallet.balance()
     assert (info.balance, info.deposit_balance) == (50_000, 0)
     # the cash went into the wallet and can be unloaded to the deposit
@@ -230,30 +270,50 @@ def test_deposit_credit_is_idempotent(network: Any) -> None:
     key = f"dep-{uuid.uuid4()}"
     assert staff.request("POST", path, {"amount": 700}, idempotency_key=key)["replayed"] is False
     assert staff.request("POST", path, {"amount": 700}, idempotency_key=key)["replayed"] is True
-    refused(lambda: staff.request("POST", path, {"amount": 701}, idempotency_key=key), 409,
-            "idempotency_key_reused")
-    refused(lambda: staff.request("POST", "/v1/admin/customers/999999/deposit", {"amount": 1},
-                                  idempotency_key=str(uuid.uuid4())), 422, "validation_error")
+    refused(
+        lambda: staff.request("POST", path, {"amount": 701}, idempotency_key=key),
+        409,
+        "idempotency_key_reused",
+    )
+    refused(
+        lambda: staff.request(
+            "POST",
+            "/v1/admin/customers/999999/deposit",
+            {"amount": 1},
+            idempotency_key=str(uuid.uuid4()),
+        ),
+        422,
+        "validation_error",
+    )
     assert wallet.balance().deposit_balance == 700
 
 
 def test_staff_vault_issuance_and_redemption(network: Any) -> None:
     staff = network.staff("BKA1")
     key = f"vault-{uuid.uuid4()}"
-    done = staff.request("POST", "/v1/admin/vault/issue", {"amount": 3_000_00},
-                         idempotency_key=key)
+    done = staff.request("POST", "/v1/admin/vault/issue", {"amount": 3_000_00}, idempotency_key=key)
     assert done["status"] == "done" and done["amount"] == 3_000_00
-    again = staff.request("POST", "/v1/admin/vault/issue", {"amount": 3_000_00},
-                          idempotency_key=key)
+    again = staff.request(
+        "POST", "/v1/admin/vault/issue", {"amount": 3_000_00}, idempotency_key=key
+    )
     assert again["reference"] == done["reference"]
-    refused(lambda: staff.request("POST", "/v1/admin/vault/issue", {"amount": 3_000_01},
-                                  idempotency_key=key), 409, "idempotency_key_reused")
+    refused(
+        lambda: staff.request(
+            "POST", "/v1/admin/vault/issue", {"amount": 3_000_01}, idempotency_key=key
+        ),
+        409,
+        "idempotency_key_reused",
+    )
     central, reports = audits_ok(network)
     assert central["issued"] == 3_000_00
     assert reports["BKA1"]["vault_float"] == 3_000_00
 
-    redeemed = staff.request("POST", "/v1/admin/vault/redeem", {"amount": 1_000_00},
-                             idempotency_key=f"vault-{uuid.uuid4()}")
+    redeemed = staff.request(
+        "POST",
+        "/v1/admin/vault/redeem",
+        {"amount": 1_000_00},
+        idempotency_key=f"vault-{uuid.uuid4()}",
+    )
     assert redeemed["status"] == "done"
     central, reports = audits_ok(network)
     assert (central["issued"], central["redeemed"]) == (3_000_00, 1_000_00)
@@ -262,7 +322,11 @@ def test_staff_vault_issuance_and_redemption(network: Any) -> None:
     assert position["reserves"] == 10**11 - 2_000_00
 
     # more than the float: only the float goes back
-    staff.request("POST", "/v1/admin/vault/redeem", {"amount": 9_000_00},
-                  idempotency_key=f"vault-{uuid.uuid4()}")
+    staff.request(
+        "POST",
+        "/v1/admin/vault/redeem",
+        {"amount": 9_000_00},
+        idempotency_key=f"vault-{uuid.uuid4()}",
+    )
     central, reports = audits_ok(network)
     assert central["live_token_value"] == 0 and reports["BKA1"]["vault_float"] == 0

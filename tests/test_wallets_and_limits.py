@@ -29,12 +29,24 @@ from wallets.certs import verify_wallet_chain
 
 YUAN = 100
 LIMITS: dict[str, dict[str, Any]] = {
-    "IV": {"balance_cap": 10_000 * YUAN, "single_payment": 2_000 * YUAN, "daily": 5_000 * YUAN,
-           "annual": 50_000 * YUAN},
-    "III": {"balance_cap": 20_000 * YUAN, "single_payment": 5_000 * YUAN,
-            "daily": 10_000 * YUAN, "annual": None},
-    "II": {"balance_cap": 500_000 * YUAN, "single_payment": 50_000 * YUAN,
-           "daily": 100_000 * YUAN, "annual": None},
+    "IV": {
+        "balance_cap": 10_000 * YUAN,
+        "single_payment": 2_000 * YUAN,
+        "daily": 5_000 * YUAN,
+        "annual": 50_000 * YUAN,
+    },
+    "III": {
+        "balance_cap": 20_000 * YUAN,
+        "single_payment": 5_000 * YUAN,
+        "daily": 10_000 * YUAN,
+        "annual": None,
+    },
+    "II": {
+        "balance_cap": 500_000 * YUAN,
+        "single_payment": 50_000 * YUAN,
+        "daily": 100_000 * YUAN,
+        "annual": None,
+    },
     "I": {"balance_cap": None, "single_payment": None, "daily": None, "annual": None},
 }
 
@@ -64,37 +76,53 @@ def test_self_service_cannot_open_class_i(network: Any) -> None:
     """Class I is verified in person: only a request signed by staff opens one."""
     op = network.operator("BKA1")
     refused(
-        lambda: op.open_wallet(display_name="Mallory", phone="+8613800000009",
-                               id_number=ID_NUMBER, bank_account=BANK_ACCOUNT,
-                               wallet_class="I"),
-        403, "class_requires_verification",
+        lambda: op.open_wallet(
+            display_name="Mallory",
+            phone="+8613800000009",
+            id_number=ID_NUMBER,
+            bank_account=BANK_ACCOUNT,
+            wallet_class="I",
+        ),
+        403,
+        "class_requires_verification",
     )
     assert wallet_count(network) == 0
 
 
 @pytest.mark.parametrize("wallet_class", ["III", "II"])
-def test_self_service_verified_classes_need_valid_evidence(
-    network: Any, wallet_class: str
-) -> None:
+def test_self_service_verified_classes_need_valid_evidence(network: Any, wallet_class: str) -> None:
     """Classes III and II open remotely on the evidence the policy names; without it, or with
     evidence that fails its check, nothing is opened."""
     assert not valid_resident_id(BAD_ID_NUMBER) and not valid_bank_account(BAD_BANK_ACCOUNT)
     op = network.operator("BKA1")
-    full = {"display_name": "Carol", "phone": "+8613800000003", "id_number": ID_NUMBER,
-            "bank_account": BANK_ACCOUNT}
+    full = {
+        "display_name": "Carol",
+        "phone": "+8613800000003",
+        "id_number": ID_NUMBER,
+        "bank_account": BANK_ACCOUNT,
+    }
     for dropped in ("id_number", "display_name", "phone") + (
         ("bank_account",) if wallet_class == "II" else ()
     ):
         evidence = {k: v for k, v in full.items() if k != dropped}
-        refused(lambda evidence=evidence: op.open_wallet(wallet_class=wallet_class, **evidence),
-                422, "evidence_missing")
-    refused(lambda: op.open_wallet(wallet_class=wallet_class, **{**full,
-                                                                  "id_number": BAD_ID_NUMBER}),
-            422, "evidence_invalid")
+        refused(
+            lambda evidence=evidence: op.open_wallet(wallet_class=wallet_class, **evidence),
+            422,
+            "evidence_missing",
+        )
+    refused(
+        lambda: op.open_wallet(wallet_class=wallet_class, **{**full, "id_number": BAD_ID_NUMBER}),
+        422,
+        "evidence_invalid",
+    )
     if wallet_class == "II":
-        refused(lambda: op.open_wallet(wallet_class=wallet_class,
-                                       **{**full, "bank_account": BAD_BANK_ACCOUNT}),
-                422, "evidence_invalid")
+        refused(
+            lambda: op.open_wallet(
+                wallet_class=wallet_class, **{**full, "bank_account": BAD_BANK_ACCOUNT}
+            ),
+            422,
+            "evidence_invalid",
+        )
     assert wallet_count(network) == 0
     opened = op.open_wallet(wallet_class=wallet_class, **full).balance()
     assert opened.wallet_class == wallet_class
@@ -111,11 +139,15 @@ def test_self_service_class_iv_and_staff_any_class(network: Any) -> None:
     assert info.balance == 0 and info.deposit_balance == 0
     assert info.limits.model_dump() == LIMITS["IV"]
     # one wallet per key
-    refused(lambda: op.open_wallet(display_name="Again", phone="+8613800000001", key=key),
-            409, "conflict")
+    refused(
+        lambda: op.open_wallet(display_name="Again", phone="+8613800000001", key=key),
+        409,
+        "conflict",
+    )
     # self-service cannot attach a wallet to somebody else's customer record
-    refused(lambda: op.open_wallet(display_name="x", customer_id=info.customer_id), 403,
-            "forbidden")
+    refused(
+        lambda: op.open_wallet(display_name="x", customer_id=info.customer_id), 403, "forbidden"
+    )
     # class IV is opened on a phone number
     refused(lambda: op.open_wallet(display_name="No phone"), 422, "evidence_missing")
 
@@ -127,14 +159,20 @@ def test_self_service_class_iv_and_staff_any_class(network: Any) -> None:
         assert got.wallet_id.startswith("BKA1") and is_valid_wallet_id(got.wallet_id)
 
     # staff may open a second wallet for an existing customer (adding the evidence it needs)
-    second = op.open_wallet(customer_id=info.customer_id, wallet_class="II",
-                            id_number=ID_NUMBER, bank_account=BANK_ACCOUNT,
-                            display_name="Alice", staff_key=network.operator_keys["BKA1"])
+    second = op.open_wallet(
+        customer_id=info.customer_id,
+        wallet_class="II",
+        id_number=ID_NUMBER,
+        bank_account=BANK_ACCOUNT,
+        display_name="Alice",
+        staff_key=network.operator_keys["BKA1"],
+    )
     assert second.balance().customer_id == info.customer_id
     assert second.balance().wallet_class == "II"
     # the operator advertises the same limits
-    assert {k: {f: v[f] for f in LIMITS[k]} for k, v in op.info()["wallet_classes"].items()} \
-        == LIMITS
+    assert {
+        k: {f: v[f] for f in LIMITS[k]} for k, v in op.info()["wallet_classes"].items()
+    } == LIMITS
 
 
 def test_wallet_ids_route_and_catch_typos(network: Any) -> None:
@@ -176,12 +214,16 @@ def test_certificate_chain_verifies_and_fails_when_tampered(network: Any) -> Non
     assert wallet_cert["document"]["wallet_id"] == wallet.wallet_id
     assert wallet_cert["document"]["public_key"] == wallet.key.public_key
     assert wallet_cert["document"]["wallet_class"] == "III"
-    assert verify_wallet_chain(central_bank_public_key=cb_public,
-                               operator_certificate=operator_cert, wallet_certificate=wallet_cert)
+    assert verify_wallet_chain(
+        central_bank_public_key=cb_public,
+        operator_certificate=operator_cert,
+        wallet_certificate=wallet_cert,
+    )
 
     def chain(op_cert: dict, w_cert: dict, key: str = cb_public) -> bool:
-        return verify_wallet_chain(central_bank_public_key=key, operator_certificate=op_cert,
-                                   wallet_certificate=w_cert)
+        return verify_wallet_chain(
+            central_bank_public_key=key, operator_certificate=op_cert, wallet_certificate=w_cert
+        )
 
     # another central bank's key
     assert not chain(operator_cert, wallet_cert, SigningKey.generate().public_key)
@@ -197,8 +239,10 @@ def test_certificate_chain_verifies_and_fails_when_tampered(network: Any) -> Non
     impostor = SigningKey.generate()
     fake_op = copy.deepcopy(operator_cert)
     fake_op["document"]["public_key"] = impostor.public_key
-    resigned = {"document": wallet_cert["document"],
-                "signature": impostor.sign_json(wallet_cert["document"])}
+    resigned = {
+        "document": wallet_cert["document"],
+        "signature": impostor.sign_json(wallet_cert["document"]),
+    }
     assert not chain(fake_op, resigned)
     # a wallet certified by another operator does not verify under this operator
     other = network.open_wallet("BKA1")
@@ -206,8 +250,10 @@ def test_certificate_chain_verifies_and_fails_when_tampered(network: Any) -> Non
     assert chain(network.operator("BKA1").info()["certificate"], other.balance().certificate)
     # a certificate whose wallet id names another operator, even if correctly signed
     forged_doc = {**wallet_cert["document"], "wallet_id": make_wallet_id("BKA1", 5)}
-    forged = {"document": forged_doc, "signature": network.operator_keys["BKB1"].sign_json(
-        forged_doc)}
+    forged = {
+        "document": forged_doc,
+        "signature": network.operator_keys["BKB1"].sign_json(forged_doc),
+    }
     assert not chain(operator_cert, forged)
 
 
@@ -218,13 +264,15 @@ def test_certificate_chain_verifies_and_fails_when_tampered(network: Any) -> Non
 def test_single_and_daily_limits(network: Any, wallet_class: str) -> None:
     limits = LIMITS[wallet_class]
     single, daily = limits["single_payment"], limits["daily"]
-    payer = network.open_wallet("BKA1", wallet_class=wallet_class, deposit=daily + 5_00,
-                                load=daily + 5_00)
+    payer = network.open_wallet(
+        "BKA1", wallet_class=wallet_class, deposit=daily + 5_00, load=daily + 5_00
+    )
     payee = network.open_wallet("BKA1", wallet_class="I")
 
     before = snapshot(payer, payee)
-    body = refused(lambda: payer.pay(payee.wallet_id, single + 1), 422,
-                   "single_payment_limit_exceeded")
+    body = refused(
+        lambda: payer.pay(payee.wallet_id, single + 1), 422, "single_payment_limit_exceeded"
+    )
     assert body["limit"] == single
     assert snapshot(payer, payee) == before
 
@@ -287,8 +335,7 @@ def test_payee_balance_cap(network: Any) -> None:
     payee = network.open_wallet("BKA1", deposit=cap, load=cap - 1_000_00)
     payer = network.open_wallet("BKA1", wallet_class="II", deposit=5_000_00, load=5_000_00)
     before = snapshot(payer, payee)
-    body = refused(lambda: payer.pay(payee.wallet_id, 1_000_01), 422,
-                   "payee_balance_cap_exceeded")
+    body = refused(lambda: payer.pay(payee.wallet_id, 1_000_01), 422, "payee_balance_cap_exceeded")
     assert body["limit"] == cap
     assert snapshot(payer, payee) == before
     assert payer.pay(payee.wallet_id, 1_000_00).status == "completed"
@@ -311,10 +358,13 @@ def test_load_over_balance_cap(network: Any) -> None:
     refused(lambda: wallet.load(1), 422, "balance_cap_exceeded")
     refused(
         lambda: network.staff("BKA1").request(
-            "POST", f"/v1/admin/wallets/{wallet.wallet_id}/cash-load", {"amount": 1},
+            "POST",
+            f"/v1/admin/wallets/{wallet.wallet_id}/cash-load",
+            {"amount": 1},
             idempotency_key=str(uuid.uuid4()),
         ),
-        422, "balance_cap_exceeded",
+        422,
+        "balance_cap_exceeded",
     )
     info = wallet.balance()
     assert (info.balance, info.deposit_balance) == (cap, 500_00)

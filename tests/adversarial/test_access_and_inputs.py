@@ -250,8 +250,9 @@ def test_wallet_ids_do_not_reveal_how_many_wallets_were_opened(network: Any) -> 
     assert abs(numbers[1] - numbers[0]) > 1000, numbers
     with network.state("BKA1").factory() as s:
         accounts = [
-            s.execute(text("SELECT account_id FROM wallets WHERE id = :w"),
-                      {"w": w.wallet_id}).scalar_one()
+            s.execute(
+                text("SELECT account_id FROM wallets WHERE id = :w"), {"w": w.wallet_id}
+            ).scalar_one()
             for w in (first, second)
         ]
     assert accounts[1] - accounts[0] < 1000 and numbers != accounts  # sequential inside only

@@ -39,8 +39,15 @@ def test_refused_cash_load_cannot_be_replayed_later(network: Any) -> None:
     path = f"/v1/admin/wallets/{wallet.wallet_id}/cash-load"
     raw = json.dumps({"amount": 100_00}).encode()
     headers = {
-        **sign_request(network.operator_keys["BKA1"], "operator:BKA1", "POST", path, raw,
-                       audience=operator_audience("BKA1"), idempotency_key=f"cash-{uuid.uuid4()}"),
+        **sign_request(
+            network.operator_keys["BKA1"],
+            "operator:BKA1",
+            "POST",
+            path,
+            raw,
+            audience=operator_audience("BKA1"),
+            idempotency_key=f"cash-{uuid.uuid4()}",
+        ),
         "content-type": "application/json",
     }
     http = network.operator_http["BKA1"]
@@ -197,7 +204,11 @@ def downgrade_to_iv(state: Any, wallet_id: str) -> None:
     transaction(
         state.factory,
         lambda s: service.change_class(
-            s, state.ctx, wallet_id=wallet_id, wallet_class=WalletClass.IV, customer=None,
+            s,
+            state.ctx,
+            wallet_id=wallet_id,
+            wallet_class=WalletClass.IV,
+            customer=None,
             by_staff=True,
         ),
     )

@@ -32,10 +32,16 @@ class ForgedRefusal(httpx.BaseTransport):
             refusal.read()
             assert refusal.status_code == 409, refusal.text
             return refusal
-        problem = {"type": "about:blank", "title": "Signature does not verify", "status": 401,
-                   "detail": "request signature does not verify", "code": "bad_signature"}
-        return httpx.Response(401, json=problem,
-                              headers={"content-type": "application/problem+json"})
+        problem = {
+            "type": "about:blank",
+            "title": "Signature does not verify",
+            "status": 401,
+            "detail": "request signature does not verify",
+            "code": "bad_signature",
+        }
+        return httpx.Response(
+            401, json=problem, headers={"content-type": "application/problem+json"}
+        )
 
 
 @pytest.mark.parametrize("replay", [True, False], ids=["replayed-after-success", "forged-401"])
@@ -137,15 +143,23 @@ def test_resent_settlement_with_a_header_changed_gets_no_signed_refusal(
         assert attacker.carried_out == [201] and len(attacker.forged) == 1
         sent, answer = attacker.forged[0]
         bound = RequestBinding(
-            audience=sent.headers["CBDC-Audience"], method="POST", target="/v1/settlements/batch",
-            key_id=sent.headers["CBDC-Key-Id"], nonce=sent.headers["CBDC-Nonce"],
+            audience=sent.headers["CBDC-Audience"],
+            method="POST",
+            target="/v1/settlements/batch",
+            key_id=sent.headers["CBDC-Key-Id"],
+            nonce=sent.headers["CBDC-Nonce"],
             idempotency_key=sent.headers.get("Idempotency-Key", ""),
             body_sha256=sha256_hex(sent.content),
         )
         assert 400 <= answer.status_code < 500
         assert H_RESPONSE_SIG not in answer.headers, answer.json()
-        assert not verify_response(network.cb_key.public_key, bound, answer.status_code,
-                                   answer.content, answer.headers.get(H_RESPONSE_SIG, ""))
+        assert not verify_response(
+            network.cb_key.public_key,
+            bound,
+            answer.status_code,
+            answer.content,
+            answer.headers.get(H_RESPONSE_SIG, ""),
+        )
         # no refusal for the operator: the payment waits and is retried, never refunded
         assert receipt.status == "pending_settlement", receipt
         drain(network)

@@ -12,8 +12,7 @@ from tests.bad_input.helpers import Raw
 
 @pytest.fixture
 def parties(network: Any) -> dict[str, Any]:
-    payer = network.open_wallet("BKA1", wallet_class="I", deposit=1_000_000_00,
-                                load=1_000_000_00)
+    payer = network.open_wallet("BKA1", wallet_class="I", deposit=1_000_000_00, load=1_000_000_00)
     payee = network.open_wallet("BKA1")
     remote = network.open_wallet("BKB1")
     return {

@@ -35,9 +35,16 @@ class Raw:
         self.http = TestClient(app, raise_server_exceptions=False)
         self.audience = audience
 
-    def send(self, method: str, path: str, body: bytes | None = None, *,
-             key: SigningKey | None = None, key_id: str | None = None,
-             headers: dict[str, str] | None = None) -> Any:
+    def send(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        *,
+        key: SigningKey | None = None,
+        key_id: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
         content = body if body is not None else b""
         all_headers = dict(JSON) if body is not None else {}
         if key is not None and key_id is not None:
@@ -45,9 +52,15 @@ class Raw:
             route, _, query = path.partition("?")
             target = unquote(route) + (f"?{query}" if query else "")
             # an Idempotency-Key among the headers is signed with the rest, as clients do
-            all_headers |= sign_request(key, key_id, method, target, content,
-                                        audience=self.audience,
-                                        idempotency_key=(headers or {}).get("Idempotency-Key"))
+            all_headers |= sign_request(
+                key,
+                key_id,
+                method,
+                target,
+                content,
+                audience=self.audience,
+                idempotency_key=(headers or {}).get("Idempotency-Key"),
+            )
         all_headers |= headers or {}
         return self.http.request(method, path, content=content, headers=all_headers)
 
@@ -56,12 +69,16 @@ class Raw:
 
 
 def valid_order(p: dict[str, Any], **changes: Any) -> dict[str, Any]:
-    order = payment_order(payer=p["payer"].wallet_id, payee=p["payee"].wallet_id, amount=100,
-                          currency="CNY")
+    order = payment_order(
+        payer=p["payer"].wallet_id, payee=p["payee"].wallet_id, amount=100, currency="CNY"
+    )
     order.update(changes)
     return order
 
 
 def balances(p: dict[str, Any]) -> tuple[int, int, int]:
-    return (p["payer"].balance().balance, p["payee"].balance().balance,
-            p["remote"].balance().balance)
+    return (
+        p["payer"].balance().balance,
+        p["payee"].balance().balance,
+        p["remote"].balance().balance,
+    )

@@ -15,8 +15,12 @@ from wallets.orders import sign_order
 # ------------------------------------------------------------------ fuzz
 
 JUNK = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
-    st.floats(allow_nan=False), st.text(max_size=30), st.lists(st.integers(), max_size=2),
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False),
+    st.text(max_size=30),
+    st.lists(st.integers(), max_size=2),
     st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
 )
 
@@ -27,10 +31,17 @@ def _field_strategies(p: dict[str, Any]) -> dict[str, Any]:
     return {
         "type": st.one_of(st.just("payment"), JUNK),
         "payer": st.one_of(st.just(ids[0]), st.sampled_from(ids), JUNK),
-        "payee": st.one_of(st.sampled_from(ids[1:]), st.sampled_from(ids),
-                           st.text(alphabet="BKA10123456789", min_size=20, max_size=20), JUNK),
-        "amount": st.one_of(st.integers(min_value=1, max_value=5_000),
-                            st.integers(min_value=-(2**64), max_value=2**64), JUNK),
+        "payee": st.one_of(
+            st.sampled_from(ids[1:]),
+            st.sampled_from(ids),
+            st.text(alphabet="BKA10123456789", min_size=20, max_size=20),
+            JUNK,
+        ),
+        "amount": st.one_of(
+            st.integers(min_value=1, max_value=5_000),
+            st.integers(min_value=-(2**64), max_value=2**64),
+            JUNK,
+        ),
         "currency": st.one_of(st.just("CNY"), st.sampled_from(["USD", "cny", "CN"]), JUNK),
         "nonce": st.one_of(st.text(min_size=8, max_size=64), JUNK),
         "created_at": st.one_of(st.just(now), st.text(max_size=40), JUNK),
@@ -43,14 +54,20 @@ def test_fuzz_payment_orders_never_500(parties: dict[str, Any]) -> None:
     fields = _field_strategies(p)
     outcomes: dict[int, int] = {}
 
-    @settings(max_examples=50, deadline=None, database=None, derandomize=True,
-              suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                     HealthCheck.too_slow])
+    @settings(
+        max_examples=50,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
     @given(data=st.data())
     def run(data: st.DataObject) -> None:
-        order = valid_order(p, payee=data.draw(st.sampled_from(
-            [p["payee"].wallet_id, p["remote"].wallet_id])),
-            amount=data.draw(st.integers(min_value=1, max_value=5_000)))
+        order = valid_order(
+            p,
+            payee=data.draw(st.sampled_from([p["payee"].wallet_id, p["remote"].wallet_id])),
+            amount=data.draw(st.integers(min_value=1, max_value=5_000)),
+        )
         if data.draw(st.booleans()):
             order["memo"] = data.draw(st.text(max_size=140))
         for _ in range(data.draw(st.integers(min_value=0, max_value=3))):
@@ -66,8 +83,9 @@ def test_fuzz_payment_orders_never_500(parties: dict[str, Any]) -> None:
             signature = key.sign_json(order)
         except (TypeError, ValueError):  # unserialisable junk: send a dummy signature
             signature = "A" * 86
-        response = p["op"].send_json("POST", "/v1/payments",
-                                     {"order": order, "signature": signature})
+        response = p["op"].send_json(
+            "POST", "/v1/payments", {"order": order, "signature": signature}
+        )
         outcomes[response.status_code] = outcomes.get(response.status_code, 0) + 1
         if response.status_code != 201:
             assert_problem(response)

@@ -35,31 +35,45 @@ def test_duplicate_json_keys_are_refused(parties: dict[str, Any]) -> None:
     # a payment order whose signed amount is 100, carrying another amount first
     order = valid_order(parties)
     signature = payer.key.sign_json(order)
-    raw = ('{"order": ' + with_duplicate(order, "amount", 999_999)
-           + f', "signature": "{signature}"}}')
+    raw = (
+        '{"order": ' + with_duplicate(order, "amount", 999_999) + f', "signature": "{signature}"}}'
+    )
     body = assert_problem(op.send("POST", "/v1/payments", raw.encode()), 422)
     assert body["code"] == "duplicate_json_key" and "amount" in body["detail"]
     # the same at the top level of the body, and in the batch path
     signed = {"order": order, "signature": signature}
     raw = with_duplicate(signed, "order", valid_order(parties, amount=5))
-    assert assert_problem(op.send("POST", "/v1/payments", raw.encode()), 422)["code"] == \
-        "duplicate_json_key"
+    assert (
+        assert_problem(op.send("POST", "/v1/payments", raw.encode()), 422)["code"]
+        == "duplicate_json_key"
+    )
     raw = '{"orders": [' + with_duplicate(signed, "signature", "x") + "]}"
-    assert assert_problem(op.send("POST", "/v1/payments/batch", raw.encode()), 422)["code"] == \
-        "duplicate_json_key"
+    assert (
+        assert_problem(op.send("POST", "/v1/payments/batch", raw.encode()), 422)["code"]
+        == "duplicate_json_key"
+    )
     # a load order
     load = load_order(wallet=payer.wallet_id, amount=100, currency="CNY")
-    raw = ('{"order": ' + with_duplicate(load, "wallet", parties["payee"].wallet_id)
-           + f', "signature": "{payer.key.sign_json(load)}"}}')
-    assert assert_problem(op.send("POST", f"/v1/wallets/{payer.wallet_id}/load", raw.encode()),
-                          422)["code"] == "duplicate_json_key"
+    raw = (
+        '{"order": '
+        + with_duplicate(load, "wallet", parties["payee"].wallet_id)
+        + f', "signature": "{payer.key.sign_json(load)}"}}'
+    )
+    assert (
+        assert_problem(op.send("POST", f"/v1/wallets/{payer.wallet_id}/load", raw.encode()), 422)[
+            "code"
+        ]
+        == "duplicate_json_key"
+    )
     assert balances(parties) == before
 
     # wallet opening signed with the new wallet's key (the key id resolver reads the body)
     count = net.staff("BKA1").request("GET", "/v1/admin/audit")["wallet_count"]
     key = SigningKey.generate()
-    opening = {"public_key": key.public_key,
-               "customer": {"display_name": "A", "phone": "+8613800000099"}}
+    opening = {
+        "public_key": key.public_key,
+        "customer": {"display_name": "A", "phone": "+8613800000099"},
+    }
     raw = with_duplicate(opening, "public_key", SigningKey.generate().public_key)
     response = op.send("POST", "/v1/wallets", raw.encode(), key=key, key_id="new-wallet")
     assert assert_problem(response, 422)["code"] == "duplicate_json_key"
@@ -68,8 +82,14 @@ def test_duplicate_json_keys_are_refused(parties: dict[str, Any]) -> None:
     # a signed request to the central bank
     issued = net.admin.request("GET", "/v1/admin/audit")["issued"]
     raw = with_duplicate({"amount": 100}, "amount", 10**9)
-    response = cb.send("POST", "/v1/issuance", raw.encode(), key=net.operator_keys["BKA1"],
-                       key_id="operator:BKA1", headers={"Idempotency-Key": str(uuid.uuid4())})
+    response = cb.send(
+        "POST",
+        "/v1/issuance",
+        raw.encode(),
+        key=net.operator_keys["BKA1"],
+        key_id="operator:BKA1",
+        headers={"Idempotency-Key": str(uuid.uuid4())},
+    )
     assert assert_problem(response, 422)["code"] == "duplicate_json_key"
     assert net.admin.request("GET", "/v1/admin/audit")["issued"] == issued
 
@@ -113,19 +133,35 @@ def test_deeply_nested_json_is_refused_not_500(parties: dict[str, Any]) -> None:
     net, op, cb = parties["network"], parties["op"], parties["cb"]
     before = balances(parties)
     for deep in (DEEP_ARRAY, DEEP_OBJECT):
-        for path in ("/v1/payments", "/v1/payments/batch", "/v1/regulator/disclosures",
-                     "/v1/wallets", f"/v1/wallets/{parties['payer'].wallet_id}/load"):
+        for path in (
+            "/v1/payments",
+            "/v1/payments/batch",
+            "/v1/regulator/disclosures",
+            "/v1/wallets",
+            f"/v1/wallets/{parties['payer'].wallet_id}/load",
+        ):
             body = assert_problem(op.send("POST", path, deep), 422)
             assert body["code"] == "validation_error", (path, body)
         # the `new-wallet` key id makes the resolver parse the body, whatever its content type
         for content_type in ("application/json", "text/plain"):
-            response = op.send("POST", "/v1/wallets", deep, key=SigningKey.generate(),
-                               key_id="new-wallet", headers={"content-type": content_type})
+            response = op.send(
+                "POST",
+                "/v1/wallets",
+                deep,
+                key=SigningKey.generate(),
+                key_id="new-wallet",
+                headers={"content-type": content_type},
+            )
             assert assert_problem(response, 422)["code"] == "validation_error"
         for path in ("/v1/issuance", "/v1/clearing/submissions", "/v1/settlements"):
-            response = cb.send("POST", path, deep, key=net.operator_keys["BKA1"],
-                               key_id="operator:BKA1",
-                               headers={"Idempotency-Key": str(uuid.uuid4())})
+            response = cb.send(
+                "POST",
+                path,
+                deep,
+                key=net.operator_keys["BKA1"],
+                key_id="operator:BKA1",
+                headers={"Idempotency-Key": str(uuid.uuid4())},
+            )
             assert assert_problem(response, 422)["code"] == "validation_error", path
     assert balances(parties) == before
 
@@ -167,19 +203,31 @@ def test_body_limit_is_a_setting_with_room_for_the_largest_legitimate_bodies(
 
     client = TestClient(app, raise_server_exceptions=False)
     assert client.post("/echo", content=b"x" * 100).json() == {"n": 100}
-    assert assert_problem(client.post("/echo", content=b"x" * 101), 413)["code"] == \
-        "body_too_large"
+    assert assert_problem(client.post("/echo", content=b"x" * 101), 413)["code"] == "body_too_large"
 
     # the largest bodies the schemas allow, at their longest fields, fit four times over
-    item = {"reference": "r" * 100, "payee_wallet": "w" * 40, "payer_alias": "a" * 64,
-            "amount": 10**15}
-    submission = {"submission_id": str(uuid.uuid4()), "payee_operator": "BKB1", "gross": 10**18,
-                  "items": [item] * 10_000}
+    item = {
+        "reference": "r" * 100,
+        "payee_wallet": "w" * 40,
+        "payer_alias": "a" * 64,
+        "amount": 10**15,
+    }
+    submission = {
+        "submission_id": str(uuid.uuid4()),
+        "payee_operator": "BKB1",
+        "gross": 10**18,
+        "items": [item] * 10_000,
+    }
     ClearingSubmission.model_validate(submission)
     assert len(json.dumps(submission)) * 4 < DEFAULT_MAX_BODY_BYTES
     key = SigningKey.generate()
-    order = payment_order(payer=make_wallet_id("BKA1", 1), payee=make_wallet_id("BKB1", 2),
-                          amount=10**15, currency="CNY", memo="\u4e2d" * 140)
+    order = payment_order(
+        payer=make_wallet_id("BKA1", 1),
+        payee=make_wallet_id("BKB1", 2),
+        amount=10**15,
+        currency="CNY",
+        memo="\u4e2d" * 140,
+    )
     batch = {"orders": [{"order": order, "signature": key.sign_json(order)}] * 1000}
     SignedPaymentBatch.model_validate(batch)
     assert len(json.dumps(batch)) * 4 < DEFAULT_MAX_BODY_BYTES

@@ -14,8 +14,9 @@ from wallets.orders import load_order, sign_order
 def submit(p: dict[str, Any], order: Any, signature: str | None = None, **extra: Any) -> Any:
     if signature is None:
         signature = p["payer"].key.sign_json(order)
-    return p["op"].send_json("POST", "/v1/payments",
-                             {"order": order, "signature": signature, **extra})
+    return p["op"].send_json(
+        "POST", "/v1/payments", {"order": order, "signature": signature, **extra}
+    )
 
 
 # ------------------------------------------------------------------ payments
@@ -24,13 +25,24 @@ def submit(p: dict[str, Any], order: Any, signature: str | None = None, **extra:
 def test_malformed_bodies(parties: dict[str, Any]) -> None:
     op = parties["op"]
     before = balances(parties)
-    for raw in (b"{", b"not json", b"", b"[]", b"null", b'"order"', b"123",
-                b'{"order": ', b"{}" * 1000, b'{"order": NaN}'):
+    for raw in (
+        b"{",
+        b"not json",
+        b"",
+        b"[]",
+        b"null",
+        b'"order"',
+        b"123",
+        b'{"order": ',
+        b"{}" * 1000,
+        b'{"order": NaN}',
+    ):
         assert_problem(op.send("POST", "/v1/payments", raw), 422)
     # not UTF-8 at all: a 400 parse error is as clear as a 422
     assert_problem(op.send("POST", "/v1/payments", b"\xff\xfe\x00"), 400, 422)
-    assert_problem(op.send("POST", "/v1/payments", b"{}", headers={"content-type": "text/plain"}),
-                   422)
+    assert_problem(
+        op.send("POST", "/v1/payments", b"{}", headers={"content-type": "text/plain"}), 422
+    )
     assert balances(parties) == before
 
 
@@ -41,8 +53,7 @@ def test_missing_fields_wrong_types_and_extra_fields(parties: dict[str, Any]) ->
         order = {k: v for k, v in base.items() if k != field}
         assert_problem(submit(parties, order), 422)
     assert_problem(parties["op"].send_json("POST", "/v1/payments", {"order": base}), 422)
-    assert_problem(parties["op"].send_json("POST", "/v1/payments",
-                                           {"signature": "A" * 86}), 422)
+    assert_problem(parties["op"].send_json("POST", "/v1/payments", {"signature": "A" * 86}), 422)
     wrong_types: dict[str, list[Any]] = {
         "type": ["load", 1, None, ["payment"]],
         "payer": [123, None, {"id": 1}],
@@ -62,8 +73,9 @@ def test_missing_fields_wrong_types_and_extra_fields(parties: dict[str, Any]) ->
     assert_problem(submit(parties, base, extra_field="x"), 422)
     assert_problem(submit(parties, base, signature="A" * 79), 422)
     assert_problem(submit(parties, base, signature="A" * 101), 422)
-    assert_problem(parties["op"].send_json("POST", "/v1/payments",
-                                           {"order": base, "signature": None}), 422)
+    assert_problem(
+        parties["op"].send_json("POST", "/v1/payments", {"order": base, "signature": None}), 422
+    )
     assert balances(parties) == before
 
 
@@ -102,10 +114,13 @@ def test_nul_characters_are_refused_not_500(parties: dict[str, Any]) -> None:
         if response.status_code < 500:
             assert_problem(response, 422)
     wallet = parties["payer"]
-    order = {**load_order(wallet=wallet.wallet_id, amount=1, currency="CNY"),
-             "nonce": "load\x00\x00\x00\x00"}
-    response = parties["op"].send_json("POST", f"/v1/wallets/{wallet.wallet_id}/load",
-                                       sign_order(wallet.key, order))
+    order = {
+        **load_order(wallet=wallet.wallet_id, amount=1, currency="CNY"),
+        "nonce": "load\x00\x00\x00\x00",
+    }
+    response = parties["op"].send_json(
+        "POST", f"/v1/wallets/{wallet.wallet_id}/load", sign_order(wallet.key, order)
+    )
     statuses["load nonce"] = response.status_code
     assert all(400 <= status < 500 for status in statuses.values()), statuses
     assert balances(parties) == before
@@ -133,15 +148,18 @@ def test_bad_wallet_ids_in_orders(parties: dict[str, Any]) -> None:
     before = balances(parties)
     payee = parties["payee"].wallet_id
     typo = payee[:-1] + str((int(payee[-1]) + 1) % 10)
-    assert assert_problem(submit(parties, valid_order(parties, payee=typo)), 422)["code"] == \
-        "invalid_wallet_id"
+    assert (
+        assert_problem(submit(parties, valid_order(parties, payee=typo)), 422)["code"]
+        == "invalid_wallet_id"
+    )
     unknown_op = make_wallet_id("QQQ1", 7)
-    assert assert_problem(submit(parties, valid_order(parties, payee=unknown_op)), 422)["code"] \
+    assert (
+        assert_problem(submit(parties, valid_order(parties, payee=unknown_op)), 422)["code"]
         == "unknown_payee_operator"
+    )
     # the payer's id mistyped: nobody's key signs for it
     payer = parties["payer"].wallet_id
     payer_typo = payer[:-1] + str((int(payer[-1]) + 1) % 10)
     assert_problem(submit(parties, valid_order(parties, payer=payer_typo)), 422)
-    assert_problem(submit(parties, valid_order(parties, payer=make_wallet_id("BKA1", 10**9))),
-                   404)
+    assert_problem(submit(parties, valid_order(parties, payer=make_wallet_id("BKA1", 10**9))), 404)
     assert balances(parties) == before

@@ -109,7 +109,9 @@ def test_redemption_returns_change_and_credits_reserves(network: Any) -> None:
     token = issue(bka, 1_000_00)["tokens"][0]
     refused(
         lambda: bka.request(
-            "POST", "/v1/redemption", {"serials": [token["serial"]], "amount": 1_000_01},
+            "POST",
+            "/v1/redemption",
+            {"serials": [token["serial"]], "amount": 1_000_01},
             idempotency_key=idem(),
         ),
         422,
@@ -118,7 +120,9 @@ def test_redemption_returns_change_and_credits_reserves(network: Any) -> None:
     assert token_info(network, token["serial"])["status"] == "live"
 
     result = bka.request(
-        "POST", "/v1/redemption", {"serials": [token["serial"]], "amount": 300_00},
+        "POST",
+        "/v1/redemption",
+        {"serials": [token["serial"]], "amount": 300_00},
         idempotency_key=idem(),
     )
     assert result["amount"] == 300_00
@@ -136,7 +140,9 @@ def test_redemption_returns_change_and_credits_reserves(network: Any) -> None:
 
     # redeem the change exactly: no change token
     exact = bka.request(
-        "POST", "/v1/redemption", {"serials": [change["serial"]], "amount": 700_00},
+        "POST",
+        "/v1/redemption",
+        {"serials": [change["serial"]], "amount": 700_00},
         idempotency_key=idem(),
     )
     assert exact["change"] == []
@@ -152,7 +158,9 @@ def test_split_spends_inputs_and_mints_outputs(network: Any) -> None:
     serials = [t["serial"] for t in tokens]
     refused(
         lambda: bka.request(
-            "POST", "/v1/tokens/split", {"serials": serials, "outputs": [1_000_00, 499]},
+            "POST",
+            "/v1/tokens/split",
+            {"serials": serials, "outputs": [1_000_00, 499]},
             idempotency_key=idem(),
         ),
         422,
@@ -160,7 +168,9 @@ def test_split_spends_inputs_and_mints_outputs(network: Any) -> None:
     )
     refused(
         lambda: bka.request(
-            "POST", "/v1/tokens/split", {"serials": serials, "outputs": [1_000_00, 500, 0]},
+            "POST",
+            "/v1/tokens/split",
+            {"serials": serials, "outputs": [1_000_00, 500, 0]},
             idempotency_key=idem(),
         ),
         422,
@@ -168,14 +178,18 @@ def test_split_spends_inputs_and_mints_outputs(network: Any) -> None:
     )
     refused(
         lambda: bka.request(
-            "POST", "/v1/tokens/split", {"serials": [serials[0], serials[0]], "outputs": [1]},
+            "POST",
+            "/v1/tokens/split",
+            {"serials": [serials[0], serials[0]], "outputs": [1]},
             idempotency_key=idem(),
         ),
         422,
         "validation_error",
     )
     result = bka.request(
-        "POST", "/v1/tokens/split", {"serials": serials, "outputs": [100, 25_000, 75_400]},
+        "POST",
+        "/v1/tokens/split",
+        {"serials": serials, "outputs": [100, 25_000, 75_400]},
         idempotency_key=idem(),
     )
     outputs = result["tokens"]
@@ -197,9 +211,14 @@ def test_settlement_moves_ownership_between_operators(network: Any) -> None:
 
     def settle(payee: str, amount: int = 400_00) -> dict[str, Any]:
         return bka.request(
-            "POST", "/v1/settlements",
-            {"payee_operator": payee, "amount": amount, "serials": [token["serial"]],
-             "reference": "pay:test"},
+            "POST",
+            "/v1/settlements",
+            {
+                "payee_operator": payee,
+                "amount": amount,
+                "serials": [token["serial"]],
+                "reference": "pay:test",
+            },
             idempotency_key=idem(),
         )
 
@@ -235,7 +254,9 @@ def test_settlement_moves_ownership_between_operators(network: Any) -> None:
 
     # the receiving operator can now spend what it received
     back = bkb.request(
-        "POST", "/v1/redemption", {"serials": [payee_token["serial"]], "amount": 400_00},
+        "POST",
+        "/v1/redemption",
+        {"serials": [payee_token["serial"]], "amount": 400_00},
         idempotency_key=idem(),
     )
     assert back["change"] == []
@@ -247,13 +268,17 @@ def test_double_spend_is_refused(network: Any) -> None:
     bka = operator_client(network, "BKA1")
     token = issue(bka, 1_000)["tokens"][0]
     bka.request(
-        "POST", "/v1/tokens/split", {"serials": [token["serial"]], "outputs": [400, 600]},
+        "POST",
+        "/v1/tokens/split",
+        {"serials": [token["serial"]], "outputs": [400, 600]},
         idempotency_key=idem(),
     )
     before = position(bka)
     refused(
         lambda: bka.request(
-            "POST", "/v1/tokens/split", {"serials": [token["serial"]], "outputs": [1_000]},
+            "POST",
+            "/v1/tokens/split",
+            {"serials": [token["serial"]], "outputs": [1_000]},
             idempotency_key=idem(),
         ),
         409,
@@ -261,7 +286,9 @@ def test_double_spend_is_refused(network: Any) -> None:
     )
     refused(
         lambda: bka.request(
-            "POST", "/v1/redemption", {"serials": [token["serial"]], "amount": 1_000},
+            "POST",
+            "/v1/redemption",
+            {"serials": [token["serial"]], "amount": 1_000},
             idempotency_key=idem(),
         ),
         409,
@@ -269,9 +296,14 @@ def test_double_spend_is_refused(network: Any) -> None:
     )
     refused(
         lambda: bka.request(
-            "POST", "/v1/settlements",
-            {"payee_operator": "BKB1", "amount": 1_000, "serials": [token["serial"]],
-             "reference": "x"},
+            "POST",
+            "/v1/settlements",
+            {
+                "payee_operator": "BKB1",
+                "amount": 1_000,
+                "serials": [token["serial"]],
+                "reference": "x",
+            },
             idempotency_key=idem(),
         ),
         409,
@@ -287,7 +319,9 @@ def test_spending_another_operators_token_is_refused(network: Any) -> None:
     token = issue(bka, 5_00)["tokens"][0]
     refused(
         lambda: bkb.request(
-            "POST", "/v1/redemption", {"serials": [token["serial"]], "amount": 5_00},
+            "POST",
+            "/v1/redemption",
+            {"serials": [token["serial"]], "amount": 5_00},
             idempotency_key=idem(),
         ),
         403,
@@ -295,9 +329,14 @@ def test_spending_another_operators_token_is_refused(network: Any) -> None:
     )
     refused(
         lambda: bkb.request(
-            "POST", "/v1/settlements",
-            {"payee_operator": "BKA1", "amount": 5_00, "serials": [token["serial"]],
-             "reference": "steal"},
+            "POST",
+            "/v1/settlements",
+            {
+                "payee_operator": "BKA1",
+                "amount": 5_00,
+                "serials": [token["serial"]],
+                "reference": "steal",
+            },
             idempotency_key=idem(),
         ),
         403,
@@ -307,7 +346,9 @@ def test_spending_another_operators_token_is_refused(network: Any) -> None:
     refused(lambda: bka.request("GET", f"/v1/tokens/{uuid.uuid4()}"), 404, "unknown_token")
     refused(
         lambda: bka.request(
-            "POST", "/v1/redemption", {"serials": [str(uuid.uuid4())], "amount": 1},
+            "POST",
+            "/v1/redemption",
+            {"serials": [str(uuid.uuid4())], "amount": 1},
             idempotency_key=idem(),
         ),
         404,
@@ -334,7 +375,9 @@ def test_idempotent_retry_returns_the_same_response(network: Any) -> None:
     # the same key on another endpoint is another request too
     refused(
         lambda: bka.request(
-            "POST", "/v1/redemption", {"serials": [first["tokens"][0]["serial"]], "amount": 1},
+            "POST",
+            "/v1/redemption",
+            {"serials": [first["tokens"][0]["serial"]], "amount": 1},
             idempotency_key=key,
         ),
         409,
@@ -344,8 +387,12 @@ def test_idempotent_retry_returns_the_same_response(network: Any) -> None:
     assert issue(operator_client(network, "BKB1"), 1_00, key)["replayed"] is False
 
     settle_key = idem()
-    body = {"payee_operator": "BKB1", "amount": 10_00,
-            "serials": [first["tokens"][0]["serial"]], "reference": "pay:idem"}
+    body = {
+        "payee_operator": "BKB1",
+        "amount": 10_00,
+        "serials": [first["tokens"][0]["serial"]],
+        "reference": "pay:idem",
+    }
     s1 = bka.request("POST", "/v1/settlements", body, idempotency_key=settle_key)
     s2 = bka.request("POST", "/v1/settlements", body, idempotency_key=settle_key)
     assert s2["replayed"] is True

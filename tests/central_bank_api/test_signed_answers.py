@@ -43,10 +43,16 @@ from tests.central_bank_api.helpers import (
 def test_role_checks(network: Any) -> None:
     bka = operator_client(network, "BKA1")
     refused(
-        lambda: bka.request("POST", "/v1/admin/operators", {
-            "code": "EVL1", "name": "Evil", "public_key": SigningKey.generate().public_key,
-            "quota": 10,
-        }),
+        lambda: bka.request(
+            "POST",
+            "/v1/admin/operators",
+            {
+                "code": "EVL1",
+                "name": "Evil",
+                "public_key": SigningKey.generate().public_key,
+                "quota": 10,
+            },
+        ),
         403,
         "forbidden",
     )
@@ -70,18 +76,30 @@ def test_role_checks(network: Any) -> None:
 
     # the certification centre: duplicates refused, certificates verifiable by anyone
     refused(
-        lambda: network.admin.request("POST", "/v1/admin/operators", {
-            "code": "BKA1", "name": "Again", "public_key": SigningKey.generate().public_key,
-            "quota": 10,
-        }),
+        lambda: network.admin.request(
+            "POST",
+            "/v1/admin/operators",
+            {
+                "code": "BKA1",
+                "name": "Again",
+                "public_key": SigningKey.generate().public_key,
+                "quota": 10,
+            },
+        ),
         409,
         "operator_exists",
     )
     refused(
-        lambda: network.admin.request("POST", "/v1/admin/operators", {
-            "code": "NEW1", "name": "Same key",
-            "public_key": network.operator_keys["BKB1"].public_key, "quota": 10,
-        }),
+        lambda: network.admin.request(
+            "POST",
+            "/v1/admin/operators",
+            {
+                "code": "NEW1",
+                "name": "Same key",
+                "public_key": network.operator_keys["BKB1"].public_key,
+                "quota": 10,
+            },
+        ),
         409,
         "operator_exists",
     )
@@ -95,21 +113,40 @@ def test_role_checks(network: Any) -> None:
         assert entry["certificate"]["public_key"] == network.operator_keys[entry["code"]].public_key
 
 
-def signed_post(network: Any, path: str, body: bytes, *, key_id: str = "operator:BKA1",
-                key: SigningKey | None = None, audience: str = CENTRAL_BANK_AUDIENCE,
-                idempotency_key: str | None = None) -> tuple[dict[str, str], Any]:
+def signed_post(
+    network: Any,
+    path: str,
+    body: bytes,
+    *,
+    key_id: str = "operator:BKA1",
+    key: SigningKey | None = None,
+    audience: str = CENTRAL_BANK_AUDIENCE,
+    idempotency_key: str | None = None,
+) -> tuple[dict[str, str], Any]:
     key = key or network.operator_keys["BKA1"]
-    headers = sign_request(key, key_id, "POST", path, body, audience=audience,
-                           idempotency_key=idempotency_key or idem())
+    headers = sign_request(
+        key,
+        key_id,
+        "POST",
+        path,
+        body,
+        audience=audience,
+        idempotency_key=idempotency_key or idem(),
+    )
     headers |= {"content-type": "application/json"}
     return headers, network.cb.request("POST", path, content=body, headers=headers)
 
 
 def binding_of(headers: dict[str, str], method: str, target: str, body: bytes) -> RequestBinding:
-    return RequestBinding(audience=headers[H_AUDIENCE], method=method, target=target,
-                          key_id=headers[H_KEY], nonce=headers[H_NONCE],
-                          idempotency_key=headers.get("Idempotency-Key", ""),
-                          body_sha256=sha256_hex(body))
+    return RequestBinding(
+        audience=headers[H_AUDIENCE],
+        method=method,
+        target=target,
+        key_id=headers[H_KEY],
+        nonce=headers[H_NONCE],
+        idempotency_key=headers.get("Idempotency-Key", ""),
+        body_sha256=sha256_hex(body),
+    )
 
 
 def test_responses_carry_a_signature_bound_to_their_request(network: Any) -> None:
@@ -122,8 +159,7 @@ def test_responses_carry_a_signature_bound_to_their_request(network: Any) -> Non
         assert response.status_code == expected
         signature = response.headers[H_RESPONSE_SIG]
         request = binding_of(headers, "POST", "/v1/issuance", body)
-        assert verify_response(public, request, response.status_code, response.content,
-                               signature)
+        assert verify_response(public, request, response.status_code, response.content, signature)
         # bound to the status and the exact body
         assert not verify_response(public, request, 200, response.content, signature)
         tampered = json.dumps({**response.json(), "extra": 1}).encode()
@@ -139,20 +175,29 @@ def test_responses_carry_a_signature_bound_to_their_request(network: Any) -> Non
             {"body_sha256": sha256_hex(b'{"amount": 1000000}')},
         ):
             moved = dataclasses.replace(request, **other)
-            assert not verify_response(public, moved, response.status_code, response.content,
-                                       signature), other
+            assert not verify_response(
+                public, moved, response.status_code, response.content, signature
+            ), other
 
     # a refusal signed for one request does not verify as the answer to another
     first, refused = signed_post(network, "/v1/issuance", b'{"amount": -5}')
     second, _ = signed_post(network, "/v1/issuance", b'{"amount": 5}')
     assert refused.status_code == 422
-    assert not verify_response(public, binding_of(second, "POST", "/v1/issuance", b'{"amount": 5}'),
-                               422, refused.content, refused.headers[H_RESPONSE_SIG])
+    assert not verify_response(
+        public,
+        binding_of(second, "POST", "/v1/issuance", b'{"amount": 5}'),
+        422,
+        refused.content,
+        refused.headers[H_RESPONSE_SIG],
+    )
 
     # a client that expects another central bank's key refuses the answer
     impostor = SignedClient(
-        network.cb, key=network.operator_keys["BKA1"], key_id="operator:BKA1",
-        server_public_key=SigningKey.generate().public_key, audience=CENTRAL_BANK_AUDIENCE,
+        network.cb,
+        key=network.operator_keys["BKA1"],
+        key_id="operator:BKA1",
+        server_public_key=SigningKey.generate().public_key,
+        audience=CENTRAL_BANK_AUDIENCE,
     )
     with pytest.raises(RemoteUnavailable):
         impostor.request("GET", "/v1/operators/me")
@@ -167,18 +212,33 @@ def test_nothing_is_signed_for_requests_that_fail_authentication(network: Any) -
         headers = {"content-type": "application/json", "Idempotency-Key": idem(), **headers}
         return network.cb.request("POST", path, content=body, headers=headers)
 
-    good = sign_request(key, "operator:BKA1", "POST", path, body, audience=CENTRAL_BANK_AUDIENCE,
-                        idempotency_key=idem())
+    good = sign_request(
+        key,
+        "operator:BKA1",
+        "POST",
+        path,
+        body,
+        audience=CENTRAL_BANK_AUDIENCE,
+        idempotency_key=idem(),
+    )
     stale_ts = str(int(time.time()) - 3600)
     failures = {
         "unsigned": ({}, "unauthenticated"),
-        "unknown key id": (sign_request(key, "operator:ZZZ9", "POST", path, body,
-                                        audience=CENTRAL_BANK_AUDIENCE), "bad_signature"),
+        "unknown key id": (
+            sign_request(key, "operator:ZZZ9", "POST", path, body, audience=CENTRAL_BANK_AUDIENCE),
+            "bad_signature",
+        ),
         "bad signature": ({**good, H_SIG: SigningKey.generate().sign(b"x")}, "bad_signature"),
-        "another audience": (sign_request(key, "operator:BKA1", "POST", path, body,
-                                          audience=operator_audience("BKB1")), "wrong_audience"),
-        "old envelope": ({k: v for k, v in good.items() if k not in (H_VERSION, H_AUDIENCE)},
-                         "envelope_version_unsupported"),
+        "another audience": (
+            sign_request(
+                key, "operator:BKA1", "POST", path, body, audience=operator_audience("BKB1")
+            ),
+            "wrong_audience",
+        ),
+        "old envelope": (
+            {k: v for k, v in good.items() if k not in (H_VERSION, H_AUDIENCE)},
+            "envelope_version_unsupported",
+        ),
         "stale timestamp": ({**good, H_TS: stale_ts}, "unauthenticated"),
     }
     for name, (headers, code) in failures.items():
@@ -204,8 +264,14 @@ def test_no_signed_refusal_for_a_request_that_succeeded(network: Any) -> None:
     bka = operator_client(network, "BKA1")
     issued = issue(bka, 500)
     serials = [t["serial"] for t in issued["tokens"]]
-    body = json.dumps({"payee_operator": "BKB1", "amount": 500, "serials": serials,
-                       "reference": str(uuid.uuid4())}).encode()
+    body = json.dumps(
+        {
+            "payee_operator": "BKB1",
+            "amount": 500,
+            "serials": serials,
+            "reference": str(uuid.uuid4()),
+        }
+    ).encode()
     headers, done = signed_post(network, "/v1/settlements", body, idempotency_key="settle-once")
     assert done.status_code == 201, done.text
     request = binding_of(headers, "POST", "/v1/settlements", body)
@@ -225,13 +291,18 @@ def test_no_signed_refusal_for_a_request_that_succeeded(network: Any) -> None:
         assert H_RESPONSE_SIG not in answer.headers, answer.json()
     # the original answer's signature does not make any of those refusals the bank's word
     refusal = network.cb.request("POST", "/v1/settlements", content=body, headers=headers)
-    assert not verify_response(public, request, refusal.status_code, refusal.content,
-                               done.headers[H_RESPONSE_SIG])
+    assert not verify_response(
+        public, request, refusal.status_code, refusal.content, done.headers[H_RESPONSE_SIG]
+    )
     # through the operator's client an unsigned refusal is no refusal: retryable, not RemoteError
     with pytest.raises(RemoteUnavailable):
-        SignedClient(network.cb, key=SigningKey.generate(), key_id="operator:BKA1",
-                     server_public_key=public, audience=CENTRAL_BANK_AUDIENCE,
-                     ).request("GET", "/v1/operators/me")
+        SignedClient(
+            network.cb,
+            key=SigningKey.generate(),
+            key_id="operator:BKA1",
+            server_public_key=public,
+            audience=CENTRAL_BANK_AUDIENCE,
+        ).request("GET", "/v1/operators/me")
 
 
 def test_a_verified_request_refused_by_validation_gets_a_signed_answer_once(
@@ -245,16 +316,27 @@ def test_a_verified_request_refused_by_validation_gets_a_signed_answer_once(
     headers, first = signed_post(network, path, body)
     assert first.status_code == 422 and first.json()["code"] == "validation_error"
     request = binding_of(headers, "POST", path, body)
-    assert verify_response(network.cb_key.public_key, request, 422, first.content,
-                           first.headers[H_RESPONSE_SIG])
+    assert verify_response(
+        network.cb_key.public_key, request, 422, first.content, first.headers[H_RESPONSE_SIG]
+    )
     again = network.cb.request("POST", path, content=body, headers=headers)
     assert again.status_code == 409 and again.json()["code"] == "replayed_request"
     assert H_RESPONSE_SIG not in again.headers
     # a missing Idempotency-Key (signed as absent) is refused by validation the same way
-    fresh = sign_request(network.operator_keys["BKA1"], "operator:BKA1", "POST", path,
-                         b'{"amount": 7}', audience=CENTRAL_BANK_AUDIENCE)
-    unkeyed = network.cb.request("POST", path, content=b'{"amount": 7}',
-                                 headers={**fresh, "content-type": "application/json"})
+    fresh = sign_request(
+        network.operator_keys["BKA1"],
+        "operator:BKA1",
+        "POST",
+        path,
+        b'{"amount": 7}',
+        audience=CENTRAL_BANK_AUDIENCE,
+    )
+    unkeyed = network.cb.request(
+        "POST",
+        path,
+        content=b'{"amount": 7}',
+        headers={**fresh, "content-type": "application/json"},
+    )
     assert unkeyed.status_code == 422 and H_RESPONSE_SIG in unkeyed.headers
     assert cb_audit_ok(network)["issued"] == 0  # nothing was issued
 
@@ -274,7 +356,8 @@ class CarryOutThenResend(httpx.BaseTransport):
         self.carried_out.append(real.status_code)
         headers = self.alter({k.lower(): v for k, v in request.headers.items()})
         answer = self.inner.handle_request(
-            httpx.Request(request.method, request.url, headers=headers, content=body))
+            httpx.Request(request.method, request.url, headers=headers, content=body)
+        )
         content = answer.read()
         return httpx.Response(answer.status_code, headers=answer.headers, content=content)
 
@@ -289,8 +372,7 @@ def _no_idempotency_key(h: dict[str, str]) -> dict[str, str]:
 
 @pytest.mark.parametrize(
     ("what", "alter"),
-    [("redemption", _text_plain), ("redemption", _no_idempotency_key),
-     ("clearing", _text_plain)],
+    [("redemption", _text_plain), ("redemption", _no_idempotency_key), ("clearing", _text_plain)],
     ids=["redemption-text-plain", "redemption-key-stripped", "clearing-text-plain"],
 )
 def test_operator_sees_a_refusal_only_for_a_request_the_bank_refused(
@@ -312,16 +394,27 @@ def test_operator_sees_a_refusal_only_for_a_request_the_bank_refused(
         bad = {"serials": ["no-such-serial"], "amount": 300}
     else:
         path, key = "/v1/clearing/submissions", None
-        item = {"reference": str(uuid.uuid4()), "payee_wallet": "BKB1" + "0" * 16,
-                "payer_alias": "alias-1", "amount": 500}
-        body = {"submission_id": str(uuid.uuid4()), "payee_operator": "BKB1", "gross": 500,
-                "items": [item]}
+        item = {
+            "reference": str(uuid.uuid4()),
+            "payee_wallet": "BKB1" + "0" * 16,
+            "payer_alias": "alias-1",
+            "amount": 500,
+        }
+        body = {
+            "submission_id": str(uuid.uuid4()),
+            "payee_operator": "BKB1",
+            "gross": 500,
+            "items": [item],
+        }
         bad = {**body, "submission_id": str(uuid.uuid4()), "payee_operator": "ZZZ9"}
     attacker = CarryOutThenResend(network.cb._transport, alter)
-    victim = SignedClient(httpx.Client(base_url="http://testserver", transport=attacker),
-                          key=network.operator_keys["BKA1"], key_id="operator:BKA1",
-                          server_public_key=network.cb_key.public_key,
-                          audience=CENTRAL_BANK_AUDIENCE)
+    victim = SignedClient(
+        httpx.Client(base_url="http://testserver", transport=attacker),
+        key=network.operator_keys["BKA1"],
+        key_id="operator:BKA1",
+        server_public_key=network.cb_key.public_key,
+        audience=CENTRAL_BANK_AUDIENCE,
+    )
     with pytest.raises(RemoteUnavailable):
         victim.request("POST", path, body, idempotency_key=key)
     assert attacker.carried_out in ([200], [201])
