@@ -4,7 +4,9 @@ The real Alembic migrations run once per session and kind ("central_bank" | "ope
 template database that nobody may connect to afterwards (a template being copied must have no
 other connections). Each test database is a copy of it (`CREATE DATABASE ... TEMPLATE`), made
 ahead of time by a thread of this module while the tests run, so a test seldom waits for one.
-The `drop_test_databases` fixture (tests/conftest.py) drops what a test made once it is done.
+The `drop_test_databases` fixture (tests/conftest.py) drops what a test (or its function-scoped
+fixtures) made once it is done; what module- or session-scoped fixtures made (set up before it)
+is dropped at the end of the session.
 
 Tests of the migrations themselves call `cbdc.db.migrate` on databases of their own.
 """
