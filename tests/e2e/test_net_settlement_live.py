@@ -82,7 +82,13 @@ def test_payments_settle_net_by_themselves_and_the_audit_holds(net_network: Live
         server_public_key=cb.public_key,
     )
     stats = admin.request("GET", "/v1/stats/clearing")
-    assert stats["operators"]["BKA1"]["net_paid"] == 1_200_00
+    paid = {code: stats["operators"][code]["net_paid"] for code in ("BKA1", "BKB1")}
+    # The timer may close a cycle between the payments (a loaded machine): whichever cycles they
+    # fell in, what the operators paid nets their positions exactly, cycle by cycle.
+    assert paid["BKA1"] - paid["BKB1"] == 1_200_00
+    assert sum(c["net_settled"] for c in stats["cycles"]) == sum(paid.values())
+    if any(c["items"] == 3 for c in stats["cycles"]):  # all three in one cycle
+        assert paid == {"BKA1": 1_200_00, "BKB1": 0}
     assert stats["operators"]["BKA1"]["rtgs_liquidity"] == 1_500_00
     assert {c["trigger"] for c in stats["cycles"]} <= {"timer", "max_items"}
     supply = admin.request("GET", "/v1/stats/money-supply")
