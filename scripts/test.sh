@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
 .venv/bin/lint-imports
 .venv/bin/mypy
-exec .venv/bin/pytest "$@"
+# Two workers (pytest-xdist), each with its own embedded PostgreSQL: the e2e tests wait on
+# processes and back-offs much of the time. CBDC_TEST_WORKERS=0 runs everything in one process.
+exec .venv/bin/pytest -n "${CBDC_TEST_WORKERS:-2}" "$@"
