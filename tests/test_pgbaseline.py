@@ -22,7 +22,10 @@ def test_measure_runs_every_mode_and_drops_its_database(pg_url: str, tmp_path: P
         per_transaction = 20 if mode == "batched" else 1
         assert figures["transfers_per_s"] == pytest.approx(figures["tps"] * per_transaction)
         latency = figures["latency_ms"]
-        assert 0 < latency["p50"] <= latency["p95"] <= latency["p99"], mode
+        # ordered and not all zero (a loaded CI machine once logged p50 = 0 µs for `batched`:
+        # pgbench's log, not ours; timings themselves are not asserted)
+        assert 0 <= latency["p50"] <= latency["p95"] <= latency["p99"], mode
+        assert latency["p99"] > 0, mode
         assert latency["mean"] > 0
         assert figures["failed"] == 0
         # CPU per transfer: the test server runs on this machine, so it is measured (clock
