@@ -11,4 +11,4 @@ bash scripts/setup.sh
 # Three workers (pytest-xdist), each with its own embedded PostgreSQL: the e2e tests wait on
 # processes and back-offs much of the time, so three beat two even on two cores (5 min 56 s
 # against 6 min 33 s, docs/decisions.md). CBDC_TEST_WORKERS=0 runs everything in one process.
-exec .venv/bin/pytest -n "${CBDC_TEST_WORKERS:-3}" --dist loadgroup "$@"
+exec .venv/bin/pytest -n "${CBDC_TEST_WORKERS:-3}" "$@"

@@ -37,21 +37,6 @@ from tests import databases
 from tests.databases import new_database
 from wallets.client import OperatorClient, WalletClient
 
-# The longest tests start first, so that with several pytest-xdist workers (scripts/test.sh)
-# the others fill in around them instead of one of them ending the run alone.
-SLOW_FIRST = (
-    "tests/e2e/test_scenario_examples.py",
-    "tests/test_scenario_engine.py",
-    "tests/e2e/test_database_crash.py",
-    "tests/e2e/test_rtgs_crash.py",
-    "tests/e2e/test_bench.py",
-)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    rank = {path: i for i, path in enumerate(SLOW_FIRST)}
-    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(SLOW_FIRST)))
-
 
 @pytest.fixture(scope="session")
 def pg_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:

@@ -18,10 +18,6 @@ import pytest
 
 from tests.e2e.conftest import REPO, run_cli
 
-# One worker runs the whole module under pytest-xdist (--dist loadgroup): its fixture runs
-# every example, and must run once.
-pytestmark = pytest.mark.xdist_group("scenario_examples")
-
 EXAMPLES = REPO / "scenarios"
 NAMES = sorted(p.stem for p in EXAMPLES.glob("*.toml") if p.stem != "speed-1m")
 AT_ONCE = 3  # runs side by side
