@@ -62,36 +62,20 @@ def load(
     limits.check_cap(ctx, wallet, balances[wallet.account_id], amount, payee=False)
     if balances[ctx.account("vault_float")] < amount:
         raise VaultShortfall(amount - balances[ctx.account("vault_float")])
-    order_id = uuid.uuid4()
-    entry = ledger.post(
+    row = _record(
         session,
-        at=ctx.now(),
+        ctx,
+        wallet=wallet,
+        order=order,
+        signature=signature,
+        order_hash=order_hash,
         kind="load",
-        reference=str(order_id),
         legs=[
             (customer.deposit_account_id, -amount),
             (ctx.account("deposits_contra"), amount),
             (ctx.account("vault_float"), -amount),
             (wallet.account_id, amount),
         ],
-    )
-    row = wallet_repo.add_order(
-        session,
-        Order(
-            id=order_id,
-            wallet_id=wallet.id,
-            nonce=order["nonce"],
-            kind="load",
-            amount=amount,
-            counterparty="deposit",
-            body=order,
-            signature=signature,
-            order_hash=order_hash,
-            status="completed",
-            entry_id=entry,
-            created_at=ctx.now(),
-            updated_at=ctx.now(),
-        ),
     )
     vault.check_water_marks(
         session, ctx, float_balance=balances[ctx.account("vault_float")] - amount
@@ -123,12 +107,14 @@ def unload(
     limits.require_active(wallet)
     if balances[wallet.account_id] < amount:
         raise InsufficientFunds(f"wallet balance {balances[wallet.account_id]} < {amount}")
-    order_id = uuid.uuid4()
-    entry = ledger.post(
+    row = _record(
         session,
-        at=ctx.now(),
+        ctx,
+        wallet=wallet,
+        order=order,
+        signature=signature,
+        order_hash=order_hash,
         kind="unload",
-        reference=str(order_id),
         legs=[
             (wallet.account_id, -amount),
             (ctx.account("vault_float"), amount),
@@ -136,29 +122,45 @@ def unload(
             (customer.deposit_account_id, amount),
         ],
     )
-    row = wallet_repo.add_order(
+    aml.on_unload(session, ctx, wallet=wallet, amount=amount)
+    vault.check_water_marks(
+        session, ctx, float_balance=balances[ctx.account("vault_float")] + amount
+    )
+    return {**_exchange_result(session, ctx, row, wallet), "replayed": False}
+
+
+def _record(
+    session: Session,
+    ctx: OperatorContext,
+    *,
+    wallet: Wallet,
+    order: dict[str, Any],
+    signature: str,
+    order_hash: str,
+    kind: str,
+    legs: list[tuple[int, int]],
+) -> Order:
+    """Post a load's or unload's entry and record its completed order, both at one instant."""
+    now, order_id = ctx.now(), uuid.uuid4()
+    entry = ledger.post(session, at=now, kind=kind, reference=str(order_id), legs=legs)
+    return wallet_repo.add_order(
         session,
         Order(
             id=order_id,
             wallet_id=wallet.id,
             nonce=order["nonce"],
-            kind="unload",
-            amount=amount,
+            kind=kind,
+            amount=order["amount"],
             counterparty="deposit",
             body=order,
             signature=signature,
             order_hash=order_hash,
             status="completed",
             entry_id=entry,
-            created_at=ctx.now(),
-            updated_at=ctx.now(),
+            created_at=now,
+            updated_at=now,
         ),
     )
-    aml.on_unload(session, ctx, wallet=wallet, amount=amount)
-    vault.check_water_marks(
-        session, ctx, float_balance=balances[ctx.account("vault_float")] + amount
-    )
-    return {**_exchange_result(session, ctx, row, wallet), "replayed": False}
 
 
 def _exchange_result(
