@@ -65,12 +65,39 @@ class Uniqueness:
 
 
 @dataclass(frozen=True)
+class OfflineLimits:
+    """What a device wallet of a class may do offline (amounts in minor units): the largest
+    payment, the most its purse may hold, and how many payments or days it may go before it
+    must sync with its operator."""
+
+    per_payment: int
+    purse_cap: int
+    max_payments: int
+    max_days: int
+
+
+# minor units per currency unit are applied by load_policy; these are in currency units
+DEFAULT_OFFLINE: dict[str, tuple[int, int, int, int]] = {
+    "I": (5_000, 10_000, 100, 7),
+    "II": (2_000, 5_000, 50, 7),
+    "III": (1_000, 2_000, 30, 5),
+    "IV": (500, 1_000, 20, 3),
+}
+
+
+@dataclass(frozen=True)
 class Policy:
     classes: dict[WalletClass, ClassLimits]
     evidence: dict[WalletClass, tuple[str, ...]]
     overflow: str  # "refuse" | "sweep"
     aml: AmlRules
     uniqueness: Uniqueness = Uniqueness(wallets_per_id_per_class=1, class_iv_per_phone=1)
+    offline: dict[WalletClass, OfflineLimits] | None = None
+
+    def offline_limits(self, wallet_class: WalletClass | int) -> OfflineLimits:
+        """The offline limits of a device registered to a wallet of `wallet_class`."""
+        assert self.offline is not None, "load_policy fills the offline limits"
+        return self.offline[WalletClass(wallet_class)]
 
     def limits(self, wallet_class: WalletClass | int) -> ClassLimits:
         return self.classes[wallet_class]  # type: ignore[index]  # an IntEnum: ints look up
@@ -146,8 +173,42 @@ def load_policy(path: Path | str | None, decimals: int) -> Policy:
         class_iv_per_phone=at_most("class_iv_per_phone"),
     )
     return Policy(
-        classes=classes, evidence=evidence, overflow=overflow, aml=aml, uniqueness=uniqueness
+        classes=classes,
+        evidence=evidence,
+        overflow=overflow,
+        aml=aml,
+        uniqueness=uniqueness,
+        offline=_offline_limits(file, data.get("offline", {}), scale),
     )
+
+
+def _offline_limits(
+    file: Path, data: dict[str, Any], scale: int
+) -> dict[WalletClass, OfflineLimits]:
+    limits: dict[WalletClass, OfflineLimits] = {}
+    for wallet_class in WalletClass:
+        per_payment, purse_cap, max_payments, max_days = DEFAULT_OFFLINE[wallet_class.name]
+        section = data.get(wallet_class.name, {})
+        values = {
+            "per_payment": section.get("per_payment", per_payment),
+            "purse_cap": section.get("purse_cap", purse_cap),
+            "max_payments": section.get("max_payments", max_payments),
+            "max_days": section.get("max_days", max_days),
+        }
+        for name, value in values.items():
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(
+                    f"{file}: offline.{wallet_class.name}.{name} must be a positive integer"
+                )
+        if values["per_payment"] > values["purse_cap"]:
+            raise ValueError(f"{file}: offline.{wallet_class.name}: per_payment exceeds purse_cap")
+        limits[wallet_class] = OfflineLimits(
+            per_payment=values["per_payment"] * scale,
+            purse_cap=values["purse_cap"] * scale,
+            max_payments=values["max_payments"],
+            max_days=values["max_days"],
+        )
+    return limits
 
 
 def with_overrides(
@@ -155,6 +216,7 @@ def with_overrides(
     *,
     overflow: str | None = None,
     uniqueness: Uniqueness | None = None,
+    offline: dict[WalletClass, OfflineLimits] | None = None,
     **aml: Any,
 ) -> Policy:
     """A copy of `policy` with some settings changed (scenarios and tests)."""
@@ -165,4 +227,5 @@ def with_overrides(
         overflow=overflow or policy.overflow,
         aml=replace(policy.aml, **aml) if aml else policy.aml,
         uniqueness=uniqueness or policy.uniqueness,
+        offline=offline or policy.offline,
     )
