@@ -133,17 +133,22 @@ def transfer(
     *,
     payer: str,
     payee: str,
+    payee_wallet: str,
     counter: int,
     amount: int,
     currency: str,
     at: datetime,
     prev: str,
 ) -> dict[str, Any]:
-    """A transfer document (the payer's secure element signs it)."""
+    """A transfer document (the payer's secure element signs it). `payee` is the payee's
+    device id and `payee_wallet` the online wallet its certificate names (where the value is
+    credited at sync, by whichever side syncs first); a defund is a transfer with payee
+    `defund_payee(own wallet)` and payee_wallet the own wallet."""
     return {
         "type": "offline-transfer",
         "payer": payer,
         "payee": payee,
+        "payee_wallet": payee_wallet,
         "counter": counter,
         "amount": amount,
         "currency": currency,
@@ -258,6 +263,10 @@ def check_transfer_signature(signed: dict[str, Any], device: dict[str, Any]) -> 
         raise OfflineRefusal(MALFORMED, "the transfer's payer is not the certificate's device")
     if not verify_json(str(device["public_key"]), document, signature):
         raise OfflineRefusal(BAD_SIGNATURE, "the payer's signature does not verify")
+    if not isinstance(document.get("payee"), str) or not isinstance(
+        document.get("payee_wallet"), str
+    ):
+        raise OfflineRefusal(MALFORMED, "payee and payee_wallet must be strings")
     counter, amount = document.get("counter"), document.get("amount")
     if not isinstance(counter, int) or counter < 1 or not isinstance(amount, int) or amount <= 0:
         raise OfflineRefusal(MALFORMED, "counter and amount must be positive integers")
@@ -273,6 +282,7 @@ def check_payment(
     *,
     central_bank_public_key: str,
     payee_device: str,
+    payee_wallet: str,
     currency: str,
     revoked: Collection[str],
     now: datetime,
@@ -295,7 +305,7 @@ def check_payment(
     if now > parse_iso(str(device["expires_at"])):
         raise OfflineRefusal(EXPIRED, "the payer's device certificate has expired")
     document = check_transfer_signature(payment, device)
-    if document.get("payee") != payee_device:
+    if document.get("payee") != payee_device or document.get("payee_wallet") != payee_wallet:
         raise OfflineRefusal(WRONG_PAYEE, "the transfer is made out to another device")
     if document.get("currency") != currency:
         raise OfflineRefusal(WRONG_CURRENCY, f"the transfer is not in {currency}")
