@@ -1,0 +1,1 @@
+"""Offline ("dual offline") payments, the operator side: devices, purses, sync, adjudication."""
