@@ -122,6 +122,20 @@ class CentralBankClient:
             {"seq": seq, "hash": head, "signature": signature},
         )
 
+    def revoke_offline_device(self, *, device: str, serial: str, reason: str) -> dict[str, Any]:
+        """Revoke one of this operator's offline devices (idempotent per device)."""
+        return self.client.request(  # type: ignore[no-any-return]
+            "POST",
+            "/v1/certification/offline-revocations",
+            {"device": device, "serial": serial, "reason": reason},
+        )
+
+    def offline_revocations(self) -> dict[str, Any]:
+        """The signed list of revoked offline devices ({"document", "signature"})."""
+        return self.client.request(  # type: ignore[no-any-return]
+            "GET", "/v1/certification/offline-revocations"
+        )
+
     def position(self) -> dict[str, Any]:
         return self.client.request("GET", "/v1/operators/me")  # type: ignore[no-any-return]
 

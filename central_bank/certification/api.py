@@ -1,16 +1,26 @@
 """Routes of the certification centre: registering operators, their quotas and reserves
-(admin); the directory of operator certificates; an operator's own position."""
+(admin); the directory of operator certificates; an operator's own position; the list of
+revoked offline devices."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from cbdc.web.auth import StrictJSONRoute, require_role
 from central_bank.certification import repository as certification_repo
+from central_bank.certification import revocations
 from central_bank.certification import service as certification
-from central_bank.certification.schemas import FundReserves, OperatorOut, RegisterOperator, SetQuota
+from central_bank.certification.schemas import (
+    FundReserves,
+    OperatorOut,
+    RegisterOperator,
+    RevocationOut,
+    RevokeDevice,
+    SetQuota,
+    SignedRevocationList,
+)
 from central_bank.operations import Idempotency
 from central_bank.web import Caller, IdemKey, RequestHash, State
 
@@ -78,4 +88,47 @@ def my_position(caller: Caller, state: State) -> Any:
         lambda s: certification.operator_position(
             s, certification.require_operator(s, caller.subject)
         ),
+    )
+
+
+@router.post(
+    "/v1/certification/offline-revocations",
+    status_code=201,
+    response_model=RevocationOut,
+    tags=["certification"],
+    responses={200: {"model": RevocationOut, "description": "the device was already revoked"}},
+)
+def revoke_offline_device(
+    body: RevokeDevice, caller: Caller, state: State, response: Response
+) -> Any:
+    """An operator revokes one of its offline devices (a double spend was detected): 201 with
+    the new entry, or 200 with the first one if the device was already revoked (idempotent per
+    device). Another operator's device: 403 `offline_revocation_not_operator`; the same device
+    under another serial: 409 `offline_revocation_conflict`."""
+    require_role(caller, "operator")
+    revocation = state.uow.run(
+        caller,
+        lambda s: revocations.revoke(
+            s,
+            operator=certification.require_operator(s, caller.subject),
+            **body.model_dump(),
+            now=state.clock(),
+        ),
+    )
+    if not revocation.created:
+        response.status_code = 200
+    return revocation.answer()
+
+
+@router.get(
+    "/v1/certification/offline-revocations",
+    response_model=SignedRevocationList,
+    tags=["certification"],
+)
+def offline_revocation_list(caller: Caller, state: State) -> Any:
+    """Every revoked offline device, signed with the central bank's key (any authenticated
+    caller): operators hand it to their devices at each sync, and a payee device refuses a
+    revoked payer offline. `version` is the number of entries (it only grows)."""
+    return state.uow.run(
+        caller, lambda s: revocations.signed_list(s, key=state.cb.key, now=state.clock())
     )
