@@ -1,0 +1,149 @@
+"""Rendering for `cbdc offline ...` and the offline part of `cbdc audit`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from cbdc.settings import NetworkConfig
+from cli.console import console, money
+from wallets.offline.secure_element import SecureElement
+from wallets.offline.store import DeviceStore
+
+Money = Callable[[int], str]
+
+
+def _transfers_table(title: str, lines: list[dict[str, Any]], m: Money) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in ("counter", "payer", "payee", "amount", "at", "hash"):
+        table.add_column(column, justify="right" if column in ("counter", "amount") else "left")
+    for line in lines:
+        table.add_row(
+            str(line["counter"]),
+            str(line["payer"]),
+            str(line["payee"]),
+            m(int(line["amount"])),
+            str(line["at"])[:19],
+            str(line["hash"])[:16],
+        )
+    return table
+
+
+def print_view(view: dict[str, Any], m: Money) -> None:
+    """`cbdc offline show`."""
+    name = view.get("name", "")
+    if not view.get("installed"):
+        console.print(f"[bold]{name}[/]: no certificate installed (not registered)")
+        return
+    limits = view["limits"]
+    listed = view.get("revocations_version")
+    local = view["certificate_status"]
+    operator = view.get("operator_status", "not asked")
+    colour = "red" if "revoked" in (local, operator) else "green"
+    console.print(f"[bold]{name}[/] device {view['device']} at {view['operator']}")
+    console.print(f"  wallet             {view['wallet']}")
+    console.print(f"  purse              {m(int(view['purse']))}")
+    console.print(f"  counter            {view['counter']}  (fundings applied {view['fundings']})")
+    console.print(
+        f"  certificate        [{colour}]{local}[/] per the last list it synced "
+        f"({'version ' + str(listed) if listed is not None else 'none synced yet'}); "
+        f"[{colour}]{operator}[/] per the operator"
+    )
+    console.print(f"  serial             {view.get('serial')}  expires {view.get('expires_at')}")
+    console.print(
+        f"  limits             per payment {m(int(limits['per_payment']))}, purse cap "
+        f"{m(int(limits['purse_cap']))}, sync after {limits['max_payments']} payments or "
+        f"{limits['max_days']} days"
+    )
+    must = " [yellow](must sync before paying)[/]" if view.get("must_sync") else ""
+    console.print(
+        f"  last sync          {view.get('last_sync_at')}; payments since "
+        f"{view.get('payments_since_sync')}{must}"
+    )
+    sent, received = view.get("unsynced_sent", []), view.get("unsynced_received", [])
+    console.print(f"  unsynced           {len(sent)} sent, {len(received)} received")
+    if sent:
+        console.print(_transfers_table("  unsynced sent", sent, m))
+    if received:
+        console.print(_transfers_table("  unsynced received", received, m))
+
+
+def print_sync(name: str, answer: dict[str, Any], element: SecureElement, m: Money) -> None:
+    """`cbdc offline sync`: the operator's answer item by item."""
+    listed = (answer.get("revocations") or {}).get("document", {})
+    console.print(
+        f"synced {name}: device {answer.get('device_status', '?')} at its operator, purse "
+        f"{m(int(answer.get('purse_balance', element.purse)))} there; revocation list version "
+        f"{listed.get('version', '?')} ({len(listed.get('revoked', []))} revoked)"
+    )
+    for item in answer.get("sent") or []:
+        code = f" ({item['code']})" if item.get("code") else ""
+        console.print(
+            f"  sent     #{item.get('counter')} {str(item.get('hash', ''))[:16]} "
+            f"{item.get('outcome')}{code}"
+        )
+    for item in answer.get("received") or []:
+        code = f" ({item['code']})" if item.get("code") else ""
+        console.print(
+            f"  received {item.get('payer')} #{item.get('counter')} "
+            f"{str(item.get('hash', ''))[:16]} {item.get('status')}{code}"
+        )
+    status = element.certificate_status()
+    if status != "active":
+        console.print(f"  [bold red]this device's certificate is {status}[/]")
+
+
+def local_devices_report(network: NetworkConfig) -> list[dict[str, Any]]:
+    """For `cbdc audit`: each local device with what its operator has not seen yet (transfers
+    that left its purse, payments it holds). Never fails the audit: an unreadable device file
+    is listed with its error."""
+    rows: list[dict[str, Any]] = []
+    store = DeviceStore(Path(network.central_bank.key_file).parent.parent)
+    for name in store.names():
+        try:
+            device = store.get(name)
+            view = device.element().view()
+        except Exception as exc:  # a damaged file must not hide the audit
+            rows.append({"name": name, "error": f"{type(exc).__name__}: {exc}"})
+            continue
+        sent, received = view.get("unsynced_sent", []), view.get("unsynced_received", [])
+        rows.append(
+            {
+                "name": name,
+                "device": device.device_id,
+                "wallet": device.wallet_id,
+                "purse": int(view["purse"]),
+                "certificate": view["certificate_status"],
+                "unsynced_sent": len(sent),
+                "unsynced_sent_value": sum(int(line["amount"]) for line in sent),
+                "unsynced_received": len(received),
+                "unsynced_received_value": sum(int(line["amount"]) for line in received),
+            }
+        )
+    return rows
+
+
+def unsynced_table(rows: list[dict[str, Any]], network: NetworkConfig) -> Table:
+    """The audit's listing of the local devices (information, not an invariant)."""
+
+    def m(minor: int) -> str:
+        return money(minor, network.currency_decimals, network.currency)
+
+    table = Table(title="Local offline devices: transfers no operator has seen yet (not checked)")
+    for column in ("device", "purse (on device)", "unsynced sent", "unsynced received", "cert"):
+        table.add_column(column, justify="left" if column in ("device", "cert") else "right")
+    for row in rows:
+        if "error" in row:
+            table.add_row(row["name"], "", "", "", f"[red]{row['error']}[/]")
+            continue
+        table.add_row(
+            f"{row['name']} {row['device'] or ''}",
+            m(row["purse"]),
+            f"{row['unsynced_sent']} ({m(row['unsynced_sent_value'])})",
+            f"{row['unsynced_received']} ({m(row['unsynced_received_value'])})",
+            str(row["certificate"]),
+        )
+    return table
