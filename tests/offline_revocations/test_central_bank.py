@@ -3,6 +3,8 @@ signed list, its version, and bad input as problem+json."""
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,8 +13,11 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from cbdc.clock import iso
+from cbdc.db import transaction
 from cbdc.http import RemoteError, SignedClient
 from cbdc.tokens import verify_document
+from central_bank.certification import revocations
+from central_bank.certification import service as certification
 from tests.offline_revocations.helpers import (
     PATH,
     at_central_bank,
@@ -182,3 +187,31 @@ def test_the_endpoints_are_in_the_openapi_docs(network: Any) -> None:
     assert "RevokeDevice" in str(operations["post"]["requestBody"])
     assert "SignedRevocationList" in str(operations["get"]["responses"]["200"])
     assert at_central_bank(network, "BKA1") is not None
+
+
+def test_concurrent_revocations_get_consecutive_versions(network: Any) -> None:
+    """Revocations arriving at once each take the next version: 1..n, none twice, no gap."""
+    cb = network.cb_app.state.cb
+    devices = [device_id("BKA1") for _ in range(8)] + [device_id("BKB1") for _ in range(8)]
+    start = threading.Barrier(len(devices))
+
+    def one(device: str) -> int:
+        start.wait()
+        return transaction(
+            cb.factory,
+            lambda s: revocations.revoke(
+                s,
+                operator=certification.require_operator(s, device[:4]),
+                device=device,
+                serial="s",
+                reason="overspend",
+                now=cb.clock(),
+            ),
+        ).version
+
+    with ThreadPoolExecutor(len(devices)) as pool:
+        versions = list(pool.map(one, devices))
+    assert sorted(versions) == list(range(1, len(devices) + 1))
+    listed = revocation_list(network)["document"]
+    assert listed["version"] == len(devices)
+    assert {e["device"] for e in listed["revoked"]} == set(devices)
