@@ -36,7 +36,7 @@ from cbdc.clock import iso, parse_iso
 from cbdc.crypto import SigningKey
 from cbdc.offline import OfflineRefusal
 from cbdc.policy import OfflineLimits
-from cbdc.tokens import verify_document
+from wallets.offline import receipts
 
 STATE_VERSION = 1
 
@@ -191,23 +191,13 @@ class SecureElement:
     def apply_funding(self, signed_record: dict[str, Any]) -> int:
         """Add a funding record the operator signed (each exactly once, in seq order); return
         the purse balance."""
-        if not isinstance(signed_record, dict) or not verify_document(
-            self._operator_key(), signed_record
-        ):
-            raise OfflineRefusal(offline.BAD_SIGNATURE, "the funding record is not the operator's")
-        record = signed_record["document"]
-        amount, seq = record.get("amount"), record.get("seq")
-        if (
-            record.get("type") != "offline-funding"
-            or not isinstance(amount, int)
-            or not isinstance(seq, int)
-            or amount <= 0
-        ):
-            raise OfflineRefusal(offline.MALFORMED, "not a funding record")
-        if record.get("device") != self.device_id:
-            raise OfflineRefusal(offline.WRONG_PAYEE, "the funding record is for another device")
-        if record.get("currency") != self.currency:
-            raise OfflineRefusal(offline.WRONG_CURRENCY, f"the funding is not in {self.currency}")
+        funding = receipts.check_funding(
+            signed_record,
+            operator_key=self._operator_key(),
+            device_id=self.device_id,
+            currency=self.currency,
+        )
+        seq, amount = funding.seq, funding.amount
         expected = int(self._s["fundings"]) + 1
         if seq < expected:
             raise OfflineRefusal(offline.COUNTER_REUSED, f"funding {seq} was already applied")
@@ -228,15 +218,11 @@ class SecureElement:
     ) -> dict[str, Any]:
         """Sign a transfer to another device; return the payment the payee's device checks:
         {"transfer", "signature", "certificate", "operator_certificate"}."""
+        _aware(now)
         self._check_own_certificate(now)
-        if self.payments_since_sync >= self.limits.max_payments:
-            raise OfflineRefusal(
-                offline.MUST_SYNC, f"{self.limits.max_payments} payments since the last sync"
-            )
-        if now - self.last_sync_at >= timedelta(days=self.limits.max_days):
-            raise OfflineRefusal(
-                offline.MUST_SYNC, f"{self.limits.max_days} days since the last sync"
-            )
+        reason = self.must_sync(now)
+        if reason:
+            raise OfflineRefusal(offline.MUST_SYNC, reason)
         if not offline.is_device_id(payee_device) or not isinstance(payee_wallet, str):
             raise OfflineRefusal(offline.MALFORMED, "the payee is not a device id and a wallet")
         if payee_device == self.device_id:
@@ -260,6 +246,7 @@ class SecureElement:
         endpoint; it joins the log like any transfer. Not bound by the per-payment limit nor by
         must-sync (a defund is made online), nor by the own certificate's status (it is how the
         holder gets the purse back)."""
+        _aware(now)
         self._device_document()
         _check_amount(amount)
         self._check_purse(amount)
@@ -270,6 +257,7 @@ class SecureElement:
     def receive(self, payment: dict[str, Any], now: datetime) -> dict[str, Any]:
         """Check a payment offline and log it for the next sync (its value is credited online
         at sync, not added to the purse); return the transfer document."""
+        _aware(now)
         if not isinstance(payment, dict):
             raise OfflineRefusal(offline.MALFORMED, "a payment is a JSON object")
         document = offline.check_payment(
@@ -292,10 +280,7 @@ class SecureElement:
 
     def _check_own_certificate(self, now: datetime | None) -> None:
         document = self._device_document()
-        if (
-            self.device_id in self.revoked_devices
-            or document.get("serial") in self._revoked_serials()
-        ):
+        if self.device_id in self.revoked_devices:
             raise OfflineRefusal(offline.REVOKED, "this device's certificate is revoked")
         if now is not None and now > parse_iso(str(document["expires_at"])):
             raise OfflineRefusal(offline.EXPIRED, "this device's certificate has expired")
@@ -334,6 +319,7 @@ class SecureElement:
     def sync_batch(self, now: datetime) -> dict[str, Any]:
         """The signed log for the operator: the transfers signed and the payments received
         since the last sync. Changes nothing (a batch may be sent again)."""
+        _aware(now)
         document = offline.sync_batch(
             device=self.device_id,
             counter=self.counter,
@@ -348,43 +334,26 @@ class SecureElement:
         revocation list (central bank key). Drops the sent transfers the ack covers (counter <=
         its counter) and the received payments the answer lists, resets the offline allowance,
         keeps the newer revocation list."""
-        ack = answer.get("ack") if isinstance(answer, dict) else None
-        if not isinstance(ack, dict) or not verify_document(self._operator_key(), ack):
-            raise OfflineRefusal(offline.BAD_SIGNATURE, "the sync ack is not the operator's")
-        revocations = answer.get("revocations")
-        if not isinstance(revocations, dict) or not verify_document(
-            str(self._s["central_bank_public_key"]), revocations
-        ):
-            raise OfflineRefusal(
-                offline.BAD_SIGNATURE, "the revocation list is not the central bank's"
-            )
-        document, listed = ack["document"], revocations["document"]
-        try:
-            counter, at = int(document["counter"]), parse_iso(str(document["at"]))
-            version = int(listed["version"])
-            [str(entry["device"]) for entry in listed["revoked"]]
-        except (KeyError, TypeError, ValueError):
-            raise OfflineRefusal(offline.MALFORMED, "the ack or the list lacks a field") from None
-        if document.get("type") != "offline-sync-ack" or document.get("device") != self.device_id:
-            raise OfflineRefusal(offline.MALFORMED, "the ack is for another device")
-        if listed.get("type") != "offline-revocation-list":
-            raise OfflineRefusal(offline.MALFORMED, "not a revocation list")
-        if counter > self.counter:
+        checked = receipts.check_sync_answer(
+            answer,
+            operator_key=self._operator_key(),
+            central_bank_public_key=str(self._s["central_bank_public_key"]),
+            device_id=self.device_id,
+        )
+        if checked.counter > self.counter:
             raise OfflineRefusal(offline.MALFORMED, "the ack covers transfers never signed here")
-        if at < self.last_sync_at:
+        if checked.at < self.last_sync_at:
             raise OfflineRefusal(offline.MALFORMED, "the ack is older than the last sync")
-        carried = {
-            str(item.get("hash")) for item in answer.get("received") or [] if isinstance(item, dict)
-        }
-        self._s["sent"] = [s for s in self._s["sent"] if s["transfer"]["counter"] > counter]
+        self._s["sent"] = [s for s in self._s["sent"] if s["transfer"]["counter"] > checked.counter]
         self._s["received"] = [
-            p for p in self._s["received"] if offline.transfer_hash(p["transfer"]) not in carried
+            p
+            for p in self._s["received"]
+            if offline.transfer_hash(p["transfer"]) not in checked.carried
         ]
-        self._s["last_sync_at"] = iso(at)
-        if self._s["revocations"] is None or version >= int(
-            self._s["revocations"]["document"]["version"]
-        ):
-            self._s["revocations"] = copy.deepcopy(revocations)
+        self._s["last_sync_at"] = iso(checked.at)
+        kept = self._s["revocations"]
+        if kept is None or checked.version >= int(kept["document"]["version"]):
+            self._s["revocations"] = copy.deepcopy(checked.revocations)
 
     # ------------------------------------------------------------ what the holder sees
 
@@ -406,14 +375,19 @@ class SecureElement:
             return set()
         return {str(entry["device"]) for entry in listed["document"]["revoked"]}
 
-    def _revoked_serials(self) -> set[str]:
-        listed = self._s["revocations"]
-        if listed is None:
-            return set()
-        return {str(e.get("serial")) for e in listed["document"]["revoked"] if e.get("serial")}
+    def must_sync(self, now: datetime) -> str | None:
+        """Why the device must sync before it pays again (None if it need not): `max_payments`
+        payments, or `max_days` days, since its last sync."""
+        limits = self.limits
+        if self.payments_since_sync >= limits.max_payments:
+            return f"{limits.max_payments} payments since the last sync"
+        if now - self.last_sync_at >= timedelta(days=limits.max_days):
+            return f"{limits.max_days} days since the last sync"
+        return None
 
     def certificate_status(self, now: datetime | None = None) -> str:
-        """ "not installed", "revoked", "expired" (only when `now` is given) or "active"."""
+        """The own certificate's status: "not installed", "revoked" (on the last list synced),
+        "expired" (checked only when `now` is given) or "active"."""
         if not self.installed:
             return "not installed"
         try:
@@ -452,11 +426,13 @@ class SecureElement:
             unsynced_received=[_line(p["transfer"]) for p in self._s["received"]],
         )
         if now is not None:
-            view["must_sync"] = (
-                self.payments_since_sync >= self.limits.max_payments
-                or now - self.last_sync_at >= timedelta(days=self.limits.max_days)
-            )
+            view["must_sync"] = self.must_sync(now) is not None
         return view
+
+
+def _aware(now: datetime) -> None:
+    if not isinstance(now, datetime) or now.tzinfo is None:
+        raise ValueError("`now` must be a datetime with a time zone")
 
 
 def _check_amount(amount: int) -> None:
