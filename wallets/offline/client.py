@@ -91,17 +91,18 @@ class DefundResult(_Model):
 
 
 class SentOutcome(_Model):
-    counter: int
-    hash: str
-    outcome: str
-    code: str | None = None
+    counter: int | None  # None: a transfer too malformed to name its counter (refused)
+    hash: str | None
+    outcome: str  # settled | pending_settlement | duplicate | double_spend | forwarding | refused
+    code: str | None = None  # the refusal's code
 
 
 class ReceivedStatus(_Model):
-    payer: str
-    counter: int
-    hash: str
+    payer: str | None
+    counter: int | None
+    hash: str | None
     status: str
+    code: str | None = None
 
 
 class SyncResult(_Model):
