@@ -11,6 +11,7 @@ from cbdc import ledger
 from operators import repository as repo
 from operators.compliance import disclosure
 from operators.context import OperatorContext
+from operators.offline.devices import offline_totals
 from operators.vault import repository as vault_repo
 from operators.wallets import repository as wallet_repo
 
@@ -22,7 +23,8 @@ def operator_audit(session: Session, ctx: OperatorContext) -> dict[str, Any]:
     token_value = tokens.get("held_value", 0) + tokens.get("reserved_value", 0)
     wallets = kinds.get("wallet", 0)
     in_transit = kinds.get("in_transit", 0)
-    cbdc_total = accounts["vault_float"] + wallets + in_transit
+    purses = kinds.get("offline_purse", 0)
+    cbdc_total = accounts["vault_float"] + wallets + in_transit + purses
     integrity = ledger.ledger_integrity(session)
     checks = []
 
@@ -32,7 +34,7 @@ def operator_audit(session: Session, ctx: OperatorContext) -> dict[str, Any]:
         )
 
     check("vault tokens == -tokens_held", token_value, -accounts["tokens_held"])
-    check("vault tokens == float + wallets + in transit", token_value, cbdc_total)
+    check("vault tokens == float + wallets + in transit + offline purses", token_value, cbdc_total)
     check("ledger: unbalanced entries", integrity["unbalanced_entries"], 0)
     check("ledger: balances equal postings", integrity["balance_drift_accounts"], 0)
     check("ledger: no negative balances", integrity["negative_balances"], 0)
@@ -57,6 +59,20 @@ def operator_audit(session: Session, ctx: OperatorContext) -> dict[str, Any]:
     check(
         "disclosure log: first entry whose chain or order signature fails", log["broken_at"] or 0, 0
     )
+    offline = offline_totals(session, ctx)
+    # Offline payments (operators/offline): every loss booked is in the memorandum account,
+    # and no purse ever went below zero.
+    check(
+        "fraud_losses == losses of detected double spends",
+        offline["fraud_losses"],
+        offline["losses_recorded"],
+    )
+    check(
+        "fraud_losses == losses of adjudicated transfers",
+        offline["fraud_losses"],
+        offline["transfer_losses"],
+    )
+    check("offline purses: none negative", offline["negative_purses"], 0)
     outbox = repo.outbox_counts(session)
     return {
         "operator": ctx.code,
@@ -70,6 +86,8 @@ def operator_audit(session: Session, ctx: OperatorContext) -> dict[str, Any]:
         "net_in_flight": awaiting["net_items"],
         "rtgs_in_flight": awaiting["total"] - awaiting["net_orders"],
         "deposits": kinds.get("deposit", 0),
+        "offline_purses": purses,
+        "offline": offline,
         "wallet_count": wallet_repo.wallet_count(session),
         "outbox": outbox,
         "failed_jobs": repo.failed_jobs(session),
@@ -85,7 +103,7 @@ def _awaiting_settlement(session: Session, ctx: OperatorContext) -> dict[str, in
 SELECT coalesce(sum(o.amount), 0) AS total,
        coalesce(sum(o.amount) FILTER (WHERE n.order_id IS NOT NULL), 0) AS net_orders
 FROM orders o LEFT JOIN net_items n ON n.order_id = o.id
-WHERE o.status = 'pending_settlement' AND o.kind = 'payment'
+WHERE o.status = 'pending_settlement' AND o.kind IN ('payment', 'offline_payment')
   AND left(o.counterparty, 4) <> :code
 """
         ),

@@ -11,7 +11,7 @@ import httpx
 
 from cbdc.crypto import SigningKey
 from cbdc.envelope import CENTRAL_BANK_AUDIENCE, operator_audience
-from cbdc.http import SignedClient
+from cbdc.http import RemoteUnavailable, SignedClient
 
 DIRECTORY_TTL = 30.0  # a known operator's key or status change is seen within this
 DIRECTORY_MISS_TTL = 5.0  # an unknown code refreshes at most this often
@@ -187,3 +187,13 @@ class PeerClients:
                     audience=operator_audience(code),
                 )
             return self._clients[code]
+
+    def offline_claims(self, code: str, claims: list[dict[str, Any]]) -> dict[str, Any]:
+        """Forward payments our devices received from operator `code`'s devices
+        (`POST /v1/interop/offline/claims`); its answer per claim."""
+        client = self.client(code)
+        if client is None:
+            raise RemoteUnavailable(f"no address known for operator {code}")
+        return client.request(  # type: ignore[no-any-return]
+            "POST", "/v1/interop/offline/claims", {"claims": claims}
+        )

@@ -12,9 +12,13 @@ System accounts of an operator's ledger (see docs/architecture.md):
     deposit:<customer>  simulated bank deposit (commercial bank money, not CBDC)
     deposits_contra     contra of all deposits
     cash_on_hand / cash_contra   banknotes taken in over the counter
+    offline:<device>    one purse per offline device (kind offline_purse, operators/offline)
+    fraud_losses / fraud_losses_contra   memorandum pair: offline double-spend losses this
+                        operator carried (not CBDC: the CBDC side of a loss is the vault float)
 
 Invariant: -tokens_held == vault_float + wallets + in_transit_out + returns_pending +
-redemption_pending == value of the live tokens the central bank registers to this operator.
+redemption_pending + offline purses == value of the live tokens the central bank registers to
+this operator.
 """
 
 from __future__ import annotations
@@ -48,8 +52,10 @@ SYSTEM_ACCOUNTS: dict[str, tuple[str, bool]] = {
     "deposits_contra": ("deposits_contra", True),
     "cash_on_hand": ("cash", False),
     "cash_contra": ("cash_contra", True),
+    "fraud_losses": ("fraud_loss", False),
+    "fraud_losses_contra": ("fraud_loss_contra", True),
 }
-CBDC_KINDS = ("vault_float", "wallet", "in_transit")
+CBDC_KINDS = ("vault_float", "wallet", "in_transit", "offline_purse")
 
 
 @dataclass

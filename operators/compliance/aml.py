@@ -297,3 +297,19 @@ def raise_payment_alerts(
             )
         aml_repo.add_alerts_and_reports(session, alerts)
     return len(raised)
+
+
+def on_offline_double_spend(
+    session: Session, ctx: OperatorContext, *, wallet_id: str, amount: int, details: dict[str, Any]
+) -> None:
+    """An offline device of `wallet_id` spent the same value twice (a cloned or rolled-back
+    secure element, `operators.offline`): always alerted (rule `offline_double_spend`, reported
+    pseudonymously like every alert); `amount` is the value of the detecting transfer."""
+    _store_alert(
+        session,
+        wallet_id=wallet_id,
+        rule="offline_double_spend",
+        amount=amount,
+        details=details,
+        at=ctx.now(),
+    )

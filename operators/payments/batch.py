@@ -44,7 +44,6 @@ from operators.errors import (
     UnknownWallet,
     WrongOperator,
 )
-from operators.models import Order
 from operators.payments import payment_sql
 from operators.payments.orders import check_replay
 from operators.payments.payment_sql import BatchRead, StoredOrder
@@ -358,40 +357,14 @@ def _queue_settlements(
     instructions: Sequence[Instruction],
     accepted: Sequence[tuple[int, uuid.UUID, WalletState, WalletState | None, datetime]],
 ) -> None:
-    cross = [(i, order_id) for i, order_id, _, payee, _ in accepted if payee is None]
-    if not cross:
-        return
-    if ctx.settlement_mode == "net":
-        from operators.settlement import net_submission
+    from operators.settlement.queue import queue_cross_operator
 
-        net_submission.queue_net_items(
-            session,
-            ctx,
-            [
-                {
-                    "order_id": order_id,
-                    "payee_wallet": instructions[i].payee,
-                    "payer_alias": ctx.payer_alias(instructions[i].payer, instructions[i].payee),
-                    "amount": instructions[i].amount,
-                }
-                for i, order_id in cross
-            ],
-        )
-        return
-    from operators.settlement import rtgs
-
-    rtgs.queue_payments(
+    queue_cross_operator(
         session,
         ctx,
         [
-            (
-                order_id,
-                Order(
-                    wallet_id=instructions[i].payer,
-                    counterparty=instructions[i].payee,
-                    amount=instructions[i].amount,
-                ),
-            )
-            for i, order_id in cross
+            (order_id, instructions[i].payer, instructions[i].payee, instructions[i].amount)
+            for i, order_id, _, payee, _ in accepted
+            if payee is None
         ],
     )

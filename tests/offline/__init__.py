@@ -1,0 +1,1 @@
+"""Offline payments, the operator side (operators/offline)."""
