@@ -1,0 +1,1 @@
+"""The device side of offline payments: secure element and local store, no server."""

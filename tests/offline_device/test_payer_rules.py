@@ -198,3 +198,18 @@ def test_a_funding_record_beyond_the_cap_or_in_another_currency_is_refused(net: 
     )
     usd = sign_document(net.operators["AAAA"].key, record)
     refused(offline.WRONG_CURRENCY, other, lambda: other.apply_funding(usd))
+
+
+def test_setting_the_clock_back_buys_no_offline_days(net: Network) -> None:
+    payer, payee = net.device(funded=100_00), net.device("BBBB")
+    almost = T0 + timedelta(days=LIMITS.max_days) - timedelta(minutes=1)
+    payer.pay(payee.device_id, payee.wallet_id, 1_00, almost)
+    # the device's clock is set back: the secure element takes the latest time it has seen
+    back = payer.pay(payee.device_id, payee.wallet_id, 1_00, T0)
+    assert back["transfer"]["at"] == almost.isoformat()
+    assert payer.must_sync(T0) is None
+    assert payer.must_sync(almost + timedelta(minutes=1)) is not None
+    late = T0 + timedelta(days=LIMITS.max_days)
+    refused(offline.MUST_SYNC, payer, lambda: payer.pay(payee.device_id, payee.wallet_id, 1, late))
+    payee.receive(back, T0)
+    assert payee.view(T0)["unsynced_received"][0]["at"] == almost.isoformat()

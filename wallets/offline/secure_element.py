@@ -13,7 +13,10 @@ An honest secure element, as payer (`pay`): never signs beyond its purse or its 
 per-payment limit, never reuses a counter (each transfer carries counter + 1 and the hash of the
 previous one, so its log is a chain), refuses once it has made `max_payments` payments or
 `max_days` days have passed since its last sync (`offline_must_sync`), and refuses while its own
-certificate is revoked (on the last revocation list it synced) or expired.
+certificate is revoked (on the last revocation list it synced) or expired. It has no trusted
+clock: it keeps the latest time it has seen (its transfers, payments received, its operator's
+acks) and never takes "now" as earlier, so setting the device's clock back buys no offline days
+(at most it freezes time at its last transfer: `max_payments` still bounds it).
 
 As payee (`receive`) it runs `cbdc.offline.check_payment` with its last revocation list and the
 (payer, counter) pairs it has received, and logs the payment. **Received value is not added to
@@ -75,6 +78,7 @@ class SecureElement:
                 "last_hash": offline.GENESIS,
                 "fundings": 0,
                 "last_sync_at": None,
+                "clock": None,
                 "revocations": None,
                 "seen": [],
                 "sent": [],
@@ -187,6 +191,7 @@ class SecureElement:
             # registration is the device's first contact with its operator: its allowance of
             # offline days counts from the certificate's issue
             self._s["last_sync_at"] = iso(issued_at)
+            self._s["clock"] = iso(self._moment(issued_at))
 
     def apply_funding(self, signed_record: dict[str, Any]) -> int:
         """Add a funding record the operator signed (each exactly once, in seq order); return
@@ -218,7 +223,7 @@ class SecureElement:
     ) -> dict[str, Any]:
         """Sign a transfer to another device; return the payment the payee's device checks:
         {"transfer", "signature", "certificate", "operator_certificate"}."""
-        _aware(now)
+        now = self._moment(now)
         self._check_own_certificate(now)
         reason = self.must_sync(now)
         if reason:
@@ -246,7 +251,7 @@ class SecureElement:
         endpoint; it joins the log like any transfer. Not bound by the per-payment limit nor by
         must-sync (a defund is made online), nor by the own certificate's status (it is how the
         holder gets the purse back)."""
-        _aware(now)
+        now = self._moment(now)
         self._device_document()
         _check_amount(amount)
         self._check_purse(amount)
@@ -257,7 +262,7 @@ class SecureElement:
     def receive(self, payment: dict[str, Any], now: datetime) -> dict[str, Any]:
         """Check a payment offline and log it for the next sync (its value is credited online
         at sync, not added to the purse); return the transfer document."""
-        _aware(now)
+        now = self._moment(now)
         if not isinstance(payment, dict):
             raise OfflineRefusal(offline.MALFORMED, "a payment is a JSON object")
         document = offline.check_payment(
@@ -276,6 +281,7 @@ class SecureElement:
         }
         self._s["received"].append(kept)
         self._s["seen"].append([document["payer"], document["counter"]])
+        self._s["clock"] = iso(now)
         return copy.deepcopy(document)
 
     def _check_own_certificate(self, now: datetime | None) -> None:
@@ -308,8 +314,16 @@ class SecureElement:
         self._s["counter"] = document["counter"]
         self._s["purse"] = self.purse - amount
         self._s["last_hash"] = offline.transfer_hash(document)
+        self._s["clock"] = iso(now)
         self._s["sent"].append(copy.deepcopy(signed))
         return signed
+
+    def _moment(self, now: datetime) -> datetime:
+        """`now`, or the latest time this device has seen if that is later: it has no trusted
+        clock, so a clock set back must not buy it offline days nor revive its certificate."""
+        _aware(now)
+        latest = self._s.get("clock")
+        return now if latest is None else max(now, parse_iso(str(latest)))
 
     def _seen(self) -> set[tuple[str, int]]:
         return {(str(payer), int(counter)) for payer, counter in self._s["seen"]}
@@ -351,6 +365,7 @@ class SecureElement:
             if offline.transfer_hash(p["transfer"]) not in checked.carried
         ]
         self._s["last_sync_at"] = iso(checked.at)
+        self._s["clock"] = iso(self._moment(checked.at))
         kept = self._s["revocations"]
         if kept is None or checked.version >= int(kept["document"]["version"]):
             self._s["revocations"] = copy.deepcopy(checked.revocations)
@@ -378,7 +393,7 @@ class SecureElement:
     def must_sync(self, now: datetime) -> str | None:
         """Why the device must sync before it pays again (None if it need not): `max_payments`
         payments, or `max_days` days, since its last sync."""
-        limits = self.limits
+        now, limits = self._moment(now), self.limits
         if self.payments_since_sync >= limits.max_payments:
             return f"{limits.max_payments} payments since the last sync"
         if now - self.last_sync_at >= timedelta(days=limits.max_days):
@@ -391,7 +406,7 @@ class SecureElement:
         if not self.installed:
             return "not installed"
         try:
-            self._check_own_certificate(now)
+            self._check_own_certificate(None if now is None else self._moment(now))
         except OfflineRefusal as refusal:
             return "revoked" if refusal.code == offline.REVOKED else "expired"
         return "active"
