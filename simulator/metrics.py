@@ -2,7 +2,7 @@
 cross-tier invariants it checks there.
 
 Cheap checks (every step, every run) compare account balances and token registers:
-    per operator   vault tokens == -tokens_held == float + wallets + in transit
+    per operator   vault tokens == -tokens_held == float + wallets + in transit + offline purses
                    no negative balance on a non-contra account; all balances sum to zero
     central bank   live tokens per operator == its circulation account
                    live tokens == issued - redeemed; all balances sum to zero
@@ -41,6 +41,8 @@ def _operator_snapshot(session: Session, ctx: OperatorContext) -> dict[str, int]
         "vault_float": int(accounts["vault_float"]),
         "cash_on_hand": int(accounts["cash_on_hand"]),
         "in_transit": kinds.get("in_transit", 0),
+        "purse_balances": kinds.get("offline_purse", 0),  # offline devices' purses
+        "fraud_losses": kinds.get("fraud_loss", 0),  # offline double spends carried
         "tokens_held": int(accounts["tokens_held"]),
         "vault_tokens": tokens.get("held_value", 0) + tokens.get("reserved_value", 0),
         "negative_balances": int(negative),
@@ -124,9 +126,18 @@ def observe(net: SimNetwork, *, full: bool) -> tuple[dict[str, Any], list[dict[s
         operators[code] = snap
         live = int(cb["live"].get(code, 0))
         circulation = int(balances.get(f"circulation:{code}", 0))
-        held = snap["vault_float"] + snap["wallet_balances"] + snap["in_transit"]
+        held = (
+            snap["vault_float"]
+            + snap["wallet_balances"]
+            + snap["in_transit"]
+            + snap["purse_balances"]
+        )
         check(f"{code}: vault tokens == -tokens_held", snap["vault_tokens"], -snap["tokens_held"])
-        check(f"{code}: vault tokens == float + wallets + in transit", snap["vault_tokens"], held)
+        check(
+            f"{code}: vault tokens == float + wallets + in transit + offline purses",
+            snap["vault_tokens"],
+            held,
+        )
         check(f"{code}: no negative balances", snap["negative_balances"], 0)
         check(f"{code}: all balances sum to zero", snap["sum_of_balances"], 0)
         check(f"{code}: central bank live tokens == circulation account", live, circulation)

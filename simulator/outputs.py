@@ -51,6 +51,11 @@ STOCK_METRICS = (
     "wallet_balances",
     "cash_on_hand",
     "wallets_adopted",
+    # offline use (simulator/offline_metrics.py)
+    "purse_balances",
+    "fraud_losses",
+    "devices",
+    "devices_revoked",
 )
 # Per-step values (the run figure is the sum over the steps).
 FLOW_METRICS = (
@@ -62,6 +67,12 @@ FLOW_METRICS = (
     "payments_failed",
     "limit_hits",
     "aml_alerts",
+    "offline_payments",
+    "offline_value",
+    "double_spend_attempts",
+    "offline_syncs",
+    "double_spends_detected",
+    "detection_delay_s",
 )
 # Metrics in integer minor units of the currency (the rest are counts).
 AMOUNT_METRICS = frozenset(
@@ -77,6 +88,9 @@ AMOUNT_METRICS = frozenset(
         "net_settlement",
         "liquidity_need",
         "liquidity_shortfall",
+        "offline_value",
+        "purse_balances",
+        "fraud_losses",
     }
 )
 FAILED_PREFIX = "failed."

@@ -35,6 +35,7 @@ from typing import Annotated, Final, Literal
 from pydantic import ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from simulator.scenario_offline import NetworkDown, Offline
 from simulator.scenario_values import (
     DAY,
     DECIMALS,
@@ -333,7 +334,8 @@ class Outage(_Event):
 
 
 Event = Annotated[
-    DepositRun | SetLimits | SettlementModeSwitch | Outage, Field(discriminator="kind")
+    DepositRun | SetLimits | SettlementModeSwitch | Outage | NetworkDown,
+    Field(discriminator="kind"),
 ]
 
 
@@ -351,6 +353,7 @@ class Scenario(ScenarioModel):
     substitution: Substitution = Field(default_factory=Substitution)
     payments: Payments = Field(default_factory=Payments)
     events: list[Event] = Field(default_factory=list)
+    offline: Offline | None = None  # offline use (simulator/scenario_offline.py)
     source_text: str = Field(default="", repr=False, exclude=True)
 
     @property

@@ -23,6 +23,7 @@ from typing import Annotated, Any, Final
 from pydantic import BaseModel, ValidationError
 
 from simulator.scenario import Scenario
+from simulator.scenario_offline import SYNC_DISTRIBUTIONS
 from simulator.scenario_values import DISTRIBUTIONS, EVENT_KINDS
 
 
@@ -184,6 +185,8 @@ def _describe(error: Any) -> tuple[str, str]:
         noun, names = (
             ("event kind", EVENT_KINDS) if field == "kind" else ("distribution", DISTRIBUTIONS)
         )
+        if path.endswith("sync_delay"):
+            names = SYNC_DISTRIBUTIONS
         path = f"{path}.{field}" if path else field
         if kind == "union_tag_not_found":
             return path, f"required (one of {', '.join(names)})"

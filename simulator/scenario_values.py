@@ -30,7 +30,13 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 DECIMALS: Final = 2  # minor units per currency unit: 10**DECIMALS
 WALLET_CLASSES: Final = ("I", "II", "III", "IV")
-EVENT_KINDS: Final = ("deposit_run", "set_limits", "settlement_mode", "outage")
+EVENT_KINDS: Final = (
+    "deposit_run",
+    "set_limits",
+    "settlement_mode",
+    "outage",
+    "network_down",
+)
 DISTRIBUTIONS: Final = ("lognormal", "uniform", "fixed")
 LIMIT_NAMES: Final = ("balance_cap", "single_payment", "daily", "annual")
 MAX_OPERATORS: Final = 8

@@ -105,10 +105,13 @@ def test_unknown_event_kind() -> None:
         parse_scenario(MINIMAL + '[[events]]\nat = 0\nkind = "rn"\n', source="scenarios/x.toml")
     assert str(info.value) == (
         "scenarios/x.toml: events[0].kind: unknown event kind 'rn' "
-        "(expected one of deposit_run, set_limits, settlement_mode, outage)"
+        "(expected one of deposit_run, set_limits, settlement_mode, outage, network_down)"
     )
     assert errors_of(MINIMAL + "[[events]]\nat = 0\n") == [
-        ("events[0].kind", "required (one of deposit_run, set_limits, settlement_mode, outage)")
+        (
+            "events[0].kind",
+            "required (one of deposit_run, set_limits, settlement_mode, outage, network_down)",
+        )
     ]
 
 
