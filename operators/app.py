@@ -23,6 +23,7 @@ from operators import api
 from operators.compliance import api as compliance_api
 from operators.context import WaterMarks
 from operators.exchange import api as exchange_api
+from operators.offline import api as offline_api
 from operators.payments import api as payments_api
 from operators.payments.fast_path import PaymentsFastPath
 from operators.settlement import api as settlement_api
@@ -59,6 +60,7 @@ def create_app(config: OperatorConfig) -> FastAPI:
     app.include_router(settlement_api.router)
     app.include_router(vault_api.router)
     app.include_router(compliance_api.router)
+    app.include_router(offline_api.router)
     metrics.install(app, state.metrics, token=config.metrics_token)  # last: times the rest
     # POST /v1/payments and /v1/payments/batch with a well-formed body are answered in front of
     # the framework (the routes above still document them, and answer every bad body).

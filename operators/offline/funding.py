@@ -57,7 +57,10 @@ def fund(
         return _answer(
             session, wallet.account_id, device, previous.record, previous.signature, True
         )
-    if wallet_repo.find_order(session, wallet.id, nonce) is not None:
+    other = wallet_repo.find_order(session, wallet.id, nonce)
+    if other is not None:
+        if order_hash is not None:
+            check_replay(other, order_hash)  # the same order refused before: that refusal
         raise IdempotencyMismatch("this nonce was already used by another order of the wallet")
     if device.status != "active":
         raise DeviceRevoked(f"device {device.id} is revoked")
