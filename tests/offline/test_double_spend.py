@@ -1,0 +1,131 @@
+"""Double spends: a cloned secure element (counter reuse) detected whichever device syncs first,
+with the same final balances, loss and revocation; a device that signs beyond its purse
+(overspend); re-syncs that move nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from operators.offline import revocations
+from tests.helpers import audits_ok, drain
+from tests.offline.helpers import balance, device_row, fund, purse, register, scalar, sync
+from wallets.offline.secure_element import SecureElement
+
+# Three syncs (the payer, bob's device at the other operator, carol's at the same operator),
+# in every order that matters.
+ORDERS = [("pa", "pb", "pc"), ("pb", "pc", "pa"), ("pc", "pb", "pa"), ("pb", "pa", "pc")]
+
+
+@pytest.mark.parametrize("order", ORDERS, ids=["-".join(o) for o in ORDERS])
+def test_clone_is_detected_whichever_syncs_first(network: Any, order: tuple[str, ...]) -> None:
+    alice = network.open_wallet("BKA1", deposit=120_00, load=120_00)
+    bob = network.open_wallet("BKB1")
+    carol = network.open_wallet("BKA1")
+    pa = register(network, "BKA1", alice)
+    pb, pc = register(network, "BKB1", bob), register(network, "BKA1", carol)
+    fund(network, "BKA1", pa, 100_00)  # alice keeps 20.00 online
+    clone = pa.clone()
+    now = network.state("BKA1").ctx.now()
+    pb.receive(pa.pay(pb.device_id, bob.wallet_id, 80_00, now), now)
+    pc.receive(clone.pay(pc.device_id, carol.wallet_id, 80_00, now), now)  # counter 1 again
+    devices = {"pa": ("BKA1", pa), "pb": ("BKB1", pb), "pc": ("BKA1", pc)}
+    for name in order:
+        code, se = devices[name]
+        sync(network, code, se)
+        drain(network)
+
+    # Both payees are credited in full; the purse paid 100.00, alice's online 20.00 was
+    # recovered, the operator carries the other 40.00.
+    assert balance(network, "BKB1", bob.wallet_id) == 80_00
+    assert balance(network, "BKA1", carol.wallet_id) == 80_00
+    assert balance(network, "BKA1", alice.wallet_id) == 0
+    assert purse(network, "BKA1", pa.device_id) == 0
+    row = device_row(network, "BKA1", pa.device_id)
+    assert (row.status, row.revoke_reason) == ("revoked", "counter_reuse")
+    spends = scalar(
+        network,
+        "BKA1",
+        "SELECT json_agg(json_build_object('kind', kind, 'loss', loss, 'recovered', recovered))"
+        " FROM offline_double_spends",
+    )
+    assert spends == [{"kind": "counter_reuse", "loss": 40_00, "recovered": 20_00}]
+    alerts = scalar(
+        network, "BKA1", "SELECT count(*) FROM aml_alerts WHERE rule = 'offline_double_spend'"
+    )
+    assert alerts == 1
+    # reported to the central bank: every payee now refuses the device
+    state = network.state("BKA1")
+    listed = revocations.latest_list(state.ctx)
+    assert pa.device_id in revocations.revoked_devices(listed, state.ctx.central_bank_public_key)
+    _, reports = audits_ok(network)
+    assert reports["BKA1"]["offline"]["fraud_losses"] == 40_00
+    assert reports["BKA1"]["offline"]["double_spends"] == 1
+    assert reports["BKB1"]["offline"]["fraud_losses"] == 0
+
+
+def test_overspend_is_detected_and_the_loss_booked(network: Any) -> None:
+    alice = network.open_wallet("BKA1", deposit=130_00, load=130_00)
+    bob = network.open_wallet("BKA1")
+    pa, pb = register(network, "BKA1", alice), register(network, "BKA1", bob)
+    fund(network, "BKA1", pa, 100_00)  # alice keeps 30.00 online
+    # a tampered secure element that believes its purse holds more than was funded
+    state = pa.state()
+    state["purse"] = 10_000_00
+    rogue = SecureElement.from_state(state)
+    now = network.state("BKA1").ctx.now()
+    for amount in (90_00, 90_00):
+        pb.receive(rogue.pay(pb.device_id, bob.wallet_id, amount, now), now)
+    answer = sync(network, "BKA1", pb)
+    assert [r["status"] for r in answer["received"]] == ["settled", "double_spend"]
+    assert balance(network, "BKA1", bob.wallet_id) == 180_00
+    assert purse(network, "BKA1", pa.device_id) == 0
+    assert balance(network, "BKA1", alice.wallet_id) == 0  # 30.00 recovered
+    row = device_row(network, "BKA1", pa.device_id)
+    assert (row.status, row.revoke_reason) == ("revoked", "overspend")
+    loss = scalar(network, "BKA1", "SELECT sum(loss) FROM offline_double_spends")
+    assert loss == 50_00
+    # a revoked device cannot be funded again
+    from cbdc.db import transaction
+    from operators.offline import funding
+    from operators.offline.errors import DeviceRevoked
+
+    st = network.state("BKA1")
+    with pytest.raises(DeviceRevoked):
+        transaction(
+            st.factory,
+            lambda s: funding.fund(s, st.ctx, device_id=pa.device_id, amount=1, nonce="n" * 12),
+        )
+    _, reports = audits_ok(network)
+    assert reports["BKA1"]["offline"]["fraud_losses"] == 50_00
+
+
+def test_the_same_log_again_moves_nothing(network: Any) -> None:
+    alice = network.open_wallet("BKA1", deposit=100_00, load=100_00)
+    bob = network.open_wallet("BKB1")
+    carol = network.open_wallet("BKA1")
+    pa = register(network, "BKA1", alice)
+    pb, pc = register(network, "BKB1", bob), register(network, "BKA1", carol)
+    fund(network, "BKA1", pa, 100_00)
+    now = network.state("BKA1").ctx.now()
+    pb.receive(pa.pay(pb.device_id, bob.wallet_id, 10_00, now), now)
+    pc.receive(pa.pay(pc.device_id, carol.wallet_id, 20_00, now), now)
+    first = [sync(network, code, se, apply=False) for code, se in (("BKB1", pb), ("BKA1", pc))]
+    drain(network)
+    again = [sync(network, code, se, apply=False) for code, se in (("BKB1", pb), ("BKA1", pc))]
+    drain(network)
+    assert [r["status"] for r in first[1]["received"]] == ["settled"]
+    assert [r["status"] for r in again[1]["received"]] == ["duplicate"]
+    assert [r["status"] for r in again[0]["received"]] == ["accepted"]  # the stored claim
+    for _ in range(2):
+        assert [r["outcome"] for r in sync(network, "BKA1", pa, apply=False)["sent"]] == [
+            "duplicate",
+            "duplicate",
+        ]
+    assert balance(network, "BKB1", bob.wallet_id) == 10_00
+    assert balance(network, "BKA1", carol.wallet_id) == 20_00
+    assert purse(network, "BKA1", pa.device_id) == 70_00
+    assert scalar(network, "BKA1", "SELECT count(*) FROM offline_transfers") == 2
+    assert scalar(network, "BKA1", "SELECT count(*) FROM offline_double_spends") == 0
+    audits_ok(network)
