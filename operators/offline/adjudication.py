@@ -12,9 +12,11 @@ that cannot take it (closed, over its cap when the policy refuses) has it credit
 (order `returned`). A defund (payee `wallet:<W>`) credits W with what the purse covers.
 
 Detection: a second hash for a (device, counter) already adjudicated (`counter_reuse`: a clone
-or a rollback) or rest > 0 (`overspend`). The device is revoked, the detection recorded, an AML
-alert raised and the revocation reported to the central bank, in the same transaction. The
-transfer is still honoured: the payee accepted it in good faith.
+or a rollback) or rest > 0 (`overspend`). At the first, the device is revoked, an AML alert
+raised and the revocation reported to the central bank, in the same transaction; every detection
+adds to the device's one `offline_double_spends` row (so the count and the total loss do not
+depend on the order logs arrive in; which kind is seen first does). The transfer is still
+honoured: the payee accepted it in good faith.
 
 Concurrency: the payers' device rows are locked first, in id order, then every account the
 batch touches in one `lock_accounts`; two syncs that share a payer serialise on its row, and the
@@ -339,6 +341,9 @@ class _Batch:
             recovered=recovered,
             hashes=hashes,
         )
+        if device.id in self.revoked:
+            return  # detected before: its row adds this shortfall; one alert, one revocation
+        self.revoked.add(device.id)
         aml.on_offline_double_spend(
             self.session,
             self.ctx,
@@ -346,9 +351,6 @@ class _Batch:
             amount=int(doc["amount"]),
             details={"device": device.id, "kind": kind, "counter": doc["counter"], "loss": loss},
         )
-        if device.id in self.revoked:
-            return
-        self.revoked.add(device.id)
         offline_repo.revoke_device(self.session, device.id, reason=kind, now=self.now)
         queue_revocation(
             self.session,

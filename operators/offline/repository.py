@@ -195,11 +195,16 @@ def transfers_of(session: Session, device_id: str) -> list[dict[str, Any]]:
 
 
 def add_double_spend(session: Session, **row: Any) -> None:
+    """Record a detection: the device's first makes its row, later ones add to it."""
     session.execute(
         text(
-            "INSERT INTO offline_double_spends (device_id, kind, detected_at, first_at, loss, "
+            "INSERT INTO offline_double_spends AS d (device_id, kind, detected_at, first_at, loss, "
             "recovered, transfer_hashes) VALUES (:device_id, :kind, :detected_at, :first_at, "
-            ":loss, :recovered, CAST(:hashes AS text[]))"
+            ":loss, :recovered, CAST(:hashes AS text[])) "
+            "ON CONFLICT (device_id) DO UPDATE SET detections = d.detections + 1, "
+            "loss = d.loss + EXCLUDED.loss, recovered = d.recovered + EXCLUDED.recovered, "
+            "first_at = least(d.first_at, EXCLUDED.first_at), "
+            "transfer_hashes = d.transfer_hashes || EXCLUDED.transfer_hashes"
         ),
         {**row, "hashes": text_array(row["hashes"])},
     )
@@ -208,7 +213,7 @@ def add_double_spend(session: Session, **row: Any) -> None:
 def double_spends_of(session: Session, device_id: str) -> list[dict[str, Any]]:
     rows = session.execute(
         text(
-            "SELECT kind, detected_at, first_at, loss, recovered, transfer_hashes "
+            "SELECT kind, detections, detected_at, first_at, loss, recovered, transfer_hashes "
             "FROM offline_double_spends WHERE device_id = :d ORDER BY id"
         ),
         {"d": device_id},
@@ -216,6 +221,7 @@ def double_spends_of(session: Session, device_id: str) -> list[dict[str, Any]]:
     return [
         {
             "kind": r.kind,
+            "detections": int(r.detections),
             "detected_at": r.detected_at.isoformat(),
             "first_at": r.first_at.isoformat(),
             "seconds_to_detection": (r.detected_at - r.first_at).total_seconds(),

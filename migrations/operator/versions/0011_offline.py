@@ -6,7 +6,9 @@ moved from the wallet into the purse, one signed record per funding (seq 1, 2, .
 `offline_transfers`: the adjudication log of our own devices' transfers, one row per distinct
 (payer device, counter, hash); a second hash for one counter is a double spend.
 `offline_claims`: payments to our devices from other operators' devices, forwarded to the
-payer's operator. `offline_double_spends`: each detection, with the loss booked.
+payer's operator. `offline_double_spends`: one row per detected device (the first detection's
+kind and time; later shortfalls of the same device add to its loss, recovery and hashes, so the
+count and the total loss do not depend on the order the logs arrive in).
 
 Orders gain kinds `offline_payment` (an adjudicated transfer, wallet = the payer's online
 wallet) and `offline_fund` (a funding order).
@@ -113,8 +115,9 @@ CREATE INDEX ix_offline_claims_forwarding ON offline_claims (status) WHERE statu
 
 CREATE TABLE offline_double_spends (
     id              bigserial PRIMARY KEY,
-    device_id       text NOT NULL REFERENCES offline_devices (id),
+    device_id       text NOT NULL UNIQUE REFERENCES offline_devices (id),
     kind            text NOT NULL,
+    detections      integer NOT NULL DEFAULT 1,
     detected_at     timestamptz NOT NULL,
     first_at        timestamptz NOT NULL,
     loss            bigint NOT NULL,
@@ -123,7 +126,6 @@ CREATE TABLE offline_double_spends (
     CONSTRAINT ck_offline_double_spends_kind CHECK (kind IN ('counter_reuse', 'overspend')),
     CONSTRAINT ck_offline_double_spends_amounts CHECK (loss >= 0 AND recovered >= 0)
 );
-CREATE INDEX ix_offline_double_spends_device ON offline_double_spends (device_id);
 """
 
 
