@@ -199,11 +199,10 @@ class OfflineClient:
 
     # ------------------------------------------------------------ purse
 
-    def fund(self, se: SecureElement, amount: int, *, nonce: str | None = None) -> FundingResult:
-        """Move `amount` from the wallet into the device's purse and apply the signed funding
-        record to the SE. The same `nonce` again is the same funding (its record is already in
-        the SE: nothing is applied twice); a record whose predecessors the SE missed (an answer
-        lost, then a new order) is applied after them, fetched from the device view."""
+    def funding_order(
+        self, se: SecureElement, amount: int, *, nonce: str | None = None
+    ) -> dict[str, Any]:
+        """The signed `offline_fund` order (keep it to send it again: see `submit_funding`)."""
         order = {
             "type": "offline_fund",
             "wallet": self.wallet.wallet_id,
@@ -213,10 +212,20 @@ class OfflineClient:
             "nonce": nonce or secrets.token_hex(16),
             "created_at": iso(utcnow()),
         }
+        return sign_order(self.wallet.key, order)
+
+    def fund(self, se: SecureElement, amount: int, *, nonce: str | None = None) -> FundingResult:
+        """Move `amount` from the wallet into the device's purse and apply the signed funding
+        record to the SE (`funding_order` then `submit_funding`)."""
+        return self.submit_funding(se, self.funding_order(se, amount, nonce=nonce))
+
+    def submit_funding(self, se: SecureElement, signed_order: dict[str, Any]) -> FundingResult:
+        """Send a signed funding order and apply its record to the SE. The same order again is
+        the same funding (`replayed`; its record is already in the SE: nothing is applied
+        twice); a record whose predecessors the SE missed (an answer lost, then a new order)
+        is applied after them, fetched from the device view (`catch_up`)."""
         answer = FundingResult.model_validate(
-            self._post_signed(
-                f"/v1/offline/devices/{se.device_id}/fund", sign_order(self.wallet.key, order)
-            )
+            self._post_signed(f"/v1/offline/devices/{se.device_id}/fund", signed_order)
         )
         seq = int(answer.funding["document"]["seq"])
         applied = self.catch_up(se) if seq > _fundings(se) + 1 else []
