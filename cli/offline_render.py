@@ -82,14 +82,14 @@ def print_sync(name: str, answer: dict[str, Any], element: SecureElement, m: Mon
     for item in answer.get("sent") or []:
         code = f" ({item['code']})" if item.get("code") else ""
         console.print(
-            f"  sent     #{item.get('counter')} {str(item.get('hash', ''))[:16]} "
+            f"  sent     #{item.get('counter')} {str(item.get('hash') or '')[:16]} "
             f"{item.get('outcome')}{code}"
         )
     for item in answer.get("received") or []:
         code = f" ({item['code']})" if item.get("code") else ""
         console.print(
             f"  received {item.get('payer')} #{item.get('counter')} "
-            f"{str(item.get('hash', ''))[:16]} {item.get('status')}{code}"
+            f"{str(item.get('hash') or '')[:16]} {item.get('status')}{code}"
         )
     status = element.certificate_status()
     if status != "active":
