@@ -135,6 +135,15 @@ class _Batch:
         document = kernel.check_transfer_signature(item, device.certificate)
         if document.get("currency") != self.ctx.currency:
             raise kernel.OfflineRefusal(kernel.WRONG_CURRENCY, f"not in {self.ctx.currency}")
+        # What no payee running the offline checks accepts (cbdc.offline.check_payment) is
+        # not honoured either: it bounds what a colluding payee can claim.
+        limits = kernel.limits_of(device.certificate)
+        if not kernel.is_defund(document) and document["amount"] > min(
+            limits.per_payment, limits.purse_cap
+        ):
+            raise kernel.OfflineRefusal(kernel.OVER_LIMIT, "over the per-payment limit")
+        if parse_iso(str(document["at"])) > parse_iso(str(device.certificate["expires_at"])):
+            raise kernel.OfflineRefusal(kernel.EXPIRED, "made after the certificate expired")
         if kernel.is_defund(document) and (
             document["payee"] != kernel.defund_payee(device.wallet_id)
             or document["payee_wallet"] != device.wallet_id

@@ -129,3 +129,37 @@ def test_the_same_log_again_moves_nothing(network: Any) -> None:
     assert scalar(network, "BKA1", "SELECT count(*) FROM offline_transfers") == 2
     assert scalar(network, "BKA1", "SELECT count(*) FROM offline_double_spends") == 0
     audits_ok(network)
+
+
+def test_a_transfer_no_payee_would_accept_is_not_honoured(network: Any) -> None:
+    from cbdc import offline as kernel
+    from cbdc.crypto import SigningKey
+
+    alice = network.open_wallet("BKA1", deposit=100_00, load=100_00)
+    bob = network.open_wallet("BKA1")
+    pa, pb = register(network, "BKA1", alice), register(network, "BKA1", bob)
+    fund(network, "BKA1", pa, 100_00)
+    key = SigningKey.from_private_bytes(pa.state()["sealed_key"])
+    now = network.state("BKA1").ctx.now()
+    over = kernel.transfer(
+        payer=pa.device_id,
+        payee=pb.device_id,
+        payee_wallet=bob.wallet_id,
+        counter=1,
+        amount=pa.limits.per_payment + 1,
+        currency="CNY",
+        at=now,
+        prev=kernel.GENESIS,
+    )
+    state = pa.state()
+    state["sent"] = [{"transfer": over, "signature": key.sign_json(over)}]
+    state["counter"] = 1
+    rogue = SecureElement.from_state(state)
+    answer = sync(network, "BKA1", rogue, apply=False)
+    assert [(r["outcome"], r.get("code")) for r in answer["sent"]] == [
+        ("refused", kernel.OVER_LIMIT)
+    ]
+    assert balance(network, "BKA1", bob.wallet_id) == 0
+    assert purse(network, "BKA1", pa.device_id) == 100_00
+    assert device_row(network, "BKA1", pa.device_id).status == "active"
+    audits_ok(network)
