@@ -24,7 +24,7 @@ from cbdc.money import parse_amount
 from cbdc.offline import OfflineRefusal
 from cbdc.settings import NetworkConfig
 from cli.console import console, fail, money
-from cli.offline_render import print_sync, print_view
+from cli.offline_render import outcome, print_sync, print_view
 from wallets.client import NO_RETRY, OperatorClient
 from wallets.keystore import KeyStore
 from wallets.offline.client import OfflineClient
@@ -181,7 +181,8 @@ def register(group: typer.Typer, load_network: LoadNetwork) -> None:
                 # it is adjudicated at the next sync
                 ctx.devices.save(name, element)
         console.print(
-            f"defunded {ctx.m(value)}: {result.outcome}, credited {ctx.m(result.credited)}; "
+            f"defunded {ctx.m(value)}: {outcome(result.outcome)}, credited "
+            f"{ctx.m(result.credited)}; "
             f"purse {ctx.m(element.purse)}, wallet {ctx.m(result.wallet_balance)}"
         )
 

@@ -71,6 +71,11 @@ def print_view(view: dict[str, Any], m: Money) -> None:
         console.print(_transfers_table("  unsynced received", received, m))
 
 
+def outcome(text: str) -> str:
+    """An adjudication outcome, a detected double spend in red."""
+    return f"[bold red]{text} (detected)[/]" if text == "double_spend" else text
+
+
 def print_sync(name: str, answer: dict[str, Any], element: SecureElement, m: Money) -> None:
     """`cbdc offline sync`: the operator's answer item by item."""
     listed = (answer.get("revocations") or {}).get("document", {})
@@ -83,13 +88,13 @@ def print_sync(name: str, answer: dict[str, Any], element: SecureElement, m: Mon
         code = f" ({item['code']})" if item.get("code") else ""
         console.print(
             f"  sent     #{item.get('counter')} {str(item.get('hash') or '')[:16]} "
-            f"{item.get('outcome')}{code}"
+            f"{outcome(str(item.get('outcome')))}{code}"
         )
     for item in answer.get("received") or []:
         code = f" ({item['code']})" if item.get("code") else ""
         console.print(
             f"  received {item.get('payer')} #{item.get('counter')} "
-            f"{str(item.get('hash') or '')[:16]} {item.get('status')}{code}"
+            f"{str(item.get('hash') or '')[:16]} {outcome(str(item.get('status')))}{code}"
         )
     status = element.certificate_status()
     if status != "active":
@@ -97,9 +102,10 @@ def print_sync(name: str, answer: dict[str, Any], element: SecureElement, m: Mon
 
 
 def local_devices_report(network: NetworkConfig) -> list[dict[str, Any]]:
-    """For `cbdc audit`: each local device with what its operator has not seen yet (transfers
-    that left its purse, payments it holds). Never fails the audit: an unreadable device file
-    is listed with its error."""
+    """For `cbdc audit`: each local device with what no sync has acknowledged yet (transfers
+    that left its purse, payments it holds: value its operator may not have seen; a defund
+    stays listed until the next sync). Never fails the audit: an unreadable device file is
+    listed with its error."""
     rows: list[dict[str, Any]] = []
     store = DeviceStore(Path(network.central_bank.key_file).parent.parent)
     for name in store.names():
@@ -132,7 +138,9 @@ def unsynced_table(rows: list[dict[str, Any]], network: NetworkConfig) -> Table:
     def m(minor: int) -> str:
         return money(minor, network.currency_decimals, network.currency)
 
-    table = Table(title="Local offline devices: transfers no operator has seen yet (not checked)")
+    table = Table(
+        title="Local offline devices: transfers no sync has acknowledged yet (listed, not checked)"
+    )
     for column in ("device", "purse (on device)", "unsynced sent", "unsynced received", "cert"):
         table.add_column(column, justify="left" if column in ("device", "cert") else "right")
     for row in rows:
