@@ -104,3 +104,28 @@ def test_defund_returns_the_purse_and_joins_the_log(network: Any) -> None:
     assert [r["outcome"] for r in sync(network, "BKA1", pa)["sent"]] == ["duplicate"]
     assert balance(network, "BKA1", alice.wallet_id) == 440_00
     audits_ok(network)
+
+
+def test_cross_operator_under_net_settlement(network: Any) -> None:
+    from tests.net_settlement.helpers import drained
+
+    for code in ("BKA1", "BKB1"):
+        network.state(code).ctx.settlement_mode = "net"
+    alice = network.open_wallet("BKA1", deposit=300_00, load=300_00)
+    bob = network.open_wallet("BKB1")
+    pa, pb = register(network, "BKA1", alice), register(network, "BKB1", bob)
+    fund(network, "BKA1", pa, 100_00)
+    now = network.state("BKA1").ctx.now()
+    pb.receive(pa.pay(pb.device_id, bob.wallet_id, 60_00, now), now)
+    assert [r["outcome"] for r in sync(network, "BKA1", pa)["sent"]] == ["pending_settlement"]
+    assert scalar(network, "BKA1", "SELECT count(*) FROM net_items WHERE status = 'open'") == 1
+    _, reports = audits_ok(network)  # awaiting the clearing cycle: in_transit_out matches it
+    assert reports["BKA1"]["in_transit_out"] == 60_00
+    drained(network)
+    assert balance(network, "BKB1", bob.wallet_id) == 60_00
+    assert [r["status"] for r in sync(network, "BKB1", pb)["received"]] == ["forwarding"]
+    drained(network)
+    assert scalar(network, "BKB1", "SELECT status FROM offline_claims") == "duplicate"
+    assert balance(network, "BKB1", bob.wallet_id) == 60_00
+    _, reports = audits_ok(network)
+    assert reports["BKA1"]["in_transit_out"] == 0
