@@ -35,8 +35,10 @@ from simulator import payments, settle
 from simulator.exchange import DepositRunWindow, Exchange
 from simulator.metrics import observe
 from simulator.network import SimNetwork, apply_limits, side_by_side
+from simulator.offline import OfflineWorld
 from simulator.population import OperatorPopulation, adopt, seed
 from simulator.scenario import DepositRun, Outage, Scenario, SetLimits, SettlementModeSwitch
+from simulator.scenario_offline import NetworkDown
 from simulator.tally import StepTally
 
 Progress = Callable[[int, int, dict[str, Any]], None]
@@ -53,9 +55,14 @@ class Engine:
         self.steps = scenario.steps
         self.populations: dict[str, OperatorPopulation] = seed(self.net, scenario, self.rng)
         self.exchange = Exchange(self.net, scenario)
+        # offline devices and the customers' network (simulator/offline.py)
+        self.offline: OfflineWorld | None = None
+        if scenario.offline is not None or any(isinstance(e, NetworkDown) for e in scenario.events):
+            self.offline = OfflineWorld(self.net, scenario, self.populations)
+        self.offline_summary: dict[str, Any] | None = None
+        self.events = list(scenario.events)
         self.runs: list[DepositRunWindow] = []
         self.outages: dict[str, int] = {}  # operator -> end of outage (simulated seconds)
-        self.events = list(scenario.events)
         self.nonce = 0
         self.previous: dict[str, Any] | None = None
         self.net_paid: dict[str, int] = {}  # per operator, net settlement paid so far
@@ -95,13 +102,17 @@ class Engine:
             start = step * self.step_seconds
             self.net.clock.seconds = start
             self._events(start)
-            self._open_and_load(start + self.step_seconds, tally)
+            if not self._customers_offline(start):
+                self._open_and_load(start + self.step_seconds, tally)
+            if self.offline is not None:
+                self.offline.register_new(start)
             self.net.analyze()  # autovacuum is off on the run's databases
             setup = time.perf_counter() - started
             self.settling = 0.0
             payments = self._payments(step, tally)
             self.net.clock.seconds = start + self.step_seconds
-            self.exchange.merchants_unload(self.populations)
+            if not self._customers_offline(start + self.step_seconds - 1):
+                self.exchange.merchants_unload(self.populations)
             self._settle()
             wall = time.perf_counter() - started
             self._observe(step, tally, last=step == self.steps - 1)
@@ -149,6 +160,14 @@ class Engine:
             elif isinstance(event, Outage):
                 self.net.down.add(event.operator)
                 self.outages[event.operator] = event.at + event.length
+            elif isinstance(event, NetworkDown):
+                assert self.offline is not None  # made for any scenario with this event
+                self.offline.network_down(event.at, event.length)
+
+    def _customers_offline(self, t: float) -> bool:
+        """Whether the customers' network is down at simulated time t (`network_down`): then
+        no wallet opens, loads or unloads."""
+        return self.offline is not None and self.offline.is_down(t)
 
     def _open_and_load(self, at: int, tally: StepTally) -> None:
         """Households open wallets up to the adoption curve, then move cash and deposits in
@@ -197,6 +216,8 @@ class Engine:
                 upto += 1
             chunk = drawn[cursor:upto]
             cursor = upto
+            if self.offline is not None:  # offline payments and syncs first, in time order
+                chunk = self.offline.run_slice(chunk, float(b_end), tally)
             self.net.clock.seconds = float(b_start)
             by_operator: dict[str, list[tuple[float, str, str, int]]] = {}
             for t, code, payer, payee, amount in chunk:
@@ -266,6 +287,11 @@ class Engine:
                 "limit_hits": tally.limit_hits[code],
                 "aml_alerts": o["aml_alerts_total"] - prev_ops[code]["aml_alerts_total"],
             }
+        if self.offline is not None and self.offline.enabled:
+            for code, extra in self.offline.figures(ops).items():
+                per[code].update(extra)
+            if last:
+                self.offline_summary = self.offline.summary()
         metrics = list(next(iter(per.values())).keys())
         household_cash = sum(int(p.cash.sum()) for p in self.populations.values())
         row["household_cash"] = household_cash

@@ -8,7 +8,7 @@ overlaid plots with the same helpers.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -223,6 +223,7 @@ def plot_run(
         total("limit_hits", "aml_alerts"),
         amount=False,
     )
+    _plot_offline(p, total, by_operator)
     p.lines(
         "adoption",
         "Wallet adoption",
@@ -255,6 +256,87 @@ def plot_run(
         )
     _plot_throughput(p, timing, summary)
     return p.plots, p.all_zero
+
+
+def _plot_offline(
+    p: _Plotter,
+    total: Callable[..., list[tuple[str, str]]],
+    by_operator: Callable[[str], list[tuple[str, str]]],
+) -> None:
+    """Offline use (simulator/offline_metrics.py): drawn only when the run had devices."""
+    if not p.series or "offline_payments" not in p.series[0]:
+        return
+    unit = p.currency or "major units"
+    p.lines(
+        "offline_payments",
+        "Offline payments and double spends",
+        "Payments made device to device with no network, double-spend attempts among them (a "
+        "counter another copy or an earlier state of the device had signed), and double spends "
+        "the payers' operators detected at sync, per step.",
+        total("offline_payments", "double_spend_attempts", "double_spends_detected"),
+        amount=False,
+    )
+    p.lines(
+        "offline_devices",
+        "Offline devices",
+        "Devices registered and devices revoked by the end of each step, and device syncs the "
+        "operators took in each step.",
+        total("devices", "devices_revoked", "offline_syncs"),
+        amount=False,
+    )
+    p.lines(
+        "offline_value",
+        "Offline value",
+        f"Value of the offline payments made in each step, and value held in offline purses "
+        f"(the operators' ledgers) at its end ({unit}).",
+        total("offline_value", "purse_balances"),
+        amount=True,
+    )
+    p.lines(
+        "fraud_losses_by_operator",
+        "Fraud losses per operator",
+        f"Losses each operator carried so far for its devices' double spends, after what it "
+        f"recovered from the payers' wallets ({unit}).",
+        by_operator("fraud_losses"),
+        amount=True,
+    )
+    # per operator, only losses, purses and detections get a plot of their own
+    for metric in (
+        "detection_delay_s",
+        "devices",
+        "devices_revoked",
+        "offline_syncs",
+        "offline_payments",
+        "offline_value",
+        "double_spend_attempts",
+    ):
+        p.used.update(column for column, _ in by_operator(metric))
+    _plot_detection(p)
+
+
+def _plot_detection(p: _Plotter) -> None:
+    """Mean time to detection of the double spends detected in each step (hours), one point per
+    step with detections."""
+    if "detection_delay_s" not in p.series[0]:
+        return
+    points = [
+        (x, float(row["detection_delay_s"]) / float(row["double_spends_detected"]) / 3600)
+        for x, row in zip(p.xs, p.series, strict=True)
+        if row.get("double_spends_detected", 0) > 0
+    ]
+    p.used.add("detection_delay_s")
+    if not points:
+        return
+    figure, ax = new_figure("Time to detection", p.axis[2], "hours")
+    ax.plot([x for x, _ in points], [y for _, y in points], "o-", label="mean per step")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
+    p.save(
+        figure,
+        "time_to_detection",
+        "Time to detection",
+        "Mean time from the first transfer involved in a double spend to its detection by the "
+        "payer's operator, for the double spends detected in each step (hours).",
+    )
 
 
 def _plot_throughput(p: _Plotter, timing: Series, summary: Mapping[str, Any]) -> None:

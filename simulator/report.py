@@ -39,6 +39,7 @@ from simulator.report_format import (
     md_table,
     money_format,
 )
+from simulator.report_offline import offline_section
 
 REPORT_MD = "report.md"
 
@@ -69,6 +70,7 @@ KNOWN_SUMMARY_KEYS = frozenset(
         "parquet",
         "amount_metrics",
         "invariant_failures",
+        "offline",
     }
 )
 
@@ -260,6 +262,9 @@ def render_report(run_dir: Path) -> Path:
             parts += [f"### {heading}", "", per_operator, ""]
     parts += ["## Invariants", "", _invariants(summary), ""]
     parts += ["## Failures by reason", "", _failures(series, cols, summary), ""]
+    offline = offline_section(summary)
+    if offline:
+        parts += ["## Offline payments", "", offline, ""]
     other = _other_fields(summary)
     if other:
         parts += ["## Other summary fields", "", other, ""]

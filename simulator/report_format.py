@@ -31,6 +31,16 @@ LABELS = {
     "payments_total": "payments attempted",
     "payments_per_second": "payments per second",
     "wall_seconds": "wall-clock seconds",
+    "offline_payments": "offline payments",
+    "offline_value": "offline payments' value",
+    "purse_balances": "value in offline purses",
+    "fraud_losses": "fraud losses carried",
+    "devices": "offline devices",
+    "devices_revoked": "devices revoked",
+    "double_spend_attempts": "double-spend attempts",
+    "double_spends_detected": "double spends detected",
+    "detection_delay_s": "time to detection (s, summed)",
+    "offline_syncs": "device syncs",
 }
 
 

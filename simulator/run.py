@@ -109,6 +109,8 @@ def run_scenario(
             for phase in ("setup", "payments", "settlement")
         },
     }
+    if engine.offline_summary is not None:
+        summary["offline"] = engine.offline_summary
     if raw is not None:
         summary["baseline"] = raw
         summary["ratio_to_baseline"] = round(payments / wall / raw["payments_per_second"], 3)
