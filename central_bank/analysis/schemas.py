@@ -71,6 +71,12 @@ class LoadUnloadDetails(Strict):
     window_minutes: Minutes
 
 
+class OfflineDoubleSpendDetails(Strict):
+    kind: Literal["counter_reuse", "overspend"]
+    counter: Annotated[int, Field(ge=1, le=2**62)]
+    loss: Total
+
+
 class _AmlReport(Strict):
     report_id: str = Field(
         pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
@@ -105,7 +111,19 @@ class LoadUnloadReport(_AmlReport):
     details: LoadUnloadDetails
 
 
+class OfflineDoubleSpendReport(_AmlReport):
+    """An offline device of the wallet spent the same value twice (operators/offline)."""
+
+    rule: Literal["offline_double_spend"]
+    details: OfflineDoubleSpendDetails
+
+
 AmlReport = Annotated[
-    LargeValueReport | StructuringReport | VelocityReport | FanReport | LoadUnloadReport,
+    LargeValueReport
+    | StructuringReport
+    | VelocityReport
+    | FanReport
+    | LoadUnloadReport
+    | OfflineDoubleSpendReport,
     Field(discriminator="rule"),
 ]

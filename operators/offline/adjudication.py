@@ -358,7 +358,7 @@ class _Batch:
             self.ctx,
             wallet_id=device.wallet_id,
             amount=int(doc["amount"]),
-            details={"device": device.id, "kind": kind, "counter": doc["counter"], "loss": loss},
+            details={"kind": kind, "counter": doc["counter"], "loss": loss},
         )
         offline_repo.revoke_device(self.session, device.id, reason=kind, now=self.now)
         queue_revocation(

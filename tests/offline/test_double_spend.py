@@ -60,6 +60,14 @@ def test_clone_is_detected_whichever_syncs_first(network: Any, order: tuple[str,
     listed = revocations.latest_list(state.ctx)
     assert pa.device_id in revocations.revoked_devices(listed, state.ctx.central_bank_public_key)
     _, reports = audits_ok(network)
+    assert reports["BKA1"]["failed_jobs"] == [] and reports["BKB1"]["failed_jobs"] == []
+    # the alert reached the analysis centre, pseudonymous like every report
+    reported = network.admin.request(
+        "GET", "/v1/analysis/alerts", params={"rule": "offline_double_spend"}
+    )["alerts"]
+    assert [(a["wallet"], a["details"]["kind"]) for a in reported] == [
+        (alice.wallet_id, "counter_reuse")
+    ]
     assert reports["BKA1"]["offline"]["fraud_losses"] == 40_00
     assert reports["BKA1"]["offline"]["double_spends"] == 1
     assert reports["BKB1"]["offline"]["fraud_losses"] == 0
