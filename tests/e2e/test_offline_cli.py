@@ -218,6 +218,10 @@ def test_offline_cli_flow(shell: Shell) -> None:
     # ------------------------------------------------ the audit
     report = json.loads(cbdc("audit", "--json", timeout=120).stdout)
     assert report["ok"] is True, report
+    bka1, bkb1 = report["operators"]["BKA1"], report["operators"]["BKB1"]
+    assert (bka1["offline_double_spends"], bka1["fraud_losses"]) == (1, 1_000)  # 10.00 lost
+    assert (bkb1["offline_double_spends"], bkb1["fraud_losses"]) == (0, 0)
+    assert (bka1["offline_purses"], bkb1["offline_purses"]) == (0, 18_000)  # bob-card: 200 - 20
     devices = {row["name"]: row for row in report["offline_devices"]}
     # the clone never synced: its log still has #1 and #2 (copied from alice-phone) and its #3
     assert devices["alice-clone"]["unsynced_sent"] == 3
