@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from tests.helpers import audits_ok, drain
 from tests.offline.helpers import balance, fund, purse, register, scalar, sync
@@ -129,3 +130,55 @@ def test_cross_operator_under_net_settlement(network: Any) -> None:
     assert balance(network, "BKB1", bob.wallet_id) == 60_00
     _, reports = audits_ok(network)
     assert reports["BKA1"]["in_transit_out"] == 0
+
+
+def test_a_payee_wallet_that_cannot_take_it_returns_it_to_the_payer(network: Any) -> None:
+    alice = network.open_wallet("BKA1", deposit=300_00, load=300_00)
+    bob = network.open_wallet("BKA1")
+    pa, pb = register(network, "BKA1", alice), register(network, "BKA1", bob)
+    fund(network, "BKA1", pa, 100_00)
+    now = network.state("BKA1").ctx.now()
+    pb.receive(pa.pay(pb.device_id, bob.wallet_id, 30_00, now), now)
+    with network.state("BKA1").engine.begin() as conn:
+        conn.execute(
+            text("UPDATE wallets SET status = 'frozen' WHERE id = :w"), {"w": bob.wallet_id}
+        )
+    answer = sync(network, "BKA1", pb)
+    assert [r["status"] for r in answer["received"]] == ["returned"]
+    assert balance(network, "BKA1", bob.wallet_id) == 0
+    assert balance(network, "BKA1", alice.wallet_id) == 230_00  # 200.00 + 30.00 back
+    assert purse(network, "BKA1", pa.device_id) == 70_00
+    failure = scalar(network, "BKA1", "SELECT failure FROM orders WHERE kind = 'offline_payment'")
+    assert failure == "wallet_not_active"
+    audits_ok(network)
+
+
+def test_no_revocation_list_no_sync(network: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cbdc.http import RemoteUnavailable
+    from tests.helpers import assert_problem
+
+    alice = network.open_wallet("BKA1", deposit=100_00, load=100_00)
+    pa = register(network, "BKA1", alice)
+    central_bank = network.state("BKA1").ctx.central_bank
+
+    def unreachable() -> Any:
+        raise RemoteUnavailable("central bank down")
+
+    monkeypatch.setattr(central_bank, "offline_revocations", unreachable)
+    now = network.state("BKA1").ctx.now()
+    response = network.operator_http["BKA1"].post(
+        f"/v1/offline/devices/{pa.device_id}/sync", json=pa.sync_batch(now)
+    )
+    assert_problem(response, 503, "offline_revocations_unavailable")
+    monkeypatch.undo()
+    listed = alice.client.request("GET", "/v1/offline/revocations")
+    assert listed["document"]["type"] == "offline-revocation-list"
+    handed = sync(network, "BKA1", pa)["revocations"]["document"]
+    assert (
+        (handed["version"], handed["revoked"])
+        == (0, [])
+        == (
+            listed["document"]["version"],
+            listed["document"]["revoked"],
+        )
+    )
