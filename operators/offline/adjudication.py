@@ -198,29 +198,34 @@ class _Batch:
         purse, payer = device.account_id, self.wallets[device.wallet_id]
         take = min(amount, self.balances[purse])
         rest = amount - take
-        defund = kernel.is_defund(doc)
-        recovered = 0 if defund else min(rest, max(self.balances[payer.account_id], 0))
-        loss = 0 if defund else rest - recovered
-        vault = ctx.account("vault_float")
-        if loss > self.balances[vault]:
-            raise VaultShortfall(loss - self.balances[vault])
         legs: dict[int, int] = {}
 
         def leg(account: int, value: int) -> None:
             legs[account] = legs.get(account, 0) + value
 
+        status, failure, counterparty, cross = "completed", None, doc["payee_wallet"], False
+        target = payer.account_id
+        if not kernel.is_defund(doc):
+            target, status, failure, cross = self._credit_target(doc, payer, amount, leg)
+        if target == payer.account_id:
+            # A defund, or a payment its payee cannot take: only what the purse holds goes back
+            # to the payer's wallet; nothing is recovered and the float pays nothing (a shortfall
+            # is still a detected double spend).
+            recovered = loss = 0
+            credited = take
+        else:
+            recovered = min(rest, max(self.balances[payer.account_id], 0))
+            loss = rest - recovered
+            credited = amount
+        vault = ctx.account("vault_float")
+        if loss > self.balances[vault]:
+            raise VaultShortfall(loss - self.balances[vault])
         leg(purse, -take)
         leg(payer.account_id, -recovered)
         leg(vault, -loss)
         leg(ctx.account("fraud_losses"), loss)
         leg(ctx.account("fraud_losses_contra"), -loss)
-        credited = take if defund else amount
-        status, failure, counterparty, cross = "completed", None, doc["payee_wallet"], False
-        if defund:
-            leg(payer.account_id, take)
-        else:
-            target, status, failure, cross = self._credit_target(doc, payer, amount, leg)
-            leg(target, amount)
+        leg(target, credited)
         order_id = uuid.uuid4() if credited > 0 else None
         if order_id is not None:
             entry = ledger.post(

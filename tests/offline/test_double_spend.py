@@ -171,3 +171,33 @@ def test_a_transfer_no_payee_would_accept_is_not_honoured(network: Any) -> None:
     assert purse(network, "BKA1", pa.device_id) == 100_00
     assert device_row(network, "BKA1", pa.device_id).status == "active"
     audits_ok(network)
+
+
+def test_an_overspend_to_a_payee_that_cannot_take_it_pays_the_payer_nothing_extra(
+    network: Any,
+) -> None:
+    from sqlalchemy import text
+
+    alice = network.open_wallet("BKA1", deposit=150_00, load=150_00)
+    bob = network.open_wallet("BKA1")
+    pa, pb = register(network, "BKA1", alice), register(network, "BKA1", bob)
+    fund(network, "BKA1", pa, 100_00)  # alice keeps 50.00 online
+    state = pa.state()
+    state["purse"] = 10_000_00
+    rogue = SecureElement.from_state(state)
+    now = network.state("BKA1").ctx.now()
+    pb.receive(rogue.pay(pb.device_id, bob.wallet_id, 150_00, now), now)
+    with network.state("BKA1").engine.begin() as conn:
+        conn.execute(
+            text("UPDATE wallets SET status = 'frozen' WHERE id = :w"), {"w": bob.wallet_id}
+        )
+    answer = sync(network, "BKA1", pb)
+    assert [r["status"] for r in answer["received"]] == ["double_spend"]
+    # the purse's 100.00 goes back to alice; the float pays nothing, nothing is "recovered"
+    assert balance(network, "BKA1", alice.wallet_id) == 150_00
+    assert balance(network, "BKA1", bob.wallet_id) == 0
+    assert purse(network, "BKA1", pa.device_id) == 0
+    assert device_row(network, "BKA1", pa.device_id).status == "revoked"
+    assert scalar(network, "BKA1", "SELECT sum(loss) FROM offline_double_spends") == 0
+    _, reports = audits_ok(network)
+    assert reports["BKA1"]["offline"]["fraud_losses"] == 0
