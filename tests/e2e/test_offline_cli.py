@@ -1,22 +1,26 @@
 """Offline payments from the shell, as a user runs them (issue #15, "done when"): `cbdc up` as a
 real process, wallets at two operators, a device for each, funded; `cbdc up` stopped (and no
 service answering); offline payments both ways with the network down; restart; syncs in both
-orders; a clone attack detected, the device revoked (its own `show`, and a synced payee refusing
-it offline); `cbdc audit` passing at the end, listing what the devices still hold unsynced.
+orders; a clone attack and a rollback attack detected (the clone's at its own operator, the
+rollback's through a claim forwarded by the payee's operator), the devices revoked (their own
+`show`, and a synced payee refusing the clone offline); `cbdc audit` passing at the end, with the
+fraud loss booked and what the devices still hold unsynced listed.
 
 Amounts (class IV: 500.00 per payment, 1,000.00 purse):
     alice (BKA1) loads 350, funds 300          -> wallet 50,  purse 300
     bob   (BKB1) loads 1,100, funds 200        -> wallet 900, purse 200
-    offline: alice -> bob 50 (#1), bob -> alice 20 (bob #1), alice -> carol 30 (#2),
-             clone alice; alice -> bob 100 (#3), the clone -> carol 200 (#3 again)
+    offline: alice -> bob 50 (#1), bob -> alice 20 (bob #1), roll bob back one payment,
+             bob -> carol 20 (bob #1 again), alice -> carol 30 (#2), clone alice,
+             alice -> bob 100 (#3), the clone -> carol 200 (#3 again)
     alice's device signed 380 against 300 funded: shortfall 80, recovered from her wallet
-    (50 + bob's 20 = 70), 10 lost.
+    (50 + bob's 20 = 70), 10 lost. bob's device signed 40 against 200: no loss, but caught.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -133,22 +137,28 @@ def test_offline_cli_flow(shell: Shell) -> None:
         cbdc("wallet", "deposit", name, amount)
         cbdc("wallet", "load", name, amount)
     added = cbdc("offline", "device", "add", "alice", "--name", "alice-phone").stdout
-    assert "BKA1D" in added and "500.00" in added and "1,000.00" in added, added
-    cbdc("offline", "device", "add", "bob", "--name", "bob-card")
+    assert "500.00" in added and "1,000.00" in added, added  # class IV's limits
+    alice_device = re.findall(r"BKA1D[0-9A-F]{15}", added)[0]
+    added = cbdc("offline", "device", "add", "bob", "--name", "bob-card").stdout
+    bob_device = re.findall(r"BKB1D[0-9A-F]{15}", added)[0]
     cbdc("offline", "device", "add", "carol", "--name", "carol-phone")
     unknown = cbdc("offline", "device", "add", "nobody", "--name", "x", ok=False)
     assert unknown.returncode == 2 and "nobody" in unknown.stdout, _out(unknown)
 
-    assert "purse 300.00 CNY" in cbdc("offline", "fund", "alice-phone", "300").stdout
+    funded = cbdc("offline", "fund", "alice-phone", "300").stdout
+    assert "purse 300.00 CNY, wallet 50.00 CNY" in funded, funded
     cbdc("offline", "fund", "bob-card", "200")
     over = cbdc("offline", "fund", "bob-card", "850", ok=False)  # 1,050 > the purse cap
     assert over.returncode == 1 and "offline_purse_cap_exceeded" in over.stdout, _out(over)
-    assert "50.00" in cbdc("wallet", "balance", "alice").stdout
 
     # ------------------------------------------------ offline: the network is stopped
     with _network_down(cbdc):
         cbdc("offline", "pay", "alice-phone", "bob-card", "50")
         cbdc("offline", "pay", "bob-card", "alice-phone", "20")
+        rolled = cbdc("offline", "rollback", "bob-card", "--payments", "1").stdout
+        assert "counter 0" in rolled and "200.00" in rolled, rolled
+        paid = cbdc("offline", "pay", "bob-card", "carol-phone", "20").stdout
+        assert "#1" in paid, paid  # the counter bob-card used for alice
         cbdc("offline", "pay", "alice-phone", "carol-phone", "30")
         cbdc("offline", "clone", "alice-phone", "alice-clone")
         cbdc("offline", "pay", "alice-phone", "bob-card", "100")
@@ -160,58 +170,64 @@ def test_offline_cli_flow(shell: Shell) -> None:
         assert broke.returncode == 1 and "offline_insufficient_purse" in broke.stdout, _out(broke)
         big = cbdc("offline", "pay", "bob-card", "carol-phone", "600", ok=False)
         assert "offline_over_limit" in big.stdout, _out(big)
-        again = cbdc("offline", "pay", "alice-phone", "nobody", "1", ok=False)
-        assert again.returncode == 2 and "nobody" in again.stdout, _out(again)
 
         view = cbdc.json("offline", "show", "alice-phone")
-        assert (view["purse"], view["counter"]) == (12_000, 3), view
+        assert (view["device"], view["purse"], view["counter"]) == (alice_device, 12_000, 3)
         assert [line["counter"] for line in view["unsynced_sent"]] == [1, 2, 3]
         assert view["operator_status"] == "unreachable"
         assert view["certificate_status"] == "active"
-        assert len(cbdc.json("offline", "show", "carol-phone")["unsynced_received"]) == 2
+        assert len(cbdc.json("offline", "show", "carol-phone")["unsynced_received"]) == 3
         shown = cbdc("offline", "show", "alice-phone").stdout
         assert "unreachable per the operator" in shown and "3 sent" in shown, shown
         listing = cbdc("offline", "list").stdout
         assert "alice-clone" in listing and "carol-phone" in listing, listing
 
     # ------------------------------------------------ online again: syncs in both orders
-    # alice -> bob: the payee syncs first; bob -> alice: the payer syncs first.
+    # alice -> bob (#1, #3): the payee syncs first; alice -> carol (#2): the payer first.
     synced = cbdc.json("offline", "sync", "bob-card")
-    assert [s["outcome"] for s in synced["sent"]] == ["pending_settlement"], synced
+    assert [s["outcome"] for s in synced["sent"]] == ["pending_settlement"], synced  # to carol
     assert {r["counter"] for r in synced["received"]} == {1, 3}, synced
+    assert {r["status"] for r in synced["received"]} <= {"forwarding", "accepted"}, synced
     synced = cbdc.json("offline", "sync", "alice-phone")
     assert {s["counter"] for s in synced["sent"]} == {1, 2, 3}, synced
     assert synced["device_status"] == "active", synced  # no conflict has reached BKA1 yet
+    # alice's device brings bob's #1 to BKB1, which holds another #1 of bob's: a rollback
     balance = lambda name: cbdc("wallet", "balance", name).stdout  # noqa: E731
     _until(lambda: "wallet balance   70.00 CNY" in balance("alice"), "bob's 20 to land at alice")
     _until(lambda: "wallet balance   1,050.00 CNY" in balance("bob"), "alice's 150 to land at bob")
 
     # carol brings the clone's transfer #3: counter reuse (and 80 more than was funded)
     synced = cbdc.json("offline", "sync", "carol-phone")
-    statuses = {r["counter"]: r["status"] for r in synced["received"]}
-    assert set(statuses) == {2, 3}, synced
-    assert "230.00" in balance("carol")  # both honoured: 30 + the clone's 200
+    statuses = {(r["payer"], r["counter"]): r["status"] for r in synced["received"]}
+    assert statuses.get((alice_device, 3)) == "double_spend", synced
+    assert set(statuses) == {(alice_device, 2), (alice_device, 3), (bob_device, 1)}, synced
     assert "wallet balance   0.00 CNY" in balance("alice")  # 70 of the 80 recovered
+    # every accepted payment honoured: 30 + the clone's 200 + bob's 20 (through BKB1)
+    _until(lambda: "wallet balance   250.00 CNY" in balance("carol"), "carol's 250")
 
-    # the device is revoked at BKA1 at once, and on the central bank's list soon after
-    alice_device = view["device"]
-
-    def on_list(name: str) -> bool:
+    # the devices are revoked by their operators at once, and on the central bank's list soon
+    def on_list(name: str, *devices: str) -> bool:
         answer = cbdc.json("offline", "sync", name)
-        return alice_device in {e["device"] for e in answer["revocations"]["document"]["revoked"]}
+        listed = {e["device"] for e in answer["revocations"]["document"]["revoked"]}
+        return set(devices) <= listed
 
-    _until(lambda: on_list("alice-phone"), "the revocation on the central bank's list")
+    _until(lambda: on_list("alice-phone", alice_device), "alice's device on the list")
+    _until(lambda: on_list("bob-card", bob_device), "bob's device on the list")
+    rolled_back = cbdc.json("offline", "show", "bob-card")
+    assert (rolled_back["certificate_status"], rolled_back["operator_status"]) == (
+        "revoked",
+        "revoked",
+    )
     revoked = cbdc.json("offline", "show", "alice-phone")
     assert (revoked["certificate_status"], revoked["operator_status"]) == ("revoked", "revoked")
-    assert "revoked" in cbdc("offline", "show", "alice-phone").stdout
     refused = cbdc("offline", "pay", "alice-phone", "bob-card", "1", ok=False)
     assert "offline_device_revoked" in refused.stdout, _out(refused)  # its own SE knows
     clone = cbdc.json("offline", "show", "alice-clone")  # never synced: thinks it is fine
     assert (clone["certificate_status"], clone["operator_status"]) == ("active", "revoked")
 
     # a payee that synced the list refuses the clone offline
-    assert on_list("bob-card")
-    refused = cbdc("offline", "pay", "alice-clone", "bob-card", "10", ok=False)
+    assert on_list("carol-phone", alice_device, bob_device)
+    refused = cbdc("offline", "pay", "alice-clone", "carol-phone", "10", ok=False)
     assert refused.returncode == 1 and "offline_device_revoked" in refused.stdout, _out(refused)
     assert cbdc.json("offline", "show", "alice-clone")["counter"] == 3  # nothing changed
 
@@ -220,8 +236,8 @@ def test_offline_cli_flow(shell: Shell) -> None:
     assert report["ok"] is True, report
     bka1, bkb1 = report["operators"]["BKA1"], report["operators"]["BKB1"]
     assert (bka1["offline_double_spends"], bka1["fraud_losses"]) == (1, 1_000)  # 10.00 lost
-    assert (bkb1["offline_double_spends"], bkb1["fraud_losses"]) == (0, 0)
-    assert (bka1["offline_purses"], bkb1["offline_purses"]) == (0, 18_000)  # bob-card: 200 - 20
+    assert (bkb1["offline_double_spends"], bkb1["fraud_losses"]) == (1, 0)  # caught, no loss
+    assert (bka1["offline_purses"], bkb1["offline_purses"]) == (0, 16_000)  # bob-card: 200-20-20
     devices = {row["name"]: row for row in report["offline_devices"]}
     # the clone never synced: its log still has #1 and #2 (copied from alice-phone) and its #3
     assert devices["alice-clone"]["unsynced_sent"] == 3
