@@ -127,6 +127,8 @@ def local_devices_report(network: NetworkConfig) -> list[dict[str, Any]]:
                 "unsynced_sent_value": sum(int(line["amount"]) for line in sent),
                 "unsynced_received": len(received),
                 "unsynced_received_value": sum(int(line["amount"]) for line in received),
+                "sent": sent,  # each: payer, payee, counter, amount, at, hash
+                "received": received,
             }
         )
     return rows
