@@ -8,6 +8,8 @@ import copy
 import uuid
 from typing import Any
 
+from sqlalchemy import text
+
 from cbdc import offline as kernel
 from cbdc.clock import iso
 from cbdc.crypto import SigningKey
@@ -134,6 +136,16 @@ def test_fund_and_defund_post_and_refuse(network: Any) -> None:
     bad = copy.deepcopy(defund)
     bad["transfer"]["payee"] = kernel.defund_payee(mallory.wallet_id)
     assert_problem(post(network, "BKA1", path, bad), 422)
+    # a revoked device takes no more funding (its payments still settle when they arrive)
+    with network.state("BKA1").engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE offline_devices SET status = 'revoked', revoked_at = now(), "
+                "revoke_reason = 'test' WHERE id = :d"
+            ),
+            {"d": poor_se.device_id},
+        )
+    assert_problem(fund(network, poor, poor_se.device_id, 1_00), 403, "offline_device_revoked")
     totals = network.staff("BKA1").request("GET", "/v1/admin/offline")
     assert totals["purse_value"] == 310_00 and totals["devices"] == 2
     view = alice.client.request("GET", f"/v1/offline/devices/{se.device_id}")
