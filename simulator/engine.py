@@ -217,7 +217,9 @@ class Engine:
             chunk = drawn[cursor:upto]
             cursor = upto
             if self.offline is not None:  # offline payments and syncs first, in time order
-                chunk = self.offline.run_slice(chunk, float(b_end), tally)
+                online = self.offline.run_slice(chunk, float(b_end), tally)
+                done += len(chunk) - len(online)
+                chunk = online
             self.net.clock.seconds = float(b_start)
             by_operator: dict[str, list[tuple[float, str, str, int]]] = {}
             for t, code, payer, payee, amount in chunk:

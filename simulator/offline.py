@@ -38,7 +38,6 @@ online payments (`Engine._payments`).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -91,6 +90,16 @@ def policy_with_offline(policy: Policy, spec: Offline) -> Policy:
     return replace(policy, offline=limits)
 
 
+def network_back(down: Sequence[tuple[float, float]], t: float) -> float:
+    """When the customers' network is up again, seen from `t`, given its outages [from, until)
+    (`t` itself if it is up; overlapping or adjoining outages count as one)."""
+    back = t
+    for start, until in sorted(down):
+        if start <= back < until:
+            back = until
+    return back
+
+
 class OfflineWorld:
     def __init__(
         self, net: SimNetwork, scenario: Scenario, populations: dict[str, OperatorPopulation]
@@ -103,7 +112,7 @@ class OfflineWorld:
         self.currency = scenario.meta.currency
         self.devices: dict[str, Device] = {}  # wallet id -> its device
         self.decided: set[str] = set()  # household wallets drawn for a device already
-        self.down_from, self.down_until = math.inf, -1.0  # customers' network down, seconds
+        self.down: list[tuple[float, float]] = []  # customers' network down [from, until)
         self.found: dict[str, dict[str, int]] = {}  # detections so far, per operator
         # The central bank's revocation list per operator, fetched once per slice: revocations
         # reach the central bank by outbox jobs, which run only between slices (`settle`).
@@ -116,13 +125,14 @@ class OfflineWorld:
     # ------------------------------------------------------------ the network
 
     def network_down(self, at: float, length: float) -> None:
-        """The customers' network is down from `at` for `length` (outages that overlap or
-        follow one another merge: down from the first start to the last end)."""
-        self.down_from = min(self.down_from, at)
-        self.down_until = max(self.down_until, at + length)
+        """The customers' network is down from `at` for `length`."""
+        self.down.append((at, at + length))
 
     def is_down(self, t: float) -> bool:
-        return self.down_from <= t < self.down_until
+        return self.back_at(t) > t
+
+    def back_at(self, t: float) -> float:
+        return network_back(self.down, t)
 
     # ------------------------------------------------------------ devices
 
@@ -310,8 +320,9 @@ class OfflineWorld:
             device = min(due, key=lambda d: (d.due, d.index))
             at = float(device.due)  # type: ignore[arg-type]
             if self.is_down(at):
+                back = self.back_at(at)
                 for d in due:
-                    d.due = max(float(d.due), self.down_until)  # type: ignore[arg-type]
+                    d.due = max(float(d.due), back)  # type: ignore[arg-type]
                 continue
             self._sync(device, max(at, self.net.clock.seconds))
 
@@ -363,4 +374,4 @@ class OfflineWorld:
         return offline_metrics.summary(self.net, self.tally, self.spec)
 
 
-__all__ = ["Device", "OfflineWorld", "policy_with_offline"]
+__all__ = ["Device", "OfflineWorld", "network_back", "policy_with_offline"]

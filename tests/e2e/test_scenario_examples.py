@@ -116,3 +116,19 @@ def test_cash_substitution_moves_banknotes_into_digital_currency(runs: dict[str,
     assert rows[-1]["household_cash"] < rows[0]["household_cash"]
     assert rows[-1]["cbdc_outstanding"] > rows[0]["cbdc_outstanding"]
     assert rows[-1]["cash_on_hand"] > 0  # the banknotes went over the operators' counters
+
+
+def test_offline_examples_pay_through_the_outage_and_larger_purses_lose_more(
+    runs: dict[str, Path],
+) -> None:
+    rows = series(runs["offline-outage"])
+    day = 86_400
+    down = [r for r in rows if 2 * day < r["time_s"] <= 4 * day]  # the steps without network
+    assert down and all(r["offline_syncs"] == 0 and r["offline_payments"] > 0 for r in down)
+    assert sum(r["offline_syncs"] for r in rows if r["time_s"] > 4 * day) > 0  # then they sync
+    small, large = runs["offline-fraud-cap-small"], runs["offline-fraud-cap-large"]
+    for run in (small, large):  # the clones are caught by their operators
+        assert total(run, "double_spends_detected") > 0
+        assert series(run)[-1]["devices_revoked"] > 0
+    # a larger purse lets a clone spend more than its holder's wallet can make good
+    assert series(large)[-1]["fraud_losses"] > series(small)[-1]["fraud_losses"]

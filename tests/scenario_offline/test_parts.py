@@ -4,7 +4,7 @@ policy, the step tally, and the report's offline section."""
 from __future__ import annotations
 
 from cbdc.policy import WalletClass, load_policy
-from simulator.offline import policy_with_offline
+from simulator.offline import network_back, policy_with_offline
 from simulator.offline_metrics import OfflineTally
 from simulator.report_offline import offline_section
 from tests.scenario_schema.helpers import parse
@@ -86,3 +86,14 @@ def test_the_report_section() -> None:
     assert "`offline_device_revoked` 9" in text
     summary["offline"]["time_to_detection_hours"] = {"mean": None, "median": None, "max": None}  # type: ignore[index]
     assert "— / — / —" in (offline_section(summary) or "")
+
+
+def test_when_the_network_is_back() -> None:
+    down = [(100.0, 200.0), (300.0, 400.0), (400.0, 450.0), (420.0, 500.0)]
+    assert network_back([], 5.0) == 5.0
+    assert network_back(down, 50.0) == 50.0  # up
+    assert network_back(down, 100.0) == 200.0
+    assert network_back(down, 199.0) == 200.0
+    assert network_back(down, 200.0) == 200.0  # back at the end of the window
+    assert network_back(down, 250.0) == 250.0  # two separate outages do not merge
+    assert network_back(down, 310.0) == 500.0  # adjoining and overlapping ones do
