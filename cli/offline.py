@@ -24,7 +24,7 @@ from cbdc.money import parse_amount
 from cbdc.offline import OfflineRefusal
 from cbdc.settings import NetworkConfig
 from cli.console import console, fail, money
-from cli.offline_render import outcome, print_sync, print_view
+from cli.offline_render import local_devices_report, outcome, print_sync, print_view
 from wallets.client import NO_RETRY, OperatorClient
 from wallets.keystore import KeyStore
 from wallets.offline.client import OfflineClient
@@ -63,6 +63,8 @@ def _errors() -> Iterator[None]:
         _refused(refusal)
     except DeviceStoreError as exc:
         _usage(str(exc))
+    except json.JSONDecodeError as exc:
+        _usage(f"a device file is damaged: {exc}")
     except (RemoteError, RemoteUnavailable) as exc:
         fail(exc)
 
@@ -82,9 +84,16 @@ class _Context:
     def m(self, minor: int) -> str:
         return money(minor, self.network.currency_decimals, self.network.currency)
 
-    def device(self, name: str) -> StoredDevice:
+    def device(self, name: str) -> tuple[StoredDevice, SecureElement]:
+        """A stored device and its secure element; a damaged file is one line, exit 2."""
         with _errors():
-            return self.devices.get(name)
+            try:
+                device = self.devices.get(name)
+                return device, device.element()
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                if isinstance(exc, DeviceStoreError):
+                    raise
+                _usage(f"device {name!r}: its file is damaged ({type(exc).__name__}: {exc})")
         raise AssertionError("unreachable")
 
     def client(self, device: StoredDevice, *, retry: bool = True) -> OfflineClient:
@@ -152,9 +161,8 @@ def register(group: typer.Typer, load_network: LoadNetwork) -> None:
     def fund(name: str, amount: str, data_dir: DataDir = None) -> None:
         """Move money from the device's online wallet into its purse (online)."""
         ctx = _Context(load_network(data_dir))
-        device = ctx.device(name)
+        device, element = ctx.device(name)
         value = ctx.amount(amount)
-        element = device.element()
         with _errors():
             try:
                 result = ctx.client(device).fund(element, value)
@@ -170,9 +178,8 @@ def register(group: typer.Typer, load_network: LoadNetwork) -> None:
         """Move money from the purse back to the online wallet (online; the secure element
         signs a transfer to the wallet, adjudicated like any other)."""
         ctx = _Context(load_network(data_dir))
-        device = ctx.device(name)
+        device, element = ctx.device(name)
         value = ctx.amount(amount)
-        element = device.element()
         with _errors():
             try:
                 result = ctx.client(device).defund(element, value)
@@ -198,9 +205,8 @@ def register(group: typer.Typer, load_network: LoadNetwork) -> None:
         signature, limits, counter) and stores it. The payee's value is credited to its online
         wallet at the next sync of either device."""
         ctx = _Context(load_network(data_dir))
-        paying, receiving = ctx.device(payer), ctx.device(payee)
+        (_, payer_se), (_, payee_se) = ctx.device(payer), ctx.device(payee)
         value = ctx.amount(amount)
-        payer_se, payee_se = paying.element(), receiving.element()
         now = utcnow()
         with _errors():
             if not payee_se.installed:
@@ -225,8 +231,7 @@ def register(group: typer.Typer, load_network: LoadNetwork) -> None:
         """Upload the device's log to its operator (signed batch), get the ack and the
         revocation list; payees are credited online, double spends detected."""
         ctx = _Context(load_network(data_dir))
-        device = ctx.device(name)
-        element = device.element()
+        device, element = ctx.device(name)
         with _errors():
             try:
                 answer = ctx.client(device).sync(element).model_dump()
@@ -246,8 +251,7 @@ def register(group: typer.Typer, load_network: LoadNetwork) -> None:
         """Purse, counter, unsynced transfers, and the certificate's status: per the last
         revocation list the device synced and, when the operator answers, per the operator."""
         ctx = _Context(load_network(data_dir))
-        device = ctx.device(name)
-        element = device.element()
+        device, element = ctx.device(name)
         view = element.view(utcnow())
         view["name"] = name
         view["operator_status"] = _operator_status(ctx, device, element)
@@ -263,21 +267,19 @@ def register(group: typer.Typer, load_network: LoadNetwork) -> None:
         table = Table()
         for column in ("name", "device", "wallet", "purse", "counter", "unsynced", "certificate"):
             table.add_column(column, justify="right" if column == "purse" else "left")
-        with _errors():
-            for device in ctx.devices.all():
-                view = device.element().view(utcnow())
-                unsynced = len(view.get("unsynced_sent", [])) + len(
-                    view.get("unsynced_received", [])
-                )
-                table.add_row(
-                    device.name,
-                    device.device_id or "",
-                    device.wallet_id,
-                    ctx.m(int(view["purse"])),
-                    str(view["counter"]),
-                    str(unsynced),
-                    str(view["certificate_status"]),
-                )
+        for row in local_devices_report(ctx.network):
+            if "error" in row:
+                table.add_row(row["name"], f"[red]damaged: {row['error']}[/]")
+                continue
+            table.add_row(
+                row["name"],
+                row["device"] or "",
+                row["wallet"],
+                ctx.m(row["purse"]),
+                str(row["counter"]),
+                f"{row['unsynced_sent']} sent, {row['unsynced_received']} received",
+                str(row["certificate"]),
+            )
         console.print(table)
 
     @group.command("clone")

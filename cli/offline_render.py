@@ -122,6 +122,7 @@ def local_devices_report(network: NetworkConfig) -> list[dict[str, Any]]:
                 "device": device.device_id,
                 "wallet": device.wallet_id,
                 "purse": int(view["purse"]),
+                "counter": int(view["counter"]),
                 "certificate": view["certificate_status"],
                 "unsynced_sent": len(sent),
                 "unsynced_sent_value": sum(int(line["amount"]) for line in sent),
