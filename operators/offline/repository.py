@@ -261,14 +261,25 @@ def add_claim(session: Session, **row: Any) -> str | None:
 
 
 def forwarding_claims(session: Session, keys: Sequence[Sequence[Any]]) -> list[Row[Any]]:
-    rows = session.execute(
-        text(
-            "SELECT payer_device, counter, transfer_hash, payment FROM offline_claims "
-            "WHERE status = 'forwarding' ORDER BY created_at, payer_device, counter"
-        )
-    ).all()
-    wanted = {(str(d), int(c), str(h)) for d, c, h in keys}
-    return [r for r in rows if (r.payer_device, int(r.counter), r.transfer_hash) in wanted]
+    """The claims named by `keys` ((payer device, counter, hash)) still being forwarded."""
+    if not keys:
+        return []
+    return list(
+        session.execute(
+            text(
+                "SELECT c.payer_device, c.counter, c.transfer_hash, c.payment "
+                "FROM offline_claims c JOIN unnest(CAST(:d AS text[]), CAST(:c AS bigint[]), "
+                "CAST(:h AS text[])) AS k(device, counter, hash) ON c.payer_device = k.device "
+                "AND c.counter = k.counter AND c.transfer_hash = k.hash "
+                "WHERE c.status = 'forwarding' ORDER BY c.created_at, c.payer_device, c.counter"
+            ),
+            {
+                "d": text_array([str(k[0]) for k in keys]),
+                "c": int_array(int(k[1]) for k in keys),
+                "h": text_array([str(k[2]) for k in keys]),
+            },
+        ).all()
+    )
 
 
 def answer_claim(
