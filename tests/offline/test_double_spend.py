@@ -201,3 +201,41 @@ def test_an_overspend_to_a_payee_that_cannot_take_it_pays_the_payer_nothing_extr
     assert scalar(network, "BKA1", "SELECT sum(loss) FROM offline_double_spends") == 0
     _, reports = audits_ok(network)
     assert reports["BKA1"]["offline"]["fraud_losses"] == 0
+
+
+@pytest.mark.parametrize("first", ["payee", "defund"])
+def test_a_rolled_back_device_that_defunds_is_caught(network: Any, first: str) -> None:
+    from cbdc.db import transaction
+    from operators.offline import funding
+
+    alice = network.open_wallet("BKA1", deposit=100_00, load=100_00)
+    bob = network.open_wallet("BKA1")
+    pa, pb = register(network, "BKA1", alice), register(network, "BKA1", bob)
+    fund(network, "BKA1", pa, 100_00)  # alice has nothing left online
+    saved = pa.state()
+    now = network.state("BKA1").ctx.now()
+    pb.receive(pa.pay(pb.device_id, bob.wallet_id, 80_00, now), now)
+    rolled_back = SecureElement.from_state(saved)  # the purse as it was: 100.00, counter 0
+    signed = rolled_back.defund(100_00, now)  # counter 1 again
+    state = network.state("BKA1")
+
+    def defund() -> dict[str, Any]:
+        return transaction(  # type: ignore[no-any-return]
+            state.factory,
+            lambda s: funding.defund(s, state.ctx, device_id=pa.device_id, signed_transfer=signed),
+        )
+
+    if first == "payee":
+        sync(network, "BKA1", pb)
+        assert defund()["outcome"] == "double_spend"
+    else:
+        assert defund()["credited"] == 100_00
+        assert [r["status"] for r in sync(network, "BKA1", pb)["received"]] == ["double_spend"]
+    # either way: bob has his 80.00, alice ends with the 20.00 that were really hers, no loss
+    assert balance(network, "BKA1", bob.wallet_id) == 80_00
+    assert balance(network, "BKA1", alice.wallet_id) == 20_00
+    assert purse(network, "BKA1", pa.device_id) == 0
+    row = device_row(network, "BKA1", pa.device_id)
+    assert (row.status, row.revoke_reason) == ("revoked", "counter_reuse")
+    assert scalar(network, "BKA1", "SELECT sum(loss) FROM offline_double_spends") == 0
+    audits_ok(network)
