@@ -300,16 +300,23 @@ def raise_payment_alerts(
 
 
 def on_offline_double_spend(
-    session: Session, ctx: OperatorContext, *, wallet_id: str, amount: int, details: dict[str, Any]
+    session: Session,
+    ctx: OperatorContext,
+    *,
+    wallet_id: str,
+    amount: int,
+    details: dict[str, Any],
+    at: datetime | None = None,
 ) -> None:
     """An offline device of `wallet_id` spent the same value twice (a cloned or rolled-back
     secure element, `operators.offline`): always alerted (rule `offline_double_spend`, reported
-    pseudonymously like every alert); `amount` is the value of the detecting transfer."""
+    pseudonymously like every alert); `amount` is the value of the detecting transfer; `at`:
+    the detecting operation's instant."""
     _store_alert(
         session,
         wallet_id=wallet_id,
         rule="offline_double_spend",
         amount=amount,
         details=details,
-        at=ctx.now(),
+        at=ctx.now() if at is None else at,
     )

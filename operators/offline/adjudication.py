@@ -364,6 +364,7 @@ class _Batch:
             wallet_id=device.wallet_id,
             amount=int(doc["amount"]),
             details={"kind": kind, "counter": doc["counter"], "loss": loss},
+            at=self.now,
         )
         offline_repo.revoke_device(self.session, device.id, reason=kind, now=self.now)
         queue_revocation(
