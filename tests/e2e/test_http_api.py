@@ -22,12 +22,26 @@ from tests.e2e.conftest import LiveNetwork
 from wallets.client import OperatorClient
 from wallets.orders import payment_order, sign_order
 
-CENTRAL_BANK_PATHS = {"/v1/issuance", "/v1/redemption", "/v1/settlements", "/v1/admin/operators"}
+CENTRAL_BANK_PATHS = {
+    "/v1/issuance",
+    "/v1/redemption",
+    "/v1/settlements",
+    "/v1/admin/operators",
+    "/v1/certification/offline-revocations",
+}
 OPERATOR_PATHS = {
     "/v1/wallets",
     "/v1/payments",
     "/v1/wallets/{wallet_id}/load",
     "/v1/interop/settlements",
+    "/v1/wallets/{wallet_id}/devices",
+    "/v1/offline/devices/{device_id}/fund",
+    "/v1/offline/devices/{device_id}/defund",
+    "/v1/offline/devices/{device_id}/sync",
+    "/v1/offline/devices/{device_id}",
+    "/v1/offline/revocations",
+    "/v1/interop/offline/claims",
+    "/v1/admin/offline",
 }
 
 
