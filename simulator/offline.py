@@ -47,7 +47,7 @@ from cbdc.errors import DomainError
 from cbdc.offline import MUST_SYNC, OfflineRefusal
 from cbdc.policy import OfflineLimits, Policy, WalletClass
 from simulator import offline_draws as draws
-from simulator import offline_metrics
+from simulator import offline_metrics, settle
 from simulator.network import SimNetwork
 from simulator.offline_metrics import OfflineTally
 from simulator.offline_service import fund_device, register, revocation_list, sync
@@ -90,6 +90,14 @@ def policy_with_offline(policy: Policy, spec: Offline) -> Policy:
     return replace(policy, offline=limits)
 
 
+def _queues_work(answer: dict[str, Any]) -> bool:
+    """Whether a sync queued outbox work: claims to forward, a detection (revocation and AML
+    reports), or a payment to another operator's wallet to settle."""
+    outcomes = {str(line.get("outcome")) for line in answer.get("sent") or []}
+    outcomes |= {str(line.get("status")) for line in answer.get("received") or []}
+    return bool(outcomes & {"forwarding", "double_spend", "pending_settlement"})
+
+
 def network_back(down: Sequence[tuple[float, float]], t: float) -> float:
     """When the customers' network is up again, seen from `t`, given its outages [from, until)
     (`t` itself if it is up; overlapping or adjoining outages count as one)."""
@@ -114,8 +122,8 @@ class OfflineWorld:
         self.decided: set[str] = set()  # household wallets drawn for a device already
         self.down: list[tuple[float, float]] = []  # customers' network down [from, until)
         self.found: dict[str, dict[str, int]] = {}  # detections so far, per operator
-        # The central bank's revocation list per operator, fetched once per slice: revocations
-        # reach the central bank by outbox jobs, which run only between slices (`settle`).
+        # The central bank's revocation list per operator, fetched once and kept until outbox
+        # jobs run (revocations reach the central bank by them).
         self.lists: dict[str, dict[str, Any]] = {}
         self.tally = OfflineTally(net.codes)
         if self.enabled:
@@ -346,6 +354,11 @@ class OfflineWorld:
         except OfflineRefusal as refusal:
             self.tally.refusal(device.code, f"sync.{refusal.code}")
         self.tally.syncs[device.code] += 1
+        # The sync endpoint wakes the operator's worker: forwarding of other operators'
+        # payments, revocation reports and settlement start at once, at the sync's time.
+        if _queues_work(answer):
+            settle.run_jobs(self.net)
+            self.lists.clear()  # a revocation may have reached the central bank
         if self.spec.top_up == "sync":
             self._top_up(device, at)
 
