@@ -165,6 +165,31 @@ def add_transfer(session: Session, **row: Any) -> None:
     )
 
 
+def unbook(session: Session, order_id: Any) -> None:
+    """The offline payment of order `order_id` came back (a refund of a cross-operator
+    settlement, `operators.settlement.refunds`): its recovery and loss are undone, in the
+    adjudication log and in its device's double-spend row (the detection stays)."""
+    row = session.execute(
+        text(
+            "UPDATE offline_transfers t SET outcome = 'returned', recovered = 0, loss = 0 "
+            "FROM (SELECT payer_device, counter, transfer_hash, recovered, loss "
+            "FROM offline_transfers WHERE order_id = :o FOR UPDATE) old "
+            "WHERE t.payer_device = old.payer_device AND t.counter = old.counter "
+            "AND t.transfer_hash = old.transfer_hash "
+            "RETURNING t.payer_device, old.recovered, old.loss"
+        ),
+        {"o": order_id},
+    ).first()
+    if row is not None and (row.recovered or row.loss):
+        session.execute(
+            text(
+                "UPDATE offline_double_spends SET loss = loss - :l, recovered = recovered - :r "
+                "WHERE device_id = :d"
+            ),
+            {"d": row.payer_device, "l": int(row.loss), "r": int(row.recovered)},
+        )
+
+
 def transfers_of(session: Session, device_id: str) -> list[dict[str, Any]]:
     rows = session.execute(
         text(

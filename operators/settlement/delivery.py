@@ -36,7 +36,8 @@ from operators import repository as repo
 from operators.compliance import aml
 from operators.context import OperatorContext
 from operators.errors import BadCentralBankDocument, SettlementNotReady, SettlementRejected
-from operators.models import InboundSettlement, OutboxJob
+from operators.models import InboundSettlement, Order, OutboxJob
+from operators.settlement import refunds
 from operators.settlement import repository as settlement_repo
 from operators.vault import repository as vault_repo
 from operators.vault.service import reserve_for, verified_tokens
@@ -122,13 +123,15 @@ def refund_settlement(
     assert wallet is not None
     amount = int(payload["amount"])
     source = ctx.account(payload["source"])
-    ledger.lock_accounts(session, [source, wallet.account_id])
+    ledger.lock_accounts(
+        session, [source, wallet.account_id, *refunds.extra_accounts(ctx, [order])]
+    )
     ledger.post(
         session,
         at=ctx.now(),
         kind="payment_refund",
         reference=order_id,
-        legs=[(source, -amount), (wallet.account_id, amount)],
+        legs=refunds.refund_legs(session, ctx, order, source, wallet.account_id, amount),
     )
     wallet_repo.set_order_status(session, order.id, "failed", failure=reason, now=ctx.now())
     from operators.wallets.limits import unspend
@@ -196,21 +199,27 @@ def receive(
     vault_repo.add_vault_tokens(session, tokens, via=f"settlement:{settlement_id}")
     kind = body["kind"]
     sweep = 0
+    returned = None
     if kind == "return":
-        outcome, credit = _refund_target(
+        outcome, credit, returned = _refund_target(
             session, body["reference"], returned_by=payer_operator, amount=amount
         )
         reason = body.get("reason") or "returned by payee's operator"
     else:
         outcome, credit, reason, sweep = _payee_target(session, ctx, body["payee_wallet"], amount)
     target = credit if credit is not None else ctx.account("returns_pending")
-    ledger.lock_accounts(session, [ctx.account("tokens_held"), target])
+    held = ctx.account("tokens_held")
+    extra = refunds.extra_accounts(ctx, [returned] if returned is not None else [])
+    ledger.lock_accounts(session, [held, target, *extra])
+    legs = [(held, -amount), (target, amount)]
+    if returned is not None:
+        legs = refunds.refund_legs(session, ctx, returned, held, target, amount)
     entry = ledger.post(
         session,
         at=ctx.now(),
         kind="payment_returned" if kind == "return" else "settlement_in",
         reference=settlement_id,
-        legs=[(ctx.account("tokens_held"), -amount), (target, amount)],
+        legs=legs,
     )
     settlement_repo.add_inbound(
         session,
@@ -328,7 +337,7 @@ def credit_verdict(
 
 def _refund_target(
     session: Session, reference: str, *, returned_by: str, amount: int
-) -> tuple[str, int | None]:
+) -> tuple[str, int | None, Order]:
     """A return of one of our payments: refund its payer (even over a cap: it is a refund).
     Only a settled payment to the returning operator, for its full amount, and only once."""
     try:
@@ -337,7 +346,7 @@ def _refund_target(
         order = None
     if (
         order is None
-        or order.kind != "payment"
+        or order.kind not in ("payment", refunds.OFFLINE)
         or routing_code(order.counterparty or "") != returned_by
         or order.amount != amount
     ):
@@ -349,7 +358,7 @@ def _refund_target(
         raise SettlementRejected(f"payment {reference} is {order.status}: nothing to return")
     wallet = wallet_repo.get_wallet(session, order.wallet_id)
     assert wallet is not None
-    return "refunded", wallet.account_id
+    return "refunded", wallet.account_id, order
 
 
 def _in_clearing(session: Session, order_id: uuid.UUID) -> bool:

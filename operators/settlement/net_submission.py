@@ -19,6 +19,7 @@ from operators import repository as repo
 from operators.context import OperatorContext
 from operators.errors import BadCentralBankDocument
 from operators.models import Order, OutboxJob
+from operators.settlement import refunds
 from operators.wallets import repository as wallet_repo
 
 SUBMISSION_ITEMS = 5000  # items per submission (the central bank takes up to 10,000)
@@ -197,26 +198,25 @@ def refund_submission(
     if rows:
         accounts = wallet_repo.wallet_accounts(session, {r.wallet_id for r in rows})
         source = ctx.account("in_transit_out")
-        ledger.lock_accounts(session, [source, *accounts.values()])
-        ledger.post_many(
-            session,
-            [
-                (
-                    "payment_refund",
-                    str(r.order_id),
-                    [(source, -int(r.amount)), (accounts[r.wallet_id], int(r.amount))],
-                )
-                for r in rows
-            ],
-            at=ctx.now(),
-        )
+        orders = {r.order_id: wallet_repo.get_order(session, r.order_id) for r in rows}
+        extra = refunds.extra_accounts(ctx, [o for o in orders.values() if o is not None])
+        ledger.lock_accounts(session, [source, *accounts.values(), *extra])
+        entries: list[ledger.Entry] = []
+        for r in rows:
+            order = orders[r.order_id]
+            assert order is not None
+            legs = refunds.refund_legs(
+                session, ctx, order, source, accounts[r.wallet_id], int(r.amount)
+            )
+            entries.append(("payment_refund", str(r.order_id), legs))
+        ledger.post_many(session, entries, at=ctx.now())
         from operators.wallets.limits import unspend
 
         for r in rows:
             wallet_repo.set_order_status(
                 session, r.order_id, "failed", failure=reason, now=ctx.now()
             )
-            order = wallet_repo.get_order(session, r.order_id)
+            order = orders[r.order_id]
             if order is not None:
                 unspend(session, ctx, order=order)
     repo.finish_job(session, job.id, now=ctx.now(), status="failed", error=reason)

@@ -48,6 +48,7 @@ from operators import repository as repo
 from operators.context import OperatorContext
 from operators.errors import BadCentralBankDocument, TokensUnavailable
 from operators.models import Order, OutboxJob
+from operators.settlement import refunds
 from operators.vault import repository as vault_repo
 from operators.vault.service import reserve_for, verified_tokens
 from operators.wallets import repository as wallet_repo
@@ -357,9 +358,11 @@ def apply(
     vault_repo.tokens_gone(session, document["inputs"], ctx.now())
     vault_repo.add_vault_tokens(session, change, via=f"settlement-change:{document['batch_id']}")
     orders = _lock_orders(session, [uuid.UUID(i["order_id"]) for i in payload["items"]])
-    wallets = _refund_accounts(session, [orders[uuid.UUID(i["order_id"])] for i, _ in refused])
+    refusing = [orders[uuid.UUID(i["order_id"])] for i, _ in refused]
+    wallets = _refund_accounts(session, refusing)
     in_transit, held = ctx.account("in_transit_out"), ctx.account("tokens_held")
-    ledger.lock_accounts(session, {in_transit, held, *wallets.values()})
+    extra = refunds.extra_accounts(ctx, refusing)
+    ledger.lock_accounts(session, {in_transit, held, *wallets.values(), *extra})
     entries: list[ledger.Entry] = []
     outcomes: dict[str, Outcome] = {}
     settled_ids: list[uuid.UUID] = []
@@ -379,13 +382,10 @@ def apply(
         amount = int(item["amount"])
         if order is None or order.status != "pending_settlement":
             continue
-        entries.append(
-            (
-                "payment_refund",
-                item["order_id"],
-                [(in_transit, -amount), (wallets[order.wallet_id], amount)],
-            )
+        legs = refunds.refund_legs(
+            session, ctx, order, in_transit, wallets[order.wallet_id], amount
         )
+        entries.append(("payment_refund", item["order_id"], legs))
         refunded.append((order, code))
         outcomes[item["order_id"]] = ("failed", code)
     ledger.post_many(session, entries, at=ctx.now())
@@ -440,14 +440,15 @@ def refund_all(
     waiting = [o for o in orders.values() if o.status == "pending_settlement"]
     wallets = _refund_accounts(session, waiting)
     in_transit = ctx.account("in_transit_out")
-    ledger.lock_accounts(session, {in_transit, *wallets.values()})
+    extra = refunds.extra_accounts(ctx, waiting)
+    ledger.lock_accounts(session, {in_transit, *wallets.values(), *extra})
     ledger.post_many(
         session,
         [
             (
                 "payment_refund",
                 str(o.id),
-                [(in_transit, -o.amount), (wallets[o.wallet_id], o.amount)],
+                refunds.refund_legs(session, ctx, o, in_transit, wallets[o.wallet_id]),
             )
             for o in waiting
         ],

@@ -34,6 +34,8 @@ def local_day(ctx: OperatorContext) -> tuple[Any, int]:
 
 def unspend(session: Session, ctx: OperatorContext, *, order: Order) -> None:
     """A payment that came back (refund, return) no longer counts against daily/annual limits."""
+    if order.kind != "payment":
+        return  # offline payments never counted (their device certificate's limits bound them)
     wallet = wallet_repo.get_wallet(session, order.wallet_id, lock=True)
     if wallet is None:
         return
