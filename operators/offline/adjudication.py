@@ -195,6 +195,15 @@ class _Batch:
                     "status": row["outcome"],
                     "order_id": str(row["order_id"]) if row["order_id"] else None,
                 }
+        if (
+            device.id in self.revoked
+            and self.source == f"sync:{device.id}"
+            and not kernel.is_defund(doc)
+        ):
+            # Brought by the revoked device itself: its payees bring what they accepted (their
+            # sync or their operator's claim). Else a rolled-back device (which forgets that it
+            # was revoked) could pay any wallet, with no payee's check, again and again.
+            return refused(kernel.REVOKED, "settled when its payee brings it", doc)
         purse, payer = device.account_id, self.wallets[device.wallet_id]
         take = min(amount, self.balances[purse])
         rest = amount - take

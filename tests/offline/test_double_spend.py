@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from cbdc import offline as kernel
 from operators.offline import revocations
 from tests.helpers import audits_ok, drain
 from tests.offline.helpers import balance, device_row, fund, purse, register, scalar, sync
@@ -239,3 +240,34 @@ def test_a_rolled_back_device_that_defunds_is_caught(network: Any, first: str) -
     assert (row.status, row.revoke_reason) == ("revoked", "counter_reuse")
     assert scalar(network, "BKA1", "SELECT sum(loss) FROM offline_double_spends") == 0
     audits_ok(network)
+
+
+def test_a_revoked_device_cannot_settle_its_own_payments(network: Any) -> None:
+    """A rolled-back device forgets it was revoked and signs again; the transfers it brings
+    itself after its revocation are not settled (its payees bring what they accepted), so
+    rolling back and syncing, again and again, does not drain the float."""
+    alice = network.open_wallet("BKA1", deposit=100_00, load=100_00)
+    mallory = network.open_wallet("BKA1")
+    pa, pm = register(network, "BKA1", alice), register(network, "BKA1", mallory, "m")
+    fund(network, "BKA1", pa, 100_00)  # alice keeps nothing online
+    funded = pa.state()
+    now = network.state("BKA1").ctx.now()
+    pm.receive(pa.pay(pm.device_id, mallory.wallet_id, 100_00, now), now)
+    assert [r["outcome"] for r in sync(network, "BKA1", pa)["sent"]] == ["settled"]
+    branches = []
+    for amount in (99_00, 98_00, 97_00):
+        rolled = SecureElement.from_state(funded)  # the purse full, the counter back at 0
+        branches.append(rolled.pay(pm.device_id, mallory.wallet_id, amount, now))
+        answer = sync(network, "BKA1", rolled, apply=False)
+        if amount == 99_00:  # the reuse is detected (and honoured: it may have a payee)
+            assert [r["outcome"] for r in answer["sent"]] == ["double_spend"]
+        else:
+            assert [(r["outcome"], r.get("code")) for r in answer["sent"]] == [
+                ("refused", "offline_device_revoked")
+            ]
+    with pytest.raises(kernel.OfflineRefusal):  # an honest payee took counter 1 already
+        pm.receive(branches[-1], now)
+    sync(network, "BKA1", pm)
+    assert balance(network, "BKA1", mallory.wallet_id) == 199_00
+    _, reports = audits_ok(network)
+    assert reports["BKA1"]["offline"]["fraud_losses"] == 99_00
