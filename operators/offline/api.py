@@ -18,6 +18,7 @@ from cbdc.crypto import verify_json
 from cbdc.errors import DomainError, ValidationFailed
 from cbdc.web.auth import StrictJSONRoute, require_role
 from operators.deps import Caller, State
+from operators.errors import BadCentralBankDocument
 from operators.offline import devices, forwarding, funding
 from operators.offline import sync as offline_sync
 from operators.offline.errors import rejected
@@ -59,13 +60,22 @@ def register_device(wallet_id: str, body: SignedDeviceOrder, state: State) -> An
     if body.order.wallet != wallet_id:
         raise ValidationFailed("order.wallet: must match the wallet in the path")
     order = body.order.model_dump(exclude_unset=True)
+    try:  # handed over with the certificate; else the device gets it at its first sync
+        listed: dict[str, Any] | None = latest_list(state.ctx, max_age=1.0)
+    except (DomainError, BadCentralBankDocument):
+        listed = None
 
     def work(s: Any) -> dict[str, Any]:
         wallet = wallet_service.require_wallet(s, state.ctx, wallet_id)
         orders.check_currency(state.ctx, order)
         orders.check_signed_order(wallet, order, body.signature, now=state.ctx.now())
         return devices.register_device(
-            s, state.ctx, wallet_id=wallet_id, public_key=order["public_key"], name=order["name"]
+            s,
+            state.ctx,
+            wallet_id=wallet_id,
+            public_key=order["public_key"],
+            name=order["name"],
+            revocations=listed,
         )
 
     return state.uow.run(None, work)

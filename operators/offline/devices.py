@@ -65,10 +65,19 @@ def _check_public_key(public_key: str) -> None:
 
 
 def register_device(
-    session: Session, ctx: OperatorContext, *, wallet_id: str, public_key: str, name: str
+    session: Session,
+    ctx: OperatorContext,
+    *,
+    wallet_id: str,
+    public_key: str,
+    name: str,
+    revocations: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Register a device key to a wallet and certify it (the 201 body). The same key for the
-    same wallet again answers the existing device (`replayed`)."""
+    same wallet again answers the existing device (`replayed`). `revocations`: the central
+    bank's signed list, handed over with the certificate (the API fetches it before its
+    transaction) so that a new device refuses revoked payers before its first sync."""
+    handed = {} if revocations is None else {"revocations": revocations}
     _check_public_key(public_key)
     wallet = service.require_wallet(session, ctx, wallet_id)
     limits.require_active(wallet)
@@ -77,7 +86,7 @@ def register_device(
     if existing is not None:
         if existing.wallet_id != wallet_id:
             raise DeviceKeyTaken("this key is registered to another wallet")
-        return {**_registration(session, ctx, existing), "replayed": True}
+        return {**_registration(session, ctx, existing), **handed, "replayed": True}
     now = ctx.now()
     device_id = kernel.new_device_id(ctx.code)
     document = kernel.device_certificate(
@@ -106,7 +115,7 @@ def register_device(
     )
     device = offline_repo.get_device(session, device_id)
     assert device is not None
-    return {**_registration(session, ctx, device), "replayed": False}
+    return {**_registration(session, ctx, device), **handed, "replayed": False}
 
 
 def _registration(session: Session, ctx: OperatorContext, device: Row[Any]) -> dict[str, Any]:

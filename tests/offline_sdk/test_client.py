@@ -14,6 +14,7 @@ from cbdc.crypto import SigningKey
 from cbdc.http import RemoteError, RemoteUnavailable
 from cbdc.offline import OfflineRefusal
 from cbdc.tokens import verify_document
+from operators.offline import revocations
 from tests.offline_sdk.helpers import device
 from wallets.client import RetryPolicy
 from wallets.offline.client import OfflineClient
@@ -143,6 +144,9 @@ def test_a_cloned_device_is_revoked_and_refused_offline_at_another_operator(
     carol.client.sync(carol.se)  # the same (payer, counter) under another hash
     network.run_jobs()  # the offline_revoke job reports it to the central bank
     assert alice.client.device(alice.id).status == "revoked"
+    # an operator hands over a list at most a second old (fetched for bob's registration a
+    # moment ago): let that second pass
+    revocations._forget_freshness(network.state("BKB1").ctx.central_bank)
     listed = bob.client.revocations()
     assert alice.id in listed.devices and listed.document.version == 1
     # Bob's device learns it at its next sync and refuses Alice's device offline from then on.
@@ -151,6 +155,17 @@ def test_a_cloned_device_is_revoked_and_refused_offline_at_another_operator(
     with pytest.raises(OfflineRefusal) as caught:
         bob.se.receive(clone.pay(bob.id, bob.se.wallet_id, 10_00, utcnow()), utcnow())
     assert caught.value.code == offline.REVOKED
+    # A device registered from now on gets the list with its certificate: it refuses the
+    # revoked payer before its first sync.
+    dave = device(network, "BKB1", load=0, name="dave")
+    assert alice.id in dave.se.revoked_devices
+    with pytest.raises(OfflineRefusal) as caught:
+        dave.se.receive(clone.pay(dave.id, dave.se.wallet_id, 10_00, utcnow()), utcnow())
+    assert caught.value.code == offline.REVOKED
+    forged = {**listed.model_dump(), "signature": SigningKey.generate().sign_json({})}
+    with pytest.raises(OfflineRefusal) as caught:
+        dave.se.apply_revocations(forged)
+    assert caught.value.code == offline.BAD_SIGNATURE
 
 
 class LosesFirstAnswers:

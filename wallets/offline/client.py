@@ -71,6 +71,7 @@ class Registration(_Model):
     central_bank_public_key: str
     limits: OfflineLimitsOut
     purse_balance: int
+    revocations: dict[str, Any] | None = None  # the central bank's list, if it was at hand
     replayed: bool = False
 
 
@@ -194,6 +195,8 @@ class OfflineClient:
                 offline.BAD_CHAIN, "the operator names another central bank key than ours"
             )
         se.install(answer.certificate, answer.operator_certificate, key)
+        if answer.revocations is not None:
+            se.apply_revocations(answer.revocations)
         self.central_bank_public_key = key
         return answer
 

@@ -39,6 +39,7 @@ from cbdc.clock import iso, parse_iso
 from cbdc.crypto import SigningKey
 from cbdc.offline import OfflineRefusal
 from cbdc.policy import OfflineLimits
+from cbdc.tokens import verify_document
 from wallets.offline import receipts
 
 STATE_VERSION = 1
@@ -366,9 +367,34 @@ class SecureElement:
         ]
         self._s["last_sync_at"] = iso(checked.at)
         self._s["clock"] = iso(self._moment(checked.at))
+        self._keep_list(checked.revocations, checked.version)
+
+    def apply_revocations(self, signed_list: dict[str, Any]) -> None:
+        """Take a revocation list handed over outside a sync (at registration, so that a new
+        device refuses revoked payers before its first sync): kept if the central bank signed
+        it and it is newer than the one the device holds."""
+        document = signed_list.get("document") if isinstance(signed_list, dict) else None
+        if not isinstance(document, dict) or not verify_document(
+            str(self._s["central_bank_public_key"]), signed_list
+        ):
+            raise OfflineRefusal(
+                offline.BAD_SIGNATURE, "the revocation list is not the central bank's"
+            )
+        version = document.get("version")
+        if (
+            document.get("type") != "offline-revocation-list"
+            or not isinstance(version, int)
+            or isinstance(version, bool)
+            or version < 0
+            or not isinstance(document.get("revoked"), list)
+        ):
+            raise OfflineRefusal(offline.MALFORMED, "not a revocation list")
+        self._keep_list(signed_list, version)
+
+    def _keep_list(self, signed_list: dict[str, Any], version: int) -> None:
         kept = self._s["revocations"]
-        if kept is None or checked.version >= int(kept["document"]["version"]):
-            self._s["revocations"] = copy.deepcopy(checked.revocations)
+        if kept is None or version >= int(kept["document"]["version"]):
+            self._s["revocations"] = copy.deepcopy(signed_list)
 
     # ------------------------------------------------------------ what the holder sees
 
