@@ -100,6 +100,7 @@ class _Batch:
         self.existing: dict[tuple[str, int], list[dict[str, Any]]] = {}
         self.cross: list[tuple[uuid.UUID, str, str, int]] = []
         self.known_peers: dict[str, bool] = {}
+        self.payee_wallets: dict[str, str] = {}  # our payee devices' wallets
 
     def run(self, signed: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         results: list[dict[str, Any] | None] = [None] * len(signed)
@@ -173,6 +174,8 @@ class _Batch:
         accounts += list(self.deposits.values())
         if self.deposits:
             accounts.append(self.ctx.account("deposits_contra"))
+        ours = [doc["payee"] for doc, _ in docs.values() if str(doc["payee"])[:4] == self.ctx.code]
+        self.payee_wallets = offline_repo.device_wallets(self.session, ours)
         pairs = [(doc["payer"], int(doc["counter"])) for doc, _ in docs.values()]
         for key, rows in offline_repo.transfers_at(self.session, pairs).items():
             self.existing[key] = [dict(r._mapping) for r in rows]
@@ -320,6 +323,12 @@ class _Batch:
         if not is_valid_wallet_id(payee_id):
             return payer.account_id, "returned", "invalid_wallet_id", False
         peer = routing_code(payee_id)
+        if (
+            not kernel.is_device_id(doc["payee"])
+            or kernel.operator_of(doc["payee"]) != peer
+            or (peer == ctx.code and self.payee_wallets.get(doc["payee"]) != payee_id)
+        ):  # no payee's device would take it (a device's wallet is its certificate's)
+            return payer.account_id, "returned", kernel.WRONG_PAYEE, False
         if peer != ctx.code:
             if peer not in self.known_peers:
                 self.known_peers[peer] = ctx.central_bank.operator(peer) is not None

@@ -54,6 +54,17 @@ def device_by_key(session: Session, public_key: str) -> Row[Any] | None:
     ).one_or_none()
 
 
+def device_wallets(session: Session, device_ids: Sequence[str]) -> dict[str, str]:
+    """The wallet each of these devices is registered to (unknown ids left out)."""
+    if not device_ids:
+        return {}
+    rows = session.execute(
+        text("SELECT id, wallet_id FROM offline_devices WHERE id = ANY(CAST(:ids AS text[]))"),
+        {"ids": text_array(sorted(set(device_ids)))},
+    ).all()
+    return {str(r.id): str(r.wallet_id) for r in rows}
+
+
 def lock_devices(session: Session, device_ids: Sequence[str]) -> dict[str, Row[Any]]:
     """Lock the devices' rows in id order (every path that adjudicates or funds locks them
     before any account, so syncs that share payers serialise instead of deadlocking)."""
