@@ -265,6 +265,7 @@ class OfflineWorld:
         if payer.snapshot is not None and payer.se.counter > payer.snapshot["counter"]:
             payer.se = SecureElement.from_state(payer.snapshot)  # the rollback attack
             self.tally.rollbacks[payer.code] += 1
+        before = payer.se.state()
         try:
             payment = payer.se.pay(payee.se.device_id, payee.wallet, amount, now)
         except OfflineRefusal as refusal:
@@ -272,6 +273,10 @@ class OfflineWorld:
                 payer.due = t  # it syncs now
             return refusal.code
         outcome = self._deliver(payer, payer.se, payment, payee, t)
+        if outcome is not None:
+            # One tap is all or nothing (as in the CLI): the payee's SE refused, so the payer's
+            # keeps no trace of the transfer (else it would settle at the payer's next sync).
+            payer.se = SecureElement.from_state(before)
         if outcome is None and payer.clone is not None:
             self._clone_pays(payer, t)
         return outcome
@@ -309,12 +314,14 @@ class OfflineWorld:
             return
         payee = self.devices[wallet]
         now = self.net.clock.epoch + timedelta(seconds=t)
+        before = clone.state()
         try:
             payment = clone.pay(payee.se.device_id, payee.wallet, amount, now)
         except OfflineRefusal as refusal:
             self.tally.refusal(device.code, f"clone.{refusal.code}")
             return
-        self._deliver(device, clone, payment, payee, t)
+        if self._deliver(device, clone, payment, payee, t) is not None:
+            device.clone = SecureElement.from_state(before)  # refused: no trace, as above
 
     # ------------------------------------------------------------ syncing
 
