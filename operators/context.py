@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
@@ -84,6 +85,11 @@ class OperatorContext:
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))
     accounts: dict[str, int] = field(default_factory=dict)
     certificate: dict | None = None
+    # What a refund of a cross-operator order of a kind must also undo in its area's own
+    # records (order kind -> fn(session, order id)), composed by operators.state: settlement
+    # gives orders back without importing the areas that made them (the offline area's
+    # adjudication log).
+    refund_hooks: dict[str, Callable[[Session, Any], None]] = field(default_factory=dict)
     identity_cipher: IdentityCipher | None = None
     regulator_signing_key: str | None = None
     regulator_sealing_key: str | None = None

@@ -31,6 +31,7 @@ from operators.context import OperatorContext, WaterMarks
 from operators.errors import VaultFloatInsufficient
 from operators.exchange.service import VaultShortfall
 from operators.jobs import JobRunner, OutboxWorker, job_table
+from operators.offline import repository as offline_repo
 from operators.offline.jobs import JOBS as OFFLINE_JOBS
 from operators.payments.microbatch import PaymentBatcher
 from operators.settlement import netting
@@ -122,6 +123,7 @@ class OperatorState:
             identity_cipher=IdentityCipher(config.data_key),
             regulator_signing_key=config.regulator_signing_key,
             regulator_sealing_key=config.regulator_sealing_key,
+            refund_hooks={"offline_payment": offline_repo.unbook},
         )
         transaction(self.factory, self.ctx.bootstrap)
         # Wallets opened before the evidence index existed (op0010) join it once.

@@ -12,7 +12,8 @@ purse: the device's secure element already spent it and will never spend it agai
 put back into the purse account could only leave it by a defund the device would refuse. So:
 source -X, wallet +(take + recovered), vault_float +loss, fraud_losses -loss,
 fraud_losses_contra +loss; the adjudication log forgets the recovery and the loss
-(`operators.offline.repository.unbook`), so `fraud_losses` still equals the recorded losses.
+(`operators.offline.repository.unbook`, reached through `ctx.refund_hooks` so that settlement
+does not import the offline area), so `fraud_losses` still equals the recorded losses.
 This is what the payer's operator does at once for a payee of its own that cannot take an
 offline payment (the wallet gets what the purse held; nothing is recovered, nothing lost).
 """
@@ -55,8 +56,6 @@ def refund_legs(
     amount = order.amount if amount is None else amount
     if order.kind != OFFLINE or order.entry_id is None:
         return [(source, -amount), (wallet_account, amount)]
-    from operators.offline import repository as offline_repo
-
     rows = session.execute(
         text(
             "SELECT p.account_id, p.amount, a.kind FROM postings p "
@@ -76,5 +75,8 @@ def refund_legs(
             legs[account] = legs.get(account, 0) - value
     if sum(legs.values()) != 0:  # not the entry adjudication posts: refund it plainly
         return [(source, -amount), (wallet_account, amount)]
-    offline_repo.unbook(session, order.id)
+    unbook = ctx.refund_hooks.get(OFFLINE)
+    if unbook is None:  # a context not composed by operators.state: refuse, never half-refund
+        raise RuntimeError("no refund hook for offline payments in this operator's context")
+    unbook(session, order.id)
     return [(a, v) for a, v in sorted(legs.items()) if v != 0]
