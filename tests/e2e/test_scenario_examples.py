@@ -1,10 +1,11 @@
 """Every example scenario (except the million-payment speed run) runs with `cbdc scenario run`
 and produces its report with plots, with every invariant holding; and the examples answer
 their questions: the run drains the operator and holding limits drain it less; deferred net
-settlement needs less liquidity than RTGS.
+settlement needs less liquidity than RTGS; everyone pays offline through an outage; larger
+purses lose more to cloned devices.
 
-Each run is a `cbdc` process of its own, a few at a time (a run waits on PostgreSQL and on its
-own threads much of the time)."""
+Each run is a `cbdc` process of its own; the two runs a test compares run side by side (a run
+waits on PostgreSQL and on its own threads much of the time)."""
 
 from __future__ import annotations
 
@@ -14,21 +15,24 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import pytest
-
 from tests.e2e.conftest import REPO, run_cli
 
 EXAMPLES = REPO / "scenarios"
 NAMES = sorted(p.stem for p in EXAMPLES.glob("*.toml") if p.stem != "speed-1m")
-AT_ONCE = 3  # runs side by side
-# Started first, so that the last runs to start are short ones (the longest, measured).
-LONGEST = ("class-mix-anonymous", "class-mix-verified", "baseline")
+# Examples whose questions compare two runs: each pair is one test that runs both side by side.
+# Every example runs exactly once in the whole session (a module-wide fixture ran all of them
+# on every xdist worker that got one of its tests), the longest tests first.
+PAIRS = (
+    ("class-mix-anonymous", "class-mix-verified"),
+    ("bank-run", "bank-run-limits"),
+    ("rtgs-vs-net", "net-settlement"),
+    ("offline-fraud-cap-small", "offline-fraud-cap-large"),
+)
+SINGLES = ("baseline", "offline-outage", "cash-substitution")
 
 
-@pytest.fixture(scope="module")
-def runs(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Run every example once with the `cbdc` command, as a researcher would."""
-    root = tmp_path_factory.mktemp("runs")
+def run_examples(root: Path, pg_url: str, *names: str) -> dict[str, Path]:
+    """Run examples with the `cbdc` command, as a researcher would, side by side."""
 
     def run(name: str) -> subprocess.CompletedProcess[str]:
         return run_cli(
@@ -43,14 +47,18 @@ def runs(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pat
             timeout=1800,
         )
 
-    order = sorted(NAMES, key=lambda name: name not in LONGEST)
-    with ThreadPoolExecutor(max_workers=AT_ONCE) as pool:
-        results = dict(zip(order, pool.map(run, order), strict=True))
+    with ThreadPoolExecutor(max_workers=len(names)) as pool:
+        results = dict(zip(names, pool.map(run, names), strict=True))
     done: dict[str, Path] = {}
     for name, result in results.items():
         assert result.returncode == 0, (name, result.stdout, result.stderr)
         done[name] = Path(result.stdout.strip().splitlines()[-1])
+        check_report(done[name], name)
     return done
+
+
+def test_every_example_is_run() -> None:
+    assert sorted([*SINGLES, *(name for pair in PAIRS for name in pair)]) == NAMES
 
 
 def series(run_dir: Path) -> list[dict[str, int]]:
@@ -62,9 +70,8 @@ def total(run_dir: Path, column: str) -> int:
     return sum(row[column] for row in series(run_dir))
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_example_produces_its_report(runs: dict[str, Path], name: str) -> None:
-    run_dir = runs[name]
+def check_report(run_dir: Path, name: str) -> None:
+    """Every example: invariants held, payments made, a report with its question and plots."""
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["invariants_ok"] and summary["invariants_checked"] > 0
     assert summary["payments_ok"] > 0
@@ -75,9 +82,23 @@ def test_example_produces_its_report(runs: dict[str, Path], name: str) -> None:
     assert (run_dir / "scenario.toml").read_text() == (EXAMPLES / f"{name}.toml").read_text()
 
 
+# Longest first: xdist hands tests out in this order.
+
+
+def test_the_class_mix_moves_limit_hits_and_aml_alerts(pg_url: str, tmp_path: Path) -> None:
+    runs = run_examples(tmp_path, pg_url, "class-mix-anonymous", "class-mix-verified")
+    anonymous, verified = runs["class-mix-anonymous"], runs["class-mix-verified"]
+    # small anonymous wallets run into their limits; verified ones can make the large payments
+    # the AML rules report
+    assert total(anonymous, "limit_hits") > total(verified, "limit_hits")
+    assert total(verified, "aml_alerts") > total(anonymous, "aml_alerts")
+    assert total(verified, "payments_ok") > total(anonymous, "payments_ok")
+
+
 def test_bank_run_drains_the_operator_and_holding_limits_drain_less(
-    runs: dict[str, Path],
+    pg_url: str, tmp_path: Path
 ) -> None:
+    runs = run_examples(tmp_path, pg_url, "bank-run", "bank-run-limits")
     free, limited = series(runs["bank-run"]), series(runs["bank-run-limits"])
     start = free[0]["reserves.BKA1"]
     assert limited[0]["reserves.BKA1"] == start
@@ -91,7 +112,8 @@ def test_bank_run_drains_the_operator_and_holding_limits_drain_less(
     assert total(runs["bank-run-limits"], "limit_hits") > total(runs["bank-run"], "limit_hits")
 
 
-def test_net_settlement_needs_less_liquidity_than_rtgs(runs: dict[str, Path]) -> None:
+def test_net_settlement_needs_less_liquidity_than_rtgs(pg_url: str, tmp_path: Path) -> None:
+    runs = run_examples(tmp_path, pg_url, "rtgs-vs-net", "net-settlement")
     rtgs, net = runs["rtgs-vs-net"], runs["net-settlement"]
     gross_rtgs, gross_net = total(rtgs, "gross_settlement"), total(net, "gross_settlement")
     # the same people pay alike (same seed); only when payees are credited differs
@@ -102,33 +124,32 @@ def test_net_settlement_needs_less_liquidity_than_rtgs(runs: dict[str, Path]) ->
     assert total(net, "liquidity_need") < total(rtgs, "liquidity_need") * 0.6
 
 
-def test_the_class_mix_moves_limit_hits_and_aml_alerts(runs: dict[str, Path]) -> None:
-    anonymous, verified = runs["class-mix-anonymous"], runs["class-mix-verified"]
-    # small anonymous wallets run into their limits; verified ones can make the large payments
-    # the AML rules report
-    assert total(anonymous, "limit_hits") > total(verified, "limit_hits")
-    assert total(verified, "aml_alerts") > total(anonymous, "aml_alerts")
-    assert total(verified, "payments_ok") > total(anonymous, "payments_ok")
-
-
-def test_cash_substitution_moves_banknotes_into_digital_currency(runs: dict[str, Path]) -> None:
-    rows = series(runs["cash-substitution"])
-    assert rows[-1]["household_cash"] < rows[0]["household_cash"]
-    assert rows[-1]["cbdc_outstanding"] > rows[0]["cbdc_outstanding"]
-    assert rows[-1]["cash_on_hand"] > 0  # the banknotes went over the operators' counters
-
-
-def test_offline_examples_pay_through_the_outage_and_larger_purses_lose_more(
-    runs: dict[str, Path],
-) -> None:
-    rows = series(runs["offline-outage"])
-    day = 86_400
-    down = [r for r in rows if 2 * day < r["time_s"] <= 4 * day]  # the steps without network
-    assert down and all(r["offline_syncs"] == 0 and r["offline_payments"] > 0 for r in down)
-    assert sum(r["offline_syncs"] for r in rows if r["time_s"] > 4 * day) > 0  # then they sync
+def test_larger_purses_lose_more_to_cloned_devices(pg_url: str, tmp_path: Path) -> None:
+    runs = run_examples(tmp_path, pg_url, "offline-fraud-cap-small", "offline-fraud-cap-large")
     small, large = runs["offline-fraud-cap-small"], runs["offline-fraud-cap-large"]
     for run in (small, large):  # the clones are caught by their operators
         assert total(run, "double_spends_detected") > 0
         assert series(run)[-1]["devices_revoked"] > 0
     # a larger purse lets a clone spend more than its holder's wallet can make good
     assert series(large)[-1]["fraud_losses"] > series(small)[-1]["fraud_losses"]
+
+
+def test_the_baseline_example(pg_url: str, tmp_path: Path) -> None:
+    run_examples(tmp_path, pg_url, "baseline")  # its report and invariants: check_report
+
+
+def test_the_offline_outage_pays_offline_and_syncs_after(pg_url: str, tmp_path: Path) -> None:
+    rows = series(run_examples(tmp_path, pg_url, "offline-outage")["offline-outage"])
+    day = 86_400
+    down = [r for r in rows if 2 * day < r["time_s"] <= 4 * day]  # the steps without network
+    assert down and all(r["offline_syncs"] == 0 and r["offline_payments"] > 0 for r in down)
+    assert sum(r["offline_syncs"] for r in rows if r["time_s"] > 4 * day) > 0  # then they sync
+
+
+def test_cash_substitution_moves_banknotes_into_digital_currency(
+    pg_url: str, tmp_path: Path
+) -> None:
+    rows = series(run_examples(tmp_path, pg_url, "cash-substitution")["cash-substitution"])
+    assert rows[-1]["household_cash"] < rows[0]["household_cash"]
+    assert rows[-1]["cbdc_outstanding"] > rows[0]["cbdc_outstanding"]
+    assert rows[-1]["cash_on_hand"] > 0  # the banknotes went over the operators' counters
