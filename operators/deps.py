@@ -1,14 +1,17 @@
 """What every area's routes take from a request: the operator's state, the authenticated caller,
-the staff Idempotency-Key and the request's hash."""
+the staff Idempotency-Key and the request's hash; and how a refused signed order is kept."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 
-from cbdc.errors import Forbidden
+from cbdc.errors import DomainError, Forbidden
 from cbdc.web.auth import Principal, request_hash
+from operators.payments import orders, signed_batch
 from operators.state import OperatorState, get_state
 
 State = Annotated[OperatorState, Depends(get_state)]
@@ -29,3 +32,23 @@ def wallet_or_staff(caller: Principal, wallet_id: str) -> None:
     if caller.role == "wallet" and caller.subject == wallet_id:
         return
     raise Forbidden("only the wallet's own key or operator staff may do this")
+
+
+@contextmanager
+def refusals_recorded(
+    state: OperatorState, kind: str, order: dict[str, Any], signature: str
+) -> Iterator[None]:
+    """A signed order that is refused (4xx) keeps its nonce, with the refusal as its outcome
+    (the routes of signed orders: load, unload, offline funding)."""
+    try:
+        yield
+    except DomainError as exc:
+        if exc.status < 500 and exc.code not in signed_batch.UNRECORDED_REFUSALS:
+            failure = exc.code
+            state.uow.run(
+                None,
+                lambda s: orders.record_refused_order(
+                    s, state.ctx, kind=kind, order=order, signature=signature, failure=failure
+                ),
+            )
+        raise

@@ -3,41 +3,18 @@ cash loads."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from fastapi import APIRouter
 
-from cbdc.errors import DomainError, ValidationFailed
+from cbdc.errors import ValidationFailed
 from cbdc.web.auth import StrictJSONRoute, require_role
-from operators.deps import Caller, IdemKey, RequestHash, State
+from operators.deps import Caller, IdemKey, RequestHash, State, refusals_recorded
 from operators.exchange import service as exchange
 from operators.exchange.schemas import DepositCredit, SignedLoad, SignedUnload
-from operators.payments import orders, signed_batch
 from operators.schemas import CashLoad
-from operators.state import OperatorState
 
 router = APIRouter(route_class=StrictJSONRoute)
-
-
-@contextmanager
-def _refusals_recorded(
-    state: OperatorState, kind: str, order: dict[str, Any], signature: str
-) -> Iterator[None]:
-    """A signed order that is refused (4xx) keeps its nonce, with the refusal as its outcome."""
-    try:
-        yield
-    except DomainError as exc:
-        if exc.status < 500 and exc.code not in signed_batch.UNRECORDED_REFUSALS:
-            failure = exc.code
-            state.uow.run(
-                None,
-                lambda s: orders.record_refused_order(
-                    s, state.ctx, kind=kind, order=order, signature=signature, failure=failure
-                ),
-            )
-        raise
 
 
 @router.post("/v1/wallets/{wallet_id}/load", tags=["exchange"])
@@ -46,7 +23,7 @@ def load(wallet_id: str, body: SignedLoad, state: State) -> Any:
     if body.order.wallet != wallet_id:
         raise ValidationFailed("order.wallet: must match the wallet in the path")
     order = body.order.model_dump(exclude_unset=True)
-    with _refusals_recorded(state, "load", order, body.signature):
+    with refusals_recorded(state, "load", order, body.signature):
         result = state.with_float(
             lambda s: exchange.load(s, state.ctx, order=order, signature=body.signature)
         )
@@ -60,7 +37,7 @@ def unload(wallet_id: str, body: SignedUnload, state: State) -> Any:
     if body.order.wallet != wallet_id:
         raise ValidationFailed("order.wallet: must match the wallet in the path")
     order = body.order.model_dump(exclude_unset=True)
-    with _refusals_recorded(state, "unload", order, body.signature):
+    with refusals_recorded(state, "unload", order, body.signature):
         result = state.uow.run(
             None, lambda s: exchange.unload(s, state.ctx, order=order, signature=body.signature)
         )

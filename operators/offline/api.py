@@ -7,8 +7,6 @@ defund transfer, a sync batch). Reads are signed envelopes of the device's walle
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from fastapi import APIRouter
@@ -17,7 +15,7 @@ from cbdc import offline as kernel
 from cbdc.crypto import verify_json
 from cbdc.errors import DomainError, ValidationFailed
 from cbdc.web.auth import StrictJSONRoute, require_role
-from operators.deps import Caller, State
+from operators.deps import Caller, State, refusals_recorded
 from operators.errors import BadCentralBankDocument
 from operators.offline import devices, forwarding, funding
 from operators.offline import sync as offline_sync
@@ -25,31 +23,11 @@ from operators.offline.errors import rejected
 from operators.offline.revocations import latest_list
 from operators.offline.schemas import Claims, SignedDeviceOrder, SignedFund, SignedSync
 from operators.offline.schemas import SignedTransfer as SignedTransferBody
-from operators.payments import orders, signed_batch
-from operators.state import OperatorState
+from operators.payments import orders
 from operators.wallets import service as wallet_service
 
 router = APIRouter(route_class=StrictJSONRoute)
 TAGS: list[str | Any] = ["offline"]
-
-
-@contextmanager
-def _refusals_recorded(
-    state: OperatorState, kind: str, order: dict[str, Any], signature: str
-) -> Iterator[None]:
-    """A signed order that is refused (4xx) keeps its nonce, with the refusal as its outcome."""
-    try:
-        yield
-    except DomainError as exc:
-        if exc.status < 500 and exc.code not in signed_batch.UNRECORDED_REFUSALS:
-            failure = exc.code
-            state.uow.run(
-                None,
-                lambda s: orders.record_refused_order(
-                    s, state.ctx, kind=kind, order=order, signature=signature, failure=failure
-                ),
-            )
-        raise
 
 
 @router.post("/v1/wallets/{wallet_id}/devices", status_code=201, tags=TAGS)
@@ -106,7 +84,7 @@ def fund(device_id: str, body: SignedFund, state: State) -> Any:
             order_hash=order_hash,
         )
 
-    with _refusals_recorded(state, "offline_fund", order, body.signature):
+    with refusals_recorded(state, "offline_fund", order, body.signature):
         return state.uow.run(None, work)
 
 
