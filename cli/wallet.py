@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from cbdc.addresses import is_valid_wallet_id
 from cbdc.crypto import SigningKey
 from cbdc.envelope import operator_audience
 from cbdc.http import RemoteError, RemoteUnavailable, SignedClient
@@ -90,6 +91,12 @@ def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkCo
         given is generated (well-formed demo values) and printed. Class I, and --at-counter,
         are opened by the operator's staff."""
         network, keys = store(data_dir)
+        if any(w.name == name for w in keys.all()):
+            console.print(
+                f"[red]a wallet nicknamed '{name}' is already here[/] "
+                "(nicknames are unique per data directory; see `cbdc wallet list`)"
+            )
+            raise typer.Exit(2)
         try:
             node = network.operator(operator)
         except KeyError:
@@ -134,13 +141,22 @@ def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkCo
         wallet_class: Annotated[str, typer.Option("--class", help="the new class, I-IV")],
         id_number: Annotated[str | None, typer.Option(help="resident ID number")] = None,
         bank_account: Annotated[str | None, typer.Option(help="own bank account")] = None,
+        at_counter: Annotated[
+            bool, typer.Option("--at-counter", help="done by staff (required for class I)")
+        ] = False,
         data_dir: DataDir = None,
     ) -> None:
         """Change a wallet's class (upgrade with evidence, or downgrade); class I is done at
-        the counter with the operator's staff key."""
+        the counter with the operator's staff key (--at-counter)."""
         network, keys = store(data_dir)
         stored = resolve(keys, name)
         new_class = wallet_class.upper()
+        if new_class == "I" and not at_counter:
+            console.print(
+                "[red]class I needs identity verified in person:[/] "
+                "add --at-counter (the operator's staff do it)"
+            )
+            raise typer.Exit(2)
         evidence = _demo_evidence(name, new_class, None, id_number, bank_account)
         evidence.pop("phone", None)
         wallet = client_for(network, stored)
@@ -286,6 +302,12 @@ def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkCo
         try:
             payee_id = keys.get(payee).wallet_id
         except KeyError:
+            if not is_valid_wallet_id(payee):
+                console.print(
+                    f"[red]'{payee}' is neither a local wallet nickname nor a wallet id[/] "
+                    "(see `cbdc wallet list`)"
+                )
+                raise typer.Exit(2) from None
             payee_id = payee
         try:
             receipt = client_for(network, stored).pay(

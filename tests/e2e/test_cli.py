@@ -98,6 +98,20 @@ def test_cli_wallet_flow(live_network: LiveNetwork) -> None:
     assert "Traceback" not in bad.stdout + bad.stderr
     unknown = cbdc("balance", "nobody", ok=False)
     assert unknown.returncode == 2, _out(unknown)
+    # An unknown payee nickname is answered as such (not as a malformed wallet id) ...
+    nobody = cbdc("pay", "alice", "carol", "1", ok=False)
+    assert nobody.returncode == 2, _out(nobody)
+    assert "'carol' is neither a local wallet nickname nor a wallet id" in nobody.stdout
+    # ... a nickname is unique in the data directory ...
+    again = cbdc("create", "alice", "--operator", "BKB1", ok=False)
+    assert again.returncode == 2, _out(again)
+    assert "already here" in again.stdout
+    assert cbdc("list").stdout.count("alice") == 1
+    # ... and class I is only given at the counter.
+    counter = cbdc("upgrade", "alice", "--class", "I", ok=False)
+    assert counter.returncode == 2 and "--at-counter" in counter.stdout, _out(counter)
+    assert "class IV" in cbdc("balance", "alice").stdout
+    assert "Traceback" not in nobody.stdout + again.stdout + counter.stdout
 
 
 def test_demo_command(pg_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
