@@ -83,8 +83,16 @@ def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkCo
         network = load_network(data_dir)
         regulator = keys_for(network, keys)
         if order_file is not None:
-            signed = json.loads(order_file.read_text())
-            wallet = str(signed.get("order", {}).get("wallet_id", ""))
+            try:
+                signed = json.loads(order_file.read_text())
+                wallet = str(signed["order"]["wallet_id"])
+            except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+                console.print(
+                    f"[red]{order_file}: not a signed disclosure order[/] "
+                    f"({type(exc).__name__}: {exc}); expected JSON "
+                    '{"order": {"wallet_id": ...}, "signature": ...}'
+                )
+                raise typer.Exit(2) from None
         elif wallet and basis and requester:
             signed = disclosure_order(
                 regulator, wallet_id=wallet, legal_basis=basis, requester=requester, as_of=as_of

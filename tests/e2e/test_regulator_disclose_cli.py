@@ -48,3 +48,23 @@ def test_regulator_disclose_shows_each_identity_version(live_network: LiveNetwor
     assert f"identity in force at {before_upgrade}" in then, then
     assert "version 1: from" in then and "version 2" not in then, then
     assert '"wallet_class": "IV"' in then and '"id_number"' not in then, then
+
+
+def test_a_malformed_order_file_is_one_line_not_a_traceback(
+    live_network: LiveNetwork, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    for name, text in (("broken.json", "{not json"), ("other.json", '{"order": []}')):
+        path = tmp_path / name
+        path.write_text(text)
+        result = run_cli(
+            "regulator",
+            "disclose",
+            "--order-file",
+            str(path),
+            "--data-dir",
+            str(live_network.data_dir),
+            timeout=90,
+        )
+        assert result.returncode == 2, _out(result)
+        assert "not a signed disclosure order" in result.stdout, _out(result)
+        assert "Traceback" not in result.stdout + result.stderr, _out(result)
