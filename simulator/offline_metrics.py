@@ -27,16 +27,7 @@ from sqlalchemy.orm import Session
 
 from simulator.network import SimNetwork
 
-FLOWS = (
-    "offline_payments",
-    "offline_value",
-    "double_spend_attempts",
-    "offline_syncs",
-    "double_spends_detected",
-    "detection_delay_s",
-)
-STOCKS = ("purse_balances", "fraud_losses", "devices", "devices_revoked")
-AMOUNTS = ("offline_value", "purse_balances", "fraud_losses")
+# The series names, flows and stocks, are declared with the others in simulator/outputs.py.
 
 
 class OfflineTally:
@@ -156,4 +147,4 @@ def summary(net: SimNetwork, tally: OfflineTally, spec: Any) -> dict[str, Any]:
     }
 
 
-__all__ = ["AMOUNTS", "FLOWS", "STOCKS", "OfflineTally", "delays", "detections", "summary"]
+__all__ = ["OfflineTally", "delays", "detections", "summary"]

@@ -59,5 +59,35 @@ def unload_order(*, wallet: str, amount: int, currency: str, nonce: str | None =
     }
 
 
+def offline_device_order(
+    *, wallet: str, public_key: str, name: str, currency: str, nonce: str | None = None
+) -> dict[str, Any]:
+    """Register an offline device's key to `wallet` (wallets/offline/client.py)."""
+    return {
+        "type": "offline_device",
+        "wallet": wallet,
+        "public_key": public_key,
+        "name": name,
+        "currency": currency,
+        "nonce": nonce or _nonce(),
+        "created_at": iso(utcnow()),
+    }
+
+
+def offline_fund_order(
+    *, wallet: str, device: str, amount: int, currency: str, nonce: str | None = None
+) -> dict[str, Any]:
+    """Move `amount` from `wallet` into `device`'s purse (wallets/offline/client.py)."""
+    return {
+        "type": "offline_fund",
+        "wallet": wallet,
+        "device": device,
+        "amount": amount,
+        "currency": currency,
+        "nonce": nonce or _nonce(),
+        "created_at": iso(utcnow()),
+    }
+
+
 def sign_order(key: SigningKey, order: dict[str, Any]) -> dict[str, Any]:
     return {"order": order, "signature": key.sign_json(order)}

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from cbdc import offline as kernel
-from cbdc.errors import Conflict, DomainError, Forbidden, NotFound, ServiceUnavailable
+from cbdc.errors import Conflict, DomainError, Forbidden, NotFound
 
 
 class UnknownDevice(NotFound):
@@ -31,11 +31,6 @@ class PurseCapExceeded(DomainError):
 class DeviceKeyTaken(Conflict):
     code = "offline_device_key_taken"
     title = "This public key is already registered for another device or wallet"
-
-
-class RevocationsUnavailable(ServiceUnavailable):
-    code = "offline_revocations_unavailable"
-    title = "The central bank's revocation list cannot be obtained right now"
 
 
 class OfflineRejected(DomainError):

@@ -27,7 +27,6 @@ it, the key the operator hands over at registration is trusted (trust on first u
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -35,12 +34,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from cbdc import offline
-from cbdc.clock import iso, utcnow
+from cbdc.clock import utcnow
 from cbdc.offline import OfflineRefusal
 from cbdc.tokens import verify_document
 from wallets.client import WalletClient
 from wallets.offline.secure_element import SecureElement
-from wallets.orders import sign_order
+from wallets.orders import offline_device_order, offline_fund_order, sign_order
 
 __all__ = [
     "DefundResult",
@@ -175,15 +174,13 @@ class OfflineClient:
         """Register the SE's key to the wallet and install the certificate the operator signs
         (checked by the SE against the central bank's key). Again with the same key: the same
         device (`replayed`)."""
-        order = {
-            "type": "offline_device",
-            "wallet": self.wallet.wallet_id,
-            "public_key": se.public_key,
-            "name": name,
-            "currency": se.currency,
-            "nonce": nonce or secrets.token_hex(16),
-            "created_at": iso(utcnow()),
-        }
+        order = offline_device_order(
+            wallet=self.wallet.wallet_id,
+            public_key=se.public_key,
+            name=name,
+            currency=se.currency,
+            nonce=nonce,
+        )
         answer = Registration.model_validate(
             self._post_signed(
                 f"/v1/wallets/{self.wallet.wallet_id}/devices", sign_order(self.wallet.key, order)
@@ -206,15 +203,13 @@ class OfflineClient:
         self, se: SecureElement, amount: int, *, nonce: str | None = None
     ) -> dict[str, Any]:
         """The signed `offline_fund` order (keep it to send it again: see `submit_funding`)."""
-        order = {
-            "type": "offline_fund",
-            "wallet": self.wallet.wallet_id,
-            "device": se.device_id,
-            "amount": amount,
-            "currency": se.currency,
-            "nonce": nonce or secrets.token_hex(16),
-            "created_at": iso(utcnow()),
-        }
+        order = offline_fund_order(
+            wallet=self.wallet.wallet_id,
+            device=se.device_id,
+            amount=amount,
+            currency=se.currency,
+            nonce=nonce,
+        )
         return sign_order(self.wallet.key, order)
 
     def fund(self, se: SecureElement, amount: int, *, nonce: str | None = None) -> FundingResult:
