@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     net_interval_seconds: float = Field(default=5, gt=0, le=86400)
     net_max_items: int = Field(default=1000, ge=1, le=1_000_000)
     policy_file: Path | None = None
+    # The web wallet's "credit my bank deposit" button (POST /v1/wallets/{id}/demo-deposit):
+    # a simulator convenience, off for a network that should look like a real one.
+    demo_deposits: bool = True
 
     # Operator defaults, in minor units.
     operator_reserves: int = 1_000_000_000_00
@@ -108,6 +111,9 @@ class NetworkConfig(BaseModel):
     # Bearer token for every service's GET /metrics (a file, 0600, as Prometheus'
     # `credentials_file` wants it). None (a network file from before /metrics): metrics are off.
     metrics_token_file: str | None = None
+    # Wallets may credit their own simulated bank deposit (the web wallet's demo button);
+    # True for network files written before the option existed.
+    demo_deposits: bool = True
 
     def metrics_token(self) -> str | None:
         if self.metrics_token_file is None:

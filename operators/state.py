@@ -73,6 +73,7 @@ class OperatorConfig:
     regulator_sealing_key: str | None = None  # identity escrow is sealed to it
     policy: Policy | None = None  # overrides policy_file (scenarios, tests)
     metrics_token: str | None = None  # bearer token for GET /metrics; None: metrics are off
+    demo_deposits: bool = True  # wallets may credit their own deposit (POST .../demo-deposit)
     # Tests inject in-process transports here.
     central_bank_http: httpx.Client | None = None
     peer_http_factory: Callable[[str], httpx.Client] | None = None

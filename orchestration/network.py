@@ -209,6 +209,7 @@ class Network:
             ),
             operators=operators,
             metrics_token_file=str(self._metrics_token()),
+            demo_deposits=s.demo_deposits,
         )
         self.config.save(network_file(self.data_dir))
         return self.config
