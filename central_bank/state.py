@@ -64,7 +64,12 @@ class CentralBankState:
         c = self.config
         self.engine = make_engine(c.database_url, pool_size=c.pool_size)
         self.factory = session_factory(self.engine)
-        self.cb = CentralBank(key=c.key, currency=c.currency, max_token_amount=c.max_token_amount)
+        self.cb = CentralBank(
+            key=c.key,
+            currency=c.currency,
+            max_token_amount=c.max_token_amount,
+            decimals=c.currency_decimals,
+        )
         self.uow = UnitOfWork(self.factory)
         self.auth = SignedRequestAuth(self.resolve_key, audience=CENTRAL_BANK_AUDIENCE)
         transaction(self.factory, bootstrap)

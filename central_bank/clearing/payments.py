@@ -53,7 +53,7 @@ def pay(
         net = int(row.net)
         tokens, total = lock_spendable_inputs(session, operator, serials)
         if total < net:
-            raise AmountMismatch(f"tokens worth {total} cannot pay {net}")
+            raise AmountMismatch(f"tokens worth {cb.money(total)} cannot pay {cb.money(net)}")
         debtor_acc = ledger.account_id(session, circulation_code(operator.code))
         creditor_acc = ledger.account_id(session, circulation_code(creditor.code))
         assert debtor_acc is not None and creditor_acc is not None

@@ -133,11 +133,13 @@ def issue_tokens(
         balances = ledger.lock_accounts(session, [reserve, circulation])
         if balances[reserve] < amount:
             raise InsufficientReserves(
-                f"reserves {balances[reserve]} do not cover issuance of {amount}"
+                f"reserves {cb.money(balances[reserve])} do not cover issuance of "
+                f"{cb.money(amount)}"
             )
         if balances[circulation] + amount > operator.quota:
             raise QuotaExceeded(
-                f"outstanding {balances[circulation]} + {amount} exceeds quota {operator.quota}"
+                f"outstanding {cb.money(balances[circulation])} + {cb.money(amount)} exceeds quota "
+                f"{cb.money(operator.quota)}"
             )
         entry = ledger.post_many(
             session, [("issuance", str(op_id), [(reserve, -amount), (circulation, amount)])], at=now
@@ -182,7 +184,7 @@ def redeem_tokens(
     def run(op_id: uuid.UUID) -> tuple[Operation, dict[str, Any]]:
         tokens, total = lock_spendable_inputs(session, operator, serials)
         if total < amount:
-            raise AmountMismatch(f"tokens worth {total} cannot redeem {amount}")
+            raise AmountMismatch(f"tokens worth {cb.money(total)} cannot redeem {cb.money(amount)}")
         reserve = ledger.account_id(session, reserve_code(operator.code))
         circulation = ledger.account_id(session, circulation_code(operator.code))
         assert reserve is not None and circulation is not None
@@ -243,7 +245,9 @@ def split_tokens(
     def run(op_id: uuid.UUID) -> tuple[Operation, dict[str, Any]]:
         tokens, total = lock_spendable_inputs(session, operator, serials)
         if sum(outputs) != total:
-            raise AmountMismatch(f"outputs sum to {sum(outputs)}, inputs to {total}")
+            raise AmountMismatch(
+                f"outputs sum to {cb.money(sum(outputs))}, inputs to {cb.money(total)}"
+            )
         op = record_operation(session, op_id, operator, idem, at=now, kind="split", amount=total)
         repo.mark_tokens(session, [t.serial for t in tokens], status="spent", by=op_id, at=now)
         wire: list[dict[str, Any]] = []
@@ -300,7 +304,7 @@ def settle(
             raise OperatorSuspended(f"payee operator {payee.code} is {payee.status}")
         tokens, total = lock_spendable_inputs(session, operator, serials)
         if total < amount:
-            raise AmountMismatch(f"tokens worth {total} cannot settle {amount}")
+            raise AmountMismatch(f"tokens worth {cb.money(total)} cannot settle {cb.money(amount)}")
         payer_acc = ledger.account_id(session, circulation_code(operator.code))
         payee_acc = ledger.account_id(session, circulation_code(payee.code))
         assert payer_acc is not None and payee_acc is not None

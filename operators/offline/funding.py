@@ -68,12 +68,14 @@ def fund(
     limits.require_active(wallet)
     if balances[wallet.account_id] < amount:
         raise InsufficientFunds(
-            f"wallet balance {balances[wallet.account_id]} does not cover {amount}"
+            f"wallet balance {limits.fmt_money(ctx, balances[wallet.account_id])} "
+            f"does not cover {limits.fmt_money(ctx, amount)}"
         )
     cap = kernel.limits_of(device.certificate).purse_cap
     if balances[device.account_id] + amount > cap:
         raise PurseCapExceeded(
-            f"purse {balances[device.account_id]} + {amount} would exceed its cap {cap}",
+            f"purse {limits.fmt_money(ctx, balances[device.account_id])} + "
+            f"{limits.fmt_money(ctx, amount)} would exceed its cap {limits.fmt_money(ctx, cap)}",
             limit=cap,
         )
     now, order_id, seq = ctx.now(), uuid.uuid4(), int(device.fundings) + 1

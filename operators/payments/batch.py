@@ -184,7 +184,8 @@ def pay_many(
             day_total, year_total, today, year = _limits(ctx, days, payer, ins.amount, at)
             if balances[payer.account_id] < ins.amount:
                 raise InsufficientFunds(
-                    f"payer balance {balances[payer.account_id]} does not cover {ins.amount}"
+                    f"payer balance {limits.fmt_money(ctx, balances[payer.account_id])} "
+                    f"does not cover {limits.fmt_money(ctx, ins.amount)}"
                 )
             overflow = 0
             if payee is not None:

@@ -241,7 +241,8 @@ def _legs(
     if kind == "unload":
         if balances[wallet.account_id] < amount:
             raise InsufficientFunds(
-                f"wallet balance {balances[wallet.account_id]} does not cover {amount}"
+                f"wallet balance {limits.fmt_money(ctx, balances[wallet.account_id])} "
+                f"does not cover {limits.fmt_money(ctx, amount)}"
             )
         return [
             (wallet.account_id, -amount),
@@ -251,12 +252,14 @@ def _legs(
         ]
     if kind == "load" and balances[wallet.deposit_account_id] < amount:
         raise InsufficientFunds(
-            f"deposit balance {balances[wallet.deposit_account_id]} does not cover {amount}"
+            f"deposit balance {limits.fmt_money(ctx, balances[wallet.deposit_account_id])} "
+            f"does not cover {limits.fmt_money(ctx, amount)}"
         )
     limits.check_cap(ctx, wallet, balances[wallet.account_id], amount, payee=False)  # type: ignore[arg-type]
     if balances[float_acc] < amount:
         raise VaultFloatInsufficient(
-            f"vault float {balances[float_acc]} cannot cover a load of {amount}"
+            f"vault float {limits.fmt_money(ctx, balances[float_acc])} cannot cover a load of "
+            f"{limits.fmt_money(ctx, amount)}"
         )
     if kind == "cash_load":
         return [
