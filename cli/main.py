@@ -158,6 +158,10 @@ wallet.register(wallet_app, _network)
 regulator.register(regulator_app, _network)
 offline.register(offline_app, _network)
 
+from cli import api as api_command  # noqa: E402
+
+api_command.register(app, _network)
+
 from cli.scenario import scenario_app  # noqa: E402
 
 app.add_typer(scenario_app, name="scenario")
