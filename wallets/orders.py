@@ -59,6 +59,21 @@ def unload_order(*, wallet: str, amount: int, currency: str, nonce: str | None =
     }
 
 
+def cash_withdrawal_order(
+    *, wallet: str, amount: int, currency: str, nonce: str | None = None
+) -> dict[str, Any]:
+    """The holder's consent to take `amount` out of `wallet` in banknotes at the operator's
+    counter (staff submit it: `POST /v1/admin/wallets/{id}/cash-withdraw`)."""
+    return {
+        "type": "cash_withdrawal",
+        "wallet": wallet,
+        "amount": amount,
+        "currency": currency,
+        "nonce": nonce or _nonce(),
+        "created_at": iso(utcnow()),
+    }
+
+
 def offline_device_order(
     *, wallet: str, public_key: str, name: str, currency: str, nonce: str | None = None
 ) -> dict[str, Any]:

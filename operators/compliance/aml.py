@@ -8,7 +8,8 @@ payment, load or unload that might trigger them:
                        threshold (within [ratio * limit, limit)) inside the window
     velocity           `velocity_count` outgoing payments inside the window
     fan_out / fan_in   payments to / from `fan_count` distinct counterparties inside the window
-    rapid_load_unload  unloading `load_unload_ratio` of what was loaded inside the window
+    rapid_load_unload  unloading (to the deposit or in cash) `load_unload_ratio` of what was
+                       loaded (from the deposit or in cash) inside the window
 
 An alert is stored here (with the wallet id, which carries no personal data) and reported to
 the central bank's analysis centre through the outbox: pseudonymous by construction. A rule that

@@ -80,11 +80,12 @@ def add_alerts_and_reports(session: Session, alerts: list[dict[str, Any]]) -> No
 
 def exchange_totals(session: Session, *, account_id: int, since: datetime) -> tuple[int, int]:
     """What came into a wallet from outside (deposit loads and cash over the counter) and what
-    went back out to the deposit, since `since`."""
+    went back out (to the deposit or in cash over the counter), since `since`."""
     row = session.execute(
         text(
             "SELECT coalesce(sum(p.amount) FILTER (WHERE j.kind IN ('load', 'cash_load')), 0) "
-            "AS loaded, coalesce(-sum(p.amount) FILTER (WHERE j.kind = 'unload'), 0) AS unloaded "
+            "AS loaded, coalesce(-sum(p.amount) FILTER "
+            "(WHERE j.kind IN ('unload', 'cash_withdrawal')), 0) AS unloaded "
             "FROM postings p JOIN journal_entries j ON j.id = p.entry_id "
             "WHERE p.account_id = :a AND j.created_at >= :since"
         ),

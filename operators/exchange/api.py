@@ -1,5 +1,5 @@
-"""Routes of the exchange area: load and unload against the deposit, staff deposit credits and
-cash loads."""
+"""Routes of the exchange area: load and unload against the deposit, staff deposit credits,
+cash loads and cash withdrawals at the counter."""
 
 from __future__ import annotations
 
@@ -11,7 +11,13 @@ from cbdc.errors import ValidationFailed
 from cbdc.web.auth import StrictJSONRoute, require_role
 from operators.deps import Caller, IdemKey, RequestHash, State, refusals_recorded
 from operators.exchange import service as exchange
-from operators.exchange.schemas import DepositCredit, SignedLoad, SignedUnload
+from operators.exchange.errors import CashOnHandInsufficient
+from operators.exchange.schemas import (
+    DepositCredit,
+    SignedCashWithdrawal,
+    SignedLoad,
+    SignedUnload,
+)
 from operators.schemas import CashLoad
 
 router = APIRouter(route_class=StrictJSONRoute)
@@ -88,3 +94,41 @@ def cash_load(
         ),
         principal=caller,  # the nonce is kept even when the cash load is refused
     )
+
+
+@router.post("/v1/admin/wallets/{wallet_id}/cash-withdraw", tags=["staff"])
+def cash_withdraw(
+    wallet_id: str,
+    body: SignedCashWithdrawal,
+    caller: Caller,
+    state: State,
+    key: IdemKey,
+    h: RequestHash,
+) -> Any:
+    """Banknotes paid out over the counter from the wallet: staff submit the holder's signed
+    `cash_withdrawal` order (the holder's consent; its nonce pays out once)."""
+    require_role(caller, "staff")
+    if body.order.wallet != wallet_id:
+        raise ValidationFailed("order.wallet: must match the wallet in the path")
+    order = body.order.model_dump(exclude_unset=True)
+    shortage: CashOnHandInsufficient | None = None
+    with refusals_recorded(state, "cash_withdrawal", order, body.signature):
+        try:
+            result = state.uow.run(
+                caller,  # the envelope's nonce is kept even when the withdrawal is refused
+                lambda s: exchange.cash_withdraw(
+                    s,
+                    state.ctx,
+                    order=order,
+                    signature=body.signature,
+                    key_id=caller.key_id,
+                    idem_key=key,
+                    request_hash=h,
+                ),
+            )
+        except CashOnHandInsufficient as exc:
+            shortage = exc  # the counter's shortage says nothing about the consent itself
+    if shortage is not None:
+        raise shortage
+    state.wake_worker()  # an AML alert's report, a redemption above the high water mark
+    return result

@@ -1,8 +1,9 @@
 """Exchange between commercial-bank money and digital currency (M0 substitution): a customer
 loads a wallet from its deposit or with banknotes at the counter, and unloads back to the
-deposit; staff credit simulated deposits. Loads draw on the vault float (a shortfall raises
-`VaultShortfall`, and the API obtains issuance and retries); every move is one balanced
-journal entry with the deposit side and the CBDC side in the same entry.
+deposit or withdraws banknotes at the counter (on its signed consent); staff credit simulated
+deposits. Loads draw on the vault float (a shortfall raises `VaultShortfall`, and the API
+obtains issuance and retries); every move is one balanced journal entry with the deposit (or
+cash) side and the CBDC side in the same entry.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from sqlalchemy.orm import Session
 
 from cbdc import ledger
 from cbdc.errors import IdempotencyMismatch, InsufficientFunds, ValidationFailed
+from cbdc.money import format_amount
 from operators import repository as repo
 from operators.compliance import aml
 from operators.context import OperatorContext
+from operators.exchange.errors import CashOnHandInsufficient
 from operators.models import Order, Wallet
 from operators.payments import orders
 from operators.vault import service as vault
@@ -57,7 +60,8 @@ def load(
     limits.require_active(wallet)
     if balances[customer.deposit_account_id] < amount:
         raise InsufficientFunds(
-            f"deposit balance {balances[customer.deposit_account_id]} does not cover {amount}"
+            f"deposit balance {_money(ctx, balances[customer.deposit_account_id])} "
+            f"does not cover {_money(ctx, amount)}"
         )
     limits.check_cap(ctx, wallet, balances[wallet.account_id], amount, payee=False)
     if balances[ctx.account("vault_float")] < amount:
@@ -106,7 +110,7 @@ def unload(
         return {**_exchange_result(session, ctx, previous, wallet), "replayed": True}
     limits.require_active(wallet)
     if balances[wallet.account_id] < amount:
-        raise InsufficientFunds(f"wallet balance {balances[wallet.account_id]} < {amount}")
+        raise InsufficientFunds(_wallet_short(ctx, balances[wallet.account_id], amount))
     row = _record(
         session,
         ctx,
@@ -139,8 +143,10 @@ def _record(
     order_hash: str,
     kind: str,
     legs: list[tuple[int, int]],
+    counterparty: str = "deposit",
 ) -> Order:
-    """Post a load's or unload's entry and record its completed order, both at one instant."""
+    """Post a load's, unload's or cash withdrawal's entry and record its completed order, both
+    at one instant."""
     now, order_id = ctx.now(), uuid.uuid4()
     entry = ledger.post(session, at=now, kind=kind, reference=str(order_id), legs=legs)
     return wallet_repo.add_order(
@@ -151,7 +157,7 @@ def _record(
             nonce=order["nonce"],
             kind=kind,
             amount=order["amount"],
-            counterparty="deposit",
+            counterparty=counterparty,
             body=order,
             signature=signature,
             order_hash=order_hash,
@@ -161,6 +167,14 @@ def _record(
             updated_at=now,
         ),
     )
+
+
+def _money(ctx: OperatorContext, minor: int) -> str:
+    return format_amount(minor, ctx.decimals, ctx.currency)
+
+
+def _wallet_short(ctx: OperatorContext, balance: int, amount: int) -> str:
+    return f"wallet balance {_money(ctx, balance)} does not cover {_money(ctx, amount)}"
 
 
 def _exchange_result(
@@ -191,7 +205,7 @@ def _staff_idempotent(
         return {**found[1], "replayed": True}
     response = run()
     repo.save_idempotency(session, key_id, idem_key, request_hash, response)
-    return {**response, "replayed": False}
+    return {"replayed": False, **response}  # `run` may say it replayed a signed order
 
 
 def credit_deposit(
@@ -274,5 +288,64 @@ def cash_load(
             "amount": amount,
             "wallet_balance": repo.account_balance(session, wallet.account_id),
         }
+
+    return _staff_idempotent(session, key_id, idem_key, request_hash, run)
+
+
+def cash_withdraw(
+    session: Session,
+    ctx: OperatorContext,
+    *,
+    order: dict[str, Any],
+    signature: str,
+    key_id: str,
+    idem_key: str,
+    request_hash: str,
+) -> dict[str, Any]:
+    """Wallet -> banknotes over the counter, the mirror of `cash_load`: the holder's digital
+    currency returns to the vault float and the counter's cash goes out. Staff submit the
+    holder's signed `cash_withdrawal` order (the consent); its nonce is unique per wallet like
+    every order's, so one consent pays out once whatever Idempotency-Key staff send it with."""
+
+    def run() -> dict[str, Any]:
+        wallet = service.require_wallet(session, ctx, order["wallet"])
+        orders.check_currency(ctx, order)
+        order_hash = orders.check_signed_order(wallet, order, signature, now=ctx.now())
+        amount = order["amount"]
+        float_, cash = ctx.account("vault_float"), ctx.account("cash_on_hand")
+        balances = ledger.lock_accounts(
+            session, [wallet.account_id, float_, cash, ctx.account("cash_contra")]
+        )
+        previous = wallet_repo.find_order(session, wallet.id, order["nonce"])
+        if previous is not None:
+            orders.check_replay(previous, order_hash)
+            return {**_exchange_result(session, ctx, previous, wallet), "replayed": True}
+        limits.require_active(wallet)
+        if balances[wallet.account_id] < amount:
+            raise InsufficientFunds(_wallet_short(ctx, balances[wallet.account_id], amount))
+        if balances[cash] < amount:
+            raise CashOnHandInsufficient(
+                f"the counter holds {_money(ctx, balances[cash])} in banknotes; "
+                f"it cannot pay out {_money(ctx, amount)}"
+            )
+        row = _record(
+            session,
+            ctx,
+            wallet=wallet,
+            order=order,
+            signature=signature,
+            order_hash=order_hash,
+            kind="cash_withdrawal",
+            counterparty="cash",
+            legs=[
+                (wallet.account_id, -amount),
+                (float_, amount),
+                (cash, -amount),
+                (ctx.account("cash_contra"), amount),
+            ],
+        )
+        aml.on_unload(session, ctx, wallet=wallet, amount=amount)
+        vault.check_water_marks(session, ctx, float_balance=balances[float_] + amount)
+        return _exchange_result(session, ctx, row, wallet)
 
     return _staff_idempotent(session, key_id, idem_key, request_hash, run)

@@ -377,6 +377,8 @@ def history(
             counterparty = r["payer_alias"]
         elif r["order_kind"] in ("load", "unload"):
             counterparty = "deposit"
+        elif r["kind"] in ("cash_load", "cash_withdrawal"):
+            counterparty = "cash"  # banknotes over the counter
         else:
             counterparty = None
         items.append(
