@@ -144,7 +144,7 @@ def infer_service(
         raise UsageError(f"--service {service}: not a service of this network ({choices})")
     routed = _WALLET_PATH.match(path) or _DEVICE_PATH.match(path)
     if routed:
-        code = routed.group(1)
+        code = routed.group(1)[:4]
         if code not in codes:
             raise UsageError(f"{path}: no operator {code} in this network ({choices})")
         return code
