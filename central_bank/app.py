@@ -27,6 +27,8 @@ from central_bank import web
 from central_bank.analysis.api import router as analysis_router
 from central_bank.certification.api import router as certification_router
 from central_bank.clearing.api import router as clearing_router
+from central_bank.dashboard.api import router as dashboard_router
+from central_bank.dashboard.remote import sources_from_network
 from central_bank.registration.api import router as registration_router
 from central_bank.state import CentralBankConfig, CentralBankState
 
@@ -74,6 +76,7 @@ def create_app(config: CentralBankConfig) -> FastAPI:
         registration_router,
         clearing_router,
         analysis_router,
+        dashboard_router,
     ):
         app.include_router(router)
     sign_responses(app, config.key, consume_nonce=state.uow.consume_nonce)
@@ -99,4 +102,6 @@ def config_from_network(network: NetworkConfig) -> CentralBankConfig:
 
 def app_from_env() -> FastAPI:
     network = NetworkConfig.load(Path(os.environ["CBDC_NETWORK_FILE"]))
-    return create_app(config_from_network(network))
+    app = create_app(config_from_network(network))
+    app.state.dashboard_sources = sources_from_network(network)  # the dashboard's operators
+    return app

@@ -263,6 +263,8 @@ class OperatorState:
                     return None
                 self._wallet_keys[wallet_id] = public_key
             return ResolvedKey("wallet", wallet_id, public_key)
+        if key_id == "central-bank":  # the central bank's dashboard reads the disclosure log
+            return ResolvedKey("central_bank", "central-bank", self.ctx.central_bank_public_key)
         if key_id == "regulator" and self.ctx.regulator_signing_key:
             return ResolvedKey("regulator", "regulator", self.ctx.regulator_signing_key)
         if key_id == "new-wallet":

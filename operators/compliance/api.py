@@ -34,8 +34,9 @@ def disclose(body: SignedDisclosureOrder, state: State) -> Any:
 
 @router.get("/v1/regulator/disclosure-log", tags=["regulator"])
 def disclosure_log(caller: Caller, state: State) -> Any:
-    """The whole disclosure log, for the regulator (or staff) to verify the chain itself."""
-    require_role(caller, "regulator", "staff")
+    """The whole disclosure log, for the regulator (or staff) to verify the chain itself, and
+    for the central bank's dashboard (key id `central-bank`; no other route accepts it)."""
+    require_role(caller, "regulator", "staff", "central_bank")
     return state.uow.run(caller, lambda s: {"entries": disclosure.log_rows(s)})
 
 
