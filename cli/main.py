@@ -11,8 +11,10 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from cbdc.http import RemoteError, RemoteUnavailable
 from cbdc.settings import NetworkConfig, Settings, network_file
 from cli.console import audit_table, console
+from cli.dashboard import login_link, print_login_link
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -55,15 +57,23 @@ def _network(data_dir: Path | None) -> NetworkConfig:
     return NetworkConfig.load(path)
 
 
-def _print_network(config: NetworkConfig) -> None:
+def _print_network(config: NetworkConfig, login: dict[str, Any] | None = None) -> None:
+    """The services, each operator's wallet page, and (`login`) the dashboard's login link."""
     table = Table(title="CBDC network on 127.0.0.1")
     table.add_column("service")
-    table.add_column("URL")
-    table.add_column("API docs")
-    table.add_row("central bank", config.central_bank.url, f"{config.central_bank.url}/docs")
+    table.add_column("URL", overflow="fold")
+    table.add_column("API docs", overflow="fold")
+    table.add_column("web page", overflow="fold")
+    cb = config.central_bank.url
+    table.add_row("central bank", cb, f"{cb}/docs", f"{cb}/ (dashboard: login link below)")
     for node in config.operators:
-        table.add_row(f"operator {node.code} ({node.name})", node.url, f"{node.url}/docs")
+        name = f"operator {node.code} ({node.name})"
+        table.add_row(name, node.url, f"{node.url}/docs", f"{node.url}/ (wallet)")
     console.print(table)
+    for node in config.operators:  # whole lines: copied or clicked as they are
+        console.print(f"Wallet page {node.code}: {node.url}/", soft_wrap=True, markup=False)
+    if login is not None:
+        print_login_link(login)
 
 
 @app.command()
@@ -88,7 +98,12 @@ def up(
         except Exception:
             network.stop()
             raise
-    _print_network(config)
+    try:
+        login = login_link(config)
+    except (RemoteError, RemoteUnavailable) as exc:  # the network runs; `cbdc dashboard` later
+        console.print(f"[yellow]no dashboard login link: {exc}[/]", soft_wrap=True)
+        login = None
+    _print_network(config, login)
     console.print(f"network file: {network_file(network.data_dir)}   logs: {network.data_dir}/logs")
     console.print("Press [bold]Ctrl-C[/] to stop.")
     stopped = threading.Event()
@@ -152,11 +167,12 @@ def audit(
 
 # ------------------------------------------------------------------ wallets
 
-from cli import offline, regulator, wallet  # noqa: E402  (register the sub-commands)
+from cli import dashboard, offline, regulator, wallet  # noqa: E402  (register the sub-commands)
 
 wallet.register(wallet_app, _network)
 regulator.register(regulator_app, _network)
 offline.register(offline_app, _network)
+dashboard.register(app, _network)
 
 from cli import api as api_command  # noqa: E402
 
