@@ -41,8 +41,9 @@ def login_link(config: NetworkConfig) -> dict[str, Any]:
 def print_login_link(link: dict[str, Any]) -> None:
     """On a line of its own, never wrapped or shortened: the link is copied or clicked whole."""
     console.print(
-        "Central bank dashboard (one-time login link, valid until "
-        f"{link['expires_at']}; `cbdc dashboard` prints a new one):"
+        "Central bank dashboard: one-time login link (use once, within 24 h; "
+        "`cbdc dashboard` prints another):",
+        markup=False,
     )
     console.print(link["url"], soft_wrap=True, markup=False, highlight=False)
 

@@ -63,12 +63,9 @@ def _print_network(config: NetworkConfig, login: dict[str, Any] | None = None) -
     table.add_column("service")
     table.add_column("URL", overflow="fold")
     table.add_column("API docs", overflow="fold")
-    table.add_column("web page", overflow="fold")
-    cb = config.central_bank.url
-    table.add_row("central bank", cb, f"{cb}/docs", f"{cb}/ (dashboard: login link below)")
+    table.add_row("central bank", config.central_bank.url, f"{config.central_bank.url}/docs")
     for node in config.operators:
-        name = f"operator {node.code} ({node.name})"
-        table.add_row(name, node.url, f"{node.url}/docs", f"{node.url}/ (wallet)")
+        table.add_row(f"operator {node.code} ({node.name})", node.url, f"{node.url}/docs")
     console.print(table)
     for node in config.operators:  # whole lines: copied or clicked as they are
         console.print(f"Wallet page {node.code}: {node.url}/", soft_wrap=True, markup=False)

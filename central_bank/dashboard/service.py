@@ -110,7 +110,7 @@ def _operator_line(
     entry: dict[str, Any], supply: dict[str, Any], sources: remote.RemoteSources | None
 ) -> dict[str, Any]:
     code = entry["code"]
-    line = next((o for o in supply["by_operator"] if o["operator"] == code), {})
+    line: dict[str, Any] = next((o for o in supply["by_operator"] if o["operator"] == code), {})
     scraped = remote.operator_metrics(sources, code)
     metrics = scraped["metrics"]
     return {
@@ -129,8 +129,10 @@ def _operator_line(
 
 
 def _log_entry(row: dict[str, Any]) -> dict[str, Any]:
-    entry = row.get("entry") if isinstance(row.get("entry"), dict) else {}
-    order = entry.get("order") if isinstance(entry.get("order"), dict) else {}
+    raw_entry = row.get("entry")
+    entry: dict[str, Any] = raw_entry if isinstance(raw_entry, dict) else {}
+    raw_order = entry.get("order")
+    order: dict[str, Any] = raw_order if isinstance(raw_order, dict) else {}
     return {
         "seq": row.get("seq"),
         "at": entry.get("at") or row.get("created_at"),
