@@ -151,7 +151,7 @@ def audit(
     if as_json:
         print(json.dumps(report, indent=2))
     else:
-        console.print(audit_table(report, config.currency_decimals))
+        console.print(audit_table(report, config.currency_decimals, config.currency))
         if report["offline_devices"]:
             console.print(unsynced_table(report["offline_devices"], config))
         console.print(
@@ -170,6 +170,11 @@ wallet.register(wallet_app, _network)
 regulator.register(regulator_app, _network)
 offline.register(offline_app, _network)
 dashboard.register(app, _network)
+
+from cli import cash, central_bank  # noqa: E402
+
+cash.register(app, _network)
+central_bank.register(app, _network)
 
 from cli import api as api_command  # noqa: E402
 

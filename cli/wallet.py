@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from cbdc.addresses import is_valid_wallet_id
 from cbdc.crypto import SigningKey
@@ -17,11 +16,16 @@ from cbdc.http import RemoteError, RemoteUnavailable, SignedClient
 from cbdc.identity import make_bank_account, make_resident_id
 from cbdc.money import parse_amount
 from cbdc.settings import NetworkConfig
-from cli.console import console, fail, money
+from cli.console import console, fail, fitting_table, money, signed_money
 from wallets.client import OperatorClient, WalletClient
 from wallets.keystore import KeyStore, StoredWallet
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="network data directory")]
+
+
+def shown(network: NetworkConfig, minor: int | None) -> str:
+    """An amount as a person reads it: "1,234.56 CNY"."""
+    return money(minor, network.currency_decimals, network.currency)
 
 
 def _demo_evidence(
@@ -184,20 +188,16 @@ def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkCo
             return
         stored.wallet_class = info_class
         keys.save(stored)
-        console.print(
-            f"{name} is now class {info_class}; balance cap {money(cap, network.currency_decimals)}"
-        )
+        console.print(f"{name} is now class {info_class}; balance cap {shown(network, cap)}")
 
     @group.command("list")
     def list_wallets(data_dir: DataDir = None) -> None:
         """Wallets whose keys are in the local key store."""
         _, keys = store(data_dir)
-        table = Table()
-        for column in ("name", "wallet id", "operator", "class"):
-            table.add_column(column)
-        for w in keys.all():
-            table.add_row(w.name or "", w.wallet_id, w.operator, w.wallet_class)
-        console.print(table)
+        rows = [(w.name or "", w.wallet_id, w.operator, w.wallet_class) for w in keys.all()]
+        console.print(
+            fitting_table(("name", "wallet id", "operator", "class"), rows, whole=("wallet id",))
+        )
 
     @group.command("balance")
     def balance(name: str, data_dir: DataDir = None) -> None:
@@ -240,8 +240,8 @@ def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkCo
             fail(exc)
             return
         console.print(
-            f"loaded; wallet {money(result.wallet_balance, network.currency_decimals)}"
-            f", deposit {money(result.deposit_balance, network.currency_decimals)}"
+            f"loaded; wallet {shown(network, result.wallet_balance)}"
+            f", deposit {shown(network, result.deposit_balance)}"
         )
 
     @group.command("unload")
@@ -255,8 +255,8 @@ def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkCo
             fail(exc)
             return
         console.print(
-            f"unloaded; wallet {money(result.wallet_balance, network.currency_decimals)}"
-            f", deposit {money(result.deposit_balance, network.currency_decimals)}"
+            f"unloaded; wallet {shown(network, result.wallet_balance)}"
+            f", deposit {shown(network, result.deposit_balance)}"
         )
 
     @group.command("deposit")
@@ -284,9 +284,7 @@ def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkCo
         except (RemoteError, RemoteUnavailable) as exc:
             fail(exc)
             return
-        console.print(
-            f"deposit balance {money(result['deposit_balance'], network.currency_decimals)}"
-        )
+        console.print(f"deposit balance {shown(network, result['deposit_balance'])}")
 
     @group.command("pay")
     def pay(
@@ -318,7 +316,7 @@ def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkCo
             return
         console.print(
             f"payment {receipt.payment_id}: {receipt.route} "
-            f"{money(receipt.amount, network.currency_decimals)} -> {receipt.payee} "
+            f"{shown(network, receipt.amount)} -> {receipt.payee} "
             f"[bold]{receipt.status}[/]"
         )
 
@@ -332,15 +330,23 @@ def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkCo
         except (RemoteError, RemoteUnavailable) as exc:
             fail(exc)
             return
-        table = Table(title=f"{stored.name} {stored.wallet_id}")
-        for column in ("at", "kind", "amount", "counterparty", "status"):
-            table.add_column(column, justify="right" if column == "amount" else "left")
-        for item in items:
-            table.add_row(
-                item.at[:19],
-                item.kind,
-                money(item.amount, network.currency_decimals),
+        d, c = network.currency_decimals, network.currency
+        rows = [
+            (
+                item.at[:19].replace("T", " "),
+                item.kind.replace("_", " "),
+                signed_money(item.amount, d, c),
                 item.counterparty or "",
-                item.status,
+                item.status.replace("_", " "),
             )
-        console.print(table)
+            for item in items
+        ]
+        console.print(
+            fitting_table(
+                ("at", "kind", "amount", "counterparty", "status"),
+                rows,
+                title=f"{stored.name} {stored.wallet_id} (times UTC)",
+                right=("amount",),
+                whole=("kind", "amount", "counterparty"),
+            )
+        )
