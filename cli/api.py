@@ -272,6 +272,8 @@ def send(
     if not path.startswith("/"):
         raise UsageError(f"{path}: the path starts with / (e.g. /v1/info)")
     signer = resolve_signer(network, who)
+    if order is not None and (signer is None or signer.wallet is None):
+        raise UsageError("--order is signed by a wallet: add --as <nickname or wallet:id>")
     code = infer_service(network, path, signer, service)
     base = network.central_bank.url if code == CB else network.operator(code).url
     audience = CB if code == CB else operator_audience(code)
