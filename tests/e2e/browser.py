@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -24,13 +25,13 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page
+    from playwright.sync_api import Browser, Page, ViewportSize
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "artifacts" / "screenshots"
 DOC_IMAGES = REPO / "docs" / "images"
 # The page size of every context: screenshots small enough to keep in docs/images/.
-VIEWPORT = {"width": 1000, "height": 900}
+VIEWPORT: ViewportSize = {"width": 1000, "height": 900}
 
 # Headless, and nothing that reaches outside 127.0.0.1 on its own (updates, sync, QUIC probes).
 CHROMIUM_ARGS = [
@@ -92,8 +93,23 @@ def screenshot(page: Page, name: str, *, doc: str | None = None) -> Path:
     page.screenshot(path=str(path), full_page=True)
     if doc is not None and os.environ.get("CBDC_UPDATE_DOC_SCREENSHOTS") == "1":
         DOC_IMAGES.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, DOC_IMAGES / f"{doc}.png")
+        _small_copy(path, DOC_IMAGES / f"{doc}.png")
     return path
+
+
+def _small_copy(source: Path, target: Path) -> None:
+    """A copy for the repository: 128 colours, undithered (a third of the size, the same to the
+    eye for flat UI colours), with Pillow (matplotlib's dependency); else a plain copy."""
+    try:
+        from PIL import Image
+    except ImportError:
+        shutil.copyfile(source, target)
+        return
+    with Image.open(source) as image:
+        small = image.convert("RGB").quantize(
+            colors=128, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE
+        )
+        small.save(target, optimize=True)
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
@@ -115,3 +131,72 @@ def static_server(directory: Path) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+# Whether the page shows a refusal now: `#problem` present, not hidden, laid out.
+_PROBLEM_SHOWN = """
+() => {
+  const problem = document.querySelector("#problem");
+  return Boolean(problem && !problem.hidden
+    && (problem.offsetWidth || problem.offsetHeight || problem.getClientRects().length));
+}
+"""
+
+
+def problem_text(page: Page) -> str:
+    """The refusal the page shows (`[code] title detail`), or "" when none."""
+    if not page.evaluate(_PROBLEM_SHOWN):
+        return ""
+    problem = page.locator("#problem")
+    return f"[{problem.get_attribute('data-code')}] {problem.inner_text().strip()}"
+
+
+def wait_until(
+    page: Page, condition: str, what: str, *, arg: Any = None, timeout: float = 15
+) -> Any:
+    """Poll the JS function `condition(arg)` until it is truthy and return its value; fail at
+    once with the page's problem title and detail if the page shows a refusal instead.
+
+    Polled from here with `page.evaluate` (the DevTools protocol, which the pages' strict CSP
+    does not cover), every 100 ms."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = page.evaluate(condition, arg)
+        if value:
+            return value
+        refusal = problem_text(page)
+        if refusal:
+            pytest.fail(f"{what}: the page shows a refusal: {refusal}")
+        if time.monotonic() > deadline:
+            status = page.locator("#status").all_inner_texts()
+            pytest.fail(f"{what}: not within {timeout} s; the page's #status says {status}")
+        time.sleep(0.1)
+
+
+def wait_for(page: Page, selector: str, what: str, *, timeout: float = 15) -> None:
+    """Wait until `selector` matches (a refusal shown instead fails at once)."""
+    wait_until(page, "s => document.querySelector(s) !== null", what, arg=selector, timeout=timeout)
+
+
+def minor(page: Page, selector: str) -> int:
+    """The integer `data-minor` of an amount element."""
+    value = page.locator(selector).get_attribute("data-minor")
+    assert value is not None, f"{selector} has no data-minor"
+    return int(value)
+
+
+def paste(page: Page, selector: str, text: str) -> str:
+    """Paste `text` into `selector` as a person would (clipboard and Ctrl+V: `paste` and
+    `input` events); where the headless clipboard does not take it, type it in. Says which."""
+    field = page.locator(selector)
+    field.fill("")
+    try:
+        page.evaluate("text => navigator.clipboard.writeText(text)", text)
+        field.focus()
+        page.keyboard.press("Control+V")
+        if field.input_value():
+            return "clipboard"
+    except Exception:  # no clipboard in this browser: typing fires the same input events
+        pass
+    field.fill(text)
+    return "typed"
