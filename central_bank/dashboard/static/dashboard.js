@@ -30,6 +30,11 @@ function setAmount(node, minor, s) {
   node.setAttribute("data-minor", String(minor));
 }
 
+function shortTime(iso) {
+  // The server's times are ISO 8601 in UTC ("...+00:00"): shown to the second.
+  return typeof iso === "string" ? iso.slice(0, 19).replace("T", " ") + " UTC" : "-";
+}
+
 function queuesText(queues) {
   if (!queues) return "unknown";
   const parts = Object.entries(queues).map(([name, n]) => `${name.replaceAll("_", " ")}: ${n}`);
@@ -103,7 +108,7 @@ function renderAlerts(s) {
   const rows = s.alerts.recent.map((a) => {
     const tr = el("tr", { class: "alert-row", "data-rule": a.rule });
     tr.append(
-      el("td", {}, a.occurred_at),
+      el("td", { class: "time" }, shortTime(a.occurred_at)),
       el("td", { class: "id" }, a.operator),
       el("td", { class: "id" }, a.wallet),
       el("td", {}, a.rule),
@@ -121,7 +126,8 @@ function renderAlerts(s) {
 
 function logStatus(d) {
   if (!d.reachable) return [`not reachable (${d.error})`, "bad"];
-  if (d.ok) return [`intact: ${d.length} entries, ${d.anchored} anchored at the central bank`, "ok"];
+  const entries = d.length === 1 ? "1 entry" : `${d.length} entries`;
+  if (d.ok) return [`intact: ${entries}, ${d.anchored} anchored at the central bank`, "ok"];
   const problems = d.problems.map((p) => `#${p.seq} ${p.reason}`).join(", ");
   return [`PROBLEMS: ${problems}`, "bad"];
 }
@@ -136,7 +142,7 @@ function renderDisclosure(s) {
     });
     const [text, cls] = logStatus(d);
     block.append(el("h3", {}, d.operator), el("p", { class: `status ${cls}` }, text));
-    if (d.head) block.append(el("p", { class: "muted id" }, `head ${d.head}`));
+    if (d.head && d.length) block.append(el("p", { class: "muted id" }, `head ${d.head}`));
     if (d.entries.length) {
       const table = el("table", { class: "disclosure-entries" });
       table.append(el("caption", {}, `Newest disclosures at ${d.operator}`));
@@ -151,7 +157,7 @@ function renderDisclosure(s) {
         const tr = el("tr", { class: "disclosure-row" });
         tr.append(
           el("td", { class: "num" }, e.seq),
-          el("td", {}, e.at),
+          el("td", { class: "time" }, shortTime(e.at)),
           el("td", { class: "id" }, e.wallet),
           el("td", {}, e.basis),
           el("td", {}, e.requester),
