@@ -30,6 +30,7 @@ from operators.settlement import api as settlement_api
 from operators.state import OperatorConfig, OperatorState
 from operators.vault import api as vault_api
 from operators.wallets import api as wallets_api
+from operators.web import api as web_api
 
 DESCRIPTION = """Tier 2 of the two-tier CBDC: an authorised operator. It holds a **vault** of
 central-bank-signed tokens, runs customer **wallets** in classes I-IV of controllable anonymity
@@ -61,6 +62,7 @@ def create_app(config: OperatorConfig) -> FastAPI:
     app.include_router(vault_api.router)
     app.include_router(compliance_api.router)
     app.include_router(offline_api.router)
+    app.include_router(web_api.router)  # the wallet page at /, its files, QR codes
     metrics.install(app, state.metrics, token=config.metrics_token)  # last: times the rest
     # POST /v1/payments and /v1/payments/batch with a well-formed body are answered in front of
     # the framework (the routes above still document them, and answer every bad body).
@@ -89,6 +91,7 @@ def config_from_network(network: NetworkConfig, code: str) -> OperatorConfig:
         regulator_signing_key=network.regulator.signing_public_key,
         regulator_sealing_key=network.regulator.sealing_public_key,
         metrics_token=network.metrics_token(),
+        demo_deposits=network.demo_deposits,
     )
 
 
