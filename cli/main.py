@@ -79,12 +79,18 @@ def up(
     port: Annotated[int | None, typer.Option(help="central bank port; operators follow")] = None,
     workers: Annotated[int | None, typer.Option(help="uvicorn workers per service")] = None,
     fresh: Annotated[bool, typer.Option(help="wipe the data directory first")] = False,
+    demo_deposits: Annotated[
+        bool | None,
+        typer.Option(help="wallets may credit their own deposit (web wallet; default on)"),
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Start PostgreSQL, the central bank and the operators; Ctrl-C stops everything."""
     from orchestration.network import Network
 
-    settings = _settings(data_dir, operators=operators, port=port, workers=workers)
+    settings = _settings(
+        data_dir, operators=operators, port=port, workers=workers, demo_deposits=demo_deposits
+    )
     network = Network(settings)
     if fresh:
         network.reset()
