@@ -92,9 +92,9 @@ def print_vault(vault: dict[str, Any], code: str, network: NetworkConfig) -> Non
         return money(int(minor), network.currency_decimals, network.currency)
 
     accounts, tokens = vault["accounts"], vault["tokens"]
-    rows = [
+    rows = [  # (n): the number of signed tokens
         ("vault float (not allocated to wallets)", m(accounts.get("vault_float", 0))),
-        ("tokens held", f"{m(tokens.get('held_value', 0))} in {tokens.get('held_count', 0):,}"),
+        ("tokens held", f"{m(tokens.get('held_value', 0))} ({tokens.get('held_count', 0):,})"),
         ("tokens reserved (being redeemed)", m(tokens.get("reserved_value", 0))),
         ("redemption pending", m(accounts.get("redemption_pending", 0))),
     ]

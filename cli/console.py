@@ -8,7 +8,7 @@ from typing import Any, NoReturn
 
 import typer
 from rich.cells import cell_len
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.table import Table
 from rich.text import Text
 
@@ -76,7 +76,7 @@ def fitting_table(
         ]
     table = Table(title=title, **options)
     for h, cap_width in zip(headers, caps, strict=True):
-        justify = "right" if h in right else "center" if h in center else "left"
+        justify: JustifyMethod = "right" if h in right else "center" if h in center else "left"
         table.add_column(h, justify=justify, overflow="fold", max_width=cap_width)
     for row in body:
         table.add_row(*row)

@@ -9,7 +9,7 @@ from typing import Any
 from rich.table import Table
 
 from cbdc.settings import NetworkConfig
-from cli.console import console, money
+from cli.console import console, fitting_table, money
 from wallets.offline.secure_element import SecureElement
 from wallets.offline.store import DeviceStore
 
@@ -17,19 +17,25 @@ Money = Callable[[int], str]
 
 
 def _transfers_table(title: str, lines: list[dict[str, Any]], m: Money) -> Table:
-    table = Table(title=title, title_justify="left")
-    for column in ("counter", "payer", "payee", "amount", "at", "hash"):
-        table.add_column(column, justify="right" if column in ("counter", "amount") else "left")
-    for line in lines:
-        table.add_row(
+    rows = [
+        (
             str(line["counter"]),
             str(line["payer"]),
             str(line["payee"]),
             m(int(line["amount"])),
-            str(line["at"])[:19],
+            str(line["at"])[:19].replace("T", " "),
             str(line["hash"])[:16],
         )
-    return table
+        for line in lines
+    ]
+    return fitting_table(
+        ("counter", "payer", "payee", "amount", "at", "hash"),
+        rows,
+        title=title,
+        title_justify="left",
+        right=("counter", "amount"),
+        whole=("payer", "payee", "amount", "hash"),
+    )
 
 
 def print_view(view: dict[str, Any], m: Money) -> None:
@@ -141,20 +147,23 @@ def unsynced_table(rows: list[dict[str, Any]], network: NetworkConfig) -> Table:
     def m(minor: int) -> str:
         return money(minor, network.currency_decimals, network.currency)
 
-    table = Table(
-        title="Local offline devices: transfers no sync has acknowledged yet (listed, not checked)"
-    )
-    for column in ("device", "purse (on device)", "unsynced sent", "unsynced received", "cert"):
-        table.add_column(column, justify="left" if column in ("device", "cert") else "right")
-    for row in rows:
-        if "error" in row:
-            table.add_row(row["name"], "", "", "", f"[red]{row['error']}[/]")
-            continue
-        table.add_row(
+    lines = [
+        (row["name"], "", "", "", f"[red]{row['error']}[/]")
+        if "error" in row
+        else (
             f"{row['name']} {row['device'] or ''}",
             m(row["purse"]),
             f"{row['unsynced_sent']} ({m(row['unsynced_sent_value'])})",
             f"{row['unsynced_received']} ({m(row['unsynced_received_value'])})",
             str(row["certificate"]),
         )
-    return table
+        for row in rows
+    ]
+    columns = ("device", "purse (on device)", "unsynced sent", "unsynced received", "cert")
+    return fitting_table(
+        columns,
+        lines,
+        title="Local offline devices: transfers no sync has acknowledged yet (listed, not checked)",
+        right=columns[1:4],
+        whole=("device",),
+    )

@@ -15,7 +15,7 @@ from cbdc.policy import load_policy, with_overrides
 from tests.helpers import audits_ok, refused
 from wallets.orders import cash_withdrawal_order, sign_order
 
-QUIET_AML = {
+QUIET_AML: dict[str, Any] = {
     "large_value": 10**12,
     "structuring_count": 10**6,
     "velocity_count": 10**6,
