@@ -216,6 +216,7 @@ def curl_command(method: str, url: str, headers: dict[str, str], body: bytes) ->
 
 
 def _say(text: str) -> None:
+    sys.stdout.flush()  # in the order printed, when both go to one terminal or file
     typer.echo(text, err=True)
 
 
