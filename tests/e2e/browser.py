@@ -90,6 +90,8 @@ def screenshot(page: Page, name: str, *, doc: str | None = None) -> Path:
     `docs/images/<doc>.png` when `doc` is given and CBDC_UPDATE_DOC_SCREENSHOTS=1."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
+    # From the top: a sticky message bar is drawn where the last click left the scroll
+    page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(path), full_page=True)
     if doc is not None and os.environ.get("CBDC_UPDATE_DOC_SCREENSHOTS") == "1":
         DOC_IMAGES.mkdir(parents=True, exist_ok=True)

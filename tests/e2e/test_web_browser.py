@@ -130,6 +130,18 @@ _HISTORY_ROW = """
   return false;
 }
 """
+# Accessibility the pages promise: every field labelled, results announced politely, refusals
+# as alerts, every table captioned. The ids of what falls short.
+_UNLABELLED = """
+() => {
+  const fields = document.querySelectorAll("input:not([type=hidden]), select, textarea");
+  const bad = [...fields].filter((f) => !f.labels.length && !f.getAttribute("aria-label")
+    && !f.getAttribute("aria-labelledby")).map((f) => f.id || f.name || f.outerHTML);
+  const tables = [...document.querySelectorAll("table")].filter((t) => !t.caption);
+  return bad.concat(tables.map((t) => "uncaptioned table " + (t.id || "")));
+}
+"""
+
 # Keys out of order at every level, quotes, backslashes, control characters, non-ASCII text
 # and a character JSON escapes nowhere else (U+2028): what a memo or a nested order may hold.
 TRICKY = {
@@ -153,6 +165,10 @@ def _open_wallet(page: Page, url: str, who: str) -> str:
     assert page.input_value("#open-phone"), f"{who}: Fill demo values left the phone empty"
     page.click("#open-submit")
     wallet_id = wait_until(page, _WALLET_OPEN, f"{who}: open a class IV wallet")
+    assert page.evaluate(_UNLABELLED) == []
+    assert page.get_attribute("#status", "role") == "status"
+    assert page.get_attribute("#status", "aria-live") == "polite"
+    assert page.get_attribute("#problem", "role") == "alert"
     assert page.inner_text("#wallet-class").strip() == "IV"
     return str(wallet_id)
 
@@ -328,7 +344,8 @@ def _dashboard(browser: Browser, live: LiveNetwork) -> None:
     assert login["url"].startswith(f"{cb_url}/login?token="), login
     assert httpx.get(f"{cb_url}/dashboard/api/summary").status_code == 401
 
-    ctx = browser.new_context(viewport=VIEWPORT)
+    # Wider than the wallet's: the operators table scrolls sideways at 1000 px.
+    ctx = browser.new_context(viewport={"width": 1200, "height": 900})
     ctx.set_default_timeout(15_000)
     try:
         page = ctx.new_page()
@@ -358,6 +375,7 @@ def _dashboard(browser: Browser, live: LiveNetwork) -> None:
         assert minor(page, "#total-reserves") > 0
         assert page.inner_text("#issuance").strip() and page.inner_text("#redemption").strip()
         assert page.locator("table#alerts").count() == 1
+        assert page.evaluate(_UNLABELLED) == []
         assert "cbdc_dashboard" not in page.evaluate("document.cookie")  # HttpOnly
         wait_until(
             page,
