@@ -159,8 +159,20 @@ async function openWallet() {
   );
   state.keyPair = keyPair;
   state.walletId = opened.wallet_id;
-  await saveWallet({ keyPair, walletId: opened.wallet_id, publicKey, operator: opened.operator });
+  let kept = true;
+  try {
+    await saveWallet({ keyPair, walletId: opened.wallet_id, publicKey, operator: opened.operator });
+  } catch {
+    kept = false; // e.g. storage off in a private window: the wallet works until the page closes
+  }
   await showWallet();
+  if (!kept) {
+    showProblem({
+      title: "The wallet's key could not be stored on this device",
+      detail: `wallet ${opened.wallet_id} is open, but its key is lost when this page closes`,
+      code: "key_not_stored",
+    });
+  }
   return `Wallet ${opened.wallet_id} opened (class ${opened.wallet_class}).`;
 }
 
@@ -212,7 +224,8 @@ function onPayToInput() {
     field.value = to;
     if (amount) $("#pay-amount").value = amount;
     hideProblem();
-    showStatus(`Payment request read: pay ${to}${amount ? ` ${amount} ${state.money.currency}` : ""}.`);
+    const asked = amount ? ` ${amount} ${state.money.currency}` : "";
+    showStatus(`Payment request read: pay ${to}${asked}.`);
   } catch (error) {
     showProblem(error);
   }
@@ -319,7 +332,9 @@ function describeOperator(info, settings) {
   $("#operator-line").textContent =
     `Operator ${info.operator} · currency ${info.currency} · ` +
     `settlement ${info.settlement_mode.toUpperCase()}`;
-  for (const node of document.querySelectorAll(".currency")) node.textContent = `(${info.currency})`;
+  for (const node of document.querySelectorAll(".currency")) {
+    node.textContent = `(${info.currency})`;
+  }
   for (const node of document.querySelectorAll(".currency-name")) node.textContent = info.currency;
   $("#demo-section").hidden = !settings.demo_deposits;
 }
@@ -348,7 +363,8 @@ async function start() {
       showOpenForm();
     }
   } catch (error) {
-    showProblem(error instanceof Problem ? error : { title: "Could not start", detail: String(error) });
+    const problem = { title: "Could not start", detail: String(error), code: "client" };
+    showProblem(error instanceof Problem ? error : problem);
     if (state.info && !state.walletId) showOpenForm();
     if (state.walletId) $("#wallet-view").hidden = false;
   } finally {
