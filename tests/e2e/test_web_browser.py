@@ -5,16 +5,18 @@ network. Skipped, with the reason, where Playwright or Chromium is missing.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from contextlib import suppress
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
-from cbdc.crypto import SigningKey, b64d, b64e, canonical_json, verify
+from cbdc.crypto import SigningKey, b64d, b64e, canonical_json, verify, verify_json
 from cbdc.http import SignedClient
 from cbdc.money import format_amount
 from tests.e2e.browser import (
@@ -144,8 +146,9 @@ _UNLABELLED = """
 
 # Keys out of order at every level, quotes, backslashes, control characters, non-ASCII text
 # and a character JSON escapes nowhere else (U+2028): what a memo or a nested order may hold.
+# Keys beyond the BMP sort by code point in Python, not by UTF-16 unit as JS's sort() would.
 TRICKY = {
-    "z": {"b": [3, {"y": None, "x": True}], "a": False},
+    "z": {"b": [3, {"y": None, "x": True}], "a": False, "\U0001f600": 1, "\uff01": 2},
     "memo": 'tea "for two" \\ 雪 café \u2028 line\nbreak\ttab \u0001\u001f\u007f \U0001f600',
     "é": -12,
     "A": "",
@@ -292,6 +295,15 @@ def test_two_wallets_pay_across_operators_and_the_dashboard_counts_it(
         assert js == canonical_json(TRICKY).decode()
         public_key = page_a.evaluate("() => window.cbdcWallet.publicKey()")
         assert len(b64d(public_key)) == 32
+        signed = page_a.evaluate(
+            "f => window.cbdcWallet.signOrderForTest(f)",
+            {"type": "payment", "wallet": wallet_a, "payee": wallet_b, "amount": 1, "memo": "é"},
+        )
+        assert verify_json(public_key, signed["order"], signed["signature"])
+        created_at = signed["order"]["created_at"]  # Python's isoformat() of an aware UTC time
+        assert datetime.fromisoformat(created_at).isoformat() == created_at
+        assert created_at.endswith("+00:00") and len(created_at) == 32, created_at
+        assert re.fullmatch("[0-9a-f]{32}", signed["order"]["nonce"])
 
         # Unload some back to the deposit; upgrade to class III on demo evidence. A new action
         # clears the refusal shown before.
