@@ -330,6 +330,12 @@ def test_two_wallets_pay_across_operators_and_the_dashboard_counts_it(
         # The wallet comes back from IndexedDB after a reload; "forget" drops it.
         page_a.reload()
         assert wait_until(page_a, _WALLET_OPEN, "A: the stored wallet opens at load") == wallet_a
+        # The operator out of reach: the page says so (not a refusal by the operator).
+        page_b.route("**/v1/**", lambda route: route.abort())
+        page_b.click("button#refresh")
+        page_b.wait_for_selector('#problem[data-code="network_error"]', state="visible")
+        assert page_b.inner_text("#problem .problem-detail").strip()
+        page_b.unroute("**/v1/**")
         page_b.once("dialog", lambda dialog: dialog.accept())
         page_b.click("button#forget")
         page_b.wait_for_selector("#open-form", state="visible")  # forgotten: then reload
