@@ -100,7 +100,7 @@ const KINDS = {
 
 function describe(item) {
   let what = KINDS[item.kind];
-  if (!what && (item.kind === "payment" || item.kind === "settlement_in")) {
+  if (!what && (item.kind.startsWith("payment") || item.kind === "settlement_in")) {
     what = item.amount < 0 ? "Payment sent" : "Payment received";
   }
   if (!what && item.kind === "offline_fund") {
