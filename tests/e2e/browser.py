@@ -202,3 +202,16 @@ def paste(page: Page, selector: str, text: str) -> str:
         pass
     field.fill(text)
     return "typed"
+
+
+def watch(page: Page, errors: list[str]) -> None:
+    """Collect into `errors` what a page must never do: throw uncaught, or break its CSP."""
+    page.on("pageerror", lambda exc: errors.append(f"{page.url}: uncaught {exc}"))
+    page.on(
+        "console",
+        lambda msg: (
+            errors.append(f"{page.url}: {msg.text}")
+            if "Content Security Policy" in msg.text
+            else None
+        ),
+    )

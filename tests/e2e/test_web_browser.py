@@ -28,6 +28,7 @@ from tests.e2e.browser import (
     static_server,
     wait_for,
     wait_until,
+    watch,
 )
 from tests.e2e.conftest import LiveNetwork
 
@@ -216,14 +217,8 @@ def test_two_wallets_pay_across_operators_and_the_dashboard_counts_it(
         page_a, page_b = ctx_a.new_page(), ctx_b.new_page()
         for context in (ctx_a, ctx_b):
             context.set_default_timeout(15_000)
-        for page in (page_a, page_b):
-            page.on("pageerror", lambda exc: errors.append(f"uncaught: {exc}"))
-            page.on(
-                "console",
-                lambda msg: (
-                    errors.append(msg.text) if "Content Security Policy" in msg.text else None
-                ),
-            )
+        watch(page_a, errors)
+        watch(page_b, errors)
 
         # Wallet A at BKA1: open, demo deposit, load.
         wallet_a = _open_wallet(page_a, url_a, "A")
@@ -343,7 +338,7 @@ def test_two_wallets_pay_across_operators_and_the_dashboard_counts_it(
         page_b.wait_for_selector("#open-form", state="visible")
         assert not page_b.is_visible("#wallet-view")
 
-        _dashboard(browser, live_network)
+        _dashboard(browser, live_network, errors)
         assert not errors, errors
     except BaseException:
         for context, name in ((ctx_a, "failed-wallet-a"), (ctx_b, "failed-wallet-b")):
@@ -356,7 +351,7 @@ def test_two_wallets_pay_across_operators_and_the_dashboard_counts_it(
         ctx_b.close()
 
 
-def _dashboard(browser: Browser, live: LiveNetwork) -> None:
+def _dashboard(browser: Browser, live: LiveNetwork, errors: list[str]) -> None:
     cb_url = live.config.central_bank.url
     login = _admin(live).request("POST", "/v1/admin/dashboard/logins", {})
     assert login["url"].startswith(f"{cb_url}/login?token="), login
@@ -367,6 +362,7 @@ def _dashboard(browser: Browser, live: LiveNetwork) -> None:
     ctx.set_default_timeout(15_000)
     try:
         page = ctx.new_page()
+        watch(page, errors)
         response = page.goto(cb_url + "/")
         assert response is not None and response.status == 401
         page.wait_for_selector("#login-required")
