@@ -154,7 +154,7 @@ def problem_text(page: Page) -> str:
 
 
 def wait_until(
-    page: Page, condition: str, what: str, *, arg: Any = None, timeout: float = 15
+    page: Page, condition: str, what: str, *, arg: Any = None, timeout: float = 20
 ) -> Any:
     """Poll the JS function `condition(arg)` until it is truthy and return its value; fail at
     once with the page's problem title and detail if the page shows a refusal instead.
@@ -175,7 +175,7 @@ def wait_until(
         time.sleep(0.1)
 
 
-def wait_for(page: Page, selector: str, what: str, *, timeout: float = 15) -> None:
+def wait_for(page: Page, selector: str, what: str, *, timeout: float = 20) -> None:
     """Wait until `selector` matches (a refusal shown instead fails at once)."""
     wait_until(page, "s => document.querySelector(s) !== null", what, arg=selector, timeout=timeout)
 

@@ -216,7 +216,7 @@ def test_two_wallets_pay_across_operators_and_the_dashboard_counts_it(
         ctx_a.grant_permissions(["clipboard-read", "clipboard-write"], origin=url_a)
         page_a, page_b = ctx_a.new_page(), ctx_b.new_page()
         for context in (ctx_a, ctx_b):
-            context.set_default_timeout(15_000)
+            context.set_default_timeout(20_000)
         watch(page_a, errors)
         watch(page_b, errors)
 
@@ -359,7 +359,7 @@ def _dashboard(browser: Browser, live: LiveNetwork, errors: list[str]) -> None:
 
     # Wider than the wallet's: the operators table scrolls sideways at 1000 px.
     ctx = browser.new_context(viewport={"width": 1200, "height": 900})
-    ctx.set_default_timeout(15_000)
+    ctx.set_default_timeout(20_000)
     try:
         page = ctx.new_page()
         watch(page, errors)
