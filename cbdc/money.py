@@ -3,7 +3,11 @@ for people; nothing in the ledger ever sees a float."""
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+import re
+from decimal import Decimal
+
+# Digits, or digits in groups of three separated by commas; then an optional fraction.
+_AMOUNT = re.compile(r"(?:[0-9]+|[0-9]{1,3}(?:,[0-9]{3})+)(?:\.[0-9]*)?", re.ASCII)
 
 
 def format_amount(minor: int, decimals: int = 2, currency: str = "") -> str:
@@ -14,11 +18,13 @@ def format_amount(minor: int, decimals: int = 2, currency: str = "") -> str:
 
 
 def parse_amount(text: str, decimals: int = 2) -> int:
-    """'12.34' -> 1234 (with 2 decimals). Refuses more precision than the currency has."""
-    try:
-        value = Decimal(text.replace(",", "").strip())
-    except InvalidOperation:
-        raise ValueError(f"not an amount: {text!r}") from None
+    """'12.34' -> 1234 (with 2 decimals). Refuses more precision than the currency has, and
+    anything but plain ASCII digits with an optional point: commas only as thousands groups
+    ("1,000.50"; "12,34" is refused, never read as 1234), no sign, exponent, NaN or Infinity."""
+    clean = text.strip()
+    if _AMOUNT.fullmatch(clean) is None:
+        raise ValueError(f"not an amount: {text!r} (write it like 1234.56 or 1,234.56)")
+    value = Decimal(clean.replace(",", ""))
     scaled = value * (10**decimals)
     if scaled != scaled.to_integral_value():
         raise ValueError(f"{text!r} has more than {decimals} decimals")

@@ -110,6 +110,19 @@ def test_parse_amount() -> None:
             parse_amount(bad)
 
 
+def test_parse_amount_refuses_what_it_would_misread() -> None:
+    """Commas only as thousands groups ("12,34" is not 1,234.00), ASCII digits only, and no
+    NaN, Infinity, sign, exponent or underscore (Infinity used to raise OverflowError)."""
+    assert parse_amount("1,234,567.89") == 123456789
+    assert parse_amount("0012.30") == 1230
+    for bad in (
+        "12,34", "1,00", "1,2", "1 000", "12,345,67", "Infinity", "-Infinity", "sNaN",
+        "1e3", "+5", "1_000", "\u0661\u0662", "\uff11\uff12", ".5", "1.2.3",
+    ):  # fmt: skip
+        with pytest.raises(ValueError):
+            parse_amount(bad)
+
+
 @given(st.integers(min_value=1, max_value=10**15))
 def test_parse_format_roundtrip(minor: int) -> None:
     assert parse_amount(format_amount(minor)) == minor
