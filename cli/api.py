@@ -73,6 +73,7 @@ CB_ONLY = (
 )
 _WALLET_PATH = re.compile(r"^/v1/(?:admin/)?wallets/([A-Z0-9]{4}[0-9]{16})(?:[/?]|$)")
 _DEVICE_PATH = re.compile(r"^/v1/(?:admin/)?offline/devices/([A-Z0-9]{4})D[0-9A-F]+(?:[/?]|$)")
+_METHOD = re.compile(r"[A-Z]{1,16}")
 _ORDER_PARTY = {"payment": "payer", "load": "wallet", "unload": "wallet"}
 
 
@@ -164,6 +165,8 @@ def read_json(value: str, option: str) -> Any:
             text = sys.stdin.read() if source == "-" else Path(source).read_text()
         except OSError as exc:
             raise UsageError(f"{option} {value}: cannot read {source}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise UsageError(f"{option} {value}: {source} is not UTF-8 text") from None
     try:
         return json.loads(text)
     except (ValueError, RecursionError) as exc:
@@ -204,6 +207,15 @@ def request_body(data: str | None, order: str | None, signer: Signer | None, cur
             )
         body = {"public_key": signer.key.public_key, **body}
     return body
+
+
+def request_url(base: str, path: str) -> httpx.URL:
+    """The URL of `path` at `base`; a path httpx cannot send (a control character, too long)
+    is a usage error, not a traceback."""
+    try:
+        return httpx.URL(base + path)
+    except httpx.InvalidURL as exc:
+        raise UsageError(f"{path!r}: not a path that can be sent: {exc}") from None
 
 
 def curl_command(method: str, url: str, headers: dict[str, str], body: bytes) -> str:
@@ -270,6 +282,8 @@ def send(
 ) -> int:
     """Build, sign and send (or print as curl) one request; the exit code."""
     method = method.upper()
+    if _METHOD.fullmatch(method) is None:
+        raise UsageError(f"{method!r}: not an HTTP method (GET, POST, ...)")
     if not path.startswith("/"):
         raise UsageError(f"{path}: the path starts with / (e.g. /v1/info)")
     signer = resolve_signer(network, who)
@@ -280,7 +294,7 @@ def send(
     audience = CB if code == CB else operator_audience(code)
     body = request_body(data, order, signer, network.currency)
     raw = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
-    url = httpx.URL(base + path)
+    url = request_url(base, path)
     target = url.raw_path.decode("ascii")  # what goes on the wire, so what the server checks
     headers = {"Content-Type": "application/json"} if body is not None else {}
     binding = None
