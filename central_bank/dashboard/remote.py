@@ -117,9 +117,17 @@ def operator_metrics(sources: RemoteSources | None, code: str) -> dict[str, Any]
             answer = http.get("/metrics", headers={"Authorization": f"Bearer {token}"})
             if answer.status_code != 200:
                 return {"reachable": False, "metrics": None, "error": f"HTTP {answer.status_code}"}
-            return {"reachable": True, "metrics": parse_metrics(answer.text), "error": None}
-        except (httpx.HTTPError, ValueError) as exc:
+        except httpx.HTTPError as exc:
             return {"reachable": False, "metrics": None, "error": type(exc).__name__}
+        try:
+            metrics = parse_metrics(answer.text)
+        except Exception as exc:  # whatever an operator serves, the dashboard answers
+            return {
+                "reachable": True,
+                "metrics": None,
+                "error": f"bad metrics ({type(exc).__name__})",
+            }
+        return {"reachable": True, "metrics": metrics, "error": None}
 
     return sources.cached("metrics", code, fetch)  # type: ignore[no-any-return]
 
@@ -142,6 +150,8 @@ def disclosure_log(
             return None, f"{exc.status} {exc.code}"
         except (RemoteUnavailable, httpx.HTTPError, KeyError, TypeError, ValueError) as exc:
             return None, f"unreachable ({type(exc).__name__})"
-        return list(rows), None
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            return None, "malformed answer (not a list of log rows)"
+        return rows, None
 
     return sources.cached("disclosure", code, fetch)  # type: ignore[no-any-return]

@@ -164,9 +164,19 @@ def _disclosure(
             "problems": [],
             "entries": [],
         }
-    checked = disclosure_log.verify_log(
-        rows, regulator_key=regulator_key, operator=code, anchors=anchors
-    )
+    try:
+        checked = disclosure_log.verify_log(
+            rows, regulator_key=regulator_key, operator=code, anchors=anchors
+        )
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
+        # Rows without a seq, hash or entry of the right type: a broken log, not a 500.
+        checked = {
+            "ok": False,
+            "length": len(rows),
+            "head": None,
+            "anchored": max((seq for seq, _ in anchors), default=0),
+            "problems": [{"seq": 0, "reason": "entry_malformed"}],
+        }
     return {
         "operator": code,
         "reachable": True,
