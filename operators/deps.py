@@ -17,8 +17,16 @@ from operators.state import OperatorState, get_state
 State = Annotated[OperatorState, Depends(get_state)]
 
 
+# The only route the central bank's own key (key id `central-bank`, the dashboard) may call.
+CENTRAL_BANK_ROUTES = frozenset({"/v1/regulator/disclosure-log"})
+
+
 async def auth(request: Request) -> Principal:
-    return await request.app.state.operator.auth(request)  # type: ignore[no-any-return]
+    principal: Principal = await request.app.state.operator.auth(request)
+    if principal.role == "central_bank" and request.url.path not in CENTRAL_BANK_ROUTES:
+        # Refused here, not by each route: a route open to any signed caller is not open to it.
+        raise Forbidden("the central bank's key reads the disclosure log only")
+    return principal
 
 
 Caller = Annotated[Principal, Depends(auth)]

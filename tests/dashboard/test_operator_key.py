@@ -47,6 +47,7 @@ def test_central_bank_key_is_refused_everywhere_else(network: InProcessNetwork) 
         ("GET", f"/v1/wallets/{wallet.wallet_id}", None, None),
         ("GET", f"/v1/wallets/{wallet.wallet_id}/history", None, None),
         ("GET", "/v1/admin/vault", None, None),
+        ("GET", "/v1/offline/revocations", None, None),  # open to any signed caller but this
         ("POST", f"/v1/admin/customers/{customer}/deposit", {"amount": 100}, str(uuid.uuid4())),
     ]
     for method, path, body, idem in calls:
