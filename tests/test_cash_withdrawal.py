@@ -6,9 +6,11 @@ consent, staff only."""
 from __future__ import annotations
 
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from cbdc.crypto import SigningKey
 from cbdc.policy import load_policy, with_overrides
@@ -168,3 +170,31 @@ def test_cash_in_and_straight_out_is_rapid_load_unload(network: Any) -> None:
     assert [(a["rule"], a["wallet_id"]) for a in alerts] == [
         ("rapid_load_unload", wallet.wallet_id)
     ]
+
+
+def test_a_refused_consent_is_kept_as_a_cash_withdrawal_and_refused_again(network: Any) -> None:
+    """The refused order keeps its nonce (the same consent never pays out later) and says
+    where the money would have gone: cash, not the deposit."""
+    wallet = network.open_wallet("BKA1")
+    signed = consent(wallet, 1_000)
+    refused(lambda: withdraw(network, wallet, signed), 422, "insufficient_funds")
+    cash_in(network, wallet, 5_000)
+    refused(lambda: withdraw(network, wallet, signed), 409, "order_already_refused")
+    with network.state("BKA1").factory() as s:
+        row = s.execute(
+            text("SELECT kind, status, counterparty FROM orders WHERE wallet_id = :w"),
+            {"w": wallet.wallet_id},
+        ).one()
+    assert tuple(row) == ("cash_withdrawal", "failed", "cash")
+    assert wallet.balance().balance == 5_000
+
+
+def test_one_consent_sent_twice_at_once_pays_out_once(network: Any) -> None:
+    wallet = network.open_wallet("BKA1")
+    cash_in(network, wallet, 10_000)
+    signed = consent(wallet, 6_000)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        answers = list(pool.map(lambda _: withdraw(network, wallet, signed), range(2)))
+    assert sorted(a["replayed"] for a in answers) == [False, True]
+    assert wallet.balance().balance == 4_000
+    audits_ok(network)

@@ -92,6 +92,10 @@ def payment_status(
     return payment_receipt(ctx, order)
 
 
+# Where a refused order's money would have gone (a payment: its payee), as a completed one says.
+_COUNTERPARTY = {"cash_withdrawal": "cash"}
+
+
 def record_refused_order(
     session: Session,
     ctx: OperatorContext,
@@ -120,7 +124,9 @@ def record_refused_order(
             nonce=order["nonce"],
             kind=kind,
             amount=order["amount"],
-            counterparty=order.get("payee") if kind == "payment" else "deposit",
+            counterparty=_COUNTERPARTY.get(kind, "deposit")
+            if kind != "payment"
+            else order.get("payee"),
             body=order,
             signature=signature,
             order_hash=sha256_hex(canonical_json(order)),
