@@ -79,9 +79,11 @@ def test_central_bank_supply_issue_and_redeem(live_network: LiveNetwork) -> None
     assert "BKA1 redemption done: 1,000.00 CNY" in redeemed, redeemed
     assert minor(_supply(cli)["BKA1"]) == minor(before["BKA1"])
 
-    # refusals: more than the reserves (the central bank refuses), an unknown operator
-    refused = cli("central-bank", "issue", "--operator", "BKA1", "1000000000", code=1).stdout
-    assert "issuance" in refused and "insufficient_reserves" in refused, refused
+    # refusals: a bad amount, an unknown operator. (An issuance the central bank refuses leaves
+    # a failed outbox job at the operator, which the tests sharing this network must not see:
+    # tests/test_problem_details_units.py covers that refusal in-process.)
+    bad = cli("central-bank", "issue", "--operator", "BKA1", "0", code=2).stdout
+    assert "amount" in bad, bad
     assert (
         "no operator BKZ9" in cli("central-bank", "issue", "--operator", "BKZ9", "1", code=2).stdout
     )
