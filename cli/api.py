@@ -99,7 +99,7 @@ def resolve_signer(network: NetworkConfig, who: str | None) -> Signer | None:
         return None
     try:
         return _signer(network, who)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # no key file, or a damaged one
         raise UsageError(f"--as {who}: cannot read its key: {exc}") from None
 
 

@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from cli.console import console
+from cli.console import console, fitting_table
 
 
 def bench(
@@ -77,64 +78,78 @@ def bench(
     console.print("[bold green]audit after the load: all invariants hold[/]")
 
 
-def _table(result: dict) -> Table:
+def _table(result: dict, width: int | None = None) -> Table:
     api, base = result["api"], result["baseline"]["modes"]
-    table = Table(title=f"cbdc bench ({result['seeding']['wallets']:,} wallets)")
-    for column in ("measure", "per s", "p50 ms", "p95 ms", "p99 ms", "errors"):
-        table.add_column(column, justify="left" if column == "measure" else "right")
-    table.add_row(
-        "[bold]signed HTTP payments[/]",
-        f"[bold]{api['payments_per_s']:,.0f}[/]",
-        f"{api['payment_p50_ms']:.0f}",
-        f"{api['payment_p95_ms']:.0f}",
-        f"{api['payment_p99_ms']:.0f}",
-        str(api["errors"]),
-    )
+    rows = [
+        (
+            "[bold]signed HTTP payments[/]",
+            f"[bold]{api['payments_per_s']:,.0f}[/]",
+            f"{api['payment_p50_ms']:.0f}",
+            f"{api['payment_p95_ms']:.0f}",
+            f"{api['payment_p99_ms']:.0f}",
+            str(api["errors"]),
+        )
+    ]
     for name, row in sorted(api["requests"].items()):
         if name != "Aggregated":
-            table.add_row(
-                f"  {name}",
-                f"{row['per_s']:,.0f}",
-                f"{row['p50_ms']:.0f}",
-                f"{row['p95_ms']:.0f}",
-                f"{row['p99_ms']:.0f}",
-                str(row["failures"]),
+            rows.append(
+                (
+                    f"  {escape(name)}",
+                    f"{row['per_s']:,.0f}",
+                    f"{row['p50_ms']:.0f}",
+                    f"{row['p95_ms']:.0f}",
+                    f"{row['p99_ms']:.0f}",
+                    str(row["failures"]),
+                )
             )
     batch = result.get("batch_api")
     if batch:
-        table.add_row(
-            f"signed batch API ({batch['batch']}/request)",
-            f"{batch['payments_per_s']:,.0f}",
-            f"{batch['request_ms']['p50']:.0f}/req",
-            "",
-            f"{batch['request_ms']['p99']:.0f}/req",
-            "0",
+        rows.append(
+            (
+                f"signed batch API ({batch['batch']}/request)",
+                f"{batch['payments_per_s']:,.0f}",
+                f"{batch['request_ms']['p50']:.0f}/req",
+                "",
+                f"{batch['request_ms']['p99']:.0f}/req",
+                "0",
+            )
         )
     for mode in ("statements", "function", "batched"):
         if mode in base:
             row, lat = base[mode], base[mode]["latency_ms"]
-            table.add_row(
-                f"pgbench {mode}",
-                f"{row['transfers_per_s']:,.0f}",
-                f"{lat['p50']:.1f}",
-                f"{lat['p95']:.1f}",
-                f"{lat['p99']:.1f}",
-                str(row.get("failed", 0)),
+            rows.append(
+                (
+                    f"pgbench {mode}",
+                    f"{row['transfers_per_s']:,.0f}",
+                    f"{lat['p50']:.1f}",
+                    f"{lat['p95']:.1f}",
+                    f"{lat['p99']:.1f}",
+                    str(row.get("failed", 0)),
+                )
             )
-    table.caption = (
-        f"ratio to the SQL-function baseline: {result['ratio_to_function_baseline']}; CPU: "
-        + ", ".join(f"{k} {v['cores']} cores" for k, v in result["cpu"].items())
+    figures = ("per s", "p50 ms", "p95 ms", "p99 ms", "errors")
+    return fitting_table(
+        ("measure", *figures),
+        rows,
+        title=f"cbdc bench ({result['seeding']['wallets']:,} wallets)",
+        caption=(
+            f"ratio to the SQL-function baseline: {result['ratio_to_function_baseline']}; CPU: "
+            + ", ".join(f"{k} {v['cores']} cores" for k, v in result["cpu"].items())
+        ),
+        right=figures,
+        whole=figures,
+        width=width,
     )
-    return table
 
 
-def _cpu_table(result: dict) -> Table:
+def _cpu_table(result: dict, width: int | None = None) -> Table:
     from loadtest.cpureport import cpu_rows
 
-    table = Table(title="CPU per payment")
-    table.add_column("measure")
-    table.add_column("ms", justify="right")
-    table.add_column("of which (ms per payment)")
-    for what, ms, detail in cpu_rows(result):
-        table.add_row(what, ms, detail)
-    return table
+    return fitting_table(
+        ("measure", "ms", "of which (ms per payment)"),
+        [(escape(what), ms, escape(detail)) for what, ms, detail in cpu_rows(result)],
+        title="CPU per payment",
+        right=("ms",),
+        whole=("ms",),
+        width=width,
+    )

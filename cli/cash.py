@@ -23,7 +23,7 @@ from cbdc.envelope import operator_audience
 from cbdc.http import RemoteError, RemoteUnavailable, SignedClient
 from cbdc.money import parse_amount
 from cbdc.settings import NetworkConfig
-from cli.console import console, fail, money
+from cli.console import console, fail, money, read_key
 from wallets.keystore import KeyStore, StoredWallet
 from wallets.orders import cash_withdrawal_order, sign_order
 
@@ -43,7 +43,7 @@ def staff_client(network: NetworkConfig, code: str) -> SignedClient:
     node = network.operator(code)
     return SignedClient(
         httpx.Client(base_url=node.url, timeout=60),
-        key=SigningKey.load(Path(node.key_file)),
+        key=read_key(SigningKey.load, Path(node.key_file), f"the staff key of {code}"),
         key_id=f"operator:{code}",
         audience=operator_audience(code),
     )

@@ -22,7 +22,7 @@ from cbdc.envelope import CENTRAL_BANK_AUDIENCE
 from cbdc.http import RemoteError, RemoteUnavailable, SignedClient
 from cbdc.settings import NetworkConfig
 from cli.cash import amount_of, staff_client
-from cli.console import console, fail, fitting_table, money
+from cli.console import console, fail, fitting_table, money, read_key
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="network data directory")]
 OperatorOption = Annotated[str, typer.Option("--operator", help="routing code, e.g. BKA1")]
@@ -39,7 +39,7 @@ def admin_client(network: NetworkConfig) -> SignedClient:
     cb = network.central_bank
     return SignedClient(
         httpx.Client(base_url=cb.url, timeout=60),
-        key=SigningKey.load(Path(cb.admin_key_file)),
+        key=read_key(SigningKey.load, Path(cb.admin_key_file), "the admin key"),
         key_id="admin",
         server_public_key=cb.public_key,
         audience=CENTRAL_BANK_AUDIENCE,

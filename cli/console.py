@@ -3,18 +3,21 @@ terminal (`fitting_table`), the audit table, and how a refusal ends a command.""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
-from typing import Any, NoReturn
+from collections.abc import Callable, Collection, Iterable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
 
 import typer
 from rich.cells import cell_len
 from rich.console import Console, JustifyMethod
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
 from cbdc.money import format_amount
 
 console = Console(highlight=False)
+_Key = TypeVar("_Key")
 
 
 def money(minor: int | None, decimals: int = 2, currency: str = "") -> str:
@@ -56,14 +59,25 @@ def fitting_table(
     natural = [line for line, _ in measured]
     room = (width or console.width) - (3 * len(headers) + 1)  # borders and padding
     caps: list[int | None] = [None] * len(headers)
-    # No word split anywhere if that fits, else none in the `whole` columns; else Rich folds.
-    floors = (
-        [word for _, word in measured],
-        [
-            word if h in whole else min(line, 6)
-            for h, (line, word) in zip(headers, measured, strict=True)
-        ],
-    )
+
+    # Tried in turn: the `whole` columns on one line (an amount with its currency), then with
+    # their words whole; the other columns with no word split, then as narrow as their
+    # header's widest word, then 6. None fits: Rich folds every column.
+    header_words = [_widths([h])[1] for h in headers]
+
+    def floor_of(whole_line: bool, others: str) -> list[int]:
+        return [
+            (line if whole_line else word)
+            if h in whole
+            else word
+            if others == "words"
+            else min(line, max(6, header_word) if others == "header" else 6)
+            for h, (line, word), header_word in zip(headers, measured, header_words, strict=True)
+        ]
+
+    floors = [
+        floor_of(line, others) for others in ("words", "header", "6") for line in (True, False)
+    ]
     floor = next((f for f in floors if sum(f) <= room), None)
     if sum(natural) > room and floor is not None:
         cap = max(natural)
@@ -133,3 +147,19 @@ def fail(exc: Exception) -> NoReturn:
     else:
         console.print(f"[bold red]failed[/]: {exc}")
     raise typer.Exit(1)
+
+
+def read_key(load: Callable[[Path], _Key], path: Path, what: str) -> _Key:
+    """`load(path)`: the key (file or directory) the command signs with, or one line saying
+    why it cannot be read, exit 2 (a data directory copied without its keys, a key file
+    deleted or damaged), never a traceback."""
+    try:
+        return load(path)
+    except (OSError, ValueError, TypeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        console.print(
+            f"[red]cannot read {what} at {escape(str(path))}: {escape(reason)}[/]",
+            soft_wrap=True,
+            highlight=False,
+        )
+        raise typer.Exit(2) from None

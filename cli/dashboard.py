@@ -18,19 +18,20 @@ from cbdc.crypto import SigningKey
 from cbdc.envelope import CENTRAL_BANK_AUDIENCE
 from cbdc.http import RemoteError, RemoteUnavailable, SignedClient
 from cbdc.settings import NetworkConfig
-from cli.console import console
+from cli.console import console, read_key
 
 DataDir = Annotated[
     Path | None, typer.Option("--data-dir", help="network data directory (default .cbdc)")
 ]
 
 
-def login_link(config: NetworkConfig) -> dict[str, Any]:
-    """A new one-time login link {"token", "url", "expires_at"} from the running central bank."""
+def login_link(config: NetworkConfig, admin_key: SigningKey | None = None) -> dict[str, Any]:
+    """A new one-time login link {"token", "url", "expires_at"} from the running central bank,
+    asked for with `admin_key` (default: the data directory's admin key file)."""
     cb = config.central_bank
     admin = SignedClient(
         httpx.Client(base_url=cb.url, timeout=10),
-        key=SigningKey.load(Path(cb.admin_key_file)),
+        key=admin_key or SigningKey.load(Path(cb.admin_key_file)),
         key_id="admin",
         server_public_key=cb.public_key,
         audience=CENTRAL_BANK_AUDIENCE,
@@ -53,8 +54,10 @@ def register(app: typer.Typer, network: Callable[[Path | None], NetworkConfig]) 
     def dashboard(data_dir: DataDir = None) -> None:
         """Print a fresh one-time login link to the central bank's dashboard."""
         config = network(data_dir)
+        key_file = Path(config.central_bank.admin_key_file)
+        admin_key = read_key(SigningKey.load, key_file, "the admin key (it asks for the link)")
         try:
-            link = login_link(config)
+            link = login_link(config, admin_key)
         except (RemoteError, RemoteUnavailable) as exc:
             console.print(
                 f"[red]The central bank at {config.central_bank.url} did not give a login "

@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from cbdc.http import RemoteError, RemoteUnavailable
 from cbdc.settings import NetworkConfig, Settings, network_file
-from cli.console import audit_table, console
+from cli.console import audit_table, console, fitting_table
 from cli.dashboard import login_link, print_login_link
 
 app = typer.Typer(
@@ -59,18 +60,27 @@ def _network(data_dir: Path | None) -> NetworkConfig:
 
 def _print_network(config: NetworkConfig, login: dict[str, Any] | None = None) -> None:
     """The services, each operator's wallet page, and (`login`) the dashboard's login link."""
-    table = Table(title="CBDC network on 127.0.0.1")
-    table.add_column("service")
-    table.add_column("URL", overflow="fold")
-    table.add_column("API docs", overflow="fold")
-    table.add_row("central bank", config.central_bank.url, f"{config.central_bank.url}/docs")
-    for node in config.operators:
-        table.add_row(f"operator {node.code} ({node.name})", node.url, f"{node.url}/docs")
-    console.print(table)
+    console.print(network_table(config))
     for node in config.operators:  # whole lines: copied or clicked as they are
         console.print(f"Wallet page {node.code}: {node.url}/", soft_wrap=True, markup=False)
     if login is not None:
         print_login_link(login)
+
+
+def network_table(config: NetworkConfig, width: int | None = None) -> Table:
+    """The services and their URLs, each URL whole (copied or clicked as it is)."""
+    rows = [("central bank", config.central_bank.url, f"{config.central_bank.url}/docs")]
+    rows += [
+        (f"operator {node.code} ({escape(node.name)})", node.url, f"{node.url}/docs")
+        for node in config.operators
+    ]
+    return fitting_table(
+        ("service", "URL", "API docs"),
+        rows,
+        title="CBDC network on 127.0.0.1",
+        whole=("URL", "API docs"),
+        width=width,
+    )
 
 
 @app.command()

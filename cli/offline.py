@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
-from rich.table import Table
 
 from cbdc.clock import utcnow
 from cbdc.http import RemoteError, RemoteUnavailable
@@ -24,7 +23,13 @@ from cbdc.money import parse_amount
 from cbdc.offline import OfflineRefusal
 from cbdc.settings import NetworkConfig
 from cli.console import console, fail, money
-from cli.offline_render import local_devices_report, outcome, print_sync, print_view
+from cli.offline_render import (
+    devices_table,
+    local_devices_report,
+    outcome,
+    print_sync,
+    print_view,
+)
 from wallets.client import NO_RETRY, OperatorClient
 from wallets.keystore import KeyStore
 from wallets.offline.client import OfflineClient
@@ -264,23 +269,7 @@ def register(group: typer.Typer, load_network: LoadNetwork) -> None:
     def list_devices(data_dir: DataDir = None) -> None:
         """Devices in the local data directory."""
         ctx = _Context(load_network(data_dir))
-        table = Table()
-        for column in ("name", "device", "wallet", "purse", "counter", "unsynced", "certificate"):
-            table.add_column(column, justify="right" if column == "purse" else "left")
-        for row in local_devices_report(ctx.network):
-            if "error" in row:
-                table.add_row(row["name"], f"[red]damaged: {row['error']}[/]")
-                continue
-            table.add_row(
-                row["name"],
-                row["device"] or "",
-                row["wallet"],
-                ctx.m(row["purse"]),
-                str(row["counter"]),
-                f"{row['unsynced_sent']} sent, {row['unsynced_received']} received",
-                str(row["certificate"]),
-            )
-        console.print(table)
+        console.print(devices_table(local_devices_report(ctx.network), ctx.m))
 
     @group.command("clone")
     def clone(name: str, new_name: str, data_dir: DataDir = None) -> None:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from cbdc.settings import NetworkConfig
@@ -166,4 +167,30 @@ def unsynced_table(rows: list[dict[str, Any]], network: NetworkConfig) -> Table:
         title="Local offline devices: transfers no sync has acknowledged yet (listed, not checked)",
         right=columns[1:4],
         whole=("device",),
+    )
+
+
+def devices_table(rows: list[dict[str, Any]], m: Money, width: int | None = None) -> Table:
+    """`cbdc offline list`: the devices in the local data directory (`local_devices_report`):
+    name and device id, wallet, purse, what no sync has acknowledged yet (and the counter of
+    the last transfer signed), the certificate's status per the last revocation list."""
+    lines = [
+        (escape(row["name"]), "", "", f"[red]damaged: {escape(row['error'])}[/]", "")
+        if "error" in row
+        else (
+            f"{escape(row['name'])}\n[dim]{row['device'] or 'not registered'}[/]",
+            str(row["wallet"]),
+            m(row["purse"]),
+            f"{row['unsynced_sent']} sent, {row['unsynced_received']} received "
+            f"(counter {row['counter']})",
+            str(row["certificate"]),
+        )
+        for row in rows
+    ]
+    return fitting_table(
+        ("device", "wallet", "purse", "unsynced", "status"),
+        lines,
+        right=("purse",),
+        whole=("wallet", "purse"),
+        width=width,
     )

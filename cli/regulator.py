@@ -7,10 +7,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from cbdc.disclosure_log import describe
@@ -18,7 +19,7 @@ from cbdc.envelope import CENTRAL_BANK_AUDIENCE, operator_audience
 from cbdc.http import RemoteError, RemoteUnavailable, SignedClient
 from cbdc.sealing import SealError
 from cbdc.settings import NetworkConfig
-from cli.console import console, fail, money
+from cli.console import console, fail, fitting_table, money, read_key
 from regulator.client import (
     RegulatorKeys,
     check_operator_log,
@@ -33,7 +34,9 @@ Keys = Annotated[Path | None, typer.Option("--keys", help="regulator key directo
 
 def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkConfig]) -> None:
     def keys_for(network: NetworkConfig, keys: Path | None) -> RegulatorKeys:
-        return RegulatorKeys.load(keys or Path(network.regulator.key_dir))
+        return read_key(
+            RegulatorKeys.load, keys or Path(network.regulator.key_dir), "the regulator's keys"
+        )
 
     @group.command("keygen")
     def keygen(out: Annotated[Path, typer.Option(help="directory for the new keys")]) -> None:
@@ -167,19 +170,17 @@ def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkCo
         except (RemoteError, RemoteUnavailable) as exc:
             fail(exc)
             return
-        table = Table(title="AML alerts (pseudonymous)")
-        for column in ("when", "operator", "wallet", "rule", "amount"):
-            table.add_column(column, justify="right" if column == "amount" else "left")
-        for a in data["alerts"]:
-            table.add_row(
-                a["occurred_at"][:19],
-                a["operator"],
-                a["wallet"],
-                a["rule"],
-                money(a["amount"], network.currency_decimals),
+        if data["alerts"]:
+            console.print(alerts_table(data["alerts"], network.currency_decimals, network.currency))
+        else:
+            console.print(
+                "No AML alerts" + (" match the filters." if rule or operator or wallet else ".")
             )
-        console.print(table)
-        console.print(f"totals by rule: {data['totals_by_rule']}")
+        totals = data["totals_by_rule"]
+        console.print(
+            "alerts received, by rule: "
+            + (", ".join(f"{escape(str(r))} {n:,}" for r, n in sorted(totals.items())) or "none")
+        )
 
     @group.command("log")
     def log(
@@ -228,13 +229,8 @@ def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkCo
                 central=central,
                 central_bank_key=network.central_bank.public_key,
             )
-            for row in rows:
-                o = row["entry"]["order"]
-                console.print(
-                    f"{node.code} #{row['seq']} {row['created_at'][:19]} "
-                    f"{o['wallet_id']} basis={o['legal_basis']!r} "
-                    f"requester={o['requester']!r}"
-                )
+            if rows:
+                console.print(log_table(node.code, rows))
             if result["ok"]:
                 console.print(
                     f"[green]{node.code}: chain intact[/] ({result['length']} orders, "
@@ -247,3 +243,51 @@ def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkCo
                     f"({describe(result)})"
                 )
         raise typer.Exit(1 if broken else 0)
+
+
+def alerts_table(
+    alerts: list[dict[str, Any]], decimals: int, currency: str, width: int | None = None
+) -> Table:
+    """`cbdc regulator alerts`: amounts in major units with the currency, wallet ids whole."""
+    rows = [
+        (
+            str(a["occurred_at"])[:19].replace("T", " "),
+            escape(str(a["operator"])),
+            escape(str(a["wallet"])),
+            escape(str(a["rule"])),
+            money(int(a["amount"]), decimals, currency),
+        )
+        for a in alerts
+    ]
+    return fitting_table(
+        ("when", "operator", "wallet", "rule", "amount"),
+        rows,
+        title="AML alerts (pseudonymous)",
+        right=("amount",),
+        whole=("wallet", "amount"),
+        width=width,
+    )
+
+
+def log_table(code: str, rows: list[dict[str, Any]], width: int | None = None) -> Table:
+    """`cbdc regulator log`: the orders in one operator's disclosure log, oldest first."""
+    lines = []
+    for row in rows:
+        order = row["entry"]["order"]
+        lines.append(
+            (
+                str(row["seq"]),
+                str(row["created_at"])[:19].replace("T", " "),
+                escape(str(order["wallet_id"])),
+                escape(str(order["legal_basis"])),
+                escape(str(order["requester"])),
+            )
+        )
+    return fitting_table(
+        ("#", "logged", "wallet", "legal basis", "requester"),
+        lines,
+        title=f"Disclosure log of {code}",
+        right=("#",),
+        whole=("#", "wallet"),
+        width=width,
+    )

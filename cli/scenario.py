@@ -9,13 +9,16 @@ import functools
 import tomllib
 import warnings
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from cli.console import console
+from cli.console import console, fitting_table
+
+if TYPE_CHECKING:
+    from simulator.outputs import RunInfo
 
 scenario_app = typer.Typer(
     no_args_is_help=True,
@@ -231,45 +234,18 @@ def list_(
     root = runs_root(runs_dir)
     runs = list_runs(root)
     if runs:
-        table = Table(title=f"Runs in {root}")
-        table.add_column("run", overflow="fold")
-        table.add_column("started")
-        table.add_column("steps", justify="right")
-        table.add_column("payments", justify="right")
-        table.add_column("payments/s", justify="right")
-        table.add_column("invariants", justify="center")
-        table.add_column("path", overflow="fold")
-        for info in runs:
-            summary = info.summary
-            started = info.started
-            ok = summary.get("invariants_ok")
-            table.add_row(
-                escape(info.name),
-                started.strftime("%Y-%m-%d %H:%M:%S") if started else "—",
-                _number(summary.get("steps")),
-                _number(summary.get("payments_total")),
-                _number(summary.get("payments_per_second"), ",.1f"),
-                "[dim]incomplete[/]"
-                if not info.complete
-                else "[green]ok[/]"
-                if ok is True
-                else "[bold red]VIOLATED[/]"
-                if ok is False
-                else "—",
-                escape(str(info.path)),
-            )
-        console.print(table)
+        console.print(runs_table(runs, root))
     else:
         console.print(f"No runs in {root}.")
     examples = _examples(scenarios_dir)
     if examples:
-        table = Table(title="Example scenarios (cbdc scenario run FILE)")
-        table.add_column("file", overflow="fold")
-        table.add_column("name")
-        table.add_column("question")
-        for row in examples:
-            table.add_row(escape(row[0]), row[1], row[2])
-        console.print(table)
+        console.print(
+            fitting_table(
+                ("file", "name", "question"),
+                [(escape(row[0]), row[1], row[2]) for row in examples],
+                title="Example scenarios (cbdc scenario run FILE)",
+            )
+        )
 
 
 @scenario_app.command("compare")
@@ -297,12 +273,48 @@ def compare(
         result = compare_runs(a, b, out)
     except ComparisonError as exc:
         raise _error(str(exc)) from None
-    table = Table(title=f"A = {escape(result.name_a)}\nB = {escape(result.name_b)}")
-    table.add_column("figure")
-    for heading in ("A", "B", "B − A", "%"):
-        table.add_column(heading, justify="right")
-    for row in result.table_rows():
-        table.add_row(*(escape(cell) for cell in row))
+    figures = ("A", "B", "B − A", "%")
+    table = fitting_table(
+        ("figure", *figures),
+        [tuple(escape(cell) for cell in row) for row in result.table_rows()],
+        title=f"A = {escape(result.name_a)}\nB = {escape(result.name_b)}",
+        right=figures,
+        whole=figures,
+    )
     console.print(table)
     console.print(f"plots:   {result.out_dir / 'plots'}")
     console.print(f"report:  {result.report}")
+
+
+def runs_table(runs: list[RunInfo], root: Path, width: int | None = None) -> Table:
+    """`cbdc scenario list`: the runs, newest first."""
+    rows = []
+    for info in runs:
+        summary, started, ok = info.summary, info.started, info.summary.get("invariants_ok")
+        rows.append(
+            (
+                escape(info.name),
+                started.strftime("%Y-%m-%d %H:%M:%S") if started else "—",
+                _number(summary.get("steps")),
+                _number(summary.get("payments_total")),
+                _number(summary.get("payments_per_second"), ",.1f"),
+                "[dim]incomplete[/]"
+                if not info.complete
+                else "[green]ok[/]"
+                if ok is True
+                else "[bold red]VIOLATED[/]"
+                if ok is False
+                else "—",
+                escape(str(info.path)),
+            )
+        )
+    numbers = ("steps", "payments", "payments/s")
+    return fitting_table(
+        ("run", "started", *numbers, "invariants", "path"),
+        rows,
+        title=f"Runs in {escape(str(root))}",
+        right=numbers,
+        center=("invariants",),
+        whole=numbers,
+        width=width,
+    )
