@@ -2,8 +2,14 @@
 cookie), the page at `/`, its static files and the summary it polls.
 
 Only `POST /v1/admin/dashboard/logins` is a signed request (the admin's key). The page and its
-summary are for a browser: a session cookie (`cbdc_dashboard`, HttpOnly, SameSite=Strict) that
+summary are for a browser: a session cookie (`cbdc_dashboard`, HttpOnly, SameSite=Lax) that
 a one-time login link opens. Tokens and sessions live in the database, so any worker answers.
+
+Lax, not Strict: the cookie authorises only GET reads (the page, its summary, its static
+files); every change of state is a signed request, which no cookie authorises, so a request
+from another site can do nothing with it. Strict would withhold the cookie from the redirect
+that follows a login link opened from another site (mail, chat): the page would say "login
+required" until reloaded.
 """
 
 from __future__ import annotations
@@ -63,7 +69,7 @@ def login(state: State, token: str = "") -> Response:
     answer = Response(status_code=303, headers={"Location": "/", "Cache-Control": "no-store"})
     max_age = int(dashboard.SESSION_VALID.total_seconds())
     answer.headers["Set-Cookie"] = (
-        f"{dashboard.SESSION_COOKIE}={session_id}; HttpOnly; SameSite=Strict; Path=/; "
+        f"{dashboard.SESSION_COOKIE}={session_id}; HttpOnly; SameSite=Lax; Path=/; "
         f"Max-Age={max_age}"
     )
     return answer
