@@ -357,8 +357,8 @@ def _dashboard(browser: Browser, live: LiveNetwork, errors: list[str]) -> None:
     assert login["url"].startswith(f"{cb_url}/login?token="), login
     assert httpx.get(f"{cb_url}/dashboard/api/summary").status_code == 401
 
-    # Wider than the wallet's: the operators table scrolls sideways at 1000 px.
-    ctx = browser.new_context(viewport={"width": 1200, "height": 900})
+    # The wallet's 1000 px: the operators table fits without a sideways scroll.
+    ctx = browser.new_context(viewport=VIEWPORT)
     ctx.set_default_timeout(20_000)
     try:
         page = ctx.new_page()
@@ -389,6 +389,15 @@ def _dashboard(browser: Browser, live: LiveNetwork, errors: list[str]) -> None:
         assert minor(page, "#total-reserves") > 0
         assert page.inner_text("#issuance").strip() and page.inner_text("#redemption").strip()
         assert page.locator("table#alerts").count() == 1
+        # No alerts: one sentence says so and the empty table is hidden; else the table shows.
+        alert_rows = page.locator("table#alerts tr.alert-row").count()
+        assert page.locator("table#alerts").is_visible() == (alert_rows > 0)
+        assert ("No AML alerts" in page.inner_text("#alert-totals")) == (alert_rows == 0)
+        overflow = page.evaluate(
+            "() => [...document.querySelectorAll('.scroll')]"
+            ".map(d => d.scrollWidth - d.clientWidth)"
+        )
+        assert max(overflow) <= 0, f"a dashboard table scrolls sideways at 1000 px: {overflow}"
         assert page.evaluate(_UNLABELLED) == []
         assert "cbdc_dashboard" not in page.evaluate("document.cookie")  # HttpOnly
         wait_until(

@@ -26,8 +26,19 @@ export function formatAmount(minor, decimals, currency) {
 }
 
 function setAmount(node, minor, s) {
-  node.textContent = formatAmount(minor, s.decimals, s.currency);
+  // The number never breaks; the currency may go to the next line when a column is narrow.
+  const text = formatAmount(minor, s.decimals, s.currency);
+  const cut = text.lastIndexOf(" ");
+  if (cut > 0) {
+    node.replaceChildren(el("span", { class: "nowrap" }, text.slice(0, cut)), text.slice(cut));
+  } else {
+    node.textContent = text;
+  }
   node.setAttribute("data-minor", String(minor));
+}
+
+function count(n) {
+  return n === null || n === undefined ? "-" : Number(n).toLocaleString("en-US");
 }
 
 function shortTime(iso) {
@@ -35,10 +46,23 @@ function shortTime(iso) {
   return typeof iso === "string" ? iso.slice(0, 19).replace("T", " ") + " UTC" : "-";
 }
 
+function queueParts(queues) {
+  return Object.entries(queues || {}).map(([name, n]) => `${name.replaceAll("_", " ")}: ${count(n)}`);
+}
+
 function queuesText(queues) {
   if (!queues) return "unknown";
-  const parts = Object.entries(queues).map(([name, n]) => `${name.replaceAll("_", " ")}: ${n}`);
+  const parts = queueParts(queues);
   return parts.length ? parts.join(", ") : "none";
+}
+
+function queuesCell(queues) {
+  // One queue a line: a narrow column, no sideways scroll.
+  const cell = el("td", { class: "queues" });
+  const parts = queueParts(queues);
+  if (!queues || !parts.length) cell.textContent = queuesText(queues);
+  else cell.append(...parts.map((part) => el("div", {}, part)));
+  return cell;
 }
 
 function operation(s, kind) {
@@ -71,23 +95,23 @@ function renderOperators(s, now) {
     const name = el("th", { scope: "row" });
     name.append(el("span", { class: "id" }, o.code), " ", el("span", { class: "muted" }, o.name));
     tr.append(name);
-    const outstanding = el("td", { class: "num outstanding" });
+    const outstanding = el("td", { class: "num amount outstanding" });
     setAmount(outstanding, o.outstanding, s);
-    const reserves = el("td", { class: "num reserves" });
+    const reserves = el("td", { class: "num amount reserves" });
     setAmount(reserves, o.reserves, s);
     const known = o.payments_total !== null && o.payments_total !== undefined;
     const total = el(
       "td",
       { class: "num payments-total", "data-value": known ? o.payments_total : null },
-      known ? o.payments_total.toLocaleString("en-US") : "-",
+      count(o.payments_total),
     );
     const perSecond = el("td", { class: "num payments-rate" }, rate(o.code, o.payments_total, now));
     const refused = el(
       "td",
       { class: "num refused-total", "data-value": o.refused_total },
-      o.refused_total === null || o.refused_total === undefined ? "-" : o.refused_total,
+      count(o.refused_total),
     );
-    const queues = el("td", { class: "queues" }, queuesText(o.queues));
+    const queues = queuesCell(o.queues);
     const reach = el(
       "td",
       { class: o.reachable ? "reachable ok" : "reachable bad" },
@@ -102,7 +126,8 @@ function renderOperators(s, now) {
 function renderAlerts(s) {
   const totals = Object.entries(s.alerts.totals_by_rule);
   document.getElementById("alert-totals").textContent = totals.length
-    ? `${s.alerts.total} alerts in all: ` + totals.map(([rule, n]) => `${rule} ${n}`).join(", ")
+    ? `${count(s.alerts.total)} alert${s.alerts.total === 1 ? "" : "s"} in all: ` +
+      totals.map(([rule, n]) => `${rule} ${count(n)}`).join(", ")
     : "No AML alerts reported.";
   const body = document.querySelector("#alerts tbody");
   const rows = s.alerts.recent.map((a) => {
@@ -116,12 +141,9 @@ function renderAlerts(s) {
     );
     return tr;
   });
-  if (!rows.length) {
-    const tr = el("tr");
-    tr.append(el("td", { colspan: 5, class: "muted" }, "No alerts."));
-    rows.push(tr);
-  }
   body.replaceChildren(...rows);
+  // No alerts: the sentence above says so; no empty table under it.
+  document.getElementById("alerts").closest(".scroll").hidden = !rows.length;
 }
 
 function logStatus(d) {
