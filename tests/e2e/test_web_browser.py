@@ -187,6 +187,7 @@ def _fund(page: Page, who: str) -> None:
     page.fill("#demo-deposit-amount", "500.00")
     page.click("button#demo-deposit")
     _amount_shown(page, "#deposit-balance", 500_00, f"{who}: demo deposit")
+    assert page.input_value("#demo-deposit-amount") == "", f"{who}: demo amount not cleared"
     page.fill("#load-amount", "300.00")
     page.click("button#load")
     _amount_shown(page, "#balance", 300_00, f"{who}: load")
@@ -331,12 +332,20 @@ def test_two_wallets_pay_across_operators_and_the_dashboard_counts_it(
         page_b.wait_for_selector('#problem[data-code="network_error"]', state="visible")
         assert page_b.inner_text("#problem .problem-detail").strip()
         page_b.unroute("**/v1/**")
-        page_b.once("dialog", lambda dialog: dialog.accept())
+        # B holds 12.34: the first click only asks, inside the page; the second forgets.
+        page_b.click("button#forget")
+        wait_for(page_b, 'button#forget[data-armed="true"]', "B: forget asks first")
+        assert "12.34 CNY will be out of reach" in page_b.inner_text("button#forget")
+        assert page_b.is_visible("#wallet-view") and "12.34 CNY" in page_b.inner_text("#status")
         page_b.click("button#forget")
         page_b.wait_for_selector("#open-form", state="visible")  # forgotten: then reload
         page_b.reload()
         page_b.wait_for_selector("#open-form", state="visible")
         assert not page_b.is_visible("#wallet-view")
+        # An empty wallet is forgotten at the first click.
+        _open_wallet(page_b, url_b, "B, a second wallet")
+        page_b.click("button#forget")
+        page_b.wait_for_selector("#open-form", state="visible")
 
         _dashboard(browser, live_network, errors)
         assert not errors, errors

@@ -25,15 +25,9 @@ export function formatAmount(minor, decimals, currency) {
   return `${negative ? "-" : ""}${text} ${currency}`.trim();
 }
 
-function setAmount(node, minor, s) {
-  // The number never breaks; the currency may go to the next line when a column is narrow.
-  const text = formatAmount(minor, s.decimals, s.currency);
-  const cut = text.lastIndexOf(" ");
-  if (cut > 0) {
-    node.replaceChildren(el("span", { class: "nowrap" }, text.slice(0, cut)), text.slice(cut));
-  } else {
-    node.textContent = text;
-  }
+function setAmount(node, minor, s, withCurrency = true) {
+  const text = formatAmount(minor, s.decimals, withCurrency ? s.currency : "");
+  node.textContent = text;
   node.setAttribute("data-minor", String(minor));
 }
 
@@ -89,16 +83,20 @@ function rate(code, total, now) {
 }
 
 function renderOperators(s, now) {
+  for (const unit of document.querySelectorAll("#operators .unit")) {
+    unit.textContent = `(${s.currency})`;
+  }
   const body = document.querySelector("#operators tbody");
   const rows = s.operators.map((o) => {
     const tr = el("tr", { "data-operator": o.code, "data-reachable": o.reachable });
     const name = el("th", { scope: "row" });
     name.append(el("span", { class: "id" }, o.code), " ", el("span", { class: "muted" }, o.name));
     tr.append(name);
-    const outstanding = el("td", { class: "num amount outstanding" });
-    setAmount(outstanding, o.outstanding, s);
-    const reserves = el("td", { class: "num amount reserves" });
-    setAmount(reserves, o.reserves, s);
+    // The currency is in the column headers: the amounts stay on one line in a narrow window.
+    const outstanding = el("td", { class: "num outstanding" });
+    setAmount(outstanding, o.outstanding, s, false);
+    const reserves = el("td", { class: "num reserves" });
+    setAmount(reserves, o.reserves, s, false);
     const known = o.payments_total !== null && o.payments_total !== undefined;
     const total = el(
       "td",

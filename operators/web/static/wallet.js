@@ -20,7 +20,16 @@ import {
 } from "./ui.js";
 
 const PAYLOAD_PREFIX = "cbdc:pay?";
-const state = { info: null, money: null, keyPair: null, walletId: null, evidence: [] };
+const FORGET_CONFIRM_MS = 6000; // the second click on "Forget anyway" must come this soon
+const state = {
+  info: null,
+  money: null,
+  keyPair: null,
+  walletId: null,
+  evidence: [],
+  balance: null, // minor units, as last shown; null: not known yet
+  forgetArmed: null, // the timer of an armed "Forget anyway" button
+};
 
 window.cbdcWallet = {
   canonicalJson,
@@ -78,6 +87,7 @@ async function refresh() {
     walletCall("GET", `${base}/history?limit=50`),
   ]);
   state.evidence = wallet.evidence;
+  state.balance = wallet.balance;
   renderWalletId($("#wallet-id"), wallet.wallet_id);
   $("#wallet-class").textContent = wallet.wallet_class;
   renderAmount($("#balance"), wallet.balance, state.money);
@@ -181,6 +191,7 @@ async function openWallet() {
 async function demoDeposit() {
   const amount = amountOf("#demo-deposit-amount");
   const done = await walletCall("POST", `/v1/wallets/${state.walletId}/demo-deposit`, { amount });
+  $("#demo-deposit-amount").value = "";
   await refresh();
   return `Demo deposit: ${fmt(amount)} credited; bank deposit now ${fmt(done.deposit_balance)}.`;
 }
@@ -278,10 +289,36 @@ async function changeClass() {
   return `The wallet is now class ${wallet.wallet_class}.`;
 }
 
+function disarmForget() {
+  const button = $("#forget");
+  clearTimeout(state.forgetArmed);
+  state.forgetArmed = null;
+  delete button.dataset.armed;
+  button.textContent = button.dataset.label || button.textContent;
+}
+
+// Money still in the wallet (or a balance not known): the first click only turns the button
+// into "Forget anyway: ..." for a few seconds; a second click then forgets. An empty wallet is
+// forgotten at once.
 async function forget() {
+  const button = $("#forget");
+  if (state.balance !== 0 && !state.forgetArmed) {
+    button.dataset.label ||= button.textContent;
+    const held = state.balance === null ? null : fmt(state.balance);
+    button.textContent = `Forget anyway: ${held ?? "any money in it"} will be out of reach`;
+    button.dataset.armed = "true";
+    state.forgetArmed = setTimeout(disarmForget, FORGET_CONFIRM_MS);
+    const why = held ? `This wallet still holds ${held}` : "This wallet's balance is not known";
+    return (
+      `${why}: unload it to your deposit or pay it out first. To forget the wallet anyway, ` +
+      `click the button again within ${FORGET_CONFIRM_MS / 1000} seconds.`
+    );
+  }
+  disarmForget();
   await forgetWallet();
   state.keyPair = null;
   state.walletId = null;
+  state.balance = null;
   showOpenForm();
   return "The wallet was forgotten on this device.";
 }
