@@ -21,9 +21,8 @@ from cbdc.addresses import is_valid_wallet_id, routing_code
 from cbdc.crypto import SigningKey
 from cbdc.envelope import operator_audience
 from cbdc.http import RemoteError, RemoteUnavailable, SignedClient
-from cbdc.money import parse_amount
 from cbdc.settings import NetworkConfig
-from cli.console import console, fail, money, read_key
+from cli.console import amount_of, console, fail, money, read_key
 from wallets.keystore import KeyStore, StoredWallet
 from wallets.orders import cash_withdrawal_order, sign_order
 
@@ -47,15 +46,6 @@ def staff_client(network: NetworkConfig, code: str) -> SignedClient:
         key_id=f"operator:{code}",
         audience=operator_audience(code),
     )
-
-
-def amount_of(text: str, network: NetworkConfig) -> int:
-    """AMOUNT in minor units, or a one-line error (exit 2)."""
-    try:
-        return parse_amount(text, network.currency_decimals)
-    except ValueError as exc:
-        console.print(f"[red]{exc}[/]")
-        raise typer.Exit(2) from None
 
 
 def key_store(network: NetworkConfig) -> KeyStore:
@@ -101,7 +91,7 @@ def register(app: typer.Typer, load_network: Callable[[Path | None], NetworkConf
                 )
                 raise typer.Exit(2) from None
             stored, wallet_id = None, wallet
-        minor = amount_of(amount, network)
+        minor = amount_of(amount, network.currency_decimals)
         staff = staff_client(network, _operator_of(network, wallet_id))
         try:
             result = staff.request(
@@ -135,7 +125,7 @@ def register(app: typer.Typer, load_network: Callable[[Path | None], NetworkConf
                 "the holder's key to sign its consent (see `cbdc wallet list`)"
             )
             raise typer.Exit(2) from None
-        minor = amount_of(amount, network)
+        minor = amount_of(amount, network.currency_decimals)
         order = cash_withdrawal_order(
             wallet=stored.wallet_id, amount=minor, currency=network.currency
         )

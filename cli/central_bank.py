@@ -21,8 +21,8 @@ from cbdc.crypto import SigningKey
 from cbdc.envelope import CENTRAL_BANK_AUDIENCE
 from cbdc.http import RemoteError, RemoteUnavailable, SignedClient
 from cbdc.settings import NetworkConfig
-from cli.cash import amount_of, staff_client
-from cli.console import console, fail, fitting_table, money, read_key
+from cli.cash import staff_client
+from cli.console import amount_of, console, fail, fitting_table, money, read_key
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="network data directory")]
 OperatorOption = Annotated[str, typer.Option("--operator", help="routing code, e.g. BKA1")]
@@ -130,7 +130,7 @@ def register(app: typer.Typer, load_network: Callable[[Path | None], NetworkConf
             codes = ", ".join(node.code for node in network.operators)
             console.print(f"[red]no operator {operator}[/] (this network has {codes})")
             raise typer.Exit(2)
-        minor = amount_of(amount, network)
+        minor = amount_of(amount, network.currency_decimals)
         staff = staff_client(network, operator)
         try:
             result = staff.request(

@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from cbdc.money import format_amount
+from cbdc.money import format_amount, parse_amount
 
 console = Console(highlight=False)
 _Key = TypeVar("_Key")
@@ -24,6 +24,15 @@ def money(minor: int | None, decimals: int = 2, currency: str = "") -> str:
     if minor is None:
         return "unlimited"
     return format_amount(minor, decimals, currency)
+
+
+def amount_of(text: str, decimals: int) -> int:
+    """AMOUNT typed by a person ("1,234.56") in minor units, or a one-line error (exit 2)."""
+    try:
+        return parse_amount(text, decimals)
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from None
 
 
 def signed_money(minor: int, decimals: int = 2, currency: str = "") -> str:

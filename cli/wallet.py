@@ -14,9 +14,8 @@ from cbdc.crypto import SigningKey
 from cbdc.envelope import operator_audience
 from cbdc.http import RemoteError, RemoteUnavailable, SignedClient
 from cbdc.identity import make_bank_account, make_resident_id
-from cbdc.money import parse_amount
 from cbdc.settings import NetworkConfig
-from cli.console import console, fail, fitting_table, money, signed_money
+from cli.console import amount_of, console, fail, fitting_table, money, signed_money
 from wallets.client import OperatorClient, WalletClient
 from wallets.keystore import KeyStore, StoredWallet
 
@@ -222,20 +221,13 @@ def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkCo
             f"{money(info.limits.daily, d, c)}"
         )
 
-    def amount_arg(text: str, network: NetworkConfig) -> int:
-        try:
-            return parse_amount(text, network.currency_decimals)
-        except ValueError as exc:
-            console.print(f"[red]{exc}[/]")
-            raise typer.Exit(2) from None
-
     @group.command("load")
     def load(name: str, amount: str, data_dir: DataDir = None) -> None:
         """Move money from the linked deposit account into the wallet (e.g. 100.00)."""
         network, keys = store(data_dir)
         stored = resolve(keys, name)
         try:
-            result = client_for(network, stored).load(amount_arg(amount, network))
+            result = client_for(network, stored).load(amount_of(amount, network.currency_decimals))
         except (RemoteError, RemoteUnavailable) as exc:
             fail(exc)
             return
@@ -250,7 +242,9 @@ def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkCo
         network, keys = store(data_dir)
         stored = resolve(keys, name)
         try:
-            result = client_for(network, stored).unload(amount_arg(amount, network))
+            result = client_for(network, stored).unload(
+                amount_of(amount, network.currency_decimals)
+            )
         except (RemoteError, RemoteUnavailable) as exc:
             fail(exc)
             return
@@ -278,7 +272,7 @@ def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkCo
             result = staff.request(
                 "POST",
                 f"/v1/admin/customers/{info.customer_id}/deposit",
-                {"amount": amount_arg(amount, network)},
+                {"amount": amount_of(amount, network.currency_decimals)},
                 idempotency_key=str(uuid.uuid4()),
             )
         except (RemoteError, RemoteUnavailable) as exc:
@@ -309,7 +303,7 @@ def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkCo
             payee_id = payee
         try:
             receipt = client_for(network, stored).pay(
-                payee_id, amount_arg(amount, network), memo=memo
+                payee_id, amount_of(amount, network.currency_decimals), memo=memo
             )
         except (RemoteError, RemoteUnavailable) as exc:
             fail(exc)
