@@ -1,0 +1,1 @@
+"""Programmable money: escrow and scheduled payments (docs/programmable.md)."""
