@@ -94,6 +94,9 @@ def payment_status(
 
 # Where a refused order's money would have gone (a payment: its payee), as a completed one says.
 _COUNTERPARTY = {"cash_withdrawal": "cash"}
+# Orders whose wallet is their `payer` (and whose counterparty their `payee`); the others name
+# their `wallet`. (An escrow: operators/programmable.)
+PAYER_KINDS = ("payment", "escrow")
 
 
 def record_refused_order(
@@ -107,7 +110,7 @@ def record_refused_order(
 ) -> None:
     """Keep a refused order's nonce, so the same signed order can never succeed later (e.g.
     replayed once the payer has funds): a resend returns this refusal."""
-    wallet_id = order.get("payer") if kind == "payment" else order.get("wallet")
+    wallet_id = order.get("payer") if kind in PAYER_KINDS else order.get("wallet")
     if not isinstance(wallet_id, str) or not is_valid_wallet_id(wallet_id):
         return
     wallet = wallet_repo.get_wallet(session, wallet_id)
@@ -125,7 +128,7 @@ def record_refused_order(
             kind=kind,
             amount=order["amount"],
             counterparty=_COUNTERPARTY.get(kind, "deposit")
-            if kind != "payment"
+            if kind not in PAYER_KINDS
             else order.get("payee"),
             body=order,
             signature=signature,
