@@ -34,6 +34,7 @@ from operators.jobs import JobRunner, OutboxWorker, job_table
 from operators.offline import repository as offline_repo
 from operators.offline.jobs import JOBS as OFFLINE_JOBS
 from operators.payments.microbatch import PaymentBatcher
+from operators.programmable.schedules_run import JOBS as SCHEDULE_JOBS
 from operators.settlement import netting
 from operators.settlement.jobs import JOBS as SETTLEMENT_JOBS
 from operators.settlement.rtgs_settler import RtgsSettler
@@ -81,7 +82,7 @@ class OperatorConfig:
 
 log = logging.getLogger(__name__)
 # Every outbox job kind with the handler of the area that queues it (`operators.jobs`).
-JOBS = job_table(VAULT_JOBS, SETTLEMENT_JOBS, COMPLIANCE_JOBS, OFFLINE_JOBS)
+JOBS = job_table(VAULT_JOBS, SETTLEMENT_JOBS, COMPLIANCE_JOBS, OFFLINE_JOBS, SCHEDULE_JOBS)
 # How long a cross-operator payment's request waits for its batch to settle and be delivered
 # before it answers `pending_settlement` (the outbox completes it then).
 RTGS_WAIT_SECONDS = 5.0

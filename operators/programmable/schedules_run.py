@@ -1,0 +1,189 @@
+"""Executing scheduled payments: the due sweep and the outbox job that runs it.
+
+`execute_next(session, ctx)` takes the earliest due active schedule (row locked, SKIP LOCKED:
+two runners never take the same one), checks that its stored order still verifies against the
+payer's key (the narrow authority path: `pay_many` itself trusts its caller, and this is the
+only caller that pays on a schedule's signature), and makes its n-th execution a payment
+through `pay_many` with the nonce `sched:<schedule id>:<n>`, in the same transaction as
+advancing the schedule (next_at += every, or `completed` after `count`). Exactly once: the row
+lock and the `executed` counter order the executions, and the nonce is unique per wallet, so
+even a second attempt at the same n would replay the first payment instead of paying again.
+
+A refused execution (insufficient funds, a limit, the payee's cap, a closed wallet) is kept as
+a refused order of the payer under that nonce (its refused orders and history show it) and as
+the schedule's execution with the problem code; the schedule goes on to its next time.
+
+Missed times (the operator was down): each missed occurrence is executed once, in order, when
+the runner is back (catch up), each in a transaction of its own; `count` bounds how many.
+
+The job: one outbox job per schedule (`schedule_due`, reference `schedule:<id>`), due at the
+schedule's next time; the runner claims it (SKIP LOCKED, plus its advisory lock), executes what
+is due, and leaves it pending until the next time, or finishes it when the schedule is done.
+The state is in the database only, so a restarted operator picks the jobs up where they were.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from cbdc.crypto import canonical_json, sha256_hex, verify_json
+from cbdc.errors import DomainError
+from operators.context import OperatorContext
+from operators.jobs import JobHandler, JobRunner
+from operators.models import Order, OutboxJob
+from operators.payments.batch import Instruction, pay_many
+from operators.programmable import schedules_repository as sched_repo
+from operators.programmable.schedule_errors import ScheduleAuthorityInvalid
+from operators.programmable.schedules import JOB_KIND
+from operators.wallets import repository as wallet_repo
+
+# How many due executions one job run makes before it yields to the other jobs (catch-up of a
+# long outage goes on at the next run, at once).
+EXECUTIONS_PER_RUN = 50
+
+
+def execution_nonce(schedule_id: uuid.UUID, n: int) -> str:
+    return f"sched:{schedule_id}:{n}"
+
+
+def execute_next(
+    session: Session, ctx: OperatorContext, *, schedule_id: uuid.UUID | None = None
+) -> dict[str, Any] | None:
+    """Make the next due execution (of the named schedule, or of any); None if nothing is due
+    (or another transaction holds it). In the caller's transaction."""
+    now = ctx.now()
+    row = sched_repo.claim_due(session, now=now, schedule_id=schedule_id)
+    if row is None:
+        return None
+    n = row["executed"] + 1
+    body = _execution_body(row, n)
+    instruction = Instruction(
+        payer=row["payer"],
+        payee=row["payee"],
+        amount=row["amount"],
+        nonce=execution_nonce(row["id"], n),
+        at=now,
+        body=body,
+        signature=row["signature"],  # the authority: the payer's signed schedule
+        order_hash=sha256_hex(canonical_json(body)),
+    )
+    failure: DomainError | None = None
+    order_id: uuid.UUID | None = None
+    payer = wallet_repo.get_wallet(session, row["payer"])
+    if payer is None or not verify_json(payer.public_key, row["body"], row["signature"]):
+        failure = ScheduleAuthorityInvalid(f"schedule {row['id']}")
+    else:
+        outcome = pay_many(session, ctx, [instruction], now=now)[0]
+        if outcome.ok:
+            order_id = outcome.order_id
+        else:
+            failure = outcome.error
+    if failure is not None:
+        order_id = _record_refusal(session, ctx, instruction, failure, now=now)
+    assert order_id is not None
+    sched_repo.add_execution(
+        session,
+        schedule_id=row["id"],
+        n=n,
+        due_at=row["next_at"],
+        now=now,
+        order_id=order_id,
+        failure=failure.code if failure is not None else None,
+    )
+    every = row["every_seconds"]
+    next_at = None if n >= row["count"] else row["next_at"] + timedelta(seconds=every)
+    sched_repo.advance(session, row["id"], executed=n, next_at=next_at, now=now)
+    return {
+        "schedule_id": str(row["id"]),
+        "n": n,
+        "payment_id": str(order_id),
+        "outcome": "refused" if failure is not None else "paid",
+        "failure": failure.code if failure is not None else None,
+    }
+
+
+def run_due_schedules(
+    factory: Any, ctx: OperatorContext, *, schedule_id: uuid.UUID | None = None, limit: int = 50
+) -> int:
+    """The sweep: execute due schedules, one execution per transaction, until nothing is due
+    or `limit` were made; how many were made. `factory`: runs a unit of work in a transaction
+    (`JobRunner.tx`)."""
+    made = 0
+    while made < limit:
+        done = factory(lambda s: execute_next(s, ctx, schedule_id=schedule_id))
+        if done is None:
+            break
+        made += 1
+    return made
+
+
+def run_schedule_job(runner: JobRunner, job: OutboxJob) -> None:
+    """The `schedule_due` job: execute what is due of its schedule, then wait for the next
+    time (pending, due then) or finish when the schedule is completed or cancelled."""
+    schedule_id = uuid.UUID(job.payload["schedule"])
+    made = run_due_schedules(
+        runner.tx, runner.ctx, schedule_id=schedule_id, limit=EXECUTIONS_PER_RUN
+    )
+    next_at: datetime | None = runner.tx(lambda s: sched_repo.next_due(s, schedule_id))
+    if next_at is None:
+        runner.finish(job)
+        return
+    delay = 0.0 if made >= EXECUTIONS_PER_RUN else (next_at - runner.ctx.now()).total_seconds()
+    runner.later(job, max(0.0, delay), f"next execution at {next_at.isoformat()}")
+
+
+JOBS: dict[str, JobHandler] = {JOB_KIND: run_schedule_job}
+
+
+def _execution_body(row: dict[str, Any], n: int) -> dict[str, Any]:
+    """What the execution's order row stores: the schedule it executes (the signed order is the
+    schedule's, kept with it) and the payment's terms."""
+    body: dict[str, Any] = {
+        "type": "scheduled_payment",
+        "schedule": str(row["id"]),
+        "n": n,
+        "payer": row["payer"],
+        "payee": row["payee"],
+        "amount": row["amount"],
+        "currency": row["body"]["currency"],
+    }
+    if row["memo"] is not None:
+        body["memo"] = row["memo"]
+    return body
+
+
+def _record_refusal(
+    session: Session,
+    ctx: OperatorContext,
+    instruction: Instruction,
+    failure: DomainError,
+    *,
+    now: datetime,
+) -> uuid.UUID:
+    """Keep the refused execution as a refused payment order of the payer under its nonce (as
+    a refused signed payment is kept), unless that nonce holds an order already."""
+    earlier = wallet_repo.find_order(session, instruction.payer, instruction.nonce)
+    if earlier is not None:
+        return earlier.id
+    order = Order(
+        id=uuid.uuid4(),
+        wallet_id=instruction.payer,
+        nonce=instruction.nonce,
+        kind="payment",
+        amount=instruction.amount,
+        counterparty=instruction.payee,
+        body=instruction.body,
+        signature=instruction.signature,
+        order_hash=instruction.order_hash,
+        status="failed",
+        failure=failure.code,
+        entry_id=None,
+        created_at=now,
+        updated_at=now,
+    )
+    wallet_repo.add_order(session, order)
+    return order.id
