@@ -32,7 +32,8 @@ from cbdc.addresses import routing_code
 from cbdc.crypto import SigningKey
 from cbdc.envelope import operator_audience
 from cbdc.http import RemoteError, RemoteUnavailable, SignedClient, remember_audience
-from wallets.orders import load_order, payment_order, sign_order, unload_order
+from wallets.orders import load_order, payment_order, schedule_order, sign_order, unload_order
+from wallets.schedules import Schedule
 
 __all__ = [
     "NO_RETRY",
@@ -344,3 +345,42 @@ class WalletClient:
 
     def payment(self, payment_id: str) -> PaymentReceipt:
         return PaymentReceipt.model_validate(self._request("GET", f"/v1/payments/{payment_id}"))
+
+    def schedule_payment(
+        self,
+        payee: str,
+        amount: int,
+        *,
+        first_at: str,
+        every: int | None = None,
+        count: int = 1,
+        memo: str | None = None,
+        nonce: str | None = None,
+    ) -> Schedule:
+        """Pay `payee` at `first_at` (ISO 8601 with zone), then every `every` seconds (None:
+        once), `count` times at most; each execution is a payment the operator makes."""
+        order = schedule_order(
+            payer=self.wallet_id,
+            payee=payee,
+            amount=amount,
+            currency=self.operator.currency,
+            first_at=first_at,
+            every=every,
+            count=count,
+            memo=memo,
+            nonce=nonce,
+        )
+        signed = sign_order(self.key, order)  # once: every try sends this same order
+        return Schedule.model_validate(self._request("POST", "/v1/schedules", signed, signed=False))
+
+    def cancel_schedule(self, schedule_id: str) -> Schedule:
+        return Schedule.model_validate(
+            self._request("POST", f"/v1/schedules/{schedule_id}/cancel", {})
+        )
+
+    def schedule(self, schedule_id: str) -> Schedule:
+        return Schedule.model_validate(self._request("GET", f"/v1/schedules/{schedule_id}"))
+
+    def schedules(self) -> list[Schedule]:
+        answer = self._request("GET", f"/v1/wallets/{self.wallet_id}/schedules")
+        return [Schedule.model_validate(s) for s in answer["schedules"]]

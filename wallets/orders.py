@@ -106,3 +106,34 @@ def offline_fund_order(
 
 def sign_order(key: SigningKey, order: dict[str, Any]) -> dict[str, Any]:
     return {"order": order, "signature": key.sign_json(order)}
+
+
+def schedule_order(
+    *,
+    payer: str,
+    payee: str,
+    amount: int,
+    currency: str,
+    first_at: str,
+    every: int | None = None,
+    count: int = 1,
+    memo: str | None = None,
+    nonce: str | None = None,
+) -> dict[str, Any]:
+    """Pay `payee` `amount` at `first_at` (ISO 8601 with zone), then every `every` seconds
+    (None: once), `count` times at most (`POST /v1/schedules`)."""
+    order: dict[str, Any] = {
+        "type": "schedule",
+        "payer": payer,
+        "payee": payee,
+        "amount": amount,
+        "currency": currency,
+        "first_at": first_at,
+        "every": every,
+        "count": count,
+        "nonce": nonce or _nonce(),
+        "created_at": iso(utcnow()),
+    }
+    if memo is not None:
+        order["memo"] = memo
+    return order
