@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -42,6 +42,12 @@ JobHandler = Callable[["JobRunner", OutboxJob], None]
 """Carries out one claimed job of its kind: `handler(runner, job)`. It finishes the job itself
 (or has the runner retry it later or fail it: `JobRunner.later`, `JobRunner.fail`); what it
 raises is handled by the runner (`JobRunner.dispatch`)."""
+
+
+Sweep = Callable[["JobRunner"], int]
+"""Work an area finds due in its own tables rather than in the outbox (scheduled payments:
+`operators.programmable.schedules_run.sweep`), run at each `run_due`: it locks what it takes
+(FOR UPDATE SKIP LOCKED), so runners never take the same thing; it returns how much it did."""
 
 
 class Gatherer(Protocol):
@@ -84,9 +90,11 @@ class JobRunner:
         handlers: Mapping[str, JobHandler],
         *,
         gatherer: Callable[[JobRunner], Gatherer],
+        sweeps: Sequence[Sweep] = (),
     ) -> None:
         self.factory, self.ctx = factory, ctx
         self.handlers = dict(handlers)
+        self.sweeps = tuple(sweeps)
         # Jobs a database outage stopped while we held their lease: released (due at once)
         # when the database is back, instead of waiting out the lease.
         self._interrupted: set[int] = set()
@@ -115,7 +123,8 @@ class JobRunner:
         for job in jobs:
             if job.kind != self.rtgs.kind:
                 self.run_claimed(job)
-        return gathered + len(jobs)
+        swept = sum(sweep(self) for sweep in self.sweeps)
+        return gathered + len(jobs) + swept
 
     def run_claimed(self, job: OutboxJob) -> None:
         """Run a job this runner claimed; one a database outage stopped is released (due

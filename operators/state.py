@@ -34,7 +34,7 @@ from operators.jobs import JobRunner, OutboxWorker, job_table
 from operators.offline import repository as offline_repo
 from operators.offline.jobs import JOBS as OFFLINE_JOBS
 from operators.payments.microbatch import PaymentBatcher
-from operators.programmable.schedules_run import JOBS as SCHEDULE_JOBS
+from operators.programmable import schedules_run
 from operators.settlement import netting
 from operators.settlement.jobs import JOBS as SETTLEMENT_JOBS
 from operators.settlement.rtgs_settler import RtgsSettler
@@ -82,7 +82,9 @@ class OperatorConfig:
 
 log = logging.getLogger(__name__)
 # Every outbox job kind with the handler of the area that queues it (`operators.jobs`).
-JOBS = job_table(VAULT_JOBS, SETTLEMENT_JOBS, COMPLIANCE_JOBS, OFFLINE_JOBS, SCHEDULE_JOBS)
+JOBS = job_table(VAULT_JOBS, SETTLEMENT_JOBS, COMPLIANCE_JOBS, OFFLINE_JOBS)
+# Work the areas find due in their own tables, run with the jobs (`operators.jobs.Sweep`).
+SWEEPS = (schedules_run.sweep,)
 # How long a cross-operator payment's request waits for its batch to settle and be delivered
 # before it answers `pending_settlement` (the outbox completes it then).
 RTGS_WAIT_SECONDS = 5.0
@@ -132,7 +134,7 @@ class OperatorState:
         transaction(self.factory, lambda s: identity_history.backfill_index(s, self.ctx))
         self.uow = UnitOfWork(self.factory)
         self.auth = SignedRequestAuth(self.resolve_key, audience=operator_audience(config.code))
-        self.runner = JobRunner(self.factory, self.ctx, JOBS, gatherer=RtgsSettler)
+        self.runner = JobRunner(self.factory, self.ctx, JOBS, gatherer=RtgsSettler, sweeps=SWEEPS)
         # Batched gross settlement: the runner's settler, which requests wait on.
         self.settler = cast(RtgsSettler, self.runner.rtgs)
         self.worker: OutboxWorker | None = None

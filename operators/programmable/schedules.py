@@ -4,9 +4,8 @@ are `operators.programmable.schedules_run`.
 
 A schedule locks nothing. Its authority is the payer's signed `schedule` order, stored with it
 and shown with it; each execution is an ordinary payment through `pay_many` (same limits, same
-cross-operator settlement) under the nonce `sched:<schedule id>:<n>`. The schedule is created
-with an outbox job (`schedule_due`, reference `schedule:<id>`) due at `first_at`, which the
-operator's job runner carries out then, and again at each next time."""
+cross-operator settlement) under the nonce `sched:<schedule id>:<n>`, made by the operator's job
+runner once the schedule's `next_at` has come (`schedules_run.sweep`)."""
 
 from __future__ import annotations
 
@@ -39,18 +38,13 @@ MAX_AHEAD = timedelta(days=366)
 MIN_EVERY_SECONDS = 60
 MAX_EVERY_SECONDS = 366 * 86400
 MAX_COUNT = 1000
-JOB_KIND = "schedule_due"
-
-
-def job_reference(schedule_id: uuid.UUID) -> str:
-    return f"schedule:{schedule_id}"
 
 
 def create_schedule(
     session: Session, ctx: OperatorContext, *, order: dict[str, Any], signature: str
 ) -> dict[str, Any]:
     """Check and store a signed `schedule` order (idempotent on its nonce: the same order again
-    answers the same schedule, `replayed`), with its first execution's job."""
+    answers the same schedule, `replayed`)."""
     now = ctx.now()
     payer = wallet_service.require_wallet(session, ctx, order["payer"])
     orders.check_currency(ctx, order)
@@ -80,13 +74,6 @@ def create_schedule(
         signature=signature,
         order_hash=order_hash,
         now=now,
-    )
-    repo.enqueue(
-        session,
-        kind=JOB_KIND,
-        reference=job_reference(schedule_id),
-        payload={"schedule": str(schedule_id)},
-        now=first_at,
     )
     created = sched_repo.get(session, schedule_id)
     assert created is not None

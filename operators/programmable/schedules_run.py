@@ -1,4 +1,4 @@
-"""Executing scheduled payments: the due sweep and the outbox job that runs it.
+"""Executing scheduled payments: the due sweep of the operator's job runner.
 
 `execute_next(session, ctx)` takes the earliest due active schedule (row locked, SKIP LOCKED:
 two runners never take the same one), checks that its stored order still verifies against the
@@ -16,10 +16,10 @@ the schedule's execution with the problem code; the schedule goes on to its next
 Missed times (the operator was down): each missed occurrence is executed once, in order, when
 the runner is back (catch up), each in a transaction of its own; `count` bounds how many.
 
-The job: one outbox job per schedule (`schedule_due`, reference `schedule:<id>`), due at the
-schedule's next time; the runner claims it (SKIP LOCKED, plus its advisory lock), executes what
-is due, and leaves it pending until the next time, or finishes it when the schedule is done.
-The state is in the database only, so a restarted operator picks the jobs up where they were.
+Who runs it: the operator's job runner, at each pass (`sweep`, an `operators.jobs.Sweep`), like
+the outbox jobs; nothing is queued per schedule (a schedule due in a year is not a pending job
+that an audit's drain would wait for). The state is in the database only, so a restarted
+operator, or a second runner, takes the due schedules where they are.
 """
 
 from __future__ import annotations
@@ -33,16 +33,15 @@ from sqlalchemy.orm import Session
 from cbdc.crypto import canonical_json, sha256_hex, verify_json
 from cbdc.errors import DomainError
 from operators.context import OperatorContext
-from operators.jobs import JobHandler, JobRunner
-from operators.models import Order, OutboxJob
+from operators.jobs import JobRunner
+from operators.models import Order
 from operators.payments.batch import Instruction, pay_many
 from operators.programmable import schedules_repository as sched_repo
 from operators.programmable.schedule_errors import ScheduleAuthorityInvalid
-from operators.programmable.schedules import JOB_KIND
 from operators.wallets import repository as wallet_repo
 
-# How many due executions one job run makes before it yields to the other jobs (catch-up of a
-# long outage goes on at the next run, at once).
+# How many due executions one pass of the runner makes before the other jobs get their turn
+# (catch-up of a long outage goes on at the next pass, at once).
 EXECUTIONS_PER_RUN = 50
 
 
@@ -121,22 +120,10 @@ def run_due_schedules(
     return made
 
 
-def run_schedule_job(runner: JobRunner, job: OutboxJob) -> None:
-    """The `schedule_due` job: execute what is due of its schedule, then wait for the next
-    time (pending, due then) or finish when the schedule is completed or cancelled."""
-    schedule_id = uuid.UUID(job.payload["schedule"])
-    made = run_due_schedules(
-        runner.tx, runner.ctx, schedule_id=schedule_id, limit=EXECUTIONS_PER_RUN
-    )
-    next_at: datetime | None = runner.tx(lambda s: sched_repo.next_due(s, schedule_id))
-    if next_at is None:
-        runner.finish(job)
-        return
-    delay = 0.0 if made >= EXECUTIONS_PER_RUN else (next_at - runner.ctx.now()).total_seconds()
-    runner.later(job, max(0.0, delay), f"next execution at {next_at.isoformat()}")
-
-
-JOBS: dict[str, JobHandler] = {JOB_KIND: run_schedule_job}
+def sweep(runner: JobRunner) -> int:
+    """The job runner's sweep (`operators.jobs.Sweep`, composed in `operators.state`): the due
+    executions of every schedule, at most `EXECUTIONS_PER_RUN` per pass."""
+    return run_due_schedules(runner.tx, runner.ctx, limit=EXECUTIONS_PER_RUN)
 
 
 def _execution_body(row: dict[str, Any], n: int) -> dict[str, Any]:
