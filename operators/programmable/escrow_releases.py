@@ -1,0 +1,184 @@
+"""Releasing escrowed value to the payee: an ordinary payment of the payer.
+
+A release of X (signed by the arbiter, or by the payer when there is none; before the
+deadline; at most what remains) is two entries in one transaction: `escrow_unlock` (escrow
+account -> payer wallet) and the payment (payer wallet -> payee, or -> `in_transit_out` for a
+payee at another operator, queued with `queue_cross_operator` and settled like any payment).
+The payment is a `payment` order of the payer (nonce `escrow:<escrow id>:<signer>:<nonce>`,
+body the signed release), so it shows in the payer's history and its status at
+GET /v1/payments/{id}; one the payee's operator returns, or the central bank refuses, is
+refunded by the one refund rule (`operators.settlement.refunds`): to the payer's WALLET, not
+back into the escrow (the release was decided; the escrow stays as it was). It is not counted
+against the payer's limits again: the escrow was, when it was created.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from cbdc import ledger
+from cbdc.addresses import routing_code
+from cbdc.errors import IdempotencyMismatch, InsufficientFunds
+from cbdc.ledger import Leg
+from operators.context import OperatorContext
+from operators.errors import UnknownWallet
+from operators.models import Customer, Order
+from operators.payments.orders import check_signed_order, payment_receipt
+from operators.programmable import escrow_repository as erepo
+from operators.programmable.errors import AmountExceedsRemaining, NotTheArbiter
+from operators.programmable.escrows import locked, remaining_of, require_open, view
+from operators.settlement.queue import queue_cross_operator
+from operators.wallets import limits
+from operators.wallets import repository as wallet_repo
+
+
+def release(
+    session: Session,
+    ctx: OperatorContext,
+    *,
+    escrow_id: str,
+    order: dict[str, Any],
+    signature: str,
+) -> dict[str, Any]:
+    """The escrow's view after the release, with the release's payment receipt (`payment`) and
+    `replayed` (the same signed release sent again answers the first outcome)."""
+    now = ctx.now()
+    escrow = locked(session, escrow_id)
+    by = order["by"]
+    entitled = escrow["arbiter"] or escrow["payer"]
+    if by != entitled:
+        raise NotTheArbiter(
+            "only the arbiter may release this escrow"
+            if escrow["arbiter"]
+            else "only the payer may release an escrow without an arbiter"
+        )
+    signer = wallet_repo.get_wallet(session, by)
+    assert signer is not None  # the payer or the arbiter: wallets of this operator
+    order_hash = check_signed_order(signer, order, signature, now=now)
+    previous = erepo.find_event(session, escrow["id"], by, order["nonce"])
+    if previous is not None:
+        if previous["order_hash"] != order_hash:
+            raise IdempotencyMismatch("this nonce was already used by a different order")
+        payment = wallet_repo.get_order(session, previous["order_id"])
+        assert payment is not None
+        return {**view(ctx, escrow), "payment": payment_receipt(ctx, payment), "replayed": True}
+    require_open(escrow, now)
+    amount = order["amount"]
+    remaining = remaining_of(escrow)
+    if amount > remaining:
+        raise AmountExceedsRemaining(
+            f"the escrow holds {limits.fmt_money(ctx, remaining)}, "
+            f"not {limits.fmt_money(ctx, amount)}",
+            remaining=remaining,
+        )
+    payment = _pay(
+        session, ctx, escrow, amount, order=order, signature=signature, order_hash=order_hash
+    )
+    erepo.settle(session, escrow["id"], released=amount, now=now)
+    erepo.add_event(
+        session,
+        escrow_id=escrow["id"],
+        kind="release",
+        amount=amount,
+        by_wallet=by,
+        nonce=order["nonce"],
+        body=order,
+        signature=signature,
+        order_hash=order_hash,
+        order_id=payment.id,
+        entry_id=payment.entry_id,
+        created_at=now,
+    )
+    return {
+        **view(ctx, locked(session, escrow["id"])),
+        "payment": payment_receipt(ctx, payment),
+        "replayed": False,
+    }
+
+
+def _pay(
+    session: Session,
+    ctx: OperatorContext,
+    escrow: dict[str, Any],
+    amount: int,
+    *,
+    order: dict[str, Any],
+    signature: str,
+    order_hash: str,
+) -> Order:
+    """Escrow -> payer -> payee (or in transit), the payment order written; its order."""
+    now = ctx.now()
+    payer = wallet_repo.get_wallet(session, escrow["payer"])
+    assert payer is not None
+    limits.require_active(payer, "payer wallet")
+    payee_id: str = escrow["payee"]
+    cross = routing_code(payee_id) != ctx.code
+    payee = None if cross else wallet_repo.get_wallet(session, payee_id)
+    if not cross and payee is None:
+        raise UnknownWallet(f"no payee wallet {payee_id}")
+    sweeping = ctx.policy.overflow == "sweep"
+    credit = ctx.account("in_transit_out") if payee is None else payee.account_id
+    wanted = [escrow["account_id"], payer.account_id, credit]
+    if sweeping and payee is not None:
+        wanted += [ctx.account("vault_float"), ctx.account("deposits_contra")]
+        wanted.append(payee_deposit(session, payee.customer_id))
+    balances = ledger.lock_accounts(session, wanted)
+    if balances[escrow["account_id"]] < amount:  # the audit's invariant, checked again
+        raise InsufficientFunds("the escrow account does not hold the escrow's remaining value")
+    overflow = 0
+    if payee is not None:
+        limits.require_active(payee, "payee wallet")
+        overflow = limits.cap_overflow(ctx, payee, balances[payee.account_id], amount)
+    order_id = uuid.uuid4()
+    ledger.post(
+        session,
+        at=now,
+        kind="escrow_unlock",
+        reference=str(escrow["id"]),
+        legs=[(escrow["account_id"], -amount), (payer.account_id, amount)],
+    )
+    entry = ledger.post(
+        session,
+        at=now,
+        kind="payment_out" if cross else "payment",
+        reference=str(order_id),
+        legs=[(payer.account_id, -amount), (credit, amount)],
+    )
+    if overflow and payee is not None:
+        legs: list[Leg] = [
+            (payee.account_id, -overflow),
+            (ctx.account("vault_float"), overflow),
+            (ctx.account("deposits_contra"), -overflow),
+            (payee_deposit(session, payee.customer_id), overflow),
+        ]
+        ledger.post(session, at=now, kind="waterfall_sweep", reference=str(order_id), legs=legs)
+    payment = wallet_repo.add_order(
+        session,
+        Order(
+            id=order_id,
+            wallet_id=payer.id,
+            nonce=f"escrow:{escrow['id']}:{order['by']}:{order['nonce']}",
+            kind="payment",
+            amount=amount,
+            counterparty=payee_id,
+            body=order,
+            signature=signature,
+            order_hash=order_hash,
+            status="pending_settlement" if cross else "completed",
+            entry_id=entry,
+            created_at=now,
+            updated_at=now,
+        ),
+    )
+    if cross:
+        queue_cross_operator(session, ctx, [(order_id, payer.id, payee_id, amount)])
+    return payment
+
+
+def payee_deposit(session: Session, customer_id: int) -> int:
+    customer = session.get(Customer, customer_id)
+    assert customer is not None
+    return int(customer.deposit_account_id)
