@@ -13,12 +13,14 @@ System accounts of an operator's ledger (see docs/architecture.md):
     deposits_contra     contra of all deposits
     cash_on_hand / cash_contra   banknotes taken in over the counter
     offline:<device>    one purse per offline device (kind offline_purse, operators/offline)
+    escrow:<n>          one per escrow: value locked for a payee until a deadline (kind escrow,
+                        operators/programmable; balance == amount - released - refunded)
     fraud_losses / fraud_losses_contra   memorandum pair: offline double-spend losses this
                         operator carried (not CBDC: the CBDC side of a loss is the vault float)
 
 Invariant: -tokens_held == vault_float + wallets + in_transit_out + returns_pending +
-redemption_pending + offline purses == value of the live tokens the central bank registers to
-this operator.
+redemption_pending + offline purses + escrows == value of the live tokens the central bank
+registers to this operator.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ SYSTEM_ACCOUNTS: dict[str, tuple[str, bool]] = {
     "fraud_losses": ("fraud_loss", False),
     "fraud_losses_contra": ("fraud_loss_contra", True),
 }
-CBDC_KINDS = ("vault_float", "wallet", "in_transit", "offline_purse")
+CBDC_KINDS = ("vault_float", "wallet", "in_transit", "offline_purse", "escrow")
 
 
 @dataclass

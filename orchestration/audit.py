@@ -144,6 +144,7 @@ def audit_network(
             + report["wallets"]
             + report["in_transit_total"]
             + report.get("offline_purses", 0)
+            + report.get("escrows", 0)  # escrow accounts (operators/programmable)
         )
         offline = report.get("offline") or {}
         checks.append(

@@ -42,6 +42,7 @@ def _operator_snapshot(session: Session, ctx: OperatorContext) -> dict[str, int]
         "cash_on_hand": int(accounts["cash_on_hand"]),
         "in_transit": kinds.get("in_transit", 0),
         "purse_balances": kinds.get("offline_purse", 0),  # offline devices' purses
+        "escrow_balances": kinds.get("escrow", 0),  # escrows (operators/programmable)
         "fraud_losses": kinds.get("fraud_loss", 0),  # offline double spends carried
         "tokens_held": int(accounts["tokens_held"]),
         "vault_tokens": tokens.get("held_value", 0) + tokens.get("reserved_value", 0),
@@ -131,6 +132,7 @@ def observe(net: SimNetwork, *, full: bool) -> tuple[dict[str, Any], list[dict[s
             + snap["wallet_balances"]
             + snap["in_transit"]
             + snap["purse_balances"]
+            + snap["escrow_balances"]
         )
         check(f"{code}: vault tokens == -tokens_held", snap["vault_tokens"], -snap["tokens_held"])
         check(

@@ -32,7 +32,17 @@ from cbdc.addresses import routing_code
 from cbdc.crypto import SigningKey
 from cbdc.envelope import operator_audience
 from cbdc.http import RemoteError, RemoteUnavailable, SignedClient, remember_audience
-from wallets.orders import load_order, payment_order, schedule_order, sign_order, unload_order
+from wallets.escrows import Escrow
+from wallets.orders import (
+    escrow_order,
+    escrow_refund_order,
+    escrow_release_order,
+    load_order,
+    payment_order,
+    schedule_order,
+    sign_order,
+    unload_order,
+)
 from wallets.schedules import Schedule
 
 __all__ = [
@@ -109,7 +119,8 @@ class WalletInfo(_Model):
     wallet_class: str
     evidence: list[str] = []
     status: str
-    balance: int
+    balance: int  # available
+    locked: int = 0  # held by the open escrows it pays
     currency: str
     customer_id: int
     deposit_balance: int
@@ -384,3 +395,53 @@ class WalletClient:
     def schedules(self) -> list[Schedule]:
         answer = self._request("GET", f"/v1/wallets/{self.wallet_id}/schedules")
         return [Schedule.model_validate(s) for s in answer["schedules"]]
+
+    def create_escrow(
+        self,
+        payee: str,
+        amount: int,
+        *,
+        deadline: str,
+        arbiter: str | None = None,
+        memo: str | None = None,
+        nonce: str | None = None,
+    ) -> Escrow:
+        """Lock `amount` for `payee` until `deadline` (ISO 8601 with zone); `arbiter`: a wallet
+        of this operator that decides instead of the payer."""
+        order = escrow_order(
+            payer=self.wallet_id,
+            payee=payee,
+            amount=amount,
+            currency=self.operator.currency,
+            deadline=deadline,
+            arbiter=arbiter,
+            memo=memo,
+            nonce=nonce,
+        )
+        signed = sign_order(self.key, order)  # once: every try sends this same order
+        return Escrow.model_validate(self._request("POST", "/v1/escrows", signed, signed=False))
+
+    def release_escrow(self, escrow_id: str, amount: int, *, nonce: str | None = None) -> Escrow:
+        """Release `amount` to the payee, as the payer (no arbiter) or the arbiter."""
+        order = escrow_release_order(
+            escrow=escrow_id, amount=amount, by=self.wallet_id, nonce=nonce
+        )
+        signed = sign_order(self.key, order)
+        return Escrow.model_validate(
+            self._request("POST", f"/v1/escrows/{escrow_id}/release", signed, signed=False)
+        )
+
+    def refund_escrow(self, escrow_id: str, *, nonce: str | None = None) -> Escrow:
+        """Give what remains back to the payer, as the arbiter or the payee."""
+        order = escrow_refund_order(escrow=escrow_id, by=self.wallet_id, nonce=nonce)
+        signed = sign_order(self.key, order)
+        return Escrow.model_validate(
+            self._request("POST", f"/v1/escrows/{escrow_id}/refund", signed, signed=False)
+        )
+
+    def escrow(self, escrow_id: str) -> Escrow:
+        return Escrow.model_validate(self._request("GET", f"/v1/escrows/{escrow_id}"))
+
+    def escrows(self) -> list[Escrow]:
+        answer = self._request("GET", f"/v1/wallets/{self.wallet_id}/escrows")
+        return [Escrow.model_validate(e) for e in answer["escrows"]]

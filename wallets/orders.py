@@ -104,6 +104,61 @@ def offline_fund_order(
     }
 
 
+def escrow_order(
+    *,
+    payer: str,
+    payee: str,
+    amount: int,
+    currency: str,
+    deadline: str,
+    arbiter: str | None = None,
+    memo: str | None = None,
+    nonce: str | None = None,
+) -> dict[str, Any]:
+    """Lock `amount` of `payer` for `payee` until `deadline` (ISO 8601 with zone); released by
+    the payer, or by `arbiter` (a wallet at the payer's operator) when there is one."""
+    order: dict[str, Any] = {
+        "type": "escrow",
+        "payer": payer,
+        "payee": payee,
+        "amount": amount,
+        "currency": currency,
+        "deadline": deadline,
+        "nonce": nonce or _nonce(),
+        "created_at": iso(utcnow()),
+    }
+    if arbiter is not None:
+        order["arbiter"] = arbiter
+    if memo is not None:
+        order["memo"] = memo
+    return order
+
+
+def escrow_release_order(
+    *, escrow: str, amount: int, by: str, nonce: str | None = None
+) -> dict[str, Any]:
+    """Release `amount` of the escrow to its payee, signed by `by` (arbiter, or payer)."""
+    return {
+        "type": "escrow_release",
+        "escrow": escrow,
+        "amount": amount,
+        "by": by,
+        "nonce": nonce or _nonce(),
+        "created_at": iso(utcnow()),
+    }
+
+
+def escrow_refund_order(*, escrow: str, by: str, nonce: str | None = None) -> dict[str, Any]:
+    """Give what remains in the escrow back to its payer, signed by `by` (arbiter, or payee)."""
+    return {
+        "type": "escrow_refund",
+        "escrow": escrow,
+        "by": by,
+        "nonce": nonce or _nonce(),
+        "created_at": iso(utcnow()),
+    }
+
+
 def sign_order(key: SigningKey, order: dict[str, Any]) -> dict[str, Any]:
     return {"order": order, "signature": key.sign_json(order)}
 

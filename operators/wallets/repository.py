@@ -102,6 +102,20 @@ LIMIT :limit
     return [dict(r) for r in rows]
 
 
+def escrow_locked(session: Session, wallet_id: str) -> int:
+    """What the wallet's open escrows still hold for their payees (operators/programmable):
+    the wallet's `locked` value, next to its (available) balance."""
+    return int(
+        session.execute(
+            text(
+                "SELECT coalesce(sum(amount - released - refunded), 0) FROM escrows "
+                "WHERE payer = :w AND status = 'open'"
+            ),
+            {"w": wallet_id},
+        ).scalar_one()
+    )
+
+
 def find_order(session: Session, wallet_id: str, nonce: str) -> Order | None:
     return session.scalars(
         select(Order).where(Order.wallet_id == wallet_id, Order.nonce == nonce)

@@ -338,7 +338,8 @@ def wallet_view(session: Session, ctx: OperatorContext, wallet: Wallet) -> dict[
         "wallet_class": WalletClass(wallet.wallet_class).name,
         "evidence": list(wallet.evidence or []),
         "status": wallet.status,
-        "balance": repo.account_balance(session, wallet.account_id),
+        "balance": repo.account_balance(session, wallet.account_id),  # available
+        "locked": wallet_repo.escrow_locked(session, wallet.id),
         "currency": ctx.currency,
         "customer_id": wallet.customer_id,
         "deposit_balance": wallet_repo.customer_deposit_balance(session, wallet.customer_id),
@@ -373,6 +374,8 @@ def history(
                 counterparty = r["counterparty"]
             else:
                 counterparty = ctx.payer_alias(r["order_wallet"], wallet.id)
+        elif r["order_kind"] == "escrow":
+            counterparty = r["counterparty"]  # value locked for this payee (escrow_lock)
         elif r["payer_alias"]:
             counterparty = r["payer_alias"]
         elif r["order_kind"] in ("load", "unload"):
