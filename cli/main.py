@@ -185,6 +185,11 @@ from cli import dashboard, offline, regulator, wallet  # noqa: E402  (register t
 wallet.register(wallet_app, _network)
 regulator.register(regulator_app, _network)
 offline.register(offline_app, _network)
+schedule_app = typer.Typer(no_args_is_help=True, help="Scheduled payments of a local wallet.")
+app.add_typer(schedule_app, name="schedule")
+from cli import schedule  # noqa: E402
+
+schedule.register(schedule_app, _network)
 dashboard.register(app, _network)
 
 from cli import cash, central_bank  # noqa: E402
