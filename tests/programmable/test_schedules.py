@@ -130,7 +130,7 @@ def test_cancel_stops_executions(network: Any, parties: Any) -> None:
 
 def test_refusals_at_creation(network: Any, parties: Any) -> None:
     clock, alice, bob = parties
-    cases = [
+    cases: list[tuple[dict[str, Any], int, str]] = [
         ({"first_at": at(clock, -1)}, 422, "schedule_time_invalid"),
         ({"first_at": at(clock, 367 * 86400)}, 422, "schedule_time_invalid"),
         ({"first_at": "tomorrow"}, 422, "validation_error"),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from operators.programmable import schedules, schedules_run
@@ -83,16 +84,17 @@ def test_cancel_racing_an_execution(network: Any) -> None:
     paid = 0
     for schedule in made:
         key = uuid.UUID(schedule.schedule_id)
+
+        def cancel_it(session: Any, sid: str = schedule.schedule_id) -> Any:
+            return schedules.cancel_schedule(
+                session, state.ctx, schedule_id=sid, wallet_id=alice.wallet_id
+            )
+
+        def execute_it(session: Any, k: uuid.UUID = key) -> Any:
+            return schedules_run.execute_next(session, state.ctx, schedule_id=k)
+
         cancel, executed = _together(
-            lambda s=schedule: state.uow.run(
-                None,
-                lambda session: schedules.cancel_schedule(
-                    session, state.ctx, schedule_id=s.schedule_id, wallet_id=alice.wallet_id
-                ),
-            ),
-            lambda k=key: state.runner.tx(
-                lambda session: schedules_run.execute_next(session, state.ctx, schedule_id=k)
-            ),
+            partial(state.uow.run, None, cancel_it), partial(state.runner.tx, execute_it)
         )
         assert cancel["status"] == "cancelled", cancel
         assert not isinstance(executed, Exception), executed
