@@ -190,6 +190,11 @@ app.add_typer(schedule_app, name="schedule")
 from cli import schedule  # noqa: E402
 
 schedule.register(schedule_app, _network)
+escrow_app = typer.Typer(no_args_is_help=True, help="Escrow: value locked for a payee.")
+app.add_typer(escrow_app, name="escrow")
+from cli import escrow  # noqa: E402
+
+escrow.register(escrow_app, _network)
 dashboard.register(app, _network)
 
 from cli import cash, central_bank  # noqa: E402

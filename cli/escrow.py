@@ -1,0 +1,195 @@
+"""`cbdc escrow ...`: escrow between local wallets (keys in <data_dir>/wallets).
+
+    cbdc escrow create alice bob 120 --deadline 2d                 # alice releases it herself
+    cbdc escrow create alice bob 120 --deadline 2027-01-01T00:00:00+08:00 --arbiter carol
+    cbdc escrow release ESCROW_ID --amount 50 --as alice           # part; all without --amount
+    cbdc escrow refund ESCROW_ID --as bob                          # the payee gives it up
+    cbdc escrow show ESCROW_ID [--as alice]                        # staff's view without --as
+
+The value is locked in an account of its own until released to the payee, refunded by the
+arbiter or the payee, or given back to the payer at the deadline (docs/programmable.md)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from cbdc.addresses import is_valid_wallet_id
+from cbdc.clock import iso, parse_iso, utcnow
+from cbdc.http import RemoteError, RemoteUnavailable
+from cbdc.settings import NetworkConfig
+from cli.cash import key_store, staff_client
+from cli.console import amount_of, console, fail, fitting_table, money
+from wallets.client import OperatorClient, WalletClient
+from wallets.escrows import Escrow
+from wallets.keystore import KeyStore, StoredWallet
+
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="network data directory")]
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_DURATION = re.compile(r"^\+?(\d+)([smhdw])$")
+
+
+def deadline_of(text: str) -> str:
+    """`--deadline`: a duration from now (`90s`, `30m`, `12h`, `2d`, `1w`) or ISO 8601 with
+    a time zone."""
+    found = _DURATION.match(text.strip())
+    if found is not None:
+        seconds = int(found.group(1)) * _UNITS[found.group(2)]
+        return iso(utcnow() + timedelta(seconds=seconds))
+    try:
+        return iso(parse_iso(text))
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r}: a duration like 2d, 12h, 30m or ISO 8601 with a time zone",
+            param_hint="--deadline",
+        ) from None
+
+
+def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkConfig]) -> None:
+    def resolve(keys: KeyStore, name: str) -> StoredWallet:
+        try:
+            return keys.get(name)
+        except KeyError as exc:
+            console.print(f"[red]{exc.args[0]}[/] (see `cbdc wallet list`)")
+            raise typer.Exit(2) from None
+
+    def wallet_id_of(keys: KeyStore, name: str) -> str:
+        try:
+            return keys.get(name).wallet_id
+        except KeyError:
+            if not is_valid_wallet_id(name):
+                console.print(
+                    f"[red]'{name}' is neither a local wallet nickname nor a wallet id[/]"
+                )
+                raise typer.Exit(2) from None
+            return name
+
+    def client_for(network: NetworkConfig, stored: StoredWallet) -> WalletClient:
+        operator = OperatorClient.connect(network.operator(stored.operator).url)
+        return operator.wallet(stored.wallet_id, stored.key)
+
+    def show(network: NetworkConfig, e: Escrow) -> None:
+        m = lambda minor: money(minor, network.currency_decimals, network.currency)  # noqa: E731
+        console.print(
+            f"escrow {e.escrow_id}: {m(e.amount)} {e.payer} -> {e.payee}, [bold]{e.status}[/]; "
+            f"released {m(e.released)}, refunded {m(e.refunded)}, remaining {m(e.remaining)}; "
+            f"deadline {e.deadline}" + (f"; arbiter {e.arbiter}" if e.arbiter else ""),
+            soft_wrap=True,
+        )
+        if e.payment is not None:
+            console.print(
+                f"payment {e.payment['payment_id']}: {m(e.payment['amount'])} "
+                f"{e.payment['status']}",
+                soft_wrap=True,
+            )
+        if e.events:
+            rows = [(ev.at, ev.kind, m(ev.amount), ev.by or "deadline") for ev in e.events]
+            console.print(
+                fitting_table(
+                    ("when", "what", "amount", "by"), rows, right=("amount",), whole=("amount",)
+                )
+            )
+
+    @group.command("create")
+    def create(
+        payer: Annotated[str, typer.Argument(help="local wallet nickname (signs the order)")],
+        payee: Annotated[str, typer.Argument(help="payee wallet id, or a local nickname")],
+        amount: str,
+        deadline: Annotated[str, typer.Option(help="2d, 12h, 30m, or ISO 8601 with zone")],
+        arbiter: Annotated[
+            str | None, typer.Option(help="nickname or id of a wallet at the payer's operator")
+        ] = None,
+        memo: Annotated[str | None, typer.Option(help="note for the payee")] = None,
+        data_dir: DataDir = None,
+    ) -> None:
+        """Lock AMOUNT of PAYER for PAYEE until --deadline (then it goes back to PAYER)."""
+        network = load_network(data_dir)
+        keys = key_store(network)
+        stored = resolve(keys, payer)
+        payee_id = wallet_id_of(keys, payee)
+        arbiter_id = wallet_id_of(keys, arbiter) if arbiter is not None else None
+        try:
+            escrow = client_for(network, stored).create_escrow(
+                payee_id,
+                amount_of(amount, network.currency_decimals),
+                deadline=deadline_of(deadline),
+                arbiter=arbiter_id,
+                memo=memo,
+            )
+        except (RemoteError, RemoteUnavailable) as exc:
+            fail(exc)
+        show(network, escrow)
+
+    @group.command("release")
+    def release(
+        escrow_id: str,
+        as_: Annotated[str, typer.Option("--as", help="payer (no arbiter) or arbiter nickname")],
+        amount: Annotated[
+            str | None, typer.Option(help="part of it; default: all it holds")
+        ] = None,
+        data_dir: DataDir = None,
+    ) -> None:
+        """Release (part of) the escrow to its payee."""
+        network = load_network(data_dir)
+        client = client_for(network, resolve(key_store(network), as_))
+        try:
+            value = (
+                amount_of(amount, network.currency_decimals)
+                if amount is not None
+                else client.escrow(escrow_id).remaining
+            )
+            escrow = client.release_escrow(escrow_id, value)
+        except (RemoteError, RemoteUnavailable) as exc:
+            fail(exc)
+        show(network, escrow)
+
+    @group.command("refund")
+    def refund(
+        escrow_id: str,
+        as_: Annotated[str, typer.Option("--as", help="arbiter or payee nickname")],
+        data_dir: DataDir = None,
+    ) -> None:
+        """Give what remains back to the payer (the arbiter, or the payee giving it up)."""
+        network = load_network(data_dir)
+        try:
+            escrow = client_for(network, resolve(key_store(network), as_)).refund_escrow(escrow_id)
+        except (RemoteError, RemoteUnavailable) as exc:
+            fail(exc)
+        show(network, escrow)
+
+    @group.command("show")
+    def show_escrow(
+        escrow_id: str,
+        as_: Annotated[str | None, typer.Option("--as", help="a party's nickname")] = None,
+        data_dir: DataDir = None,
+    ) -> None:
+        """The escrow and its releases and refunds (as a party, or with the staff keys)."""
+        network = load_network(data_dir)
+        try:
+            if as_ is not None:
+                client = client_for(network, resolve(key_store(network), as_))
+                show(network, client.escrow(escrow_id))
+                return
+            answer: dict[str, Any] | None = None
+            last: RemoteError | None = None
+            for node in network.operators:
+                try:
+                    answer = staff_client(network, node.code).request(
+                        "GET", f"/v1/escrows/{escrow_id}"
+                    )
+                    break
+                except RemoteError as exc:
+                    if exc.status != 404:
+                        raise
+                    last = exc
+            if answer is None:
+                assert last is not None
+                fail(last)
+            show(network, Escrow.model_validate(answer))
+        except (RemoteError, RemoteUnavailable) as exc:
+            fail(exc)
