@@ -64,19 +64,6 @@ def wallet_escrows(session: Session, wallet_id: str, *, limit: int) -> list[dict
     return [dict(r) for r in rows]
 
 
-def locked_by(session: Session, wallet_id: str) -> int:
-    """What the wallet's open escrows still hold (its `locked` value)."""
-    return int(
-        session.execute(
-            text(
-                "SELECT coalesce(sum(amount - released - refunded), 0) FROM escrows "
-                "WHERE payer = :w AND status = 'open'"
-            ),
-            {"w": wallet_id},
-        ).scalar_one()
-    )
-
-
 def settle(
     session: Session,
     escrow_id: uuid.UUID,

@@ -306,7 +306,7 @@ def wallet_escrows(
     rows = erepo.wallet_escrows(session, wallet.id, limit=limit)
     return {
         "wallet_id": wallet.id,
-        "locked": erepo.locked_by(session, wallet.id),
+        "locked": wallet_repo.escrow_locked(session, wallet.id),
         "escrows": [view(ctx, r) for r in rows],
     }
 
