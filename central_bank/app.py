@@ -30,6 +30,7 @@ from central_bank.clearing.api import router as clearing_router
 from central_bank.dashboard.api import router as dashboard_router
 from central_bank.dashboard.remote import sources_from_network
 from central_bank.registration.api import router as registration_router
+from central_bank.registration.merchants_api import router as merchants_router
 from central_bank.state import CentralBankConfig, CentralBankState
 
 DESCRIPTION = """Tier 1 of the two-tier CBDC: the **issuance database** of signed tokens and the
@@ -74,6 +75,7 @@ def create_app(config: CentralBankConfig) -> FastAPI:
         web.router,
         certification_router,
         registration_router,
+        merchants_router,
         clearing_router,
         analysis_router,
         dashboard_router,
