@@ -7,7 +7,6 @@ from typing import Any
 
 from fastapi import APIRouter
 
-
 from cbdc.web.auth import StrictJSONRoute, require_role
 from central_bank.registration import merchants
 from central_bank.schemas import Strict
