@@ -26,7 +26,7 @@ from operators.exchange import api as exchange_api
 from operators.offline import api as offline_api
 from operators.payments import api as payments_api
 from operators.payments.fast_path import PaymentsFastPath
-from operators.programmable import escrow_api, schedules_api
+from operators.programmable import escrow_api, schedules_api, voucher_api
 from operators.settlement import api as settlement_api
 from operators.state import OperatorConfig, OperatorState
 from operators.vault import api as vault_api
@@ -65,6 +65,7 @@ def create_app(config: OperatorConfig) -> FastAPI:
     app.include_router(offline_api.router)
     app.include_router(escrow_api.router)
     app.include_router(schedules_api.router)
+    app.include_router(voucher_api.router)
     app.include_router(web_api.router)  # the wallet page at /, its files, QR codes
     metrics.install(app, state.metrics, token=config.metrics_token)  # last: times the rest
     # POST /v1/payments and /v1/payments/batch with a well-formed body are answered in front of

@@ -12,7 +12,7 @@ from operators import repository as repo
 from operators.compliance import disclosure
 from operators.context import OperatorContext
 from operators.offline.devices import offline_totals
-from operators.programmable import escrow_repository
+from operators.programmable import escrow_repository, voucher_repository
 from operators.vault import repository as vault_repo
 from operators.wallets import repository as wallet_repo
 
@@ -26,7 +26,8 @@ def operator_audit(session: Session, ctx: OperatorContext) -> dict[str, Any]:
     in_transit = kinds.get("in_transit", 0)
     purses = kinds.get("offline_purse", 0)
     escrowed = kinds.get("escrow", 0)
-    cbdc_total = accounts["vault_float"] + wallets + in_transit + purses + escrowed
+    earmarked = kinds.get("voucher", 0)  # vouchers (operators/programmable)
+    cbdc_total = accounts["vault_float"] + wallets + in_transit + purses + escrowed + earmarked
     integrity = ledger.ledger_integrity(session)
     checks = []
 
@@ -86,6 +87,15 @@ def operator_audit(session: Session, ctx: OperatorContext) -> dict[str, Any]:
     check("escrows: none negative", escrow["negative"], 0)
     check("escrows: events != released and refunded", escrow["events_mismatch"], 0)
     check("escrows: escrow accounts == what the escrows hold", escrowed, escrow["held"])
+    # Vouchers: each voucher account holds granted - spent - returned, never less than zero;
+    # programme totals are the sums of their vouchers', events add up, expired hold nothing.
+    voucher = voucher_repository.audit_totals(session)
+    check("vouchers: accounts != granted - spent - returned", voucher["drift"], 0)
+    check("vouchers: none negative", voucher["negative"], 0)
+    check("vouchers: programme totals != sums of vouchers", voucher["programme_mismatch"], 0)
+    check("vouchers: events != voucher totals", voucher["events_mismatch"], 0)
+    check("vouchers: expired programmes hold nothing", voucher["expired_held"], 0)
+    check("vouchers: voucher accounts == what the vouchers hold", earmarked, voucher["held"])
     outbox = repo.outbox_counts(session)
     return {
         "operator": ctx.code,
@@ -102,6 +112,8 @@ def operator_audit(session: Session, ctx: OperatorContext) -> dict[str, Any]:
         "offline_purses": purses,
         "escrows": escrowed,
         "escrows_open": escrow["open_count"],
+        "vouchers": earmarked,  # earmarked: granted, not yet spent or returned
+        "programmes_active": voucher["active_count"],
         "offline": offline,
         "wallet_count": wallet_repo.wallet_count(session),
         "outbox": outbox,

@@ -15,12 +15,14 @@ System accounts of an operator's ledger (see docs/architecture.md):
     offline:<device>    one purse per offline device (kind offline_purse, operators/offline)
     escrow:<n>          one per escrow: value locked for a payee until a deadline (kind escrow,
                         operators/programmable; balance == amount - released - refunded)
+    voucher:<n>         one per (programme, holder): purpose-bound value granted to a holder
+                        (kind voucher, operators/programmable; == granted - spent - returned)
     fraud_losses / fraud_losses_contra   memorandum pair: offline double-spend losses this
                         operator carried (not CBDC: the CBDC side of a loss is the vault float)
 
 Invariant: -tokens_held == vault_float + wallets + in_transit_out + returns_pending +
-redemption_pending + offline purses + escrows == value of the live tokens the central bank
-registers to this operator.
+redemption_pending + offline purses + escrows + vouchers == value of the live tokens the
+central bank registers to this operator.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ SYSTEM_ACCOUNTS: dict[str, tuple[str, bool]] = {
     "fraud_losses": ("fraud_loss", False),
     "fraud_losses_contra": ("fraud_loss_contra", True),
 }
-CBDC_KINDS = ("vault_float", "wallet", "in_transit", "offline_purse", "escrow")
+CBDC_KINDS = ("vault_float", "wallet", "in_transit", "offline_purse", "escrow", "voucher")
 
 
 @dataclass

@@ -34,7 +34,7 @@ from operators.jobs import JobRunner, OutboxWorker, job_table
 from operators.offline import repository as offline_repo
 from operators.offline.jobs import JOBS as OFFLINE_JOBS
 from operators.payments.microbatch import PaymentBatcher
-from operators.programmable import escrow_jobs, schedules_run
+from operators.programmable import escrow_jobs, schedules_run, voucher_jobs
 from operators.settlement import netting
 from operators.settlement.jobs import JOBS as SETTLEMENT_JOBS
 from operators.settlement.rtgs_settler import RtgsSettler
@@ -84,7 +84,7 @@ log = logging.getLogger(__name__)
 # Every outbox job kind with the handler of the area that queues it (`operators.jobs`).
 JOBS = job_table(VAULT_JOBS, SETTLEMENT_JOBS, COMPLIANCE_JOBS, OFFLINE_JOBS)
 # Work the areas find due in their own tables, run with the jobs (`operators.jobs.Sweep`).
-SWEEPS = (schedules_run.sweep, escrow_jobs.expire_due)
+SWEEPS = (schedules_run.sweep, escrow_jobs.expire_due, voucher_jobs.expire_due)
 # How long a cross-operator payment's request waits for its batch to settle and be delivered
 # before it answers `pending_settlement` (the outbox completes it then).
 RTGS_WAIT_SECONDS = 5.0

@@ -145,6 +145,7 @@ def audit_network(
             + report["in_transit_total"]
             + report.get("offline_purses", 0)
             + report.get("escrows", 0)  # escrow accounts (operators/programmable)
+            + report.get("vouchers", 0)  # voucher accounts (operators/programmable)
         )
         offline = report.get("offline") or {}
         checks.append(

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
+from cbdc.clock import iso
 from cbdc.sqlarrays import text_array
 from operators.models import Customer, Order, Wallet
 
@@ -114,6 +115,30 @@ def escrow_locked(session: Session, wallet_id: str) -> int:
             {"w": wallet_id},
         ).scalar_one()
     )
+
+
+def voucher_holdings(session: Session, wallet_id: str) -> list[dict[str, Any]]:
+    """The wallet's vouchers with something left, of programmes not expired
+    (operators/programmable): the wallet view's `vouchers`, a read of their tables so the
+    wallets area does not import programmable."""
+    rows = session.execute(
+        text(
+            "SELECT p.id, p.name, p.expires_at, p.categories, a.balance FROM voucher_accounts v "
+            "JOIN programmes p ON p.id = v.programme_id JOIN accounts a ON a.id = v.account_id "
+            "WHERE v.holder = :w AND p.status = 'active' AND a.balance > 0 ORDER BY p.expires_at"
+        ),
+        {"w": wallet_id},
+    ).mappings()
+    return [
+        {
+            "programme": str(r["id"]),
+            "name": r["name"],
+            "balance": int(r["balance"]),
+            "expires_at": iso(r["expires_at"]),
+            "categories": list(r["categories"]),
+        }
+        for r in rows
+    ]
 
 
 def find_order(session: Session, wallet_id: str, nonce: str) -> Order | None:

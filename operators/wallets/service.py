@@ -340,6 +340,7 @@ def wallet_view(session: Session, ctx: OperatorContext, wallet: Wallet) -> dict[
         "status": wallet.status,
         "balance": repo.account_balance(session, wallet.account_id),  # available
         "locked": wallet_repo.escrow_locked(session, wallet.id),
+        "vouchers": wallet_repo.voucher_holdings(session, wallet.id),
         "currency": ctx.currency,
         "customer_id": wallet.customer_id,
         "deposit_balance": wallet_repo.customer_deposit_balance(session, wallet.customer_id),

@@ -1,0 +1,196 @@
+"""Spending a voucher: the holder pays an eligible merchant from its voucher account.
+
+A voucher payment of X (signed by the holder; the programme not expired; the payee's merchant
+category, from the central bank's registry, among the programme's categories; the voucher
+covering X; the holder's limits as for a payment) is two entries in one transaction:
+`voucher_unlock` (voucher account -> holder wallet) and the payment (holder wallet -> payee, or
+-> `in_transit_out` for a payee at another operator, queued with `queue_cross_operator` and
+settled like any payment). The payment is an ordinary `payment` order of the holder under the
+order's own nonce (so it is idempotent like a payment, shows in the holder's history and at
+GET /v1/payments/{id}); the payee receives ordinary money. One the payee's operator returns is
+refunded by the one refund rule (`operators.settlement.refunds`) to the holder's WALLET, not
+into the voucher (as an escrow release's: the voucher was spent; the programme may have expired
+meanwhile); decision V5 in the notes.
+
+Expiry racing a payment: the payment holds the programme row FOR SHARE and is allowed iff
+now < expires_at; the sweep takes the row FOR UPDATE SKIP LOCKED, so it runs before the
+payment (which then sees `expired`) or after it commits (and returns what is left).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from cbdc import ledger
+from cbdc.addresses import routing_code
+from cbdc.clock import iso
+from cbdc.ledger import Leg
+from operators.context import OperatorContext
+from operators.errors import SelfPayment, UnknownOperator, UnknownWallet
+from operators.models import Order
+from operators.payments.orders import (
+    check_currency,
+    check_replay,
+    check_signed_order,
+    payment_receipt,
+)
+from operators.programmable import voucher_repository as vrepo
+from operators.programmable.escrow_releases import payee_deposit
+from operators.programmable.merchants import category_of
+from operators.programmable.programmes import locked
+from operators.programmable.voucher_errors import (
+    InsufficientVoucherBalance,
+    NotEligible,
+    VoucherExpired,
+)
+from operators.settlement.queue import queue_cross_operator
+from operators.wallets import limits
+from operators.wallets import repository as wallet_repo
+from operators.wallets.service import require_wallet
+
+
+def pay(
+    session: Session, ctx: OperatorContext, *, order: dict[str, Any], signature: str
+) -> dict[str, Any]:
+    """The payment's receipt with the voucher's `voucher` balance after it and `replayed`."""
+    now = ctx.now()
+    holder = require_wallet(session, ctx, order["payer"])
+    check_currency(ctx, order)
+    order_hash = check_signed_order(holder, order, signature, now=now)
+    programme = locked(session, order["programme"], lock="share")
+    voucher = vrepo.voucher(session, programme["id"], holder.id, lock=True)
+    previous = wallet_repo.find_order(session, holder.id, order["nonce"])
+    if previous is not None:
+        check_replay(previous, order_hash)
+        return {**payment_receipt(ctx, previous), "replayed": True}
+    if programme["status"] != "active" or now >= programme["expires_at"]:
+        raise VoucherExpired(
+            f"the vouchers of programme {programme['id']} expired at {iso(programme['expires_at'])}"
+        )
+    payee_id, amount = order["payee"], order["amount"]
+    if payee_id == holder.id:
+        raise SelfPayment("payer and payee are the same wallet")
+    category = category_of(session, ctx, payee_id)
+    if category is None or category not in programme["categories"]:
+        raise NotEligible(
+            f"payee {payee_id} is "
+            + ("not a registered merchant" if category is None else f"a {category} merchant")
+            + f"; programme {programme['name']!r} pays {', '.join(programme['categories'])}"
+        )
+    held = 0 if voucher is None else voucher["granted"] - voucher["spent"] - voucher["returned"]
+    if voucher is None or held < amount:
+        raise InsufficientVoucherBalance(
+            f"the voucher holds {limits.fmt_money(ctx, held)}, not {limits.fmt_money(ctx, amount)}"
+        )
+    payment = _pay(session, ctx, voucher, holder.id, order, signature, order_hash)
+    vrepo.add_to(session, programme["id"], holder.id, spent=amount)
+    vrepo.add_event(
+        session,
+        programme_id=programme["id"],
+        holder=holder.id,
+        kind="payment",
+        amount=amount,
+        nonce=order["nonce"],
+        body=order,
+        signature=signature,
+        order_hash=order_hash,
+        order_id=payment.id,
+        entry_id=payment.entry_id,
+        created_at=now,
+    )
+    return {**payment_receipt(ctx, payment), "voucher": held - amount, "replayed": False}
+
+
+def _pay(
+    session: Session,
+    ctx: OperatorContext,
+    voucher: dict[str, Any],
+    holder_id: str,
+    order: dict[str, Any],
+    signature: str,
+    order_hash: str,
+) -> Order:
+    """Voucher -> holder -> payee (or in transit), limits counted; the payment order."""
+    now = ctx.now()
+    amount, payee_id = order["amount"], order["payee"]
+    cross = routing_code(payee_id) != ctx.code
+    payee = None
+    if cross:
+        if ctx.central_bank.operator(routing_code(payee_id)) is None:
+            raise UnknownOperator(f"no operator with routing code {routing_code(payee_id)}")
+    else:
+        payee = wallet_repo.get_wallet(session, payee_id)
+        if payee is None:
+            raise UnknownWallet(f"no payee wallet {payee_id}")
+    holder = wallet_repo.get_wallet(session, holder_id)
+    assert holder is not None
+    sweeping = ctx.policy.overflow == "sweep"
+    credit = ctx.account("in_transit_out") if payee is None else payee.account_id
+    wanted = [voucher["account_id"], holder.account_id, credit]
+    if sweeping and payee is not None:
+        wanted += [ctx.account("vault_float"), ctx.account("deposits_contra")]
+        wanted.append(payee_deposit(session, payee.customer_id))
+    balances = ledger.lock_accounts(session, wanted)
+    wallet = wallet_repo.get_wallet(session, holder_id, lock=True)
+    assert wallet is not None
+    limits.require_active(wallet, "payer wallet")
+    today, year = limits.local_day(ctx)
+    day_total, year_total = limits.check_outgoing_limits(
+        ctx, wallet, amount, today=today, year=year
+    )
+    if balances[voucher["account_id"]] < amount:  # the audit's invariant, checked again
+        raise InsufficientVoucherBalance("the voucher account does not hold the amount")
+    overflow = 0
+    if payee is not None:
+        limits.require_active(payee, "payee wallet")
+        overflow = limits.cap_overflow(ctx, payee, balances[payee.account_id], amount)
+    order_id = uuid.uuid4()
+    ledger.post(
+        session,
+        at=now,
+        kind="voucher_unlock",
+        reference=str(voucher["programme_id"]),
+        legs=[(voucher["account_id"], -amount), (holder.account_id, amount)],
+    )
+    entry = ledger.post(
+        session,
+        at=now,
+        kind="payment_out" if cross else "payment",
+        reference=str(order_id),
+        legs=[(holder.account_id, -amount), (credit, amount)],
+    )
+    if overflow and payee is not None:
+        legs: list[Leg] = [
+            (payee.account_id, -overflow),
+            (ctx.account("vault_float"), overflow),
+            (ctx.account("deposits_contra"), -overflow),
+            (payee_deposit(session, payee.customer_id), overflow),
+        ]
+        ledger.post(session, at=now, kind="waterfall_sweep", reference=str(order_id), legs=legs)
+    payment = wallet_repo.add_order(
+        session,
+        Order(
+            id=order_id,
+            wallet_id=holder.id,
+            nonce=order["nonce"],
+            kind="payment",
+            amount=amount,
+            counterparty=payee_id,
+            body=order,
+            signature=signature,
+            order_hash=order_hash,
+            status="pending_settlement" if cross else "completed",
+            entry_id=entry,
+            created_at=now,
+            updated_at=now,
+        ),
+    )
+    wallet_repo.update_spend_counters(
+        session, wallet.id, day=today, day_total=day_total, year=year, year_total=year_total
+    )
+    if cross:
+        queue_cross_operator(session, ctx, [(order_id, holder.id, payee_id, amount)])
+    return payment
