@@ -44,6 +44,7 @@ from wallets.orders import (
     unload_order,
 )
 from wallets.schedules import Schedule
+from wallets.vouchers import VoucherHolding, VoucherMethods
 
 __all__ = [
     "NO_RETRY",
@@ -121,6 +122,7 @@ class WalletInfo(_Model):
     status: str
     balance: int  # available
     locked: int = 0  # held by the open escrows it pays
+    vouchers: list[VoucherHolding] = []  # purpose-bound value it holds, per programme
     currency: str
     customer_id: int
     deposit_balance: int
@@ -258,7 +260,7 @@ def _evidence(
     return {k: v for k, v in fields.items() if v}
 
 
-class WalletClient:
+class WalletClient(VoucherMethods):
     """Everything a wallet holder does, each call signed with the wallet key."""
 
     def __init__(

@@ -192,3 +192,68 @@ def schedule_order(
     if memo is not None:
         order["memo"] = memo
     return order
+
+
+def programme_order(
+    *,
+    issuer: str,
+    name: str,
+    categories: list[str],
+    per_holder: int,
+    expires_at: str,
+    currency: str,
+    nonce: str | None = None,
+) -> dict[str, Any]:
+    """A programme of purpose-bound vouchers of `issuer`: spendable at merchants of
+    `categories`, at most `per_holder` granted to each holder, until `expires_at`."""
+    return {
+        "type": "programme",
+        "issuer": issuer,
+        "name": name,
+        "categories": list(categories),
+        "per_holder": per_holder,
+        "expires_at": expires_at,
+        "currency": currency,
+        "nonce": nonce or _nonce(),
+        "created_at": iso(utcnow()),
+    }
+
+
+def voucher_grant_order(
+    *, programme: str, holder: str, amount: int, nonce: str | None = None
+) -> dict[str, Any]:
+    """Grant `amount` of the programme's vouchers to `holder` (signed by the issuer)."""
+    return {
+        "type": "voucher_grant",
+        "programme": programme,
+        "holder": holder,
+        "amount": amount,
+        "nonce": nonce or _nonce(),
+        "created_at": iso(utcnow()),
+    }
+
+
+def voucher_payment_order(
+    *,
+    payer: str,
+    payee: str,
+    amount: int,
+    programme: str,
+    currency: str,
+    memo: str | None = None,
+    nonce: str | None = None,
+) -> dict[str, Any]:
+    """Pay an eligible merchant `payee` from the payer's voucher of `programme`."""
+    order: dict[str, Any] = {
+        "type": "voucher_payment",
+        "payer": payer,
+        "payee": payee,
+        "amount": amount,
+        "programme": programme,
+        "currency": currency,
+        "nonce": nonce or _nonce(),
+        "created_at": iso(utcnow()),
+    }
+    if memo is not None:
+        order["memo"] = memo
+    return order
