@@ -91,6 +91,12 @@ class OrderExpired(OperatorError):
     title = "Order timestamp is too old or in the future"
 
 
+class NonceReserved(OperatorError):
+    code = "nonce_reserved"
+    status = 422
+    title = "The nonce is reserved for the operator's own orders (sched:, escrow:)"
+
+
 class CurrencyMismatch(OperatorError):
     code = "currency_mismatch"
     status = 422

@@ -123,8 +123,20 @@ class JobRunner:
         for job in jobs:
             if job.kind != self.rtgs.kind:
                 self.run_claimed(job)
-        swept = sum(sweep(self) for sweep in self.sweeps)
+        swept = sum(self.run_sweep(sweep) for sweep in self.sweeps)
         return gathered + len(jobs) + swept
+
+    def run_sweep(self, sweep: Sweep) -> int:
+        """Run one sweep; what it raises unexpectedly is logged and the others still run (a
+        failing sweep does not stop the escrow deadlines, or the schedules, of every pass).
+        A database outage is raised: nothing can run now."""
+        try:
+            return sweep(self)
+        except Exception as exc:
+            if database_unavailable(exc):
+                raise
+            log.exception("sweep %s failed unexpectedly", getattr(sweep, "__qualname__", sweep))
+            return 0
 
     def run_claimed(self, job: OutboxJob) -> None:
         """Run a job this runner claimed; one a database outage stopped is released (due

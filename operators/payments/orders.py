@@ -19,7 +19,13 @@ from cbdc.errors import BadSignature, IdempotencyMismatch, ValidationFailed
 from cbdc.tokens import sign_document
 from operators import repository as repo
 from operators.context import OperatorContext
-from operators.errors import CurrencyMismatch, OrderExpired, OrderRefused, UnknownPayment
+from operators.errors import (
+    CurrencyMismatch,
+    NonceReserved,
+    OrderExpired,
+    OrderRefused,
+    UnknownPayment,
+)
 from operators.models import Order, Wallet
 from operators.wallets import repository as wallet_repo
 
@@ -27,13 +33,29 @@ ORDER_MAX_AGE = timedelta(minutes=10)
 
 
 ORDER_MAX_SKEW = timedelta(minutes=5)
+# Nonces the operator gives orders of its own making, in the payer's nonce space: the n-th
+# execution of a schedule (`sched:<schedule id>:<n>`, operators/programmable/schedules_run)
+# and an escrow release's payment (`escrow:<escrow id>:<signer>:<nonce>`). A signed order
+# never carries one: a payer's order under `sched:<id>:<n>` would take that execution's nonce
+# (the execution refused, or linked to the payer's own order).
+RESERVED_NONCE_PREFIXES = ("sched:", "escrow:")
+
+
+def is_reserved_nonce(nonce: object) -> bool:
+    return isinstance(nonce, str) and nonce.startswith(RESERVED_NONCE_PREFIXES)
 
 
 def check_signed_order(
     wallet: Wallet, order: dict[str, Any], signature: str, *, now: datetime
 ) -> str:
     """The order's hash, once its signature verifies and its `created_at` is within the
-    accepted window around `now` (the context's clock)."""
+    accepted window around `now` (the context's clock), and its nonce is not one the operator
+    reserves for orders of its own (422 `nonce_reserved`)."""
+    if is_reserved_nonce(order.get("nonce")):
+        raise NonceReserved(
+            f"order.nonce: nonces starting with {' or '.join(RESERVED_NONCE_PREFIXES)} are "
+            "reserved for the operator's own orders"
+        )
     if not verify_json(wallet.public_key, order, signature):
         raise BadSignature("order signature does not verify against the wallet's key")
     try:
@@ -110,6 +132,8 @@ def record_refused_order(
 ) -> None:
     """Keep a refused order's nonce, so the same signed order can never succeed later (e.g.
     replayed once the payer has funds): a resend returns this refusal."""
+    if is_reserved_nonce(order.get("nonce")):
+        return  # never kept: it would take the nonce of the operator's own order
     wallet_id = order.get("payer") if kind in PAYER_KINDS else order.get("wallet")
     if not isinstance(wallet_id, str) or not is_valid_wallet_id(wallet_id):
         return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -136,15 +137,18 @@ def events(session: Session, escrow_id: uuid.UUID) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
-def due(session: Session, *, now: datetime, limit: int) -> list[dict[str, Any]]:
+def due(
+    session: Session, *, now: datetime, limit: int, skip: Collection[uuid.UUID] = ()
+) -> list[dict[str, Any]]:
     """Open escrows past their deadline, locked (FOR UPDATE SKIP LOCKED: two sweepers, or a
-    sweeper and a release, never take the same one twice)."""
+    sweeper and a release, never take the same one twice), but those in `skip`."""
     rows = session.execute(
         text(
             f"SELECT {COLUMNS} FROM escrows WHERE status = 'open' AND deadline <= :now "
+            "AND NOT id = ANY(CAST(:skip AS uuid[])) "
             "ORDER BY deadline, id LIMIT :limit FOR UPDATE SKIP LOCKED"
         ),
-        {"now": now, "limit": limit},
+        {"now": now, "limit": limit, "skip": [str(k) for k in skip]},
     ).mappings()
     return [dict(r) for r in rows]
 

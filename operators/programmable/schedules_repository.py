@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -84,15 +85,23 @@ def get(session: Session, schedule_id: uuid.UUID, *, lock: bool = False) -> dict
 
 
 def claim_due(
-    session: Session, *, now: datetime, schedule_id: uuid.UUID | None = None
+    session: Session,
+    *,
+    now: datetime,
+    schedule_id: uuid.UUID | None = None,
+    skip: Collection[uuid.UUID] = (),
 ) -> dict[str, Any] | None:
     """The earliest due active schedule (or the named one, if due), locked; one another
-    transaction holds is passed over (SKIP LOCKED)."""
+    transaction holds is passed over (SKIP LOCKED), and so are those in `skip` (the runner's
+    failing ones)."""
     where = "status = 'active' AND next_at <= :now"
     params: dict[str, Any] = {"now": now}
     if schedule_id is not None:
         where += " AND id = :id"
         params["id"] = schedule_id
+    if skip:
+        where += " AND id <> ALL(CAST(:skip AS uuid[]))"
+        params["skip"] = [str(k) for k in skip]
     row = (
         session.execute(
             text(

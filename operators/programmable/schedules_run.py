@@ -24,7 +24,10 @@ operator, or a second runner, takes the due schedules where they are.
 
 from __future__ import annotations
 
+import logging
+import time
 import uuid
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -32,6 +35,7 @@ from sqlalchemy.orm import Session
 
 from cbdc.crypto import canonical_json, sha256_hex, verify_json
 from cbdc.errors import DomainError
+from cbdc.outages import database_unavailable
 from operators.context import OperatorContext
 from operators.jobs import JobRunner
 from operators.models import Order
@@ -40,9 +44,15 @@ from operators.programmable import schedules_repository as sched_repo
 from operators.programmable.schedule_errors import ScheduleAuthorityInvalid
 from operators.wallets import repository as wallet_repo
 
+log = logging.getLogger(__name__)
 # How many due executions one pass of the runner makes before the other jobs get their turn
 # (catch-up of a long outage goes on at the next pass, at once).
 EXECUTIONS_PER_RUN = 50
+# A schedule whose execution failed unexpectedly (not a refusal: a bug, a constraint) is
+# passed over for this long, by every sweep of this process, instead of being taken first at
+# every pass again (its error is logged each time).
+RETRY_FAILED_AFTER = 5.0
+_failing: dict[uuid.UUID, float] = {}  # schedule id -> monotonic time it may be tried again
 
 
 def execution_nonce(schedule_id: uuid.UUID, n: int) -> str:
@@ -50,14 +60,22 @@ def execution_nonce(schedule_id: uuid.UUID, n: int) -> str:
 
 
 def execute_next(
-    session: Session, ctx: OperatorContext, *, schedule_id: uuid.UUID | None = None
+    session: Session,
+    ctx: OperatorContext,
+    *,
+    schedule_id: uuid.UUID | None = None,
+    skip: Collection[uuid.UUID] = (),
+    claimed: list[uuid.UUID] | None = None,
 ) -> dict[str, Any] | None:
-    """Make the next due execution (of the named schedule, or of any); None if nothing is due
-    (or another transaction holds it). In the caller's transaction."""
+    """Make the next due execution (of the named schedule, or of any but those in `skip`);
+    None if nothing is due (or another transaction holds it). In the caller's transaction.
+    `claimed` gets the id of the schedule taken (so a caller knows which one failed)."""
     now = ctx.now()
-    row = sched_repo.claim_due(session, now=now, schedule_id=schedule_id)
+    row = sched_repo.claim_due(session, now=now, schedule_id=schedule_id, skip=skip)
     if row is None:
         return None
+    if claimed is not None:
+        claimed.append(row["id"])
     n = row["executed"] + 1
     body = _execution_body(row, n)
     instruction = Instruction(
@@ -112,10 +130,32 @@ def run_due_schedules(
     or `limit` were made; how many were made. `factory`: runs a unit of work in a transaction
     (`JobRunner.tx`)."""
     made = 0
+    now = time.monotonic()
+    for key, until in list(_failing.items()):
+        if until <= now:
+            _failing.pop(key, None)
+    skip = set(_failing)
     while made < limit:
-        done = factory(lambda s: execute_next(s, ctx, schedule_id=schedule_id))
+        claimed: list[uuid.UUID] = []
+        try:
+            done = factory(
+                lambda s, c=claimed: execute_next(
+                    s, ctx, schedule_id=schedule_id, skip=skip, claimed=c
+                )
+            )
+        except Exception as exc:
+            # One schedule failing unexpectedly (its transaction rolled back: nothing paid,
+            # nothing counted) must not stop the others: it is logged and passed over for
+            # RETRY_FAILED_AFTER seconds, then tried again. An outage stops the sweep.
+            if not claimed or database_unavailable(exc):
+                raise
+            log.exception("schedule %s: execution failed unexpectedly; retried later", claimed[0])
+            _failing[claimed[0]] = time.monotonic() + RETRY_FAILED_AFTER
+            skip.add(claimed[0])
+            continue
         if done is None:
             break
+        _failing.pop(uuid.UUID(done["schedule_id"]), None)
         made += 1
     return made
 
