@@ -15,6 +15,7 @@ against the payer's limits again: the escrow was, when it was created.
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -23,13 +24,15 @@ from cbdc import ledger
 from cbdc.addresses import routing_code
 from cbdc.errors import IdempotencyMismatch, InsufficientFunds
 from cbdc.ledger import Leg
+from operators.compliance import aml
 from operators.context import OperatorContext
 from operators.errors import UnknownWallet
-from operators.models import Customer, Order
+from operators.models import Customer, Order, Wallet
 from operators.payments.orders import check_signed_order, payment_receipt
 from operators.programmable import escrow_repository as erepo
 from operators.programmable.errors import AmountExceedsRemaining, NotTheArbiter
 from operators.programmable.escrows import locked, remaining_of, require_open, view
+from operators.rawsql import raw
 from operators.settlement.queue import queue_cross_operator
 from operators.wallets import limits
 from operators.wallets import repository as wallet_repo
@@ -175,7 +178,28 @@ def _pay(
     )
     if cross:
         queue_cross_operator(session, ctx, [(order_id, payer.id, payee_id, amount)])
+    _aml(session, ctx, payer, payee_id, amount, payee, now=now)
     return payment
+
+
+def _aml(
+    session: Session,
+    ctx: OperatorContext,
+    payer: Wallet,
+    payee_id: str,
+    amount: int,
+    payee: Wallet | None,
+    *,
+    now: datetime,
+) -> None:
+    """The AML rules of a payment (`operators.compliance.aml`, as `pay_many` runs them): the
+    release is the payer's payment to the payee, so locking value in an escrow first does not
+    take a large (or structured, or fanned-out) payment out of monitoring."""
+    checks = aml.payment_checks(ctx, [(payer, payee_id, amount, payee)], now=now)
+    with raw(session, checks.query) as conn, conn.cursor() as cursor:
+        cursor.execute(checks.query, checks.params)
+        hits = cursor.fetchall()
+    aml.raise_payment_alerts(session, checks, hits, now=now)
 
 
 def payee_deposit(session: Session, customer_id: int) -> int:

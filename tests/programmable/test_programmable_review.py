@@ -1,6 +1,7 @@
 """Edges a review of escrow and scheduled payments found: nonces reserved for the operator's
-own orders (a payer cannot take a schedule execution's nonce), and the job runner's sweeps
-going on past one schedule or escrow that fails unexpectedly."""
+own orders (a payer cannot take a schedule execution's nonce), the job runner's sweeps going
+on past one schedule or escrow that fails unexpectedly, and a release monitored (AML) like the
+payment it is."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from cbdc.policy import load_policy, with_overrides
 from operators.errors import NonceReserved
 from operators.programmable import escrow_jobs, schedules_run
 from tests.clocks import operator_clock
@@ -133,4 +135,35 @@ def test_a_failing_escrow_refund_does_not_hold_the_others_back(
     network.run_jobs()
     assert alice.escrow(first.escrow_id).status == "refunded"
     assert alice.balance().balance == 100_00
+    audits_ok(network)
+
+
+QUIET_AML = {
+    "large_value": 1_000_00,
+    "structuring_count": 10**6,
+    "velocity_count": 10**6,
+    "fan_count": 10**6,
+    "load_unload_min": 10**12,
+}
+
+
+@pytest.mark.parametrize(
+    "network", [with_overrides(load_policy(None, 2), **QUIET_AML)], indirect=True
+)
+def test_a_release_is_monitored_like_a_payment(network: Any) -> None:
+    clock = operator_clock(network)
+    payer = network.open_wallet("BKA1", load=3_000_00)
+    local, remote = network.open_wallet("BKA1"), network.open_wallet("BKB1")
+    small = payer.create_escrow(local.wallet_id, 1_000_00 - 1, deadline=at(clock, 600))
+    payer.release_escrow(small.escrow_id, 1_000_00 - 1)
+    staff = network.staff("BKA1")
+    assert staff.request("GET", "/v1/admin/aml/alerts")["alerts"] == []
+    for payee in (local, remote):
+        escrow = payer.create_escrow(payee.wallet_id, 1_000_00, deadline=at(clock, 600))
+        payer.release_escrow(escrow.escrow_id, 1_000_00)
+    alerts = staff.request("GET", "/v1/admin/aml/alerts")["alerts"]
+    assert (
+        sorted((a["rule"], a["wallet_id"], a["amount"]) for a in alerts)
+        == [("large_value", payer.wallet_id, 1_000_00)] * 2
+    )
     audits_ok(network)
