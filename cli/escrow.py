@@ -38,12 +38,12 @@ def deadline_of(text: str) -> str:
     """`--deadline`: a duration from now (`90s`, `30m`, `12h`, `2d`, `1w`) or ISO 8601 with
     a time zone."""
     found = _DURATION.match(text.strip())
-    if found is not None:
-        seconds = int(found.group(1)) * _UNITS[found.group(2)]
-        return iso(utcnow() + timedelta(seconds=seconds))
     try:
+        if found is not None:
+            seconds = int(found.group(1)) * _UNITS[found.group(2)]
+            return iso(utcnow() + timedelta(seconds=seconds))
         return iso(parse_iso(text))
-    except ValueError:
+    except (ValueError, OverflowError):  # not a time, or none a calendar can hold
         raise typer.BadParameter(
             f"{text!r}: a duration like 2d, 12h, 30m or ISO 8601 with a time zone",
             param_hint="--deadline",

@@ -41,11 +41,11 @@ def seconds_of(text: str) -> int:
 
 def time_of(text: str, now: datetime) -> str:
     """`--at`: ISO 8601 with a time zone, or `+<duration>` from now."""
-    if text.startswith("+"):
-        return iso(now + timedelta(seconds=seconds_of(text)))
     try:
+        if text.startswith("+"):
+            return iso(now + timedelta(seconds=seconds_of(text)))
         return iso(parse_iso(text))
-    except ValueError:
+    except (ValueError, OverflowError):  # not a time, or none a calendar can hold
         raise typer.BadParameter(f"{text!r}: ISO 8601 with a time zone, or +10m") from None
 
 

@@ -16,6 +16,7 @@ from operators.programmable import escrow_jobs, schedules_run
 from tests.clocks import operator_clock
 from tests.helpers import audits_ok, refused
 from tests.programmable.escrow_helpers import at, post, signed_escrow
+from tests.programmable.schedule_helpers import signed_schedule
 from wallets.orders import payment_order, sign_order
 
 
@@ -167,3 +168,39 @@ def test_a_release_is_monitored_like_a_payment(network: Any) -> None:
         == [("large_value", payer.wallet_id, 1_000_00)] * 2
     )
     audits_ok(network)
+
+
+def test_cli_times_beyond_the_calendar_are_bad_parameters() -> None:
+    import typer
+
+    from cbdc.clock import utcnow
+    from cli.escrow import deadline_of
+    from cli.schedule import time_of
+
+    for call in (
+        lambda: deadline_of("99999999999d"),
+        lambda: deadline_of("9999-12-31T23:59:59-14:00"),
+        lambda: time_of("+99999999999999d", utcnow()),
+        lambda: time_of("9999-12-31T23:59:59-14:00", utcnow()),
+    ):
+        with pytest.raises(typer.BadParameter):
+            call()
+
+
+def test_times_beyond_the_calendar_are_refused_not_failed(network: Any) -> None:
+    clock = operator_clock(network)
+    alice = network.open_wallet("BKA1", load=10_00)
+    bob = network.open_wallet("BKA1")
+    far = "9999-12-31T23:59:59-14:00"
+    escrow = signed_escrow(alice, bob.wallet_id, 1_00, deadline=far)
+    response = post(network, "BKA1", "/v1/escrows", escrow)
+    assert (response.status_code, response.json()["code"]) == (422, "escrow_bad_deadline")
+    schedule = signed_schedule(alice, bob.wallet_id, 1_00, first_at=far, every=60, count=2)
+    response = post(network, "BKA1", "/v1/schedules", schedule)
+    assert (response.status_code, response.json()["code"]) == (422, "schedule_time_invalid")
+    huge = signed_schedule(
+        alice, bob.wallet_id, 1_00, first_at=at(clock, 60), every=10**30, count=10**30
+    )
+    response = post(network, "BKA1", "/v1/schedules", huge)
+    assert response.status_code == 422, response.text
+    assert alice.schedules() == [] and alice.balance().locked == 0
