@@ -12,8 +12,9 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 PROGRAMME = (
-    "id, issuer, name, categories, per_holder, expires_at, status, granted, spent, returned, "
-    "nonce, order_hash, created_at, expired_at"
+    "id, issuer, name, categories, per_holder, expires_at, status, granted, returned, nonce, "
+    "order_hash, created_at, expired_at, (SELECT coalesce(sum(v.spent), 0) FROM voucher_accounts v "
+    "WHERE v.programme_id = programmes.id) AS spent"
 )
 
 
@@ -105,9 +106,11 @@ def add_to(
     spent: int = 0,
     returned: int = 0,
 ) -> None:
-    """Add to the voucher account's and the programme's totals (both rows locked by the
-    caller, or the programme's shared and the voucher's exclusively: the programme's totals
-    are a single UPDATE, serialised by the row lock it takes)."""
+    """Add to the voucher account's totals, and to the programme's granted and returned
+    (grants and the expiry hold the programme row exclusively). A payment (`spent`) holds the
+    programme row shared and changes the voucher row only: updating the programme row too
+    would deadlock two payments each holding it shared; the programme's spent is the sum of
+    its vouchers'."""
     values = {"p": programme_id, "h": holder, "g": granted, "s": spent, "r": returned}
     session.execute(
         text(
@@ -116,13 +119,14 @@ def add_to(
         ),
         values,
     )
-    session.execute(
-        text(
-            "UPDATE programmes SET granted = granted + :g, spent = spent + :s, "
-            "returned = returned + :r WHERE id = :p"
-        ),
-        values,
-    )
+    if granted or returned:
+        session.execute(
+            text(
+                "UPDATE programmes SET granted = granted + :g, returned = returned + :r "
+                "WHERE id = :p"
+            ),
+            values,
+        )
 
 
 def add_event(session: Session, **row: Any) -> None:
@@ -230,10 +234,9 @@ JOIN programmes p ON p.id = v.programme_id
         text(
             """
 SELECT count(*) FROM programmes p LEFT JOIN (
-    SELECT programme_id, sum(granted) AS g, sum(spent) AS s, sum(returned) AS r
+    SELECT programme_id, sum(granted) AS g, sum(returned) AS r
     FROM voucher_accounts GROUP BY programme_id) v ON v.programme_id = p.id
-WHERE coalesce(v.g, 0) <> p.granted OR coalesce(v.s, 0) <> p.spent
-   OR coalesce(v.r, 0) <> p.returned
+WHERE coalesce(v.g, 0) <> p.granted OR coalesce(v.r, 0) <> p.returned
 """
         )
     ).scalar_one()

@@ -5,8 +5,9 @@ docs/programmable.md).
 central bank's registry, where every operator reads it).
 `programmes`: an issuer wallet's programme (categories its vouchers may be spent at, a
 per-holder cap, an expiry), created by the issuer's signed order (idempotent on its nonce);
-totals granted, spent and returned (at expiry); status `active` until the expiry sweep returns
-what is unspent (`expired`).
+totals granted and returned (at expiry), changed only under the row's exclusive lock (payments
+hold it shared, so what was spent is the sum of the vouchers', not kept here); status
+`active` until the expiry sweep returns what is unspent (`expired`).
 `voucher_accounts`: one ledger account per (programme, holder) (kind `voucher`, never
 negative), whose balance is always granted - spent - returned.
 `voucher_events`: one row per grant (idempotent on the issuer's nonce), payment (its payment
@@ -43,7 +44,6 @@ CREATE TABLE programmes (
     expires_at   timestamptz NOT NULL,
     status       text NOT NULL DEFAULT 'active',
     granted      bigint NOT NULL DEFAULT 0,
-    spent        bigint NOT NULL DEFAULT 0,
     returned     bigint NOT NULL DEFAULT 0,
     nonce        text NOT NULL,
     body         jsonb NOT NULL,
@@ -54,8 +54,7 @@ CREATE TABLE programmes (
     CONSTRAINT ck_programmes_per_holder CHECK (per_holder > 0),
     CONSTRAINT ck_programmes_status CHECK (status IN ('active', 'expired')),
     CONSTRAINT ck_programmes_expired CHECK ((status = 'expired') = (expired_at IS NOT NULL)),
-    CONSTRAINT ck_programmes_parts CHECK (
-        granted >= 0 AND spent >= 0 AND returned >= 0 AND spent + returned <= granted),
+    CONSTRAINT ck_programmes_parts CHECK (granted >= 0 AND returned >= 0 AND returned <= granted),
     CONSTRAINT uq_programmes_nonce UNIQUE (issuer, nonce)
 );
 CREATE INDEX ix_programmes_due ON programmes (expires_at) WHERE status = 'active';
