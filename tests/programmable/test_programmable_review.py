@@ -139,7 +139,7 @@ def test_a_failing_escrow_refund_does_not_hold_the_others_back(
     audits_ok(network)
 
 
-QUIET_AML = {
+QUIET_AML: dict[str, Any] = {
     "large_value": 1_000_00,
     "structuring_count": 10**6,
     "velocity_count": 10**6,
