@@ -195,6 +195,14 @@ app.add_typer(escrow_app, name="escrow")
 from cli import escrow  # noqa: E402
 
 escrow.register(escrow_app, _network)
+programme_app = typer.Typer(no_args_is_help=True, help="Purpose-bound, expiring vouchers.")
+app.add_typer(programme_app, name="programme")
+merchant_app = typer.Typer(no_args_is_help=True, help="Merchant categories (the registry).")
+app.add_typer(merchant_app, name="merchant")
+from cli import merchant, programme  # noqa: E402
+
+programme.register(programme_app, _network)
+merchant.register(merchant_app, _network)
 dashboard.register(app, _network)
 
 from cli import cash, central_bank  # noqa: E402

@@ -15,6 +15,7 @@ from cbdc.envelope import operator_audience
 from cbdc.http import RemoteError, RemoteUnavailable, SignedClient
 from cbdc.identity import make_bank_account, make_resident_id
 from cbdc.settings import NetworkConfig
+from cli import programme
 from cli.console import amount_of, console, fail, fitting_table, money, signed_money
 from wallets.client import OperatorClient, WalletClient
 from wallets.keystore import KeyStore, StoredWallet
@@ -213,6 +214,14 @@ def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkCo
             f"[bold]{stored.name}[/] {info.wallet_id}  class {info.wallet_class}  {info.status}"
         )
         console.print(f"  wallet balance   {money(info.balance, d, c)}")
+        if info.locked:
+            console.print(f"  locked (escrow)  {money(info.locked, d, c)}")
+        for v in info.vouchers:
+            console.print(
+                f"  voucher          {money(v.balance, d, c)} {v.name!r} "
+                f"({', '.join(v.categories)}) until {v.expires_at}  {v.programme}",
+                soft_wrap=True,
+            )
         console.print(f"  linked deposit   {money(info.deposit_balance, d, c)}")
         console.print(f"  balance cap      {money(info.limits.balance_cap, d, c)}")
         console.print(f"  per payment      {money(info.limits.single_payment, d, c)}")
@@ -286,9 +295,12 @@ def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkCo
         payee: Annotated[str, typer.Argument(help="payee wallet id, or a local nickname")],
         amount: str,
         memo: Annotated[str | None, typer.Option(help="note for the payee")] = None,
+        voucher: Annotated[
+            str | None, typer.Option(help="pay from a voucher: programme id, or auto")
+        ] = None,
         data_dir: DataDir = None,
     ) -> None:
-        """Sign and send a payment order."""
+        """Sign and send a payment order (with --voucher: from a voucher, at a merchant)."""
         network, keys = store(data_dir)
         stored = resolve(keys, name)
         try:
@@ -302,8 +314,13 @@ def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkCo
                 raise typer.Exit(2) from None
             payee_id = payee
         try:
-            receipt = client_for(network, stored).pay(
-                payee_id, amount_of(amount, network.currency_decimals), memo=memo
+            minor = amount_of(amount, network.currency_decimals)
+            receipt = (
+                client_for(network, stored).pay(payee_id, minor, memo=memo)
+                if voucher is None
+                else programme.voucher_pay(
+                    client_for(network, stored), payee_id, minor, voucher, memo
+                )
             )
         except (RemoteError, RemoteUnavailable) as exc:
             fail(exc)
