@@ -28,6 +28,7 @@ from cbdc import ledger
 from cbdc.addresses import routing_code
 from cbdc.clock import iso
 from cbdc.ledger import Leg
+from operators.compliance import aml
 from operators.context import OperatorContext
 from operators.errors import SelfPayment, UnknownOperator, UnknownWallet
 from operators.models import Order
@@ -46,6 +47,7 @@ from operators.programmable.voucher_errors import (
     NotEligible,
     VoucherExpired,
 )
+from operators.rawsql import raw
 from operators.settlement.queue import queue_cross_operator
 from operators.wallets import limits
 from operators.wallets import repository as wallet_repo
@@ -193,4 +195,11 @@ def _pay(
     )
     if cross:
         queue_cross_operator(session, ctx, [(order_id, holder.id, payee_id, amount)])
+    # The AML rules of a payment (as pay_many and escrow releases run them): paying from a
+    # voucher does not take a payment out of monitoring.
+    checks = aml.payment_checks(ctx, [(wallet, payee_id, amount, payee)], now=now)
+    with raw(session, checks.query) as conn, conn.cursor() as cursor:
+        cursor.execute(checks.query, checks.params)
+        hits = cursor.fetchall()
+    aml.raise_payment_alerts(session, checks, hits, now=now)
     return payment
