@@ -23,13 +23,18 @@ DataDir = Annotated[Path | None, typer.Option("--data-dir", help="network data d
 
 
 def _wallet_id(network: NetworkConfig, name: str) -> str:
+    """The wallet id of a local nickname or a wallet id of an operator of this network."""
     try:
-        return key_store(network).get(name).wallet_id
+        wallet_id = key_store(network).get(name).wallet_id
     except KeyError:
         if not is_valid_wallet_id(name):
             console.print(f"[red]'{name}' is neither a local wallet nickname nor a wallet id[/]")
             raise typer.Exit(2) from None
-        return name
+        wallet_id = name
+    if routing_code(wallet_id) not in {node.code for node in network.operators}:
+        console.print(f"[red]wallet {wallet_id} belongs to no operator of this network[/]")
+        raise typer.Exit(2)
+    return wallet_id
 
 
 def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkConfig]) -> None:

@@ -65,6 +65,14 @@ def voucher_pay(
     return client.pay_with_voucher(payee, amount, programme=programme, memo=memo)
 
 
+def expiry_of(text: str) -> str:
+    """`--expires`: as escrow's `--deadline` (a duration or ISO 8601), named as this option."""
+    try:
+        return deadline_of(text)
+    except typer.BadParameter as exc:
+        raise typer.BadParameter(exc.message, param_hint="--expires") from None
+
+
 def show(network: NetworkConfig, p: Programme) -> None:
     m = lambda minor: money(minor, network.currency_decimals, network.currency)  # noqa: E731
     console.print(
@@ -102,7 +110,7 @@ def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkCo
                 name=name,
                 categories=[c.strip() for c in categories.split(",") if c.strip()],
                 per_holder=amount_of(per_holder, network.currency_decimals),
-                expires_at=deadline_of(expires),
+                expires_at=expiry_of(expires),
             )
         except (RemoteError, RemoteUnavailable) as exc:
             fail(exc)

@@ -62,6 +62,8 @@ def create(
             raise IdempotencyMismatch("this nonce was already used by a different order")
         return {**view(ctx, previous), "replayed": True}
     limits.require_active(issuer, "issuer wallet")
+    if not order["name"].strip():
+        raise ValidationFailed("order.name: must not be blank")
     categories = check_categories(order["categories"], field="order.categories")
     expires_at = _expiry(order["expires_at"], now)
     programme_id = uuid.uuid4()

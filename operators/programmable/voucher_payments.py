@@ -87,7 +87,9 @@ def pay(
         raise InsufficientVoucherBalance(
             f"the voucher holds {limits.fmt_money(ctx, held)}, not {limits.fmt_money(ctx, amount)}"
         )
-    payment = _pay(session, ctx, voucher, holder.id, order, signature, order_hash)
+    payment, replayed = _pay(session, ctx, voucher, holder.id, order, signature, order_hash)
+    if replayed:
+        return {**payment_receipt(ctx, payment), "replayed": True}
     vrepo.add_to(session, programme["id"], holder.id, spent=amount)
     vrepo.add_event(
         session,
@@ -114,8 +116,10 @@ def _pay(
     order: dict[str, Any],
     signature: str,
     order_hash: str,
-) -> Order:
-    """Voucher -> holder -> payee (or in transit), limits counted; the payment order."""
+) -> tuple[Order, bool]:
+    """Voucher -> holder -> payee (or in transit), limits counted; the payment order and
+    whether it was stored already (under this nonce, by a request that committed while this
+    one waited for the holder's account: a replay, or a refusal of a different order)."""
     now = ctx.now()
     amount, payee_id = order["amount"], order["payee"]
     cross = routing_code(payee_id) != ctx.code
@@ -136,6 +140,14 @@ def _pay(
         wanted += [ctx.account("vault_float"), ctx.account("deposits_contra")]
         wanted.append(payee_deposit(session, payee.customer_id))
     balances = ledger.lock_accounts(session, wanted)
+    # The nonce again, now that the holder's account is locked: the first look (under the
+    # voucher row only) misses an order under the same nonce of another programme, or an
+    # ordinary payment, sent at the same time (every payment of the holder locks its account);
+    # storing this one too would break uq_orders_wallet_nonce (a 500).
+    previous = wallet_repo.find_order(session, holder_id, order["nonce"])
+    if previous is not None:
+        check_replay(previous, order_hash)
+        return previous, True
     wallet = wallet_repo.get_wallet(session, holder_id, lock=True)
     assert wallet is not None
     limits.require_active(wallet, "payer wallet")
@@ -202,4 +214,4 @@ def _pay(
         cursor.execute(checks.query, checks.params)
         hits = cursor.fetchall()
     aml.raise_payment_alerts(session, checks, hits, now=now)
-    return payment
+    return payment, False
