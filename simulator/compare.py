@@ -34,7 +34,14 @@ from simulator.report_format import (
 COMPARE_MD = "compare.md"
 
 # Run-level figures taken from summary.json (count or rate, never amounts).
-SUMMARY_FIGURES = ("payments_total", "payments_ok", "payments_failed", "payments_per_second")
+SUMMARY_FIGURES = (
+    "payments_total",
+    "payments_ok",
+    "payments_failed",
+    "payments_per_second",
+    "velocity_during_stimulus",  # programmable money (simulator/programmable_metrics.py)
+    "velocity_after_stimulus",
+)
 
 
 class ComparisonError(ValueError):

@@ -37,6 +37,8 @@ from simulator.metrics import observe
 from simulator.network import SimNetwork, apply_limits, side_by_side
 from simulator.offline import OfflineWorld
 from simulator.population import OperatorPopulation, adopt, seed
+from simulator.programmable import ProgrammableWorld
+from simulator.programmable_metrics import ProgrammableSeries
 from simulator.scenario import DepositRun, Outage, Scenario, SetLimits, SettlementModeSwitch
 from simulator.scenario_offline import NetworkDown
 from simulator.tally import StepTally
@@ -60,6 +62,14 @@ class Engine:
         if scenario.offline is not None or any(isinstance(e, NetworkDown) for e in scenario.events):
             self.offline = OfflineWorld(self.net, scenario, self.populations)
         self.offline_summary: dict[str, Any] | None = None
+        # merchant categories, a stimulus, escrows (simulator/programmable.py)
+        self.programmable: ProgrammableWorld | None = None
+        self.programmable_series: ProgrammableSeries | None = None
+        self.programmable_summary: dict[str, Any] | None = None
+        if scenario.merchants or scenario.stimulus or scenario.escrows:
+            self.programmable = ProgrammableWorld(self.net, scenario, self.populations)
+            if scenario.stimulus or scenario.escrows:
+                self.programmable_series = ProgrammableSeries(self.net, self.programmable)
         self.events = list(scenario.events)
         self.runs: list[DepositRunWindow] = []
         self.outages: dict[str, int] = {}  # operator -> end of outage (simulated seconds)
@@ -106,6 +116,8 @@ class Engine:
                 self._open_and_load(start + self.step_seconds, tally)
             if self.offline is not None:
                 self.offline.register_new(start)
+            if self.programmable is not None:
+                self.programmable.step_start(start, start + self.step_seconds)
             self.net.analyze()  # autovacuum is off on the run's databases
             setup = time.perf_counter() - started
             self.settling = 0.0
@@ -225,6 +237,7 @@ class Engine:
             for t, code, payer, payee, amount in chunk:
                 by_operator.setdefault(code, []).append((t, payer, payee, amount))
             work: dict[str, tuple[int, list[tuple[float, str, str, int]]]] = {}
+            special: dict[str, list[tuple[str, payments.Item]]] = {}  # vouchers, escrows
             for code in self.codes:
                 items = by_operator.get(code, [])
                 if not items:
@@ -233,6 +246,8 @@ class Engine:
                     tally.failed[code] += len(items)
                     tally.failed_by_reason["operator_unavailable"] += len(items)
                     continue
+                if self.programmable is not None:
+                    items, special[code] = self.programmable.take(code, items)
                 work[code] = (self.nonce, items)  # nonces sim-<n+1>.. in operator order
                 self.nonce += len(items)
             # Operators have their own databases and customers: their batches of a slice run
@@ -243,9 +258,18 @@ class Engine:
             for code, (_, items) in work.items():
                 for item, outcome in zip(items, outcomes[code], strict=True):
                     tally.payment(code, outcome, item[3])
+                if self.programmable is not None:
+                    self.programmable.record(items, outcomes[code])
                 done += len(items)
+            if self.programmable is not None:
+                for code, made in special.items():
+                    self.programmable.run_special(code, made, tally)
+                    done += len(made)
+                self.programmable.release_due(float(b_end))
             self.net.clock.seconds = float(b_end)
-            self._settle()
+            self._settle()  # the services' sweeps too: vouchers' expiry, escrows' deadlines
+            if self.programmable is not None:
+                self.programmable.expire(float(b_end))
         return done
 
     def _settle(self) -> None:
@@ -294,12 +318,25 @@ class Engine:
                 per[code].update(extra)
             if last:
                 self.offline_summary = self.offline.summary()
+        if self.programmable_series is not None:
+            for code in self.codes:
+                per[code].update(
+                    self.programmable_series.per_operator(
+                        code, ops[code]["wallet_balances"], tally.value[code]
+                    )
+                )
+            if last:
+                self.programmable_summary = self.programmable_series.summary(self.step_seconds)
         metrics = list(next(iter(per.values())).keys())
         household_cash = sum(int(p.cash.sum()) for p in self.populations.values())
         row["household_cash"] = household_cash
         for m in metrics:
             row[m] = sum(per[c][m] for c in self.codes)
         row["wallets_adopted"] = sum(len(p.adopted) for p in self.populations.values())
+        if self.programmable_series is not None:
+            row["velocity"] = self.programmable_series.velocity(
+                row["time_s"], int(row["payments_value"]), int(row["money_held"])
+            )
         row["payments_failed"] = sum(tally.failed.values())
         for reason in sorted(set(self.failed_totals) | set(tally.failed_by_reason)):
             row[f"failed.{reason}"] = tally.failed_by_reason[reason]

@@ -43,6 +43,7 @@ def _operator_snapshot(session: Session, ctx: OperatorContext) -> dict[str, int]
         "in_transit": kinds.get("in_transit", 0),
         "purse_balances": kinds.get("offline_purse", 0),  # offline devices' purses
         "escrow_balances": kinds.get("escrow", 0),  # escrows (operators/programmable)
+        "voucher_balances": kinds.get("voucher", 0),  # vouchers (operators/programmable)
         "fraud_losses": kinds.get("fraud_loss", 0),  # offline double spends carried
         "tokens_held": int(accounts["tokens_held"]),
         "vault_tokens": tokens.get("held_value", 0) + tokens.get("reserved_value", 0),
@@ -133,8 +134,10 @@ def observe(net: SimNetwork, *, full: bool) -> tuple[dict[str, Any], list[dict[s
             + snap["in_transit"]
             + snap["purse_balances"]
             + snap["escrow_balances"]
+            + snap["voucher_balances"]
         )
         check(f"{code}: vault tokens == -tokens_held", snap["vault_tokens"], -snap["tokens_held"])
+        # (the name predates escrows and vouchers, which `held` counts too)
         check(
             f"{code}: vault tokens == float + wallets + in transit + offline purses",
             snap["vault_tokens"],

@@ -56,6 +56,11 @@ STOCK_METRICS = (
     "fraud_losses",
     "devices",
     "devices_revoked",
+    # programmable money (simulator/programmable_metrics.py); velocity is a ratio per step
+    "voucher_outstanding",
+    "escrow_locked",
+    "money_held",
+    "velocity",
 )
 # Per-step values (the run figure is the sum over the steps).
 FLOW_METRICS = (
@@ -73,6 +78,13 @@ FLOW_METRICS = (
     "offline_syncs",
     "double_spends_detected",
     "detection_delay_s",
+    "stimulus_paid",
+    "voucher_spending",
+    "expiry_returns",
+    "payments_value",
+    "escrows_opened",
+    "escrows_released",
+    "escrows_refunded",
 )
 # Metrics in integer minor units of the currency (the rest are counts).
 AMOUNT_METRICS = frozenset(
@@ -91,6 +103,15 @@ AMOUNT_METRICS = frozenset(
         "offline_value",
         "purse_balances",
         "fraud_losses",
+        "stimulus_paid",
+        "voucher_spending",
+        "voucher_outstanding",
+        "expiry_returns",
+        "payments_value",
+        "money_held",
+        "escrows_released",
+        "escrows_refunded",
+        "escrow_locked",
     }
 )
 FAILED_PREFIX = "failed."

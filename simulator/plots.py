@@ -224,6 +224,7 @@ def plot_run(
         amount=False,
     )
     _plot_offline(p, total, by_operator)
+    _plot_programmable(p, total)
     p.lines(
         "adoption",
         "Wallet adoption",
@@ -312,6 +313,45 @@ def _plot_offline(
     ):
         p.used.update(column for column, _ in by_operator(metric))
     _plot_detection(p)
+
+
+def _plot_programmable(p: _Plotter, total: Callable[..., list[tuple[str, str]]]) -> None:
+    """Programmable money (simulator/programmable_metrics.py): drawn when the run has them."""
+    unit = p.currency or "major units"
+    p.lines(
+        "vouchers",
+        "Stimulus and vouchers",
+        f"Stimulus paid or granted to households, voucher spending and unspent voucher value "
+        f"returned at expiry in each step, and value held in vouchers at its end ({unit}).",
+        total("stimulus_paid", "voucher_spending", "expiry_returns", "voucher_outstanding"),
+        amount=True,
+    )
+    p.lines(
+        "velocity",
+        "Velocity",
+        "Value of the payments made in each step (ordinary, from vouchers, escrows opened) "
+        "divided by the money the public holds at its end (households' and merchants' wallets, "
+        "vouchers and open escrows; not the agency's wallet).",
+        total("velocity"),
+        amount=False,
+    )
+    p.lines(
+        "money_held",
+        "Money held and payments' value",
+        f"Money the public holds at the end of each step and the value of the payments made in "
+        f"it ({unit}).",
+        total("money_held", "payments_value"),
+        amount=True,
+    )
+    p.lines(
+        "escrows",
+        "Escrows",
+        f"Escrow value released to payees and refunded to payers at the deadline in each step, "
+        f"and value locked in open escrows at its end ({unit}).",
+        total("escrows_released", "escrows_refunded", "escrow_locked"),
+        amount=True,
+        skip_all_zero=True,
+    )
 
 
 def _plot_detection(p: _Plotter) -> None:

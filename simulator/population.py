@@ -53,6 +53,9 @@ class OperatorPopulation:
     moved_cash: np.ndarray | None = None
     moved_deposit: np.ndarray | None = None
     run_deposit: dict[str, int] = field(default_factory=dict)  # wallet -> deposit when run began
+    # households' wallet keys, kept when they sign orders (vouchers, escrows:
+    # simulator/programmable.py); None: not kept
+    keys: dict[str, SigningKey] | None = None
 
     @property
     def households(self) -> int:
@@ -75,11 +78,12 @@ def class_assignment(spec: OperatorSpec, rng: np.random.Generator) -> list[Walle
 def seed(
     net: SimNetwork, scenario: Scenario, rng: np.random.Generator
 ) -> dict[str, OperatorPopulation]:
-    return {spec.code: _seed_operator(net, spec, rng) for spec in scenario.operators}
+    keep_keys = scenario.stimulus is not None or scenario.escrows is not None
+    return {spec.code: _seed_operator(net, spec, rng, keep_keys) for spec in scenario.operators}
 
 
 def _seed_operator(
-    net: SimNetwork, spec: OperatorSpec, rng: np.random.Generator
+    net: SimNetwork, spec: OperatorSpec, rng: np.random.Generator, keep_keys: bool
 ) -> OperatorPopulation:
     state = net.state(spec.code)
     ctx = state.ctx
@@ -130,6 +134,7 @@ def _seed_operator(
         merchant_wallets=merchant_wallets,
         moved_cash=np.zeros(spec.households, dtype=np.int64),
         moved_deposit=np.zeros(spec.households, dtype=np.int64),
+        keys={} if keep_keys else None,
     )
 
 
@@ -143,17 +148,20 @@ def adopt(net: SimNetwork, pop: OperatorPopulation, target: int) -> int:
     ctx = state.ctx
     for start in range(0, len(new), CHUNK):
         chunk = new[start : start + CHUNK]
+        keys = [SigningKey.generate() for _ in chunk]
         wallets = [
             bulk.NewWallet(
                 pop.customers[h],
                 identity(f"Household {pop.code}-{h}", h),
                 pop.classes[h],
-                SigningKey.generate().public_key,
+                key.public_key,
             )
-            for h in chunk
+            for h, key in zip(chunk, keys, strict=True)
         ]
         ids = state.uow.run(None, functools.partial(bulk.open_wallets, ctx=ctx, wallets=wallets))
-        for h, wallet_id in zip(chunk, ids, strict=True):
+        for h, wallet_id, key in zip(chunk, ids, keys, strict=True):
+            if pop.keys is not None:
+                pop.keys[wallet_id] = key
             pop.wallets[h] = wallet_id
             pop.adopted.append(h)
             pop.adopted_wallets.append(wallet_id)

@@ -40,6 +40,7 @@ from simulator.report_format import (
     money_format,
 )
 from simulator.report_offline import offline_section
+from simulator.report_programmable import programmable_section
 
 REPORT_MD = "report.md"
 
@@ -71,6 +72,7 @@ KNOWN_SUMMARY_KEYS = frozenset(
         "amount_metrics",
         "invariant_failures",
         "offline",
+        "programmable",
     }
 )
 
@@ -265,6 +267,9 @@ def render_report(run_dir: Path) -> Path:
     offline = offline_section(summary)
     if offline:
         parts += ["## Offline payments", "", offline, ""]
+    programmable = programmable_section(summary)
+    if programmable:
+        parts += ["## Programmable money", "", programmable, ""]
     other = _other_fields(summary)
     if other:
         parts += ["## Other summary fields", "", other, ""]

@@ -41,6 +41,19 @@ LABELS = {
     "double_spends_detected": "double spends detected",
     "detection_delay_s": "time to detection (s, summed)",
     "offline_syncs": "device syncs",
+    "stimulus_paid": "stimulus paid",
+    "voucher_spending": "voucher spending",
+    "voucher_outstanding": "vouchers outstanding",
+    "expiry_returns": "voucher expiry returns",
+    "payments_value": "payments' value",
+    "money_held": "money held by the public",
+    "velocity": "velocity (payments' value / money held, per step)",
+    "velocity_during_stimulus": "velocity during the voucher period",
+    "velocity_after_stimulus": "velocity after the voucher period",
+    "escrows_opened": "escrows opened",
+    "escrows_released": "escrow value released",
+    "escrows_refunded": "escrow value refunded",
+    "escrow_locked": "value locked in escrows",
 }
 
 
@@ -81,6 +94,8 @@ def format_value(
         return sign + format_amount(int(round(value)), decimals, currency)
     if float(value).is_integer():
         return f"{sign}{int(value):,}"
+    if abs(value) < 1:  # ratios such as velocity
+        return f"{sign}{value:.4f}"
     return f"{sign}{value:,.2f}"
 
 

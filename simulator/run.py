@@ -111,6 +111,12 @@ def run_scenario(
     }
     if engine.offline_summary is not None:
         summary["offline"] = engine.offline_summary
+    if engine.programmable_summary is not None:
+        summary["programmable"] = engine.programmable_summary
+        stimulus = engine.programmable_summary.get("stimulus") or {}
+        for key in ("velocity_during", "velocity_after"):  # flat: `cbdc scenario compare`
+            if stimulus.get(key) is not None:
+                summary[f"{key}_stimulus"] = stimulus[key]
     if raw is not None:
         summary["baseline"] = raw
         summary["ratio_to_baseline"] = round(payments / wall / raw["payments_per_second"], 3)

@@ -36,6 +36,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from simulator.scenario_offline import NetworkDown, Offline
+from simulator.scenario_programmable import Escrows, Merchants, Stimulus, cross_checks
 from simulator.scenario_values import (
     DAY,
     DECIMALS,
@@ -354,6 +355,10 @@ class Scenario(ScenarioModel):
     payments: Payments = Field(default_factory=Payments)
     events: list[Event] = Field(default_factory=list)
     offline: Offline | None = None  # offline use (simulator/scenario_offline.py)
+    # programmable money (simulator/scenario_programmable.py)
+    merchants: Merchants | None = None
+    stimulus: Stimulus | None = None
+    escrows: Escrows | None = None
     source_text: str = Field(default="", repr=False, exclude=True)
 
     @property
@@ -422,6 +427,7 @@ class Scenario(ScenarioModel):
             operator = getattr(event, "operator", None)
             if operator is not None and operator not in known:
                 errors.append((("events", i, "operator"), f"no operator {operator!r}", operator))
+        errors += cross_checks(duration, self.merchants, self.stimulus)
         fail_at("Scenario", errors)
 
         # Derived defaults.

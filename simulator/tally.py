@@ -26,12 +26,14 @@ class StepTally:
         self.failed_by_reason: Counter[str] = Counter()
         self.limit_hits: Counter[str] = Counter()
         self.gross: Counter[str] = Counter()
+        self.value: Counter[str] = Counter()  # value of the payments made
         self.shortfall: Counter[str] = Counter()
         self.codes = codes
 
     def payment(self, code: str, outcome: batch.Outcome, amount: int) -> None:
         if outcome.ok:
             self.ok[code] += 1
+            self.value[code] += amount
             if outcome.cross and not outcome.replayed:
                 self.gross[code] += amount
             return

@@ -9,6 +9,7 @@ import gc
 import sys
 from pathlib import Path
 
+from sqlalchemy import text
 from typer.testing import CliRunner
 
 from cli.main import app
@@ -66,6 +67,12 @@ amount = { distribution = "lognormal", median = 80, sigma = 1.2, max = 6_000 }
 cross_operator = 0.3
 batch_size = 50
 
+[escrows]
+share = 0.1
+release_after = "12h"
+deadline = "1d"
+refunded = 0.3
+
 [[events]]
 at = "1d"
 kind = "set_limits"
@@ -96,6 +103,7 @@ def test_every_step_keeps_the_cross_tier_invariants(pg_url: str) -> None:
     engine = Engine(parse_scenario(TINY), pg_url, full_checks=True)
     try:
         engine.run()
+        escrowed = _escrow_totals(engine)
     finally:
         engine.close()
     assert engine.checks_run > 6 * 20
@@ -117,6 +125,33 @@ def test_every_step_keeps_the_cross_tier_invariants(pg_url: str) -> None:
     assert int(series[5]["reserves.BKA1"]) < int(series[3]["reserves.BKA1"])
     # the lower class IV cap was hit
     assert sum(int(row["limit_hits"]) for row in series) > 0
+    # escrows in the mix: opened, released by their payers, the others refunded at their
+    # deadline by the services' sweep (once each), what is left still locked (and audited:
+    # the full checks include the operators' escrow audit)
+    opened, released, refunded = (
+        sum(int(row[m]) for row in series)
+        for m in ("escrows_opened", "escrows_released", "escrows_refunded")
+    )
+    assert opened == escrowed["count"] > 10 and released > 0 and refunded > 0
+    assert escrowed["amount"] == released + refunded + int(series[-1]["escrow_locked"])
+    assert escrowed["expiry_events"] == escrowed["refunded_escrows"] > 0
+    summary = engine.programmable_summary
+    assert summary is not None and summary["escrows"]["released"] == released
+
+
+def _escrow_totals(engine: Engine) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    queries = {
+        "count": "SELECT count(*) FROM escrows",
+        "amount": "SELECT coalesce(sum(amount), 0) FROM escrows",
+        "expiry_events": "SELECT count(*) FROM escrow_events WHERE kind = 'expiry'",
+        "refunded_escrows": "SELECT count(*) FROM escrows WHERE status = 'refunded'",
+    }
+    for code in engine.codes:
+        with engine.net.state(code).factory() as session:
+            for key, sql in queries.items():
+                totals[key] = totals.get(key, 0) + int(session.execute(text(sql)).scalar_one())
+    return totals
 
 
 def _series(run_dir: Path) -> list[dict[str, str]]:
