@@ -78,6 +78,7 @@ def _without(path: str, *keys: str) -> dict:
         ("bank-run.toml", "bank-run-limits.toml", ["policy"]),
         ("rtgs-vs-net.toml", "net-settlement.toml", ["settlement.mode"]),
         ("class-mix-anonymous.toml", "class-mix-verified.toml", []),
+        ("stimulus-money.toml", "stimulus-voucher.toml", ["stimulus.form"]),
     ],
 )
 def test_pairs_differ_only_in_what_they_compare(a: str, b: str, differing: list[str]) -> None:
