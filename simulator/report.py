@@ -73,6 +73,8 @@ KNOWN_SUMMARY_KEYS = frozenset(
         "invariant_failures",
         "offline",
         "programmable",
+        "velocity_during_stimulus",  # in the programmable section
+        "velocity_after_stimulus",
     }
 )
 
