@@ -12,7 +12,11 @@ Each step of simulated time:
   4. payments, drawn from the seeded generator, run through the operators' batch payment path
      (`operators.payments.batch.pay_many`) in time slices of the net settlement interval; after each
      slice, cross-operator payments settle: RTGS by the operators' outbox jobs (a signed
-     settlement at the central bank per payment), net by a clearing cycle;
+     settlement at the central bank per payment), net by a clearing cycle; with programmable
+     money (`simulator/programmable.py`) the stimulus is paid at the start of its step, and a
+     slice's payments from vouchers and escrows (signed orders) run after its batch, then the
+     escrow releases due; the services' sweeps (voucher expiry, escrow deadlines) run with
+     the jobs when the engine settles;
   5. merchants unload to their deposits; vault water marks trigger issuance or redemption;
   6. figures are read from the databases and the cross-tier invariants checked.
 
