@@ -90,10 +90,10 @@ class OperatorContext:
     accounts: dict[str, int] = field(default_factory=dict)
     certificate: dict | None = None
     # What a refund of a cross-operator order of a kind must also undo in its area's own
-    # records (order kind -> fn(session, order id)), composed by operators.state: settlement
-    # gives orders back without importing the areas that made them (the offline area's
-    # adjudication log).
-    refund_hooks: dict[str, Callable[[Session, Any], None]] = field(default_factory=dict)
+    # records (order kind or body type -> fn, see operators.settlement.refunds), composed by
+    # operators.state: settlement gives orders back without importing the areas that made them
+    # (the offline area's adjudication log, the vouchers' totals).
+    refund_hooks: dict[str, Callable[..., Any]] = field(default_factory=dict)
     identity_cipher: IdentityCipher | None = None
     regulator_signing_key: str | None = None
     regulator_sealing_key: str | None = None

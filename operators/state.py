@@ -34,7 +34,7 @@ from operators.jobs import JobRunner, OutboxWorker, job_table
 from operators.offline import repository as offline_repo
 from operators.offline.jobs import JOBS as OFFLINE_JOBS
 from operators.payments.microbatch import PaymentBatcher
-from operators.programmable import escrow_jobs, schedules_run, voucher_jobs
+from operators.programmable import escrow_jobs, schedules_run, voucher_jobs, voucher_refunds
 from operators.settlement import netting
 from operators.settlement.jobs import JOBS as SETTLEMENT_JOBS
 from operators.settlement.rtgs_settler import RtgsSettler
@@ -127,7 +127,11 @@ class OperatorState:
             identity_cipher=IdentityCipher(config.data_key),
             regulator_signing_key=config.regulator_signing_key,
             regulator_sealing_key=config.regulator_sealing_key,
-            refund_hooks={"offline_payment": offline_repo.unbook},
+            refund_hooks={
+                "offline_payment": offline_repo.unbook,
+                "voucher_payment": voucher_refunds.book,
+                "voucher_payment:lock": voucher_refunds.lock,
+            },
         )
         transaction(self.factory, self.ctx.bootstrap)
         # Wallets opened before the evidence index existed (op0010) join it once.

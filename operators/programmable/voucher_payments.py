@@ -7,10 +7,11 @@ covering X; the holder's limits as for a payment) is two entries in one transact
 -> `in_transit_out` for a payee at another operator, queued with `queue_cross_operator` and
 settled like any payment). The payment is an ordinary `payment` order of the holder under the
 order's own nonce (so it is idempotent like a payment, shows in the holder's history and at
-GET /v1/payments/{id}); the payee receives ordinary money. One the payee's operator returns is
-refunded by the one refund rule (`operators.settlement.refunds`) to the holder's WALLET, not
-into the voucher (as an escrow release's: the voucher was spent; the programme may have expired
-meanwhile); decision V5 in the notes.
+GET /v1/payments/{id}); the payee receives ordinary money. One the payee's operator returns (or
+the central bank or the clearing house refuses) is refunded by the one refund rule
+(`operators.settlement.refunds`) through the hook `voucher_refunds`: back into the voucher while
+the programme is active, to the issuer once it has expired; never to the holder's wallet (that
+would turn earmarked value into free money).
 
 Expiry racing a payment: the payment holds the programme row FOR SHARE and is allowed iff
 now < expires_at; the sweep takes the row FOR UPDATE SKIP LOCKED, so it runs before the

@@ -1,5 +1,5 @@
 """SQL of programmes and vouchers (tables `programmes`, `voucher_accounts`, `voucher_events`,
-`merchant_categories`: migration op0015)."""
+`merchant_categories`: migrations op0015, op0016)."""
 
 from __future__ import annotations
 
@@ -212,8 +212,9 @@ def category_of(session: Session, wallet_id: str) -> str | None:
 def audit_totals(session: Session) -> dict[str, int]:
     """For the audit: value in voucher accounts; voucher accounts whose balance is not
     granted - spent - returned; negative ones; programmes whose totals differ from the sums of
-    their voucher accounts; voucher accounts whose events differ from their totals; expired
-    programmes still holding value."""
+    their voucher accounts; voucher accounts whose events differ from their totals (spent:
+    payments less refunds; returned: expiry and refunds after it); expired programmes still
+    holding value."""
     row = (
         session.execute(
             text(
@@ -246,8 +247,9 @@ WHERE coalesce(v.g, 0) <> p.granted OR coalesce(v.r, 0) <> p.returned
 SELECT count(*) FROM voucher_accounts v LEFT JOIN (
     SELECT programme_id, holder,
            coalesce(sum(amount) FILTER (WHERE kind = 'grant'), 0) AS g,
-           coalesce(sum(amount) FILTER (WHERE kind = 'payment'), 0) AS s,
-           coalesce(sum(amount) FILTER (WHERE kind = 'expiry'), 0) AS r
+           coalesce(sum(amount) FILTER (WHERE kind = 'payment'), 0)
+             - coalesce(sum(amount) FILTER (WHERE kind IN ('refund', 'refund_expired')), 0) AS s,
+           coalesce(sum(amount) FILTER (WHERE kind IN ('expiry', 'refund_expired')), 0) AS r
     FROM voucher_events GROUP BY programme_id, holder) e
     ON e.programme_id = v.programme_id AND e.holder = v.holder
 WHERE coalesce(e.g, 0) <> v.granted OR coalesce(e.s, 0) <> v.spent

@@ -124,7 +124,7 @@ def refund_settlement(
     amount = int(payload["amount"])
     source = ctx.account(payload["source"])
     ledger.lock_accounts(
-        session, [source, wallet.account_id, *refunds.extra_accounts(ctx, [order])]
+        session, [source, wallet.account_id, *refunds.extra_accounts(session, ctx, [order])]
     )
     ledger.post(
         session,
@@ -209,7 +209,7 @@ def receive(
         outcome, credit, reason, sweep = _payee_target(session, ctx, body["payee_wallet"], amount)
     target = credit if credit is not None else ctx.account("returns_pending")
     held = ctx.account("tokens_held")
-    extra = refunds.extra_accounts(ctx, [returned] if returned is not None else [])
+    extra = refunds.extra_accounts(session, ctx, [returned] if returned is not None else [])
     ledger.lock_accounts(session, [held, target, *extra])
     legs = [(held, -amount), (target, amount)]
     if returned is not None:

@@ -199,7 +199,7 @@ def refund_submission(
         accounts = wallet_repo.wallet_accounts(session, {r.wallet_id for r in rows})
         source = ctx.account("in_transit_out")
         orders = {r.order_id: wallet_repo.get_order(session, r.order_id) for r in rows}
-        extra = refunds.extra_accounts(ctx, [o for o in orders.values() if o is not None])
+        extra = refunds.extra_accounts(session, ctx, [o for o in orders.values() if o is not None])
         ledger.lock_accounts(session, [source, *accounts.values(), *extra])
         entries: list[ledger.Entry] = []
         for r in rows:

@@ -16,11 +16,19 @@ fraud_losses_contra +loss; the adjudication log forgets the recovery and the los
 does not import the offline area), so `fraud_losses` still equals the recorded losses.
 This is what the payer's operator does at once for a payee of its own that cannot take an
 offline payment (the wallet gets what the purse held; nothing is recovered, nothing lost).
+
+A voucher payment (order kind `payment`, body type `voucher_payment`) never comes back as free
+money: source -X, and +X to the holder's voucher account while the programme is active, else to
+the programme's issuer wallet (the hook `ctx.refund_hooks["voucher_payment"]`,
+`operators.programmable.voucher_refunds`, which also records it in the voucher's totals).
+`extra_accounts` first locks the programmes and vouchers of such orders (as a payment takes
+them: before the ledger accounts) and adds the accounts a refund may credit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -30,15 +38,34 @@ from operators.context import OperatorContext
 from operators.models import Order
 
 OFFLINE = "offline_payment"
+VOUCHER = "voucher_payment"  # the body type of a voucher payment's order (kind `payment`)
+VOUCHER_LOCK = "voucher_payment:lock"  # its hook locking the programme and voucher rows
 SYSTEM = ("vault_float", "fraud_losses", "fraud_losses_contra")
 
 
-def extra_accounts(ctx: OperatorContext, orders: Sequence[Order]) -> set[int]:
+def is_voucher(order: Order) -> bool:
+    body = order.body
+    return order.kind == "payment" and isinstance(body, dict) and body.get("type") == VOUCHER
+
+
+def _hook(ctx: OperatorContext, name: str) -> Callable[..., Any]:
+    hook = ctx.refund_hooks.get(name)
+    if hook is None:  # a context not composed by operators.state: refuse, never half-refund
+        raise RuntimeError(f"no refund hook {name!r} in this operator's context")
+    return hook
+
+
+def extra_accounts(session: Session, ctx: OperatorContext, orders: Sequence[Order]) -> set[int]:
     """Accounts a refund of `orders` touches besides the source and the payers' wallets (to
-    lock them with the rest, once, in ascending order)."""
+    lock them with the rest, once, in ascending order). Locks the programme and voucher rows
+    of the voucher payments among them first (call it before locking the accounts)."""
+    extra: set[int] = set()
     if any(o.kind == OFFLINE for o in orders):
-        return {ctx.account(code) for code in SYSTEM}
-    return set()
+        extra |= {ctx.account(code) for code in SYSTEM}
+    vouchers = [o for o in orders if is_voucher(o)]
+    if vouchers:
+        extra |= set(_hook(ctx, VOUCHER_LOCK)(session, vouchers))
+    return extra
 
 
 def refund_legs(
@@ -50,10 +77,13 @@ def refund_legs(
     amount: int | None = None,
 ) -> list[Leg]:
     """The legs giving `amount` (the order's whole amount, its default) from `source` back to
-    the payer's wallet account.
+    the payer's wallet account (a voucher payment's: to its voucher or the issuer, recorded).
     For an offline payment, also forgets its recovery and loss in the adjudication log (in the
     caller's transaction)."""
     amount = order.amount if amount is None else amount
+    if is_voucher(order):  # into the voucher, or to the issuer once expired
+        target = int(_hook(ctx, VOUCHER)(session, order, amount, ctx.now()))
+        return [(source, -amount), (target, amount)]
     if order.kind != OFFLINE or order.entry_id is None:
         return [(source, -amount), (wallet_account, amount)]
     rows = session.execute(
@@ -75,8 +105,5 @@ def refund_legs(
             legs[account] = legs.get(account, 0) - value
     if sum(legs.values()) != 0:  # not the entry adjudication posts: refund it plainly
         return [(source, -amount), (wallet_account, amount)]
-    unbook = ctx.refund_hooks.get(OFFLINE)
-    if unbook is None:  # a context not composed by operators.state: refuse, never half-refund
-        raise RuntimeError("no refund hook for offline payments in this operator's context")
-    unbook(session, order.id)
+    _hook(ctx, OFFLINE)(session, order.id)
     return [(a, v) for a, v in sorted(legs.items()) if v != 0]

@@ -361,7 +361,7 @@ def apply(
     refusing = [orders[uuid.UUID(i["order_id"])] for i, _ in refused]
     wallets = _refund_accounts(session, refusing)
     in_transit, held = ctx.account("in_transit_out"), ctx.account("tokens_held")
-    extra = refunds.extra_accounts(ctx, refusing)
+    extra = refunds.extra_accounts(session, ctx, refusing)
     ledger.lock_accounts(session, {in_transit, held, *wallets.values(), *extra})
     entries: list[ledger.Entry] = []
     outcomes: dict[str, Outcome] = {}
@@ -440,7 +440,7 @@ def refund_all(
     waiting = [o for o in orders.values() if o.status == "pending_settlement"]
     wallets = _refund_accounts(session, waiting)
     in_transit = ctx.account("in_transit_out")
-    extra = refunds.extra_accounts(ctx, waiting)
+    extra = refunds.extra_accounts(session, ctx, waiting)
     ledger.lock_accounts(session, {in_transit, *wallets.values(), *extra})
     ledger.post_many(
         session,

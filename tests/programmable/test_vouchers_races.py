@@ -1,8 +1,8 @@
 """Vouchers under concurrency and at expiry: payments racing each other never spend more than
 the voucher holds; payments racing the expiry sweep are decided by the one clock (payment iff
 now < expires_at); the sweep returns unspent vouchers to the issuer exactly once with two
-runners and a restart; a voucher payment the payee's operator returns comes back to the
-holder's WALLET. Conservation by the audits."""
+runners and a restart; a voucher payment the payee's operator returns comes back into the
+voucher (tests/programmable/test_voucher_refunds.py: after expiry). Conservation by the audits."""
 
 from __future__ import annotations
 
@@ -140,7 +140,7 @@ def test_the_expiry_happens_once_with_two_runners_and_a_restart(network: Any) ->
     assert shop.balance().balance == 15_00
 
 
-def test_a_voucher_payment_the_payee_cannot_take_comes_back_to_the_holder_wallet(
+def test_a_voucher_payment_the_payee_cannot_take_comes_back_into_the_voucher(
     network: Any,
 ) -> None:
     clock = operator_clock(network)
@@ -156,8 +156,8 @@ def test_a_voucher_payment_the_payee_cannot_take_comes_back_to_the_holder_wallet
     status = holder.payment(paid.payment_id)
     assert (status.status, status.failure) == ("returned", "payee_balance_cap_exceeded")
     info = holder.balance()
-    # Decision: back to the holder's wallet as ordinary money; the voucher stays spent.
-    assert (info.balance, info.vouchers[0].balance) == (50_00, 30_00)
-    assert issuer.programme(p.programme_id).spent == 50_00
+    # Back into the voucher (the programme is active), never the holder's wallet as free money.
+    assert (info.balance, info.vouchers[0].balance) == (0, 80_00)
+    assert issuer.programme(p.programme_id).spent == 0
     assert shop.balance().balance == 9_999_00
     audit_vouchers(network)
