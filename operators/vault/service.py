@@ -232,4 +232,23 @@ def vault_position(session: Session, ctx: OperatorContext) -> dict[str, Any]:
     balances = {
         code: repo.account_balance(session, account) for code, account in ctx.accounts.items()
     }
-    return {"accounts": balances, "tokens": vault_repo.vault_summary(session)}
+    return {
+        "accounts": balances,
+        "tokens": vault_repo.vault_summary(session),
+        "holdings": holdings(session),
+    }
+
+
+def holdings(session: Session) -> dict[str, int]:
+    """Where the operator's digital currency is held (minor units), summed by account kind in one
+    aggregate: the parts add up to the circulation it obtained from the central bank
+    (-tokens_held). Only the operator knows this split; the central bank sees the total."""
+    kinds = ledger.balances_by_kind(session)
+    return {
+        "wallets": kinds.get("wallet", 0),
+        "escrows": kinds.get("escrow", 0),
+        "vouchers": kinds.get("voucher", 0),
+        "offline_purses": kinds.get("offline_purse", 0),
+        "vault_float": kinds.get("vault_float", 0),
+        "in_transit": kinds.get("in_transit", 0),
+    }
