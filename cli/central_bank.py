@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import httpx
 import typer
+from rich.markup import escape
 
 from cbdc.crypto import SigningKey
 from cbdc.envelope import CENTRAL_BANK_AUDIENCE
@@ -87,6 +88,59 @@ def print_supply(supply: dict[str, Any], network: NetworkConfig) -> None:
         )
 
 
+HOLDING_COLUMNS = (
+    ("wallets", "wallets"),
+    ("locked in escrows", "escrows"),
+    ("vouchers", "vouchers"),
+    ("offline purses", "offline_purses"),
+    ("vault float", "vault_float"),
+    ("in transit", "in_transit"),
+)
+
+
+def operator_holdings(network: NetworkConfig) -> list[tuple[str, dict[str, Any] | None]]:
+    """Each operator's split of its circulation (staff `GET /v1/admin/vault`): only the operator
+    knows it, the central bank sees the total (tier privacy). None: the operator did not answer
+    (one line says so; a staff key that cannot be read, `read_key` has said why)."""
+    found: list[tuple[str, dict[str, Any] | None]] = []
+    for node in network.operators:
+        try:
+            vault = staff_client(network, node.code).request("GET", "/v1/admin/vault")
+            found.append((node.code, dict(vault["holdings"])))
+        except (RemoteError, RemoteUnavailable, KeyError, TypeError) as exc:
+            console.print(
+                f"[yellow]{node.code} did not answer[/]: {escape(str(exc))}", highlight=False
+            )
+            found.append((node.code, None))
+        except typer.Exit:
+            found.append((node.code, None))
+    return found
+
+
+def print_holdings(found: list[tuple[str, dict[str, Any] | None]], network: NetworkConfig) -> None:
+    def m(minor: int) -> str:  # the currency once, in the caption: six amounts a row
+        return money(int(minor), network.currency_decimals)
+
+    rows = [
+        (code, *(m(held.get(key, 0)) for _, key in HOLDING_COLUMNS))
+        for code, held in found
+        if held is not None
+    ]
+    if not rows:
+        return
+    columns = tuple(title for title, _ in HOLDING_COLUMNS)
+    console.print(
+        fitting_table(
+            ("operator", *columns),
+            rows,
+            title="Where the digital currency is held (operators' books)",
+            right=columns,
+            whole=columns,
+            caption=f"amounts in {network.currency}",
+        )
+    )
+
+
 def print_vault(vault: dict[str, Any], code: str, network: NetworkConfig) -> None:
     def m(minor: int) -> str:
         return money(int(minor), network.currency_decimals, network.currency)
@@ -121,6 +175,7 @@ def register(app: typer.Typer, load_network: Callable[[Path | None], NetworkConf
         except (RemoteError, RemoteUnavailable) as exc:
             fail(exc)
         print_supply(answer, network)
+        print_holdings(operator_holdings(network), network)
 
     def vault_operation(
         kind: str, operator: str, amount: str, idempotency_key: str | None, data_dir: Path | None

@@ -64,6 +64,20 @@ def test_central_bank_supply_issue_and_redeem(live_network: LiveNetwork) -> None
     assert {"BKA1", "BKB1", "total"} <= set(before), before
     shown = cli("central-bank", "supply").stdout
     assert "reserves" in shown and "live tokens" in shown
+    # each operator's split, from its own books (the central bank knows only the totals)
+    held = shown[shown.index("Where the digital currency is held (operators' books)") :]
+    for column in (
+        "operator",
+        "wallets",
+        "locked in escrows",
+        "vouchers",
+        "offline purses",
+        "vault float",
+        "in transit",
+    ):
+        assert column in held, held
+    assert "BKA1" in held and "BKB1" in held and "amounts in CNY" in held, held
+    assert "did not answer" not in shown, shown
 
     issued = cli("central-bank", "issue", "--operator", "BKA1", "1000").stdout
     assert "BKA1 issuance done: 1,000.00 CNY" in issued, issued
