@@ -118,6 +118,8 @@ _MONEY_CHECKS = (
     "fraud_losses",
     "awaiting settlement",
     "settled obligations",
+    "what the escrows hold",
+    "what the vouchers hold",
 )
 
 

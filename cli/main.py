@@ -14,7 +14,7 @@ from rich.table import Table
 
 from cbdc.http import RemoteError, RemoteUnavailable
 from cbdc.settings import NetworkConfig, Settings, network_file
-from cli.console import audit_table, console, fitting_table
+from cli.console import audit_table, console, fitting_table, money
 from cli.dashboard import login_link, print_login_link
 
 app = typer.Typer(
@@ -168,6 +168,15 @@ def audit(
         print(json.dumps(report, indent=2))
     else:
         console.print(audit_table(report, config.currency_decimals, config.currency))
+        for code, held in report["operators"].items():  # counted in each operator's CBDC
+            locked = money(held["escrows"], config.currency_decimals, config.currency)
+            earmarked = money(held["vouchers"], config.currency_decimals, config.currency)
+            console.print(
+                f"{code}: {locked} locked in {held['escrows_open']:,} open escrows, "
+                f"{earmarked} earmarked in vouchers ({held['programmes_active']:,} active "
+                "programmes)",
+                highlight=False,
+            )
         if report["offline_devices"]:
             console.print(unsynced_table(report["offline_devices"], config))
         console.print(

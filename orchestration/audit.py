@@ -199,6 +199,7 @@ def audit_network(
                 )
             }
             | _offline_summary(r)
+            | _programmable_summary(r)
             for code, r in operators.items()
         },
         "failed_outbox_jobs": failed,
@@ -314,4 +315,15 @@ def _offline_summary(report: dict[str, Any]) -> dict[str, Any]:
         "offline_claims_forwarding": offline.get("claims_forwarding", 0),
         "offline_double_spends": offline.get("double_spends", 0),
         "fraud_losses": offline.get("fraud_losses", 0),
+    }
+
+
+def _programmable_summary(report: dict[str, Any]) -> dict[str, Any]:
+    """An operator's locked and earmarked value for the audit report: held in escrow accounts
+    (and how many escrows are open), in voucher accounts (and how many programmes are active)."""
+    return {
+        "escrows": report.get("escrows", 0),
+        "escrows_open": report.get("escrows_open", 0),
+        "vouchers": report.get("vouchers", 0),
+        "programmes_active": report.get("programmes_active", 0),
     }

@@ -31,6 +31,8 @@ def test_cli_audit_json(live_network: LiveNetwork) -> None:
     for node in live_network.config.operators:
         assert f"{node.code}: live tokens at central bank == float + wallets + in transit" in names
     assert set(report["operators"]) == {n.code for n in live_network.config.operators}
+    for summary in report["operators"].values():  # locked and earmarked value (issue #17)
+        assert {"escrows", "escrows_open", "vouchers", "programmes_active"} <= set(summary)
     assert report["central_bank"]["live_token_value"] == (
         report["central_bank"]["issued"] - report["central_bank"]["redeemed"]
     )

@@ -128,4 +128,8 @@ def test_history_and_audit_fit_80_columns(live_network: LiveNetwork) -> None:
     audit = narrow("audit", timeout=120).stdout
     assert all(len(line) <= 80 for line in audit.splitlines()), audit
     assert "CNY" in audit and "all invariants hold" in audit, audit
+    # locked and earmarked value, shown to a person (counted in each operator's CBDC)
+    for code in ("BKA1", "BKB1"):
+        assert f"{code}: " in audit and "locked in" in audit, audit
+    assert "earmarked in vouchers" in audit, audit
     assert "…" not in audit
