@@ -14,24 +14,22 @@ against the payer's limits again: the escrow was, when it was created.
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from cbdc import ledger
 from cbdc.addresses import routing_code
 from cbdc.errors import IdempotencyMismatch, InsufficientFunds
-from cbdc.ledger import Leg
 from operators.compliance import aml
 from operators.context import OperatorContext
 from operators.errors import UnknownWallet
-from operators.models import Customer, Order, Wallet
+from operators.models import Order, Wallet
 from operators.payments.orders import check_signed_order, payment_receipt
 from operators.programmable import escrow_repository as erepo
 from operators.programmable.errors import AmountExceedsRemaining, NotTheArbiter
 from operators.programmable.escrows import locked, remaining_of, require_open, view
+from operators.programmable.payout import lock_payout_accounts, post_payout
 from operators.rawsql import raw
 from operators.settlement.queue import queue_cross_operator
 from operators.wallets import limits
@@ -122,62 +120,29 @@ def _pay(
     payee = None if cross else wallet_repo.get_wallet(session, payee_id)
     if not cross and payee is None:
         raise UnknownWallet(f"no payee wallet {payee_id}")
-    sweeping = ctx.policy.overflow == "sweep"
-    credit = ctx.account("in_transit_out") if payee is None else payee.account_id
-    wanted = [escrow["account_id"], payer.account_id, credit]
-    if sweeping and payee is not None:
-        wanted += [ctx.account("vault_float"), ctx.account("deposits_contra")]
-        wanted.append(payee_deposit(session, payee.customer_id))
-    balances = ledger.lock_accounts(session, wanted)
+    credit, balances = lock_payout_accounts(session, ctx, escrow["account_id"], payer, payee)
     if balances[escrow["account_id"]] < amount:  # the audit's invariant, checked again
         raise InsufficientFunds("the escrow account does not hold the escrow's remaining value")
-    overflow = 0
-    if payee is not None:
-        limits.require_active(payee, "payee wallet")
-        overflow = limits.cap_overflow(ctx, payee, balances[payee.account_id], amount)
-    order_id = uuid.uuid4()
-    ledger.post(
+    payment = post_payout(
         session,
-        at=now,
-        kind="escrow_unlock",
-        reference=str(escrow["id"]),
-        legs=[(escrow["account_id"], -amount), (payer.account_id, amount)],
-    )
-    entry = ledger.post(
-        session,
-        at=now,
-        kind="payment_out" if cross else "payment",
-        reference=str(order_id),
-        legs=[(payer.account_id, -amount), (credit, amount)],
-    )
-    if overflow and payee is not None:
-        legs: list[Leg] = [
-            (payee.account_id, -overflow),
-            (ctx.account("vault_float"), overflow),
-            (ctx.account("deposits_contra"), -overflow),
-            (payee_deposit(session, payee.customer_id), overflow),
-        ]
-        ledger.post(session, at=now, kind="waterfall_sweep", reference=str(order_id), legs=legs)
-    payment = wallet_repo.add_order(
-        session,
-        Order(
-            id=order_id,
-            wallet_id=payer.id,
-            nonce=f"escrow:{escrow['id']}:{order['by']}:{order['nonce']}",
-            kind="payment",
-            amount=amount,
-            counterparty=payee_id,
-            body=order,
-            signature=signature,
-            order_hash=order_hash,
-            status="pending_settlement" if cross else "completed",
-            entry_id=entry,
-            created_at=now,
-            updated_at=now,
-        ),
+        ctx,
+        source_account=escrow["account_id"],
+        payer=payer,
+        payee=payee,
+        payee_id=payee_id,
+        credit=credit,
+        balances=balances,
+        amount=amount,
+        unlock_kind="escrow_unlock",
+        unlock_reference=str(escrow["id"]),
+        nonce=f"escrow:{escrow['id']}:{order['by']}:{order['nonce']}",
+        order=order,
+        signature=signature,
+        order_hash=order_hash,
+        now=now,
     )
     if cross:
-        queue_cross_operator(session, ctx, [(order_id, payer.id, payee_id, amount)])
+        queue_cross_operator(session, ctx, [(payment.id, payer.id, payee_id, amount)])
     _aml(session, ctx, payer, payee_id, amount, payee, now=now)
     return payment
 
@@ -200,9 +165,3 @@ def _aml(
         cursor.execute(checks.query, checks.params)
         hits = cursor.fetchall()
     aml.raise_payment_alerts(session, checks, hits, now=now)
-
-
-def payee_deposit(session: Session, customer_id: int) -> int:
-    customer = session.get(Customer, customer_id)
-    assert customer is not None
-    return int(customer.deposit_account_id)

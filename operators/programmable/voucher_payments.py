@@ -20,15 +20,12 @@ payment (which then sees `expired`) or after it commits (and returns what is lef
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from cbdc import ledger
 from cbdc.addresses import routing_code
 from cbdc.clock import iso
-from cbdc.ledger import Leg
 from operators.compliance import aml
 from operators.context import OperatorContext
 from operators.errors import SelfPayment, UnknownOperator, UnknownWallet
@@ -40,8 +37,8 @@ from operators.payments.orders import (
     payment_receipt,
 )
 from operators.programmable import voucher_repository as vrepo
-from operators.programmable.escrow_releases import payee_deposit
 from operators.programmable.merchants import category_of
+from operators.programmable.payout import lock_payout_accounts, post_payout
 from operators.programmable.programmes import locked
 from operators.programmable.voucher_errors import (
     InsufficientVoucherBalance,
@@ -134,13 +131,7 @@ def _pay(
             raise UnknownWallet(f"no payee wallet {payee_id}")
     holder = wallet_repo.get_wallet(session, holder_id)
     assert holder is not None
-    sweeping = ctx.policy.overflow == "sweep"
-    credit = ctx.account("in_transit_out") if payee is None else payee.account_id
-    wanted = [voucher["account_id"], holder.account_id, credit]
-    if sweeping and payee is not None:
-        wanted += [ctx.account("vault_float"), ctx.account("deposits_contra")]
-        wanted.append(payee_deposit(session, payee.customer_id))
-    balances = ledger.lock_accounts(session, wanted)
+    credit, balances = lock_payout_accounts(session, ctx, voucher["account_id"], holder, payee)
     # The nonce again, now that the holder's account is locked: the first look (under the
     # voucher row only) misses an order under the same nonce of another programme, or an
     # ordinary payment, sent at the same time (every payment of the holder locks its account);
@@ -158,56 +149,29 @@ def _pay(
     )
     if balances[voucher["account_id"]] < amount:  # the audit's invariant, checked again
         raise InsufficientVoucherBalance("the voucher account does not hold the amount")
-    overflow = 0
-    if payee is not None:
-        limits.require_active(payee, "payee wallet")
-        overflow = limits.cap_overflow(ctx, payee, balances[payee.account_id], amount)
-    order_id = uuid.uuid4()
-    ledger.post(
+    payment = post_payout(
         session,
-        at=now,
-        kind="voucher_unlock",
-        reference=str(voucher["programme_id"]),
-        legs=[(voucher["account_id"], -amount), (holder.account_id, amount)],
-    )
-    entry = ledger.post(
-        session,
-        at=now,
-        kind="payment_out" if cross else "payment",
-        reference=str(order_id),
-        legs=[(holder.account_id, -amount), (credit, amount)],
-    )
-    if overflow and payee is not None:
-        legs: list[Leg] = [
-            (payee.account_id, -overflow),
-            (ctx.account("vault_float"), overflow),
-            (ctx.account("deposits_contra"), -overflow),
-            (payee_deposit(session, payee.customer_id), overflow),
-        ]
-        ledger.post(session, at=now, kind="waterfall_sweep", reference=str(order_id), legs=legs)
-    payment = wallet_repo.add_order(
-        session,
-        Order(
-            id=order_id,
-            wallet_id=holder.id,
-            nonce=order["nonce"],
-            kind="payment",
-            amount=amount,
-            counterparty=payee_id,
-            body=order,
-            signature=signature,
-            order_hash=order_hash,
-            status="pending_settlement" if cross else "completed",
-            entry_id=entry,
-            created_at=now,
-            updated_at=now,
-        ),
+        ctx,
+        source_account=voucher["account_id"],
+        payer=holder,
+        payee=payee,
+        payee_id=payee_id,
+        credit=credit,
+        balances=balances,
+        amount=amount,
+        unlock_kind="voucher_unlock",
+        unlock_reference=str(voucher["programme_id"]),
+        nonce=order["nonce"],
+        order=order,
+        signature=signature,
+        order_hash=order_hash,
+        now=now,
     )
     wallet_repo.update_spend_counters(
         session, wallet.id, day=today, day_total=day_total, year=year, year_total=year_total
     )
     if cross:
-        queue_cross_operator(session, ctx, [(order_id, holder.id, payee_id, amount)])
+        queue_cross_operator(session, ctx, [(payment.id, holder.id, payee_id, amount)])
     # The AML rules of a payment (as pay_many and escrow releases run them): paying from a
     # voucher does not take a payment out of monitoring.
     checks = aml.payment_checks(ctx, [(wallet, payee_id, amount, payee)], now=now)
