@@ -296,11 +296,17 @@ def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkCo
         amount: str,
         memo: Annotated[str | None, typer.Option(help="note for the payee")] = None,
         voucher: Annotated[
-            str | None, typer.Option(help="pay from a voucher: programme id, or auto")
+            str | None,
+            typer.Option(
+                help="pay from a voucher: a programme id; auto (a voucher must pay); none "
+                "(ordinary money only). Default: a voucher where one pays at this merchant "
+                "and holds enough, else ordinary money"
+            ),
         ] = None,
         data_dir: DataDir = None,
     ) -> None:
-        """Sign and send a payment order (with --voucher: from a voucher, at a merchant)."""
+        """Sign and send a payment order; a voucher the wallet holds pays where it is eligible
+        (the payee a merchant of one of its categories), unless --voucher none."""
         network, keys = store(data_dir)
         stored = resolve(keys, name)
         try:
@@ -315,13 +321,16 @@ def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkCo
             payee_id = payee
         try:
             minor = amount_of(amount, network.currency_decimals)
+            client = client_for(network, stored)
+            if voucher is None:
+                voucher = eligible_voucher(client, payee_id, minor)
             receipt = (
-                client_for(network, stored).pay(payee_id, minor, memo=memo)
-                if voucher is None
-                else programme.voucher_pay(
-                    client_for(network, stored), payee_id, minor, voucher, memo
-                )
+                client.pay(payee_id, minor, memo=memo)
+                if voucher in (None, "none")
+                else programme.voucher_pay(client, payee_id, minor, voucher, memo)
             )
+            if voucher not in (None, "none"):
+                console.print(f"paid from a voucher of programme {voucher}")
         except (RemoteError, RemoteUnavailable) as exc:
             fail(exc)
             return
@@ -330,6 +339,16 @@ def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkCo
             f"{shown(network, receipt.amount)} -> {receipt.payee} "
             f"[bold]{receipt.status}[/]"
         )
+
+    def eligible_voucher(client: WalletClient, payee: str, amount: int) -> str | None:
+        """The programme of a voucher of this wallet that pays `amount` at `payee` (soonest to
+        expire first), or None: then the payment is made with ordinary money."""
+        vouchers = [v for v in client.balance().vouchers if v.balance >= amount]
+        if not vouchers:
+            return None
+        category = client.merchant_category(payee)
+        fitting = [v for v in vouchers if category is not None and category in v.categories]
+        return fitting[0].programme if fitting else None
 
     @group.command("history")
     def history(name: str, limit: int = 20, data_dir: DataDir = None) -> None:

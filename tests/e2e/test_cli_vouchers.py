@@ -54,8 +54,16 @@ def test_cli_vouchers(live_network: LiveNetwork) -> None:
     assert "not_eligible" in refused, refused
     none = cli("wallet", "pay", "vou-ann", "vou-bar", "5", "--voucher", "auto", code=1)
     assert "no voucher" in none, none
+    # by default a voucher pays where it is eligible; elsewhere (or --voucher none) money does
+    assert "paid from a voucher" in cli("wallet", "pay", "vou-ann", "vou-shop", "5")
+    cli("wallet", "deposit", "vou-ann", "20")
+    cli("wallet", "load", "vou-ann", "20")
+    assert "paid from a voucher" not in cli("wallet", "pay", "vou-ann", "vou-bar", "5")
+    plain = cli("wallet", "pay", "vou-ann", "vou-shop", "5", "--voucher", "none")
+    assert "paid from a voucher" not in plain, plain
+    assert "10.00 CNY" in cli("wallet", "balance", "vou-ann")  # 20 - 5 - 5 of ordinary money
     shown = cli("programme", "show", pid, "--as", "vou-gov")
-    assert "spent 50.00 CNY" in shown and "outstanding 30.00 CNY" in shown, shown
+    assert "spent 55.00 CNY" in shown and "outstanding 25.00 CNY" in shown, shown
     deadline = time.monotonic() + 60
     while "20.00 CNY" not in cli("wallet", "balance", "vou-far"):
         assert time.monotonic() < deadline, "the voucher payment did not reach the payee"
