@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Collection
 from datetime import datetime
@@ -10,6 +9,8 @@ from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
+
+from operators.programmable.event_rows import event_values
 
 COLUMNS = (
     "id, payer, payee, arbiter, amount, released, refunded, deadline, memo, status, account_id, "
@@ -104,17 +105,7 @@ def find_event(
 
 
 def add_event(session: Session, **row: Any) -> None:
-    values = {
-        "by_wallet": None,
-        "nonce": None,
-        "signature": None,
-        "order_hash": None,
-        "order_id": None,
-        "entry_id": None,
-        **row,
-    }
-    body = values.pop("body", None)
-    values["body"] = json.dumps(body) if body is not None else None
+    values = event_values(row, "by_wallet")
     session.execute(
         text(
             "INSERT INTO escrow_events (escrow_id, kind, amount, by_wallet, nonce, body, "

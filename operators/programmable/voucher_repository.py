@@ -11,6 +11,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from operators.programmable.event_rows import event_values
+
 PROGRAMME = (
     "id, issuer, name, categories, per_holder, expires_at, status, granted, returned, nonce, "
     "order_hash, created_at, expired_at, (SELECT coalesce(sum(v.spent), 0) FROM voucher_accounts v "
@@ -130,16 +132,7 @@ def add_to(
 
 
 def add_event(session: Session, **row: Any) -> None:
-    values = {
-        "nonce": None,
-        "signature": None,
-        "order_hash": None,
-        "order_id": None,
-        "entry_id": None,
-        **row,
-    }
-    body = values.pop("body", None)
-    values["body"] = json.dumps(body) if body is not None else None
+    values = event_values(row)
     session.execute(
         text(
             "INSERT INTO voucher_events (programme_id, holder, kind, amount, nonce, body, "
