@@ -19,15 +19,13 @@ from typing import Annotated, Any
 
 import typer
 
-from cbdc.addresses import is_valid_wallet_id
 from cbdc.clock import iso, parse_iso, utcnow
 from cbdc.http import RemoteError, RemoteUnavailable
 from cbdc.settings import NetworkConfig
 from cli.cash import key_store, staff_client
 from cli.console import amount_of, console, fail, fitting_table, money
-from wallets.client import OperatorClient, WalletClient
+from cli.wallet_access import client_for, remote, resolve, wallet_id_of
 from wallets.escrows import Escrow
-from wallets.keystore import KeyStore, StoredWallet
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="network data directory")]
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -51,28 +49,6 @@ def deadline_of(text: str) -> str:
 
 
 def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkConfig]) -> None:
-    def resolve(keys: KeyStore, name: str) -> StoredWallet:
-        try:
-            return keys.get(name)
-        except KeyError as exc:
-            console.print(f"[red]{exc.args[0]}[/] (see `cbdc wallet list`)")
-            raise typer.Exit(2) from None
-
-    def wallet_id_of(keys: KeyStore, name: str) -> str:
-        try:
-            return keys.get(name).wallet_id
-        except KeyError:
-            if not is_valid_wallet_id(name):
-                console.print(
-                    f"[red]'{name}' is neither a local wallet nickname nor a wallet id[/]"
-                )
-                raise typer.Exit(2) from None
-            return name
-
-    def client_for(network: NetworkConfig, stored: StoredWallet) -> WalletClient:
-        operator = OperatorClient.connect(network.operator(stored.operator).url)
-        return operator.wallet(stored.wallet_id, stored.key)
-
     def show(network: NetworkConfig, e: Escrow) -> None:
         m = lambda minor: money(minor, network.currency_decimals, network.currency)  # noqa: E731
         console.print(
@@ -113,16 +89,15 @@ def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkCo
         stored = resolve(keys, payer)
         payee_id = wallet_id_of(keys, payee)
         arbiter_id = wallet_id_of(keys, arbiter) if arbiter is not None else None
-        try:
-            escrow = client_for(network, stored).create_escrow(
+        escrow = remote(
+            lambda: client_for(network, stored).create_escrow(
                 payee_id,
                 amount_of(amount, network.currency_decimals),
                 deadline=deadline_of(deadline),
                 arbiter=arbiter_id,
                 memo=memo,
             )
-        except (RemoteError, RemoteUnavailable) as exc:
-            fail(exc)
+        )
         show(network, escrow)
 
     @group.command("release")
@@ -137,16 +112,12 @@ def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkCo
         """Release (part of) the escrow to its payee."""
         network = load_network(data_dir)
         client = client_for(network, resolve(key_store(network), as_))
-        try:
-            value = (
-                amount_of(amount, network.currency_decimals)
-                if amount is not None
-                else client.escrow(escrow_id).remaining
-            )
-            escrow = client.release_escrow(escrow_id, value)
-        except (RemoteError, RemoteUnavailable) as exc:
-            fail(exc)
-        show(network, escrow)
+        value = (
+            amount_of(amount, network.currency_decimals)
+            if amount is not None
+            else remote(lambda: client.escrow(escrow_id).remaining)
+        )
+        show(network, remote(lambda: client.release_escrow(escrow_id, value)))
 
     @group.command("refund")
     def refund(
@@ -156,11 +127,8 @@ def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkCo
     ) -> None:
         """Give what remains back to the payer (the arbiter, or the payee giving it up)."""
         network = load_network(data_dir)
-        try:
-            escrow = client_for(network, resolve(key_store(network), as_)).refund_escrow(escrow_id)
-        except (RemoteError, RemoteUnavailable) as exc:
-            fail(exc)
-        show(network, escrow)
+        stored = resolve(key_store(network), as_)
+        show(network, remote(lambda: client_for(network, stored).refund_escrow(escrow_id)))
 
     @group.command("show")
     def show_escrow(

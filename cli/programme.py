@@ -17,29 +17,15 @@ from typing import Annotated
 
 import typer
 
-from cbdc.http import RemoteError, RemoteUnavailable
 from cbdc.settings import NetworkConfig
 from cli.cash import key_store
-from cli.console import amount_of, console, fail, fitting_table, money
+from cli.console import amount_of, console, fitting_table, money
 from cli.escrow import deadline_of
-from wallets.client import OperatorClient, WalletClient
-from wallets.keystore import KeyStore, StoredWallet
+from cli.wallet_access import client_for, remote, resolve
+from wallets.client import WalletClient
 from wallets.vouchers import Programme, VoucherPayment
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="network data directory")]
-
-
-def resolve(keys: KeyStore, name: str) -> StoredWallet:
-    try:
-        return keys.get(name)
-    except KeyError as exc:
-        console.print(f"[red]{exc.args[0]}[/] (see `cbdc wallet list`)")
-        raise typer.Exit(2) from None
-
-
-def client_for(network: NetworkConfig, stored: StoredWallet) -> WalletClient:
-    operator = OperatorClient.connect(network.operator(stored.operator).url)
-    return operator.wallet(stored.wallet_id, stored.key)
 
 
 def voucher_pay(
@@ -105,15 +91,14 @@ def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkCo
         """Create a programme of vouchers ISSUER grants (spendable at --categories)."""
         network = load_network(data_dir)
         client = client_for(network, resolve(key_store(network), issuer))
-        try:
-            created = client.create_programme(
+        created = remote(
+            lambda: client.create_programme(
                 name=name,
                 categories=[c.strip() for c in categories.split(",") if c.strip()],
                 per_holder=amount_of(per_holder, network.currency_decimals),
                 expires_at=expiry_of(expires),
             )
-        except (RemoteError, RemoteUnavailable) as exc:
-            fail(exc)
+        )
         show(network, created)
 
     @group.command("fund")
@@ -132,12 +117,11 @@ def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkCo
             holder_id = keys.get(holder).wallet_id
         except KeyError:
             holder_id = holder
-        try:
-            granted = client.grant_voucher(
+        granted = remote(
+            lambda: client.grant_voucher(
                 programme, holder_id, amount_of(amount, network.currency_decimals)
             )
-        except (RemoteError, RemoteUnavailable) as exc:
-            fail(exc)
+        )
         show(network, granted)
 
     @group.command("show")
@@ -148,8 +132,5 @@ def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkCo
     ) -> None:
         """The programme, its totals and holders."""
         network = load_network(data_dir)
-        try:
-            shown = client_for(network, resolve(key_store(network), as_)).programme(programme)
-        except (RemoteError, RemoteUnavailable) as exc:
-            fail(exc)
-        show(network, shown)
+        stored = resolve(key_store(network), as_)
+        show(network, remote(lambda: client_for(network, stored).programme(programme)))

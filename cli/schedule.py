@@ -17,13 +17,11 @@ from typing import Annotated
 
 import typer
 
-from cbdc.addresses import is_valid_wallet_id
 from cbdc.clock import iso, parse_iso, utcnow
-from cbdc.http import RemoteError, RemoteUnavailable
 from cbdc.settings import NetworkConfig
-from cli.console import amount_of, console, fail, fitting_table, money
-from wallets.client import OperatorClient, WalletClient
-from wallets.keystore import KeyStore, StoredWallet
+from cli.console import amount_of, console, fitting_table, money
+from cli.wallet_access import client_for, remote, resolve, wallet_id_of
+from wallets.keystore import KeyStore
 from wallets.schedules import Schedule
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="network data directory")]
@@ -64,17 +62,6 @@ def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkCo
         base = Path(network.central_bank.key_file).parent.parent
         return network, KeyStore(base / "wallets")
 
-    def resolve(keys: KeyStore, name: str) -> StoredWallet:
-        try:
-            return keys.get(name)
-        except KeyError as exc:
-            console.print(f"[red]{exc.args[0]}[/] (see `cbdc wallet list`)")
-            raise typer.Exit(2) from None
-
-    def client_for(network: NetworkConfig, stored: StoredWallet) -> WalletClient:
-        operator = OperatorClient.connect(network.operator(stored.operator).url)
-        return operator.wallet(stored.wallet_id, stored.key)
-
     def shown(network: NetworkConfig, minor: int) -> str:
         return money(minor, network.currency_decimals, network.currency)
 
@@ -99,19 +86,11 @@ def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkCo
         """Sign a schedule: pay PAYEE AMOUNT at --at, then --every, --count times at most."""
         network, keys = store(data_dir)
         stored = resolve(keys, payer)
-        try:
-            payee_id = keys.get(payee).wallet_id
-        except KeyError:
-            if not is_valid_wallet_id(payee):
-                console.print(
-                    f"[red]'{payee}' is neither a local wallet nickname nor a wallet id[/]"
-                )
-                raise typer.Exit(2) from None
-            payee_id = payee
+        payee_id = wallet_id_of(keys, payee)
         if every is not None and count is None:
             raise typer.BadParameter("--count is needed with --every", param_hint="--count")
-        try:
-            schedule = client_for(network, stored).schedule_payment(
+        schedule = remote(
+            lambda: client_for(network, stored).schedule_payment(
                 payee_id,
                 amount_of(amount, network.currency_decimals),
                 first_at=time_of(at, utcnow()),
@@ -119,8 +98,7 @@ def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkCo
                 count=count if count is not None else 1,
                 memo=memo,
             )
-        except (RemoteError, RemoteUnavailable) as exc:
-            fail(exc)
+        )
         console.print(describe(network, schedule), soft_wrap=True)
 
     @group.command("cancel")
@@ -131,20 +109,16 @@ def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkCo
     ) -> None:
         """Cancel a schedule (no execution after this)."""
         network, keys = store(data_dir)
-        try:
-            schedule = client_for(network, resolve(keys, as_)).cancel_schedule(schedule_id)
-        except (RemoteError, RemoteUnavailable) as exc:
-            fail(exc)
+        stored = resolve(keys, as_)
+        schedule = remote(lambda: client_for(network, stored).cancel_schedule(schedule_id))
         console.print(describe(network, schedule), soft_wrap=True)
 
     @group.command("list")
     def list_schedules(name: str, data_dir: DataDir = None) -> None:
         """The wallet's schedules and their executions so far."""
         network, keys = store(data_dir)
-        try:
-            found = client_for(network, resolve(keys, name)).schedules()
-        except (RemoteError, RemoteUnavailable) as exc:
-            fail(exc)
+        stored = resolve(keys, name)
+        found = remote(lambda: client_for(network, stored).schedules())
         rows = [
             (
                 s.schedule_id,
