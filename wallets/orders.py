@@ -14,6 +14,19 @@ def _nonce() -> str:
     return secrets.token_hex(16)
 
 
+def _order(kind: str, nonce: str | None, fields: dict[str, Any], **optional: Any) -> dict[str, Any]:
+    """`type`, the fields, `nonce` (random when not given) and `created_at`, then each of
+    `optional` (in the order given) that is not None."""
+    order: dict[str, Any] = {
+        "type": kind,
+        **fields,
+        "nonce": nonce or _nonce(),
+        "created_at": iso(utcnow()),
+    }
+    order.update((name, value) for name, value in optional.items() if value is not None)
+    return order
+
+
 def payment_order(
     *,
     payer: str,
@@ -23,40 +36,20 @@ def payment_order(
     memo: str | None = None,
     nonce: str | None = None,
 ) -> dict[str, Any]:
-    order: dict[str, Any] = {
-        "type": "payment",
-        "payer": payer,
-        "payee": payee,
-        "amount": amount,
-        "currency": currency,
-        "nonce": nonce or _nonce(),
-        "created_at": iso(utcnow()),
-    }
-    if memo is not None:
-        order["memo"] = memo
-    return order
+    return _order(
+        "payment",
+        nonce,
+        dict(payer=payer, payee=payee, amount=amount, currency=currency),
+        memo=memo,
+    )
 
 
 def load_order(*, wallet: str, amount: int, currency: str, nonce: str | None = None) -> dict:
-    return {
-        "type": "load",
-        "wallet": wallet,
-        "amount": amount,
-        "currency": currency,
-        "nonce": nonce or _nonce(),
-        "created_at": iso(utcnow()),
-    }
+    return _order("load", nonce, dict(wallet=wallet, amount=amount, currency=currency))
 
 
 def unload_order(*, wallet: str, amount: int, currency: str, nonce: str | None = None) -> dict:
-    return {
-        "type": "unload",
-        "wallet": wallet,
-        "amount": amount,
-        "currency": currency,
-        "nonce": nonce or _nonce(),
-        "created_at": iso(utcnow()),
-    }
+    return _order("unload", nonce, dict(wallet=wallet, amount=amount, currency=currency))
 
 
 def cash_withdrawal_order(
@@ -64,44 +57,27 @@ def cash_withdrawal_order(
 ) -> dict[str, Any]:
     """The holder's consent to take `amount` out of `wallet` in banknotes at the operator's
     counter (staff submit it: `POST /v1/admin/wallets/{id}/cash-withdraw`)."""
-    return {
-        "type": "cash_withdrawal",
-        "wallet": wallet,
-        "amount": amount,
-        "currency": currency,
-        "nonce": nonce or _nonce(),
-        "created_at": iso(utcnow()),
-    }
+    return _order("cash_withdrawal", nonce, dict(wallet=wallet, amount=amount, currency=currency))
 
 
 def offline_device_order(
     *, wallet: str, public_key: str, name: str, currency: str, nonce: str | None = None
 ) -> dict[str, Any]:
     """Register an offline device's key to `wallet` (wallets/offline/client.py)."""
-    return {
-        "type": "offline_device",
-        "wallet": wallet,
-        "public_key": public_key,
-        "name": name,
-        "currency": currency,
-        "nonce": nonce or _nonce(),
-        "created_at": iso(utcnow()),
-    }
+    return _order(
+        "offline_device",
+        nonce,
+        dict(wallet=wallet, public_key=public_key, name=name, currency=currency),
+    )
 
 
 def offline_fund_order(
     *, wallet: str, device: str, amount: int, currency: str, nonce: str | None = None
 ) -> dict[str, Any]:
     """Move `amount` from `wallet` into `device`'s purse (wallets/offline/client.py)."""
-    return {
-        "type": "offline_fund",
-        "wallet": wallet,
-        "device": device,
-        "amount": amount,
-        "currency": currency,
-        "nonce": nonce or _nonce(),
-        "created_at": iso(utcnow()),
-    }
+    return _order(
+        "offline_fund", nonce, dict(wallet=wallet, device=device, amount=amount, currency=currency)
+    )
 
 
 def escrow_order(
@@ -117,46 +93,25 @@ def escrow_order(
 ) -> dict[str, Any]:
     """Lock `amount` of `payer` for `payee` until `deadline` (ISO 8601 with zone); released by
     the payer, or by `arbiter` (a wallet at the payer's operator) when there is one."""
-    order: dict[str, Any] = {
-        "type": "escrow",
-        "payer": payer,
-        "payee": payee,
-        "amount": amount,
-        "currency": currency,
-        "deadline": deadline,
-        "nonce": nonce or _nonce(),
-        "created_at": iso(utcnow()),
-    }
-    if arbiter is not None:
-        order["arbiter"] = arbiter
-    if memo is not None:
-        order["memo"] = memo
-    return order
+    return _order(
+        "escrow",
+        nonce,
+        dict(payer=payer, payee=payee, amount=amount, currency=currency, deadline=deadline),
+        arbiter=arbiter,
+        memo=memo,
+    )
 
 
 def escrow_release_order(
     *, escrow: str, amount: int, by: str, nonce: str | None = None
 ) -> dict[str, Any]:
     """Release `amount` of the escrow to its payee, signed by `by` (arbiter, or payer)."""
-    return {
-        "type": "escrow_release",
-        "escrow": escrow,
-        "amount": amount,
-        "by": by,
-        "nonce": nonce or _nonce(),
-        "created_at": iso(utcnow()),
-    }
+    return _order("escrow_release", nonce, dict(escrow=escrow, amount=amount, by=by))
 
 
 def escrow_refund_order(*, escrow: str, by: str, nonce: str | None = None) -> dict[str, Any]:
     """Give what remains in the escrow back to its payer, signed by `by` (arbiter, or payee)."""
-    return {
-        "type": "escrow_refund",
-        "escrow": escrow,
-        "by": by,
-        "nonce": nonce or _nonce(),
-        "created_at": iso(utcnow()),
-    }
+    return _order("escrow_refund", nonce, dict(escrow=escrow, by=by))
 
 
 def sign_order(key: SigningKey, order: dict[str, Any]) -> dict[str, Any]:
@@ -177,21 +132,20 @@ def schedule_order(
 ) -> dict[str, Any]:
     """Pay `payee` `amount` at `first_at` (ISO 8601 with zone), then every `every` seconds
     (None: once), `count` times at most (`POST /v1/schedules`)."""
-    order: dict[str, Any] = {
-        "type": "schedule",
-        "payer": payer,
-        "payee": payee,
-        "amount": amount,
-        "currency": currency,
-        "first_at": first_at,
-        "every": every,
-        "count": count,
-        "nonce": nonce or _nonce(),
-        "created_at": iso(utcnow()),
-    }
-    if memo is not None:
-        order["memo"] = memo
-    return order
+    return _order(
+        "schedule",
+        nonce,
+        dict(
+            payer=payer,
+            payee=payee,
+            amount=amount,
+            currency=currency,
+            first_at=first_at,
+            every=every,
+            count=count,
+        ),
+        memo=memo,
+    )
 
 
 def programme_order(
@@ -206,31 +160,25 @@ def programme_order(
 ) -> dict[str, Any]:
     """A programme of purpose-bound vouchers of `issuer`: spendable at merchants of
     `categories`, at most `per_holder` granted to each holder, until `expires_at`."""
-    return {
-        "type": "programme",
-        "issuer": issuer,
-        "name": name,
-        "categories": list(categories),
-        "per_holder": per_holder,
-        "expires_at": expires_at,
-        "currency": currency,
-        "nonce": nonce or _nonce(),
-        "created_at": iso(utcnow()),
-    }
+    return _order(
+        "programme",
+        nonce,
+        dict(
+            issuer=issuer,
+            name=name,
+            categories=list(categories),
+            per_holder=per_holder,
+            expires_at=expires_at,
+            currency=currency,
+        ),
+    )
 
 
 def voucher_grant_order(
     *, programme: str, holder: str, amount: int, nonce: str | None = None
 ) -> dict[str, Any]:
     """Grant `amount` of the programme's vouchers to `holder` (signed by the issuer)."""
-    return {
-        "type": "voucher_grant",
-        "programme": programme,
-        "holder": holder,
-        "amount": amount,
-        "nonce": nonce or _nonce(),
-        "created_at": iso(utcnow()),
-    }
+    return _order("voucher_grant", nonce, dict(programme=programme, holder=holder, amount=amount))
 
 
 def voucher_payment_order(
@@ -244,16 +192,9 @@ def voucher_payment_order(
     nonce: str | None = None,
 ) -> dict[str, Any]:
     """Pay an eligible merchant `payee` from the payer's voucher of `programme`."""
-    order: dict[str, Any] = {
-        "type": "voucher_payment",
-        "payer": payer,
-        "payee": payee,
-        "amount": amount,
-        "programme": programme,
-        "currency": currency,
-        "nonce": nonce or _nonce(),
-        "created_at": iso(utcnow()),
-    }
-    if memo is not None:
-        order["memo"] = memo
-    return order
+    return _order(
+        "voucher_payment",
+        nonce,
+        dict(payer=payer, payee=payee, amount=amount, programme=programme, currency=currency),
+        memo=memo,
+    )
