@@ -48,7 +48,8 @@ from cbdc.envelope import (
     verify_response,
 )
 from cbdc.settings import NetworkConfig
-from wallets.keystore import KeyStore, StoredWallet
+from cli.cash import key_store
+from wallets.keystore import StoredWallet
 from wallets.orders import sign_order
 
 CB = CENTRAL_BANK_AUDIENCE  # the central bank's service name here, as in its audience
@@ -89,10 +90,6 @@ class Signer:
     wallet: StoredWallet | None = None
 
 
-def wallet_store(network: NetworkConfig) -> KeyStore:
-    return KeyStore(Path(network.central_bank.key_file).parent.parent / "wallets")
-
-
 def resolve_signer(network: NetworkConfig, who: str | None) -> Signer | None:
     """The key and key id `--as who` stands for (None: unsigned)."""
     if who is None:
@@ -122,7 +119,7 @@ def _signer(network: NetworkConfig, who: str) -> Signer:
         return Signer(SigningKey.load(Path(node.key_file)), f"operator:{code}", code)
     name = code if kind == "wallet" and code else who
     try:
-        stored = wallet_store(network).get(name)
+        stored = key_store(network).get(name)
     except KeyError:
         raise UsageError(
             f"--as {who}: no such wallet nickname or id in the key store (`cbdc wallet list`); "
@@ -248,7 +245,7 @@ def _save_new_wallet(
 ) -> None:
     if not isinstance(data, dict) or not isinstance(data.get("wallet_id"), str):
         return
-    store = wallet_store(network)
+    store = key_store(network)
     name = (body.get("customer") or {}).get("display_name")
     if not isinstance(name, str) or any(w.name == name for w in store.all()):
         name = None  # nicknames are unique per data directory; the id still names it

@@ -19,6 +19,7 @@ import typer
 
 from cbdc.clock import iso, parse_iso, utcnow
 from cbdc.settings import NetworkConfig
+from cli.cash import key_store
 from cli.console import amount_of, console, fitting_table, money
 from cli.wallet_access import client_for, remote, resolve, wallet_id_of
 from wallets.keystore import KeyStore
@@ -59,8 +60,7 @@ def every_text(seconds: int | None) -> str:
 def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkConfig]) -> None:
     def store(data_dir: Path | None) -> tuple[NetworkConfig, KeyStore]:
         network = load_network(data_dir)
-        base = Path(network.central_bank.key_file).parent.parent
-        return network, KeyStore(base / "wallets")
+        return network, key_store(network)
 
     def shown(network: NetworkConfig, minor: int) -> str:
         return money(minor, network.currency_decimals, network.currency)

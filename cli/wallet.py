@@ -16,6 +16,7 @@ from cbdc.http import RemoteError, RemoteUnavailable, SignedClient
 from cbdc.identity import make_bank_account, make_resident_id
 from cbdc.settings import NetworkConfig
 from cli import programme
+from cli.cash import key_store
 from cli.console import amount_of, console, fail, fitting_table, money, signed_money
 from wallets.client import OperatorClient, WalletClient
 from wallets.keystore import KeyStore, StoredWallet
@@ -64,8 +65,7 @@ def _demo_evidence(
 def register(group: typer.Typer, load_network: Callable[[Path | None], NetworkConfig]) -> None:
     def store(data_dir: Path | None) -> tuple[NetworkConfig, KeyStore]:
         network = load_network(data_dir)
-        base = Path(network.central_bank.key_file).parent.parent
-        return network, KeyStore(base / "wallets")
+        return network, key_store(network)
 
     def client_for(network: NetworkConfig, stored: StoredWallet) -> WalletClient:
         operator = OperatorClient.connect(network.operator(stored.operator).url)

@@ -23,6 +23,8 @@ CONTENT_TYPES = {
     "css": "text/css; charset=utf-8",
     "svg": "image/svg+xml",
 }
+# The files an asset name may be (a fixed list, so a request costs no look at the disk).
+ASSETS = frozenset(p.name for p in STATIC.iterdir() if p.is_file())
 PAGE_HEADERS = {
     "Content-Security-Policy": CSP,
     "Cache-Control": "no-store",
@@ -49,7 +51,7 @@ def page(name: str, status: int = 200) -> HTMLResponse:
 def asset(name: str) -> Response:
     """A static asset by name (no paths: a name is one of the files in `static/`)."""
     match = ASSET_NAME.match(name)
-    if match is None or not (STATIC / name).is_file():
+    if match is None or name not in ASSETS:
         raise UnknownAsset(f"{name!r} is not a dashboard file")
     return Response(
         _read(name),

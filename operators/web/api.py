@@ -4,6 +4,7 @@ page makes to the API is signed in the browser."""
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 from typing import Annotated
 
@@ -48,12 +49,17 @@ def _static_files() -> dict[str, Path]:
 FILES = _static_files()  # a fixed list: a request never names a path of its own
 
 
+@cache
+def _read(path: Path) -> bytes:
+    return path.read_bytes()  # once per file and process, not per request
+
+
 def _file_response(name: str) -> Response:
     path = FILES.get(name)
     if path is None:
         raise NotFound(f"no file {name!r}")
     headers = {**SECURITY_HEADERS, "Cache-Control": "no-cache"}
-    return Response(path.read_bytes(), media_type=MEDIA_TYPES[path.suffix], headers=headers)
+    return Response(_read(path), media_type=MEDIA_TYPES[path.suffix], headers=headers)
 
 
 @router.get("/", include_in_schema=False)
