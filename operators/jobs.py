@@ -46,7 +46,8 @@ raises is handled by the runner (`JobRunner.dispatch`)."""
 
 Sweep = Callable[["JobRunner"], int]
 """Work an area finds due in its own tables rather than in the outbox (scheduled payments:
-`operators.programmable.schedules_run.sweep`), run at each `run_due`: it locks what it takes
+`operators.programmable.schedules_run.sweep`), run at each `run_due` (the worker's: at most
+every `OutboxWorker.sweep_every` seconds): it locks what it takes
 (FOR UPDATE SKIP LOCKED), so runners never take the same thing; it returns how much it did."""
 
 
@@ -106,7 +107,8 @@ class JobRunner:
     def tx(self, work: Any) -> Any:
         return transaction(self.factory, work)
 
-    def run_due(self, limit: int = 20) -> int:
+    def run_due(self, limit: int = 20, *, sweep: bool = True) -> int:
+        """Run the due jobs (at most `limit`) and, with `sweep`, the sweeps; how much ran."""
         self.release_interrupted()
         # This process's payments queued for batched settlement (not due yet for a worker:
         # its settler takes them at once) and whatever else is ready: settled now.
@@ -123,7 +125,7 @@ class JobRunner:
         for job in jobs:
             if job.kind != self.rtgs.kind:
                 self.run_claimed(job)
-        swept = sum(self.run_sweep(sweep) for sweep in self.sweeps)
+        swept = sum(self.run_sweep(each) for each in self.sweeps) if sweep else 0
         return gathered + len(jobs) + swept
 
     def run_sweep(self, sweep: Sweep) -> int:
@@ -299,6 +301,7 @@ class OutboxWorker(threading.Thread):
         water_mark_every: float = 2.0,
         clearing_poll_every: float = 0.5,
         clearing_idle_every: float = 10.0,
+        sweep_every: float = 1.0,
     ) -> None:
         super().__init__(name=f"outbox-{runner.ctx.code}", daemon=True)
         self.runner, self.interval, self.water_mark_every = runner, interval, water_mark_every
@@ -308,6 +311,9 @@ class OutboxWorker(threading.Thread):
         # "net" may owe us, or be owed, a settled pair).
         self.clearing_poll_every = clearing_poll_every
         self.clearing_idle_every = clearing_idle_every
+        # The sweeps (schedules, escrow deadlines, voucher expiry) open transactions of their
+        # own: run this often, not at every tick of an idle worker.
+        self.sweep_every = sweep_every
         self.stopping = threading.Event()
         self.wake = threading.Event()
 
@@ -318,6 +324,7 @@ class OutboxWorker(threading.Thread):
         last_check = 0.0
         last_prune = time.monotonic()
         last_poll = 0.0
+        last_sweep = 0.0
         while not self.stopping.is_set():
             try:
                 now = time.monotonic()
@@ -337,7 +344,10 @@ class OutboxWorker(threading.Thread):
                 if now - last_prune >= 60:
                     self.runner.tx(prune_nonces)
                     last_prune = now
-                while self.runner.run_due() and not self.stopping.is_set():
+                sweep = now - last_sweep >= self.sweep_every
+                if sweep:
+                    last_sweep = now
+                while self.runner.run_due(sweep=sweep) and not self.stopping.is_set():
                     pass
             except Exception as exc:  # never let the worker die; everything is retried
                 if log_failure(log, "outbox worker", exc):
