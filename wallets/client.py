@@ -288,6 +288,10 @@ class WalletClient(VoucherMethods):
         envelope nonce); `body` (a signed order) is the same every time."""
         return self.retry.call(lambda: self.client.request(method, path, body, **kwargs))
 
+    def _post_order(self, path: str, order: dict[str, Any]) -> Any:
+        """Sign `order` once and POST it: every try sends this same signed order."""
+        return self._request("POST", path, sign_order(self.key, order), signed=False)
+
     def balance(self) -> WalletInfo:
         return WalletInfo.model_validate(self._request("GET", f"/v1/wallets/{self.wallet_id}"))
 
@@ -322,18 +326,16 @@ class WalletClient(VoucherMethods):
         order = load_order(
             wallet=self.wallet_id, amount=amount, currency=self.operator.currency, nonce=nonce
         )
-        signed = sign_order(self.key, order)  # once: every try sends this same order
         return ExchangeResult.model_validate(
-            self._request("POST", f"/v1/wallets/{self.wallet_id}/load", signed, signed=False)
+            self._post_order(f"/v1/wallets/{self.wallet_id}/load", order)
         )
 
     def unload(self, amount: int, *, nonce: str | None = None) -> ExchangeResult:
         order = unload_order(
             wallet=self.wallet_id, amount=amount, currency=self.operator.currency, nonce=nonce
         )
-        signed = sign_order(self.key, order)  # once: every try sends this same order
         return ExchangeResult.model_validate(
-            self._request("POST", f"/v1/wallets/{self.wallet_id}/unload", signed, signed=False)
+            self._post_order(f"/v1/wallets/{self.wallet_id}/unload", order)
         )
 
     def pay(
@@ -383,8 +385,7 @@ class WalletClient(VoucherMethods):
             memo=memo,
             nonce=nonce,
         )
-        signed = sign_order(self.key, order)  # once: every try sends this same order
-        return Schedule.model_validate(self._request("POST", "/v1/schedules", signed, signed=False))
+        return Schedule.model_validate(self._post_order("/v1/schedules", order))
 
     def cancel_schedule(self, schedule_id: str) -> Schedule:
         return Schedule.model_validate(
@@ -420,26 +421,19 @@ class WalletClient(VoucherMethods):
             memo=memo,
             nonce=nonce,
         )
-        signed = sign_order(self.key, order)  # once: every try sends this same order
-        return Escrow.model_validate(self._request("POST", "/v1/escrows", signed, signed=False))
+        return Escrow.model_validate(self._post_order("/v1/escrows", order))
 
     def release_escrow(self, escrow_id: str, amount: int, *, nonce: str | None = None) -> Escrow:
         """Release `amount` to the payee, as the payer (no arbiter) or the arbiter."""
         order = escrow_release_order(
             escrow=escrow_id, amount=amount, by=self.wallet_id, nonce=nonce
         )
-        signed = sign_order(self.key, order)
-        return Escrow.model_validate(
-            self._request("POST", f"/v1/escrows/{escrow_id}/release", signed, signed=False)
-        )
+        return Escrow.model_validate(self._post_order(f"/v1/escrows/{escrow_id}/release", order))
 
     def refund_escrow(self, escrow_id: str, *, nonce: str | None = None) -> Escrow:
         """Give what remains back to the payer, as the arbiter or the payee."""
         order = escrow_refund_order(escrow=escrow_id, by=self.wallet_id, nonce=nonce)
-        signed = sign_order(self.key, order)
-        return Escrow.model_validate(
-            self._request("POST", f"/v1/escrows/{escrow_id}/refund", signed, signed=False)
-        )
+        return Escrow.model_validate(self._post_order(f"/v1/escrows/{escrow_id}/refund", order))
 
     def escrow(self, escrow_id: str) -> Escrow:
         return Escrow.model_validate(self._request("GET", f"/v1/escrows/{escrow_id}"))

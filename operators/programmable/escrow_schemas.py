@@ -8,10 +8,10 @@ from typing import Literal
 
 from pydantic import Field
 
+from operators.offline.schemas import CurrencyField, SignatureField
 from operators.schemas import AmountField, NonceField, Strict, WalletIdField
 
 EscrowIdField = Field(min_length=36, max_length=36, description="the escrow's UUID")
-SignatureField = Field(min_length=80, max_length=100)
 TimeField = Field(min_length=10, max_length=40, description="ISO 8601 with time zone")
 
 
@@ -20,7 +20,7 @@ class EscrowOrder(Strict):
     payer: str = WalletIdField
     payee: str = WalletIdField
     amount: int = AmountField
-    currency: str = Field(min_length=3, max_length=3)
+    currency: str = CurrencyField
     deadline: str = TimeField
     arbiter: str | None = Field(default=None, min_length=20, max_length=20)
     memo: str | None = Field(default=None, max_length=140)

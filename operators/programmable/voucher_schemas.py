@@ -8,7 +8,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from operators.programmable.escrow_schemas import SignatureField, TimeField
+from operators.offline.schemas import CurrencyField, SignatureField
+from operators.programmable.escrow_schemas import TimeField
 from operators.schemas import AmountField, NonceField, Strict, WalletIdField
 
 ProgrammeIdField = Field(min_length=36, max_length=36, description="the programme's UUID")
@@ -21,7 +22,7 @@ class ProgrammeOrder(Strict):
     categories: list[str] = Field(min_length=1, max_length=20)
     per_holder: int = AmountField
     expires_at: str = TimeField
-    currency: str = Field(min_length=3, max_length=3)
+    currency: str = CurrencyField
     nonce: str = NonceField
     created_at: str = TimeField
 
@@ -51,7 +52,7 @@ class VoucherPaymentOrder(Strict):
     payee: str = WalletIdField
     amount: int = AmountField
     programme: str = ProgrammeIdField
-    currency: str = Field(min_length=3, max_length=3)
+    currency: str = CurrencyField
     memo: str | None = Field(default=None, max_length=140)
     nonce: str = NonceField
     created_at: str = TimeField
